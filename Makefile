@@ -1,0 +1,78 @@
+# kagami — build, test and demo. `make` builds build/kagami and the guest
+# images; `make test` runs the whole suite; `make demo` runs the main job.
+CC ?= cc
+BUILD := build
+VERSION := 0.1.0
+
+WARN := -Wall -Wextra -Wshadow -Wmissing-prototypes -Werror
+HOST_CFLAGS := -std=c11 -D_GNU_SOURCE -pthread -g $(WARN) \
+	-DKAGAMI_VERSION='"$(VERSION)"' -I/usr/include/x86_64-linux-gnu
+HOST_LIBS := -pthread -lunwind
+SAN := -fsanitize=address,undefined -fno-omit-frame-pointer \
+	-fno-sanitize-recover=undefined
+
+VMM_SRC := $(wildcard vmm/*.c)
+CLI_SRC := $(wildcard cli/*.c)
+HOST_HDR := $(wildcard vmm/*.h cli/*.h guests/sdk/kagami_platform.h)
+
+GUEST_CFLAGS := -std=c11 -ffreestanding -fno-pie -fno-pic -nostdlib \
+	-mno-red-zone -fno-stack-protector -fno-asynchronous-unwind-tables \
+	-fcf-protection=none -O2 -g $(WARN) -Iguests
+GUEST_LDFLAGS := -static -no-pie -nostdlib -Wl,-T,guests/sdk/guest.ld \
+	-Wl,--build-id=none -Wl,-z,noexecstack -Wl,-z,max-page-size=4096 -Wl,--no-warn-rwx-segments
+SDK_SRC := $(wildcard guests/sdk/*.c) guests/sdk/entry.S
+SDK_HDR := $(wildcard guests/sdk/*.h) guests/memstress_core.h guests/sdk/guest.ld
+GUESTS := hello memstress crashme
+GUEST_ELFS := $(GUESTS:%=$(BUILD)/guests/%.elf)
+
+UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
+
+.PHONY: all test demo bench clean deps unit guests
+all: $(BUILD)/kagami $(GUEST_ELFS)
+guests: $(GUEST_ELFS)
+
+$(BUILD)/kagami: $(VMM_SRC) $(CLI_SRC) $(HOST_HDR)
+	@mkdir -p $(@D)
+	$(CC) $(HOST_CFLAGS) -O2 -o $@ $(VMM_SRC) $(CLI_SRC) $(HOST_LIBS)
+
+# The binary the tests run: the same sources under ASan and UBSan.
+$(BUILD)/asan/kagami: $(VMM_SRC) $(CLI_SRC) $(HOST_HDR)
+	@mkdir -p $(@D)
+	$(CC) $(HOST_CFLAGS) -O1 $(SAN) -o $@ $(VMM_SRC) $(CLI_SRC) $(HOST_LIBS)
+
+$(BUILD)/guests/%.elf: guests/%.c $(SDK_SRC) $(SDK_HDR)
+	@mkdir -p $(@D)
+	$(CC) $(GUEST_CFLAGS) $(GUEST_LDFLAGS) -o $@ $< $(SDK_SRC)
+
+# Unit tests link the pure vmm/ modules they test (see tests/unit/*.c).
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(VMM_SRC) $(HOST_HDR)
+	@mkdir -p $(@D)
+	$(CC) $(HOST_CFLAGS) -O1 $(SAN) -o $@ $< \
+		$(filter-out vmm/crash.c,$(VMM_SRC)) -lcmocka $(HOST_LIBS)
+
+$(BUILD)/bench/memstress_host: bench/memstress_host.c guests/memstress_core.h
+	@mkdir -p $(@D)
+	$(CC) -std=c11 -D_GNU_SOURCE -O2 $(WARN) -Iguests -o $@ $<
+
+$(BUILD)/guests/exitbench.elf: bench/exitbench.c $(SDK_SRC) $(SDK_HDR)
+	@mkdir -p $(@D)
+	$(CC) $(GUEST_CFLAGS) $(GUEST_LDFLAGS) -o $@ $< $(SDK_SRC)
+
+deps:
+	@scripts/install-deps --check >/dev/null 2>&1 || scripts/install-deps
+
+unit: $(UNIT_TESTS)
+
+test: deps
+	$(MAKE) all $(BUILD)/asan/kagami $(UNIT_TESTS)
+	tests/run.sh
+
+demo: deps
+	$(MAKE) all
+	scripts/demo.sh
+
+bench: all $(BUILD)/bench/memstress_host $(BUILD)/guests/exitbench.elf
+	bench/run.sh
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,51 @@
+/* build/kagami: the command-line entry point. */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "../vmm/crash.h"
+
+#ifndef KAGAMI_VERSION
+#define KAGAMI_VERSION "0.1.0"
+#endif
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: kagami COMMAND [OPTIONS]\n"
+		"\n"
+		"kagami is a virtual machine monitor on Linux KVM built for "
+		"fault tolerance.\n"
+		"\n"
+		"commands:\n"
+		"  run        boot a PVH guest image (see 'kagami run --help')\n"
+		"  help       show this help\n"
+		"  version    print the version\n");
+}
+
+int main(int argc, char **argv)
+{
+	if (crash_install() < 0)
+		perror("kagami: warning: crash handler not installed");
+	signal(SIGPIPE, SIG_IGN);
+	if (argc < 2) {
+		usage(stderr);
+		return KG_EXIT_USAGE;
+	}
+	const char *cmd = argv[1];
+	if (!strcmp(cmd, "run"))
+		return cmd_run(argc - 1, argv + 1);
+	if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") ||
+	    !strcmp(cmd, "-h")) {
+		usage(stdout);
+		return 0;
+	}
+	if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
+		printf("kagami %s\n", KAGAMI_VERSION);
+		return 0;
+	}
+	fprintf(stderr, "kagami: unknown command '%s' (try 'kagami --help')\n",
+		cmd);
+	return KG_EXIT_USAGE;
+}

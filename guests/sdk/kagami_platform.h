@@ -1,0 +1,76 @@
+/*
+ * kagami_platform.h — the guest-visible platform of a kagami VM.
+ *
+ * Self-contained (no includes) and shared verbatim by the host (vmm/) and the
+ * guest SDK (guests/sdk/), so the two can never disagree. Bump
+ * KAGAMI_PLATFORM_VERSION on any incompatible change; the guest can read the
+ * version the host implements from KAGAMI_PORT_VERSION.
+ *
+ * Ports (all little-endian, 32-bit accesses unless noted):
+ *   0x3f8-0x3ff  COM1 16550 UART (IRQ 4), byte accesses
+ *   0x0f4        isa-debug-exit layout: a write ends the VM. kagami exits with
+ *                the value written (& 0xff); QEMU exits with (value << 1) | 1.
+ *   0xcf9        PC reset control: writing 0x06 or 0x0e resets the VM.
+ *   0xee0-0xeff  the kagami device: identity, clock, power, fault report.
+ *
+ * Guest-physical memory: RAM from 0 up to min(mem, 3 GiB), the rest of RAM
+ * from 4 GiB; the PVH start_info memory map is authoritative. The range
+ * [KAGAMI_MMIO_BASE, 4 GiB) is reserved for MMIO devices.
+ */
+#ifndef KAGAMI_PLATFORM_H
+#define KAGAMI_PLATFORM_H
+
+#define KAGAMI_PLATFORM_VERSION 1u
+
+#define KAGAMI_COM1_PORT 0x3f8u
+#define KAGAMI_COM1_IRQ 4u
+#define KAGAMI_DEBUG_EXIT_PORT 0xf4u
+#define KAGAMI_RESET_PORT 0xcf9u
+
+#define KAGAMI_PORT_BASE 0xee0u
+#define KAGAMI_PORT_COUNT 0x20u
+/* R: KAGAMI_DEVICE_MAGIC when running under kagami (QEMU reads ~0). */
+#define KAGAMI_PORT_MAGIC (KAGAMI_PORT_BASE + 0x00u)
+/* R: KAGAMI_PLATFORM_VERSION implemented by the host. */
+#define KAGAMI_PORT_VERSION (KAGAMI_PORT_BASE + 0x04u)
+/* R: monotonic guest clock in ns, low 32 bits; the read latches the high
+ * half so that CLOCK_LO then CLOCK_HI is one consistent 64-bit value. */
+#define KAGAMI_PORT_CLOCK_LO (KAGAMI_PORT_BASE + 0x08u)
+/* R: high 32 bits latched by the last CLOCK_LO read. */
+#define KAGAMI_PORT_CLOCK_HI (KAGAMI_PORT_BASE + 0x0cu)
+/* R: number of resets since the VM was created (0 on first boot). */
+#define KAGAMI_PORT_BOOT_COUNT (KAGAMI_PORT_BASE + 0x10u)
+/* W: KAGAMI_POWER_OFF or KAGAMI_POWER_RESET. */
+#define KAGAMI_PORT_POWER (KAGAMI_PORT_BASE + 0x14u)
+/* W: guest-physical address of a struct kagami_fault_frame describing an
+ * unexpected exception; the host reports it and stops the VM. */
+#define KAGAMI_PORT_FAULT (KAGAMI_PORT_BASE + 0x18u)
+
+#define KAGAMI_DEVICE_MAGIC 0x494d474bu /* "KGMI" */
+#define KAGAMI_POWER_OFF 1u
+#define KAGAMI_POWER_RESET 2u
+
+/* Exit status kagami uses when the guest crashed (fault report or triple
+ * fault); the guest SDK writes the same value to the debug-exit port. */
+#define KAGAMI_EXIT_GUEST_CRASH 3u
+
+/* Memory layout kagami uses for PVH boot. */
+#define KAGAMI_START_INFO_GPA 0x6000ull
+#define KAGAMI_CMDLINE_GPA 0x20000ull
+#define KAGAMI_CMDLINE_MAX 4096u
+#define KAGAMI_LOW_RAM_END 0x9fc00ull   /* below the EBDA */
+#define KAGAMI_HIGH_RAM_START 0x100000ull
+#define KAGAMI_MMIO_BASE 0xc0000000ull /* 3 GiB */
+#define KAGAMI_HIGH_MEM_BASE 0x100000000ull /* 4 GiB */
+
+/* Written by the guest SDK's exception handler; all fields 64-bit. */
+struct kagami_fault_frame {
+	unsigned long long magic; /* KAGAMI_FAULT_MAGIC */
+	unsigned long long vector, error_code, cr2;
+	unsigned long long rip, cs, rflags, rsp, ss;
+	unsigned long long rax, rbx, rcx, rdx, rsi, rdi, rbp;
+	unsigned long long r8, r9, r10, r11, r12, r13, r14, r15;
+};
+#define KAGAMI_FAULT_MAGIC 0x544c554146474bull /* "KGFAULT" */
+
+#endif

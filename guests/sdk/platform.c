@@ -1,0 +1,78 @@
+/* Exit, power, clock and console: plain port I/O from ring 3. */
+#include "sdk.h"
+
+bool sdk_under_kagami(void)
+{
+	return sdk_inl(KAGAMI_PORT_MAGIC) == KAGAMI_DEVICE_MAGIC;
+}
+
+uint64_t sdk_clock_ns(void)
+{
+	if (!sdk_under_kagami())
+		return 0;
+	uint32_t lo = sdk_inl(KAGAMI_PORT_CLOCK_LO);
+	uint32_t hi = sdk_inl(KAGAMI_PORT_CLOCK_HI);
+	return ((uint64_t)hi << 32) | lo;
+}
+
+uint32_t sdk_boot_count(void)
+{
+	return sdk_under_kagami() ? sdk_inl(KAGAMI_PORT_BOOT_COUNT) : 0;
+}
+
+static __attribute__((noreturn)) void spin_forever(void)
+{
+	for (;;)
+		__asm__ volatile("pause");
+}
+
+void sdk_exit(unsigned code)
+{
+	sdk_outl(KAGAMI_DEBUG_EXIT_PORT, code);
+	sdk_power_off();
+}
+
+void sdk_power_off(void)
+{
+	sdk_outl(KAGAMI_PORT_POWER, KAGAMI_POWER_OFF);
+	spin_forever();
+}
+
+void sdk_reset(void)
+{
+	sdk_outl(KAGAMI_PORT_POWER, KAGAMI_POWER_RESET);
+	sdk_outb(KAGAMI_RESET_PORT, 0x06);
+	spin_forever();
+}
+
+/* One `rep outsb` is one exit for the whole buffer under KVM. */
+void sdk_write(const char *s, size_t n)
+{
+	__asm__ volatile("rep outsb"
+			 : "+S"(s), "+c"(n)
+			 : "d"((uint16_t)KAGAMI_COM1_PORT)
+			 : "memory");
+}
+
+void sdk_puts(const char *s)
+{
+	sdk_write(s, strlen(s));
+}
+
+int sdk_printf(const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = sdk_vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	size_t len = (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1;
+	sdk_write(buf, len);
+	return n;
+}
+
+void sdk_assert_fail(const char *expr, const char *file, int line)
+{
+	sdk_printf("assertion failed: %s at %s:%d\n", expr, file, line);
+	sdk_exit(1);
+}

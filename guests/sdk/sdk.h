@@ -1,0 +1,97 @@
+/*
+ * The kagami guest SDK: a freestanding runtime for PVH guests (no libc).
+ *
+ * The image boots through entry.S, which enters long mode and drops to ring
+ * 3; main() runs in ring 3 with the platform's ports granted through the TSS
+ * I/O bitmap, so console output, the clock and exit are plain port accesses
+ * that never cross into the (emulated, slow) guest kernel mode.
+ *
+ * The same image boots under QEMU (-M microvm -kernel); there the kagami
+ * device is absent: sdk_clock_ns() returns 0 and sdk_under_kagami() false.
+ */
+#ifndef KAGAMI_SDK_H
+#define KAGAMI_SDK_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+#include "kagami_platform.h"
+
+/* The program's entry point, in ring 3; its return value is the exit code. */
+int main(const char *cmdline);
+
+/* Ends the VM with `code` (kagami exits with it, QEMU with code*2+1). */
+__attribute__((noreturn)) void sdk_exit(unsigned code);
+/* Clean power-off / reset through the kagami device (or 0xcf9 for reset). */
+__attribute__((noreturn)) void sdk_power_off(void);
+__attribute__((noreturn)) void sdk_reset(void);
+
+bool sdk_under_kagami(void);
+/* Monotonic ns from the kagami clock device; 0 when there is none. */
+uint64_t sdk_clock_ns(void);
+/* Resets since the VM was created (0 when not under kagami). */
+uint32_t sdk_boot_count(void);
+
+/* Console (COM1). Output is batched into one string-I/O exit per call. */
+void sdk_write(const char *s, size_t n);
+void sdk_puts(const char *s);
+int sdk_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int sdk_vsnprintf(char *buf, size_t size, const char *fmt, va_list ap);
+int sdk_snprintf(char *buf, size_t size, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Command line "key=value key2=value2": value of `key` as u64 (decimal or
+ * 0x hex, with K/M/G suffixes), or `def` when absent. Malformed values end
+ * the program with a message and exit code 2. */
+uint64_t sdk_arg_u64(const char *key, uint64_t def);
+/* True when the bare word `flag` or `flag=...` appears. */
+bool sdk_arg_present(const char *flag);
+/* Copies the value of `key` into buf (NUL-terminated); false if absent. */
+bool sdk_arg_str(const char *key, char *buf, size_t size);
+const char *sdk_cmdline(void);
+
+/* Page-aligned bump allocation from RAM the memory map marks usable and the
+ * SDK maps (below 4 GiB); NULL when there is not enough. */
+void *sdk_alloc(size_t bytes);
+/* Usable RAM bytes known to the allocator (left to allocate). */
+uint64_t sdk_mem_free(void);
+
+void *memset(void *d, int c, size_t n);
+void *memcpy(void *d, const void *s, size_t n);
+int memcmp(const void *a, const void *b, size_t n);
+size_t strlen(const char *s);
+int strncmp(const char *a, const char *b, size_t n);
+
+/* Tiny test helper: prints the failed expression with file:line, exits 1. */
+#define SDK_ASSERT(cond)                                                       \
+	do {                                                                   \
+		if (!(cond))                                                   \
+			sdk_assert_fail(#cond, __FILE__, __LINE__);           \
+	} while (0)
+__attribute__((noreturn)) void sdk_assert_fail(const char *expr,
+					      const char *file, int line);
+
+/* Port I/O, usable from ring 3 for the granted ports. */
+static inline void sdk_outb(uint16_t port, uint8_t v)
+{
+	__asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port));
+}
+static inline void sdk_outl(uint16_t port, uint32_t v)
+{
+	__asm__ volatile("outl %0, %1" : : "a"(v), "Nd"(port));
+}
+static inline uint8_t sdk_inb(uint16_t port)
+{
+	uint8_t v;
+	__asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
+	return v;
+}
+static inline uint32_t sdk_inl(uint16_t port)
+{
+	uint32_t v;
+	__asm__ volatile("inl %1, %0" : "=a"(v) : "Nd"(port));
+	return v;
+}
+
+#endif

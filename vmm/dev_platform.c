@@ -1,0 +1,197 @@
+/*
+ * Platform ports: isa-debug-exit (0xf4), PC reset control (0xcf9) and the
+ * kagami device (0xee0: identity, clock, power, fault report).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "devices.h"
+#include "vm.h"
+#include "../guests/sdk/kagami_platform.h"
+
+static uint32_t le32(const void *data, unsigned size)
+{
+	uint32_t v = 0;
+	memcpy(&v, data, size < 4 ? size : 4);
+	return v;
+}
+
+static void put_le32(void *data, unsigned size, uint32_t v)
+{
+	memset(data, 0, size);
+	memcpy(data, &v, size < 4 ? size : 4);
+}
+
+/* --- isa-debug-exit --- */
+
+static void exit_read(void *opaque, uint64_t off, void *data, unsigned size)
+{
+	(void)opaque, (void)off;
+	memset(data, 0xff, size);
+}
+
+static void exit_write(void *opaque, uint64_t off, const void *data,
+		       unsigned size)
+{
+	struct dev_platform *d = opaque;
+	(void)off;
+	vm_request_stop(d->vm, VM_STOP_EXIT, (int)(le32(data, size) & 0xff),
+			NULL);
+}
+
+static const struct bus_dev_ops exit_ops = { exit_read, exit_write, NULL };
+
+/* --- 0xcf9 reset control --- */
+
+static void reset_read(void *opaque, uint64_t off, void *data, unsigned size)
+{
+	struct dev_platform *d = opaque;
+	(void)off;
+	pthread_mutex_lock(&d->lock);
+	put_le32(data, size, d->reset_reg);
+	pthread_mutex_unlock(&d->lock);
+}
+
+static void reset_write(void *opaque, uint64_t off, const void *data,
+			unsigned size)
+{
+	struct dev_platform *d = opaque;
+	uint8_t v = (uint8_t)le32(data, size);
+	(void)off;
+	pthread_mutex_lock(&d->lock);
+	d->reset_reg = v & 0x0e;
+	pthread_mutex_unlock(&d->lock);
+	if (v & 0x04) /* RST_CPU */
+		vm_request_stop(d->vm, VM_STOP_RESET, 0, NULL);
+}
+
+static const struct bus_dev_ops reset_ops = { reset_read, reset_write, NULL };
+
+/* --- the kagami device --- */
+
+static void kdev_read(void *opaque, uint64_t off, void *data, unsigned size)
+{
+	struct dev_platform *d = opaque;
+	uint32_t v = 0xffffffffu;
+	switch (KAGAMI_PORT_BASE + off) {
+	case KAGAMI_PORT_MAGIC:
+		v = KAGAMI_DEVICE_MAGIC;
+		break;
+	case KAGAMI_PORT_VERSION:
+		v = KAGAMI_PLATFORM_VERSION;
+		break;
+	case KAGAMI_PORT_CLOCK_LO: {
+		uint64_t ns = gate_time_ns(&d->vm->gate);
+		pthread_mutex_lock(&d->lock);
+		d->clock_hi_latch = (uint32_t)(ns >> 32);
+		pthread_mutex_unlock(&d->lock);
+		v = (uint32_t)ns;
+		break;
+	}
+	case KAGAMI_PORT_CLOCK_HI:
+		pthread_mutex_lock(&d->lock);
+		v = d->clock_hi_latch;
+		pthread_mutex_unlock(&d->lock);
+		break;
+	case KAGAMI_PORT_BOOT_COUNT:
+		v = d->vm->boot_count;
+		break;
+	}
+	put_le32(data, size, v);
+}
+
+static const char *const vector_names[32] = {
+	"#DE divide error", "#DB debug", "NMI", "#BP breakpoint",
+	"#OF overflow", "#BR bound range", "#UD invalid opcode",
+	"#NM device not available", "#DF double fault", "coprocessor overrun",
+	"#TS invalid TSS", "#NP segment not present", "#SS stack fault",
+	"#GP general protection", "#PF page fault", "reserved 15",
+	"#MF x87 error", "#AC alignment check", "#MC machine check",
+	"#XM SIMD error", "#VE virtualization", "#CP control protection",
+};
+
+void fault_frame_format(const void *frame, char *buf, size_t size)
+{
+	struct kagami_fault_frame f;
+	memcpy(&f, frame, sizeof(f));
+	const char *name = f.vector < 32 && vector_names[f.vector]
+				   ? vector_names[f.vector]
+				   : "unknown";
+	snprintf(buf, size,
+		 "guest fault: vector %llu (%s), error code 0x%llx, "
+		 "rip=%016llx cr2=%016llx\n"
+		 "  rip=%016llx rsp=%016llx rflags=%016llx cs=%04llx ss=%04llx\n"
+		 "  rax=%016llx rbx=%016llx rcx=%016llx rdx=%016llx\n"
+		 "  rsi=%016llx rdi=%016llx rbp=%016llx r8 =%016llx\n"
+		 "  r9 =%016llx r10=%016llx r11=%016llx r12=%016llx\n"
+		 "  r13=%016llx r14=%016llx r15=%016llx",
+		 f.vector, name, f.error_code, f.rip, f.cr2, f.rip, f.rsp,
+		 f.rflags, f.cs, f.ss, f.rax, f.rbx, f.rcx, f.rdx, f.rsi,
+		 f.rdi, f.rbp, f.r8, f.r9, f.r10, f.r11, f.r12, f.r13, f.r14,
+		 f.r15);
+}
+
+static void fault_report(struct dev_platform *d, uint32_t gpa)
+{
+	const struct kagami_fault_frame *f = guest_mem_ptr(
+		&d->vm->mem, gpa, sizeof(struct kagami_fault_frame));
+	if (!f || f->magic != KAGAMI_FAULT_MAGIC) {
+		vm_request_stop(d->vm, VM_STOP_CRASH, 0,
+				"guest fault: report at 0x%x is %s", gpa,
+				f ? "malformed (bad magic)"
+				  : "outside guest RAM");
+		return;
+	}
+	char msg[1024];
+	fault_frame_format(f, msg, sizeof(msg));
+	vm_request_stop(d->vm, VM_STOP_CRASH, 0, "%s", msg);
+}
+
+static void kdev_write(void *opaque, uint64_t off, const void *data,
+		       unsigned size)
+{
+	struct dev_platform *d = opaque;
+	uint32_t v = le32(data, size);
+	switch (KAGAMI_PORT_BASE + off) {
+	case KAGAMI_PORT_POWER:
+		if (v == KAGAMI_POWER_OFF)
+			vm_request_stop(d->vm, VM_STOP_POWEROFF, 0, NULL);
+		else if (v == KAGAMI_POWER_RESET)
+			vm_request_stop(d->vm, VM_STOP_RESET, 0, NULL);
+		break;
+	case KAGAMI_PORT_FAULT:
+		fault_report(d, v);
+		break;
+	}
+}
+
+static const struct bus_dev_ops kdev_ops = { kdev_read, kdev_write, NULL };
+
+int dev_platform_init(struct dev_platform *d, struct vm *vm, struct kg_err *e)
+{
+	d->vm = vm;
+	pthread_mutex_init(&d->lock, NULL);
+	dev_platform_reset(d);
+	if (bus_add(&vm->pio, KAGAMI_DEBUG_EXIT_PORT, 4, &exit_ops, d,
+		    "isa-debug-exit", e) < 0 ||
+	    bus_add(&vm->pio, KAGAMI_RESET_PORT, 1, &reset_ops, d,
+		    "reset-control", e) < 0 ||
+	    bus_add(&vm->pio, KAGAMI_PORT_BASE, KAGAMI_PORT_COUNT, &kdev_ops,
+		    d, "kagami-device", e) < 0)
+		return -1;
+	return 0;
+}
+
+void dev_platform_reset(struct dev_platform *d)
+{
+	d->clock_hi_latch = 0;
+	d->reset_reg = 0;
+}
+
+void dev_platform_destroy(struct dev_platform *d)
+{
+	if (!d->vm)
+		return;
+	pthread_mutex_destroy(&d->lock);
+	d->vm = NULL;
+}

@@ -1,0 +1,91 @@
+/* COM1: the 16550 model on the PIO bus, wired to a console backend. */
+#include <string.h>
+
+#include "devices.h"
+#include "vm.h"
+#include "../guests/sdk/kagami_platform.h"
+
+static void uart_tx(void *opaque, uint8_t byte)
+{
+	struct dev_uart *d = opaque;
+	uint64_t zero = 0;
+	atomic_compare_exchange_strong(&d->vm->stats.first_output_ns, &zero,
+				       vm_now_ns() - d->vm->stats.run_start_ns);
+	console_write(d->console, &byte, 1);
+}
+
+static void uart_irq(void *opaque, int level)
+{
+	struct dev_uart *d = opaque;
+	struct kg_err e;
+	if (gate_irq_line(&d->vm->gate, KAGAMI_COM1_IRQ, level, &e) < 0)
+		vm_request_stop(d->vm, VM_STOP_ERROR, 0, "COM1 interrupt: %s",
+				e.msg);
+}
+
+static void bus_read(void *opaque, uint64_t off, void *data, unsigned size)
+{
+	struct dev_uart *d = opaque;
+	memset(data, 0, size);
+	pthread_mutex_lock(&d->lock);
+	*(uint8_t *)data = uart_read(&d->uart, (unsigned)off);
+	pthread_mutex_unlock(&d->lock);
+}
+
+static void bus_write(void *opaque, uint64_t off, const void *data,
+		      unsigned size)
+{
+	struct dev_uart *d = opaque;
+	(void)size;
+	pthread_mutex_lock(&d->lock);
+	uart_write(&d->uart, (unsigned)off, *(const uint8_t *)data);
+	pthread_mutex_unlock(&d->lock);
+}
+
+static void bus_flush(void *opaque)
+{
+	struct dev_uart *d = opaque;
+	console_flush(d->console);
+}
+
+static const struct bus_dev_ops uart_ops = {
+	.read = bus_read, .write = bus_write, .flush = bus_flush,
+};
+
+static size_t console_rx(void *opaque, const uint8_t *data, size_t n)
+{
+	struct dev_uart *d = opaque;
+	pthread_mutex_lock(&d->lock);
+	size_t took = uart_receive(&d->uart, data, n);
+	pthread_mutex_unlock(&d->lock);
+	return took;
+}
+
+int dev_uart_init(struct dev_uart *d, struct vm *vm,
+		  const struct console_spec *spec, struct kg_err *e)
+{
+	d->vm = vm;
+	pthread_mutex_init(&d->lock, NULL);
+	uart_init(&d->uart, uart_tx, uart_irq, d);
+	if (bus_add(&vm->pio, KAGAMI_COM1_PORT, 8, &uart_ops, d, "COM1", e) < 0)
+		return -1;
+	d->console = console_open(spec, console_rx, d, e);
+	return d->console ? 0 : -1;
+}
+
+void dev_uart_reset(struct dev_uart *d)
+{
+	pthread_mutex_lock(&d->lock);
+	uart_reset(&d->uart);
+	pthread_mutex_unlock(&d->lock);
+}
+
+void dev_uart_destroy(struct dev_uart *d)
+{
+	if (!d->vm)
+		return;
+	console_close(d->console);
+	d->console = NULL;
+	pthread_mutex_destroy(&d->lock);
+	d->vm = NULL;
+}

@@ -1,0 +1,83 @@
+/*
+ * The input gate: every value that enters the guest from outside passes
+ * here — port and MMIO read values, bytes devices write into guest RAM,
+ * interrupt lines, and time. Record/replay and lockstep replace the
+ * pass-through ops with ones that log or substitute values; nothing else in
+ * the VMM may feed the guest directly.
+ *
+ * The pass-through gate is thread-safe (vCPU threads and device threads
+ * call it concurrently) and keeps per-kind counters.
+ */
+#ifndef KG_GATE_H
+#define KG_GATE_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "err.h"
+#include "mem.h"
+
+enum gate_input {
+	GATE_PIO_IN,
+	GATE_MMIO_READ,
+	GATE_GUEST_WRITE,
+	GATE_IRQ,
+	GATE_TIME,
+	GATE_NINPUTS
+};
+
+struct gate;
+
+struct gate_ops {
+	const char *name;
+	/* `data` holds the device's value; the gate may log or replace it. */
+	void (*pio_in)(struct gate *g, unsigned vcpu, uint16_t port,
+		       unsigned size, void *data);
+	void (*mmio_read)(struct gate *g, unsigned vcpu, uint64_t gpa,
+			  unsigned size, void *data);
+	int (*guest_write)(struct gate *g, uint64_t gpa, const void *src,
+			   size_t len, struct kg_err *e);
+	int (*irq_line)(struct gate *g, unsigned irq, int level,
+			struct kg_err *e);
+	uint64_t (*time_ns)(struct gate *g);
+};
+
+struct gate {
+	const struct gate_ops *ops;
+	struct guest_mem *mem;
+	int vm_fd; /* updated by the VM when it is re-created on reset */
+	uint64_t clock_base_ns;
+	_Atomic uint64_t count[GATE_NINPUTS];
+};
+
+/* Initialises the pass-through gate; the guest clock starts at 0 now. */
+void gate_init_passthrough(struct gate *g, struct guest_mem *mem, int vm_fd);
+
+static inline void gate_pio_in(struct gate *g, unsigned vcpu, uint16_t port,
+			       unsigned size, void *data)
+{
+	g->ops->pio_in(g, vcpu, port, size, data);
+}
+static inline void gate_mmio_read(struct gate *g, unsigned vcpu, uint64_t gpa,
+				  unsigned size, void *data)
+{
+	g->ops->mmio_read(g, vcpu, gpa, size, data);
+}
+/* Copies into guest RAM; fails (nothing written) if the range leaves RAM. */
+static inline int gate_guest_write(struct gate *g, uint64_t gpa,
+				   const void *src, size_t len,
+				   struct kg_err *e)
+{
+	return g->ops->guest_write(g, gpa, src, len, e);
+}
+static inline int gate_irq_line(struct gate *g, unsigned irq, int level,
+				struct kg_err *e)
+{
+	return g->ops->irq_line(g, irq, level, e);
+}
+static inline uint64_t gate_time_ns(struct gate *g)
+{
+	return g->ops->time_ns(g);
+}
+
+#endif

@@ -1,0 +1,120 @@
+#include "mem.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "kvm.h"
+#include "../guests/sdk/kagami_platform.h"
+
+void guest_mem_layout(uint64_t size, struct guest_mem *m)
+{
+	uint64_t low = size < KAGAMI_MMIO_BASE ? size : KAGAMI_MMIO_BASE;
+	m->size = size;
+	m->nregions = 1;
+	m->regions[0] = (struct guest_mem_region){ 0, low, 0, NULL };
+	if (size > low) {
+		m->regions[1] = (struct guest_mem_region){
+			KAGAMI_HIGH_MEM_BASE, size - low, low, NULL
+		};
+		m->nregions = 2;
+	}
+}
+
+int guest_mem_init(struct guest_mem *m, uint64_t size, struct kg_err *e)
+{
+	memset(m, 0, sizeof(*m));
+	m->fd = -1;
+	if (size < GUEST_MEM_MIN_SIZE || size > GUEST_MEM_MAX_SIZE ||
+	    size % 4096)
+		return kg_errf(e, "guest memory size %llu: must be a multiple "
+			       "of 4 KiB between 2 MiB and 1 TiB",
+			       (unsigned long long)size);
+	guest_mem_layout(size, m);
+	m->fd = memfd_create("kagami-ram", MFD_CLOEXEC);
+	if (m->fd < 0)
+		return kg_errno(e, "memfd_create");
+	if (ftruncate(m->fd, (off_t)size) < 0) {
+		kg_errno(e, "ftruncate guest RAM to %llu bytes",
+			 (unsigned long long)size);
+		goto fail;
+	}
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+		       MAP_SHARED | MAP_NORESERVE, m->fd, 0);
+	if (p == MAP_FAILED) {
+		kg_errno(e, "mmap guest RAM (%llu bytes)",
+			 (unsigned long long)size);
+		goto fail;
+	}
+	m->base = p;
+	madvise(p, size, MADV_DONTDUMP); /* crash dumps stay small */
+	for (unsigned i = 0; i < m->nregions; i++)
+		m->regions[i].hva = m->base + m->regions[i].offset;
+	return 0;
+fail:
+	close(m->fd);
+	m->fd = -1;
+	return -1;
+}
+
+void guest_mem_destroy(struct guest_mem *m)
+{
+	if (m->base)
+		munmap(m->base, m->size);
+	if (m->fd >= 0)
+		close(m->fd);
+	m->base = NULL;
+	m->fd = -1;
+}
+
+int guest_mem_clear(struct guest_mem *m, struct kg_err *e)
+{
+	if (fallocate(m->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
+		      (off_t)m->size) < 0) {
+		if (errno != EOPNOTSUPP)
+			return kg_errno(e, "fallocate(PUNCH_HOLE) guest RAM");
+		memset(m->base, 0, m->size);
+	}
+	return 0;
+}
+
+static const struct guest_mem_region *find_region(const struct guest_mem *m,
+						  uint64_t gpa, uint64_t len)
+{
+	for (unsigned i = 0; i < m->nregions; i++) {
+		const struct guest_mem_region *r = &m->regions[i];
+		if (gpa >= r->gpa && gpa - r->gpa <= r->size &&
+		    len <= r->size - (gpa - r->gpa))
+			return r;
+	}
+	return NULL;
+}
+
+bool guest_mem_contains(const struct guest_mem *m, uint64_t gpa, uint64_t len)
+{
+	return find_region(m, gpa, len) != NULL;
+}
+
+void *guest_mem_ptr(const struct guest_mem *m, uint64_t gpa, uint64_t len)
+{
+	const struct guest_mem_region *r = find_region(m, gpa, len);
+	return r && r->hva ? r->hva + (gpa - r->gpa) : NULL;
+}
+
+int guest_mem_register(const struct guest_mem *m, int vm_fd, struct kg_err *e)
+{
+	for (unsigned i = 0; i < m->nregions; i++) {
+		struct kvm_userspace_memory_region r = {
+			.slot = i,
+			.guest_phys_addr = m->regions[i].gpa,
+			.memory_size = m->regions[i].size,
+			.userspace_addr = (uint64_t)(uintptr_t)m->regions[i].hva,
+		};
+		if (kvm_ioctl(vm_fd, KVM_SET_USER_MEMORY_REGION, &r, e) < 0)
+			return -1;
+	}
+	return 0;
+}

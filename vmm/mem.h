@@ -1,0 +1,46 @@
+/*
+ * Guest RAM: one memfd (so later modes can snapshot it, share it with a
+ * receiver or map a restored file) split into KVM slots around the MMIO
+ * hole: [0, min(size, 3 GiB)) and, past 3 GiB of RAM, [4 GiB, ...).
+ *
+ * guest_mem_ptr() is the one bounds check for guest-physical accesses by
+ * the VMM: it returns NULL unless [gpa, gpa+len) lies inside one region.
+ */
+#ifndef KG_MEM_H
+#define KG_MEM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "err.h"
+
+#define GUEST_MEM_MAX_REGIONS 2
+#define GUEST_MEM_MIN_SIZE (2ull << 20)
+#define GUEST_MEM_MAX_SIZE (1ull << 40)
+
+struct guest_mem_region {
+	uint64_t gpa, size, offset; /* offset into the memfd */
+	uint8_t *hva;
+};
+
+struct guest_mem {
+	int fd;
+	uint64_t size;
+	uint8_t *base; /* mapping of the whole memfd */
+	unsigned nregions;
+	struct guest_mem_region regions[GUEST_MEM_MAX_REGIONS];
+};
+
+/* Pure: the region layout for `size` bytes of RAM (no fd, no mapping). */
+void guest_mem_layout(uint64_t size, struct guest_mem *m);
+int guest_mem_init(struct guest_mem *m, uint64_t size, struct kg_err *e);
+void guest_mem_destroy(struct guest_mem *m);
+/* Zeroes all RAM and returns its pages to the host. */
+int guest_mem_clear(struct guest_mem *m, struct kg_err *e);
+/* Pure: whether [gpa, gpa+len) lies inside one RAM region. */
+bool guest_mem_contains(const struct guest_mem *m, uint64_t gpa, uint64_t len);
+void *guest_mem_ptr(const struct guest_mem *m, uint64_t gpa, uint64_t len);
+/* Registers the regions as KVM memory slots 0..n-1. */
+int guest_mem_register(const struct guest_mem *m, int vm_fd, struct kg_err *e);
+
+#endif

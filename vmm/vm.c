@@ -1,0 +1,249 @@
+#include "vm.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kvm.h"
+
+uint64_t vm_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* The KVM VM object, its irqchip, PIT, memory slots and vCPUs: everything
+ * a reset throws away and rebuilds (RAM contents and devices stay). */
+static int kvm_vm_build(struct vm *vm, struct kg_err *e)
+{
+	vm->vm_fd = kvm_ioctl(vm->kvm_fd, KVM_CREATE_VM, 0, e);
+	if (vm->vm_fd < 0)
+		return -1;
+	if (kvm_ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, (void *)0xfffbd000ul, e) < 0)
+		return -1;
+	if (kvm_ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, NULL, e) < 0)
+		return -1;
+	struct kvm_pit_config pit = { .flags = 0 };
+	if (kvm_ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit, e) < 0)
+		return -1;
+	if (guest_mem_register(&vm->mem, vm->vm_fd, e) < 0)
+		return -1;
+	vm->gate.vm_fd = vm->vm_fd;
+	for (unsigned i = 0; i < vm->ncpus; i++)
+		if (vcpu_create(vm, i, e) < 0)
+			return kg_err_prefix(e, "vCPU %u", i);
+	return 0;
+}
+
+static void kvm_vm_teardown(struct vm *vm)
+{
+	for (unsigned i = 0; i < vm->ncpus; i++)
+		vcpu_destroy(&vm->vcpus[i]);
+	if (vm->vm_fd >= 0)
+		close(vm->vm_fd);
+	vm->vm_fd = -1;
+}
+
+static void kick_handler(int sig)
+{
+	(void)sig; /* interrupting KVM_RUN is the whole point */
+}
+
+int vm_create(struct vm *vm, const struct vm_config *cfg, struct kg_err *e)
+{
+	memset(vm, 0, sizeof(*vm));
+	vm->cfg = *cfg;
+	vm->kvm_fd = vm->vm_fd = -1;
+	vm->mem.fd = -1;
+	vm->ncpus = cfg->ncpus;
+	vm->pio.name = "pio";
+	vm->mmio.name = "mmio";
+	pthread_mutex_init(&vm->lock, NULL);
+	pthread_cond_init(&vm->cond, NULL);
+	for (unsigned i = 0; i < VM_MAX_VCPUS; i++)
+		vm->vcpus[i].fd = -1;
+	if (cfg->ncpus < 1 || cfg->ncpus > VM_MAX_VCPUS) {
+		kg_errf(e, "--cpus %u: must be between 1 and %d", cfg->ncpus,
+			VM_MAX_VCPUS);
+		goto fail;
+	}
+
+	struct sigaction sa = { .sa_handler = kick_handler };
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGUSR1, &sa, NULL) < 0) {
+		kg_errno(e, "sigaction(SIGUSR1)");
+		goto fail;
+	}
+	if (boot_read_inputs(vm, e) < 0)
+		goto fail;
+	vm->kvm_fd = kvm_open(e);
+	if (vm->kvm_fd < 0)
+		goto fail;
+	int rs = kvm_ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, NULL, e);
+	if (rs < 0)
+		goto fail;
+	vm->run_size = (size_t)rs;
+	vm->cpuid = kvm_supported_cpuid(vm->kvm_fd, e);
+	if (!vm->cpuid)
+		goto fail;
+	if (guest_mem_init(&vm->mem, cfg->mem_size, e) < 0)
+		goto fail;
+	gate_init_passthrough(&vm->gate, &vm->mem, -1);
+	if (kvm_vm_build(vm, e) < 0)
+		goto fail;
+	if (dev_platform_init(&vm->platform, vm, e) < 0)
+		goto fail;
+	if (dev_uart_init(&vm->uart, vm, &cfg->console, e) < 0)
+		goto fail;
+	if (boot_load(vm, e) < 0)
+		goto fail;
+	return 0;
+fail:
+	vm_destroy(vm);
+	return -1;
+}
+
+void vm_destroy(struct vm *vm)
+{
+	kvm_vm_teardown(vm);
+	dev_uart_destroy(&vm->uart);
+	dev_platform_destroy(&vm->platform);
+	guest_mem_destroy(&vm->mem);
+	if (vm->kvm_fd >= 0)
+		close(vm->kvm_fd);
+	vm->kvm_fd = -1;
+	free(vm->cpuid);
+	free(vm->image);
+	free(vm->initrd);
+	vm->cpuid = NULL;
+	vm->image = vm->initrd = NULL;
+	pthread_cond_destroy(&vm->cond);
+	pthread_mutex_destroy(&vm->lock);
+}
+
+/* Called with vm->lock held. */
+static void kick_all(struct vm *vm)
+{
+	for (unsigned i = 0; i < vm->ncpus; i++)
+		vcpu_kick(&vm->vcpus[i]);
+}
+
+void vm_request_stop(struct vm *vm, enum vm_stop_reason reason, int exit_code,
+		     const char *fmt, ...)
+{
+	pthread_mutex_lock(&vm->lock);
+	if (vm->stop.reason == VM_STOP_NONE) {
+		vm->stop.reason = reason;
+		vm->stop.exit_code = exit_code;
+		if (fmt) {
+			va_list ap;
+			va_start(ap, fmt);
+			vsnprintf(vm->stop.message, sizeof(vm->stop.message),
+				  fmt, ap);
+			va_end(ap);
+		}
+	}
+	vm->req = VM_REQ_STOP;
+	kick_all(vm);
+	pthread_cond_broadcast(&vm->cond);
+	pthread_mutex_unlock(&vm->lock);
+}
+
+void vm_pause(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	if (vm->req == VM_REQ_RUN) {
+		vm->req = VM_REQ_PAUSE;
+		kick_all(vm);
+	}
+	while (vm->req == VM_REQ_PAUSE && vm->npaused < vm->nthreads)
+		pthread_cond_wait(&vm->cond, &vm->lock);
+	pthread_mutex_unlock(&vm->lock);
+}
+
+void vm_resume(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	if (vm->req == VM_REQ_PAUSE) {
+		vm->req = VM_REQ_RUN;
+		pthread_cond_broadcast(&vm->cond);
+	}
+	pthread_mutex_unlock(&vm->lock);
+}
+
+/* Kicks read thread_started under the lock, so it is cleared there
+ * before a thread is joined and its id becomes invalid. */
+static void join_vcpus(struct vm *vm)
+{
+	pthread_t t[VM_MAX_VCPUS];
+	bool started[VM_MAX_VCPUS];
+	pthread_mutex_lock(&vm->lock);
+	for (unsigned i = 0; i < vm->ncpus; i++) {
+		t[i] = vm->vcpus[i].thread;
+		started[i] = vm->vcpus[i].thread_started;
+		vm->vcpus[i].thread_started = false;
+	}
+	pthread_mutex_unlock(&vm->lock);
+	for (unsigned i = 0; i < vm->ncpus; i++)
+		if (started[i])
+			pthread_join(t[i], NULL);
+}
+
+static int start_vcpus(struct vm *vm, struct kg_err *e)
+{
+	pthread_mutex_lock(&vm->lock);
+	vm->req = VM_REQ_RUN;
+	memset(&vm->stop, 0, sizeof(vm->stop));
+	pthread_mutex_unlock(&vm->lock);
+	for (unsigned i = 0; i < vm->ncpus; i++) {
+		if (vcpu_start(&vm->vcpus[i], e) < 0) {
+			vm_request_stop(vm, VM_STOP_ERROR, 0, "%s", e->msg);
+			join_vcpus(vm);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Reboot: a fresh KVM VM and vCPUs over zeroed RAM, devices reset, the
+ * image loaded again. The memfd and the host resources are kept. */
+static int vm_reset(struct vm *vm, struct kg_err *e)
+{
+	kvm_vm_teardown(vm);
+	if (guest_mem_clear(&vm->mem, e) < 0)
+		return -1;
+	if (kvm_vm_build(vm, e) < 0)
+		return -1;
+	dev_uart_reset(&vm->uart);
+	dev_platform_reset(&vm->platform);
+	vm->boot_count++;
+	vm->stats.resets++;
+	return boot_load(vm, e);
+}
+
+int vm_run(struct vm *vm, struct vm_stop *stop, struct kg_err *e)
+{
+	vm->stats.run_start_ns = vm_now_ns();
+	for (;;) {
+		if (start_vcpus(vm, e) < 0)
+			return -1;
+		pthread_mutex_lock(&vm->lock);
+		while (vm->nthreads > 0)
+			pthread_cond_wait(&vm->cond, &vm->lock);
+		*stop = vm->stop;
+		pthread_mutex_unlock(&vm->lock);
+		join_vcpus(vm);
+		console_flush(vm->uart.console);
+		if (stop->reason != VM_STOP_RESET)
+			return 0;
+		if (vm_reset(vm, e) < 0)
+			return kg_err_prefix(e, "reset");
+	}
+}

@@ -1,0 +1,141 @@
+/*
+ * A VM: guest RAM, vCPU threads, buses, devices and the input gate, with an
+ * explicit run state machine. Several VMs may live in one process (a
+ * primary and its replica in a test): there is no global mutable state.
+ *
+ * Threads: vm_run() is called by one controlling thread; every vCPU has a
+ * thread of its own; vm_pause()/vm_resume()/vm_request_stop() may be called
+ * from any thread (not from signal handlers). A vCPU is kicked out of
+ * KVM_RUN with immediate_exit plus a signal; no lock is taken in the
+ * handler, which does nothing.
+ */
+#ifndef KG_VM_H
+#define KG_VM_H
+
+#include <linux/kvm.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "bus.h"
+#include "console.h"
+#include "devices.h"
+#include "err.h"
+#include "gate.h"
+#include "mem.h"
+
+#define VM_MAX_VCPUS 64
+
+struct vm_config {
+	uint64_t mem_size;
+	unsigned ncpus;
+	const char *kernel_path;
+	const char *initrd_path; /* NULL: none */
+	const char *cmdline;     /* NULL: empty */
+	struct console_spec console;
+};
+
+enum vm_stop_reason {
+	VM_STOP_NONE = 0,
+	VM_STOP_EXIT,     /* the guest wrote its exit code to 0xf4 */
+	VM_STOP_POWEROFF, /* clean power-off */
+	VM_STOP_RESET,    /* handled inside vm_run(): the VM reboots */
+	VM_STOP_CRASH,    /* guest fault report or triple fault */
+	VM_STOP_ERROR,    /* host-side failure (KVM, device) */
+	VM_STOP_REQUEST,  /* vm_request_stop() by the host: signal, ctl */
+};
+
+struct vm_stop {
+	enum vm_stop_reason reason;
+	int exit_code;      /* VM_STOP_EXIT */
+	char message[2048]; /* CRASH, ERROR, REQUEST */
+};
+
+enum vm_request { VM_REQ_RUN, VM_REQ_PAUSE, VM_REQ_STOP };
+
+enum vm_exit_kind { VM_EXIT_PIO, VM_EXIT_MMIO, VM_EXIT_OTHER, VM_EXIT_KINDS };
+
+struct vm_stats {
+	_Atomic uint64_t exits[VM_EXIT_KINDS];
+	_Atomic uint64_t first_output_ns; /* since vm_run(); 0: none yet */
+	uint64_t run_start_ns;
+	uint32_t resets;
+};
+
+struct vcpu {
+	struct vm *vm;
+	unsigned id;
+	int fd;
+	struct kvm_run *run;
+	pthread_t thread;
+	bool thread_started;
+};
+
+struct vm {
+	struct vm_config cfg;
+	int kvm_fd, vm_fd;
+	size_t run_size;
+	struct kvm_cpuid2 *cpuid;
+	struct guest_mem mem;
+	struct gate gate;
+	struct bus pio, mmio;
+	unsigned ncpus;
+	struct vcpu vcpus[VM_MAX_VCPUS];
+
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	enum vm_request req;
+	unsigned nthreads, npaused;
+	struct vm_stop stop;
+
+	struct dev_uart uart;
+	struct dev_platform platform;
+
+	/* boot inputs, kept for reset */
+	uint8_t *image;
+	size_t image_size;
+	uint8_t *initrd;
+	size_t initrd_size;
+	uint32_t boot_count;
+
+	struct vm_stats stats;
+};
+
+/* Builds the VM and loads the image; on error everything is released. */
+int vm_create(struct vm *vm, const struct vm_config *cfg, struct kg_err *e);
+void vm_destroy(struct vm *vm);
+
+/* Runs until the guest exits, powers off, crashes, fails or is stopped;
+ * resets are handled inside. Returns 0 and fills *stop, or -1 when the VM
+ * could not be (re)started. */
+int vm_run(struct vm *vm, struct vm_stop *stop, struct kg_err *e);
+
+/* Stops the VM; the first reason given wins. Any thread. */
+void vm_request_stop(struct vm *vm, enum vm_stop_reason reason, int exit_code,
+		     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* Parks every vCPU outside KVM_RUN and returns once all are parked (or
+ * the VM is stopping). */
+void vm_pause(struct vm *vm);
+void vm_resume(struct vm *vm);
+
+uint64_t vm_now_ns(void);
+
+/* vcpu.c */
+int vcpu_create(struct vm *vm, unsigned id, struct kg_err *e);
+void vcpu_destroy(struct vcpu *v);
+int vcpu_set_boot_regs(struct vcpu *v, uint64_t entry, uint64_t start_info,
+		       struct kg_err *e);
+int vcpu_start(struct vcpu *v, struct kg_err *e);
+void vcpu_kick(struct vcpu *v);
+/* Formats registers for crash reports. */
+void vcpu_format_regs(struct vcpu *v, char *buf, size_t size);
+
+/* exit.c: the one exit dispatcher. */
+void vcpu_dispatch_exit(struct vcpu *v);
+
+/* boot.c: loads image + initrd into RAM, writes start_info, sets BSP. */
+int boot_read_inputs(struct vm *vm, struct kg_err *e);
+int boot_load(struct vm *vm, struct kg_err *e);
+
+#endif
