@@ -177,7 +177,7 @@ int cmd_run(int argc, char **argv)
 	opterr = 0;
 	optind = 1;
 	int c;
-	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
 		switch (c) {
 		case O_MEM:
 			if (size_parse(optarg, &cfg.mem_size, &e) < 0) {

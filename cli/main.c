@@ -30,7 +30,7 @@ int main(int argc, char **argv)
 		perror("kagami: warning: crash handler not installed");
 	signal(SIGPIPE, SIG_IGN);
 	if (argc < 2) {
-		usage(stderr);
+		fprintf(stderr, "kagami: no command given (try 'kagami --help')\n");
 		return KG_EXIT_USAGE;
 	}
 	const char *cmd = argv[1];

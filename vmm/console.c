@@ -228,7 +228,7 @@ static int open_unix(struct console *c, struct kg_err *e)
 	c->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (c->listen_fd < 0)
 		return kg_errno(e, "console socket");
-	mode_t old = umask(0077);
+	mode_t old = umask(0177); /* socket mode 0600 */
 	int r = bind(c->listen_fd, (struct sockaddr *)&a, sizeof(a));
 	umask(old);
 	if (r < 0)

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#if !defined(__SANITIZE_ADDRESS__)
 /* Async-signal-safe output: write(2) and hand-made formatting only. */
 static void put(const char *s)
 {
@@ -52,6 +53,8 @@ static void crash_handler(int sig, siginfo_t *si, void *uc)
 	signal(sig, SIG_DFL);
 	raise(sig);
 }
+
+#endif
 
 int crash_install(void)
 {

@@ -24,15 +24,22 @@ void guest_mem_layout(uint64_t size, struct guest_mem *m)
 	}
 }
 
-int guest_mem_init(struct guest_mem *m, uint64_t size, struct kg_err *e)
+int guest_mem_check_size(uint64_t size, struct kg_err *e)
 {
-	memset(m, 0, sizeof(*m));
-	m->fd = -1;
 	if (size < GUEST_MEM_MIN_SIZE || size > GUEST_MEM_MAX_SIZE ||
 	    size % 4096)
 		return kg_errf(e, "guest memory size %llu: must be a multiple "
 			       "of 4 KiB between 2 MiB and 1 TiB",
 			       (unsigned long long)size);
+	return 0;
+}
+
+int guest_mem_init(struct guest_mem *m, uint64_t size, struct kg_err *e)
+{
+	memset(m, 0, sizeof(*m));
+	m->fd = -1;
+	if (guest_mem_check_size(size, e) < 0)
+		return -1;
 	guest_mem_layout(size, m);
 	m->fd = memfd_create("kagami-ram", MFD_CLOEXEC);
 	if (m->fd < 0)

@@ -33,6 +33,8 @@ struct guest_mem {
 
 /* Pure: the region layout for `size` bytes of RAM (no fd, no mapping). */
 void guest_mem_layout(uint64_t size, struct guest_mem *m);
+/* Pure: 0 if `size` is a valid RAM size, else -1 naming the limits. */
+int guest_mem_check_size(uint64_t size, struct kg_err *e);
 int guest_mem_init(struct guest_mem *m, uint64_t size, struct kg_err *e);
 void guest_mem_destroy(struct guest_mem *m);
 /* Zeroes all RAM and returns its pages to the host. */

@@ -74,6 +74,8 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct kg_err *e)
 			VM_MAX_VCPUS);
 		goto fail;
 	}
+	if (guest_mem_check_size(cfg->mem_size, e) < 0)
+		goto fail;
 
 	struct sigaction sa = { .sa_handler = kick_handler };
 	sigemptyset(&sa.sa_mask);

@@ -51,6 +51,10 @@ bool sdk_arg_present(const char *flag);
 bool sdk_arg_str(const char *key, char *buf, size_t size);
 const char *sdk_cmdline(void);
 
+/* PVH modules (the first is the initrd): count, and the i-th's location. */
+uint32_t sdk_module_count(void);
+bool sdk_module(uint32_t i, const void **data, uint64_t *size);
+
 /* Page-aligned bump allocation from RAM the memory map marks usable and the
  * SDK maps (below 4 GiB); NULL when there is not enough. */
 void *sdk_alloc(size_t bytes);

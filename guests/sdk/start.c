@@ -23,6 +23,7 @@ struct sdk_heap {
 /* The SDK's only mutable state; a guest is a single program. */
 static struct sdk_heap heap;
 static const char *cmdline = "";
+static const struct hvm_start_info *start_info;
 
 static void heap_init(const struct hvm_start_info *si)
 {
@@ -54,6 +55,7 @@ void sdk_user_start(const struct hvm_start_info *si);
 void sdk_user_start(const struct hvm_start_info *si)
 {
 	if (si && si->magic == HVM_START_MAGIC) {
+		start_info = si;
 		if (si->cmdline_paddr)
 			cmdline = (const char *)(uintptr_t)si->cmdline_paddr;
 		heap_init(si);
@@ -64,6 +66,27 @@ void sdk_user_start(const struct hvm_start_info *si)
 const char *sdk_cmdline(void)
 {
 	return cmdline;
+}
+
+struct hvm_modlist_entry {
+	uint64_t paddr, size, cmdline_paddr, reserved;
+};
+
+uint32_t sdk_module_count(void)
+{
+	return start_info && start_info->modlist_paddr ? start_info->nr_modules
+						       : 0;
+}
+
+bool sdk_module(uint32_t i, const void **data, uint64_t *size)
+{
+	if (i >= sdk_module_count())
+		return false;
+	const struct hvm_modlist_entry *m =
+		(const void *)(uintptr_t)start_info->modlist_paddr;
+	*data = (const void *)(uintptr_t)m[i].paddr;
+	*size = m[i].size;
+	return true;
 }
 
 void *sdk_alloc(size_t bytes)

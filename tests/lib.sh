@@ -1,0 +1,65 @@
+# Test helpers shared by tests/integration/*.sh (sourced by tests/run.sh).
+# A test is a function; `t NAME FUNC [needs-kvm]` runs it and counts the
+# result. Inside a test, `why "..."` sets the failure reason and returns 1.
+
+PASSED=0 FAILED=0 SKIPPED=0
+FAILED_NAMES=()
+
+kvm_usable() { [[ -c /dev/kvm && -r /dev/kvm && -w /dev/kvm ]]; }
+
+t() {
+	local name=$1 fn=$2 needs=${3:-}
+	local need missing=""
+	for need in ${needs//,/ }; do
+		case $need in
+		kvm) kvm_usable || missing="/dev/kvm is missing or not usable" ;;
+		qemu) command -v qemu-system-x86_64 >/dev/null ||
+			missing="qemu-system-x86_64 is not installed" ;;
+		esac
+	done
+	if [[ -n $missing ]]; then
+		if [[ ${CI:-} == true ]]; then
+			FAILED=$((FAILED + 1)); FAILED_NAMES+=("$name")
+			echo "FAIL $name: $missing (required under CI)"
+		else
+			SKIPPED=$((SKIPPED + 1))
+			echo "SKIP $name: $missing"
+		fi
+		return
+	fi
+	TT=$(mktemp -d "${TMPDIR:-/tmp}/kagami-test.XXXXXX")
+	local start=$SECONDS
+	if (cd "$TT" && "$fn") >"$TT/.log" 2>&1 && [[ -z $(cat "$TT/.why" 2>/dev/null) ]]; then
+		PASSED=$((PASSED + 1))
+		echo "ok   $name ($((SECONDS - start))s)"
+	else
+		FAILED=$((FAILED + 1)); FAILED_NAMES+=("$name")
+		echo "FAIL $name: $(cat "$TT/.why" 2>/dev/null || echo 'see log')"
+		sed 's/^/     | /' "$TT/.log" | tail -n 20
+	fi
+	rm -rf "$TT"
+}
+
+# Tests run in a subshell: record the reason where t() can read it.
+why() {
+	[[ -e $TT/.why ]] || echo "$*" >"$TT/.why"
+	return 1
+}
+
+# kg ARGS...: runs kagami (the ASan build) with a time limit; sets
+# STATUS, and leaves stdout in $TT/out and stderr in $TT/err.
+kg() {
+	timeout -k 5 "${KG_TIMEOUT:-60}" "$KAGAMI" "$@" >"$TT/out" 2>"$TT/err"
+	STATUS=$?
+}
+
+expect_status() {
+	[[ $STATUS == "$1" ]] || why "exit status $STATUS, expected $1; stderr: $(head -c 300 "$TT/err")"
+}
+out_has() { grep -qF -- "$1" "$TT/out" || why "stdout lacks '$1': $(head -c 300 "$TT/out")"; }
+err_has() { grep -qF -- "$1" "$TT/err" || why "stderr lacks '$1': $(head -c 300 "$TT/err")"; }
+err_one_line() {
+	local n
+	n=$(grep -vc '^==' "$TT/err")
+	[[ $n == 1 ]] || why "stderr has $n lines, expected one: $(head -c 300 "$TT/err")"
+}
