@@ -20,9 +20,9 @@ for bin in "$BUILD"/tests/test_*; do
 	log=$(mktemp)
 	"$bin" >"$log" 2>&1
 	rc=$?
-	p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -1)
-	f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -1)
-	s=$(sed -n 's/^\[  SKIPPED \] \([0-9]*\) test.*/\1/p' "$log" | tail -1)
+	# cmocka's summary lines may share a line (stdout and stderr mixed).
+	count() { grep -o "\[  $1 *\] [0-9]* test" "$log" | tail -1 | grep -o '[0-9]*'; }
+	p=$(count PASSED) f=$(count FAILED) s=$(count SKIPPED)
 	p=${p:-0} f=${f:-0} s=${s:-0}
 	if [[ $rc != 0 && $f == 0 ]]; then
 		f=1 # crashed or a sanitizer stopped it
