@@ -28,6 +28,12 @@ static void run_usage(FILE *f)
 "                      listens; output is kept until a client connects)\n"
 "  --cmdline STR       guest command line\n"
 "  --initrd FILE       initrd, passed as the first PVH module\n"
+"  --disk PATH[,readonly]\n"
+"                      a raw disk image as a virtio-blk device (repeatable,\n"
+"                      up to %d); writes are durable once the guest flushes\n"
+"  --net tap:IFNAME[,mac=MAC]\n"
+"                      a virtio-net device on a TAP interface (repeatable,\n"
+"                      up to %d; created if missing, which needs root)\n"
 "  --timeout SECONDS   stop the guest after this long (exit status 124)\n"
 "  --summary           print a run summary to stderr at the end\n"
 "  -h, --help          show this help\n"
@@ -36,7 +42,7 @@ static void run_usage(FILE *f)
 "clean power-off; 2 bad arguments or the VM could not be built; 3 the guest\n"
 "crashed (fault report or triple fault); 4 a host-side failure while\n"
 "running; 124 --timeout expired; 128+N on signal N.\n",
-		VM_MAX_VCPUS);
+		VM_MAX_VCPUS, VM_MAX_DISKS, VM_MAX_NETS);
 }
 
 struct signal_waiter {
@@ -56,11 +62,14 @@ static void *signal_thread(void *arg)
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR2); /* the controlling thread's wake-up */
 	uint64_t deadline = w->timeout_s > 0
 		? vm_now_ns() + (uint64_t)(w->timeout_s * 1e9) : 0;
 	while (!atomic_load(&w->done)) {
 		struct timespec slice = { 0, 100 * 1000 * 1000 };
 		int sig = sigtimedwait(&set, NULL, &slice);
+		if (sig == SIGUSR2)
+			continue;
 		if (sig > 0) {
 			w->signo = sig;
 			vm_request_stop(w->vm, VM_STOP_REQUEST, 128 + sig,
@@ -155,7 +164,7 @@ static int parse_uint(const char *opt, const char *s, unsigned long max,
 int cmd_run(int argc, char **argv)
 {
 	enum { O_MEM = 256, O_CPUS, O_CONSOLE, O_CMDLINE, O_INITRD, O_TIMEOUT,
-	       O_SUMMARY };
+	       O_SUMMARY, O_DISK, O_NET };
 	static const struct option opts[] = {
 		{ "mem", required_argument, NULL, O_MEM },
 		{ "cpus", required_argument, NULL, O_CPUS },
@@ -164,6 +173,8 @@ int cmd_run(int argc, char **argv)
 		{ "initrd", required_argument, NULL, O_INITRD },
 		{ "timeout", required_argument, NULL, O_TIMEOUT },
 		{ "summary", no_argument, NULL, O_SUMMARY },
+		{ "disk", required_argument, NULL, O_DISK },
+		{ "net", required_argument, NULL, O_NET },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -215,6 +226,30 @@ int cmd_run(int argc, char **argv)
 		case O_SUMMARY:
 			summary = true;
 			break;
+		case O_DISK:
+			if (cfg.ndisks == VM_MAX_DISKS) {
+				fprintf(stderr, "kagami run: at most %d --disk\n",
+					VM_MAX_DISKS);
+				return KG_EXIT_USAGE;
+			}
+			if (disk_spec_parse(optarg, &cfg.disks[cfg.ndisks++],
+					    &e) < 0) {
+				fprintf(stderr, "kagami run: --disk: %s\n", e.msg);
+				return KG_EXIT_USAGE;
+			}
+			break;
+		case O_NET:
+			if (cfg.nnets == VM_MAX_NETS) {
+				fprintf(stderr, "kagami run: at most %d --net\n",
+					VM_MAX_NETS);
+				return KG_EXIT_USAGE;
+			}
+			if (net_spec_parse(optarg, &cfg.nets[cfg.nnets++],
+					   &e) < 0) {
+				fprintf(stderr, "kagami run: --net: %s\n", e.msg);
+				return KG_EXIT_USAGE;
+			}
+			break;
 		case 'h':
 			run_usage(stdout);
 			return 0;
@@ -244,6 +279,7 @@ int cmd_run(int argc, char **argv)
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR2);
 	pthread_sigmask(SIG_BLOCK, &set, &old);
 
 	struct vm *vm = calloc(1, sizeof(*vm));
@@ -279,6 +315,7 @@ int cmd_run(int argc, char **argv)
 			fprintf(stderr, "kagami: %s\n", stop.message);
 	}
 	atomic_store(&w.done, true);
+	pthread_kill(st, SIGUSR2);
 	pthread_join(st, NULL);
 	if (summary)
 		print_summary(vm, &stop, status);

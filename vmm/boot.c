@@ -122,7 +122,7 @@ int boot_load(struct vm *vm, struct kg_err *e)
 		memcpy(dst, vm->image + s->offset, s->filesz);
 		memset(dst + s->filesz, 0, s->memsz - s->filesz);
 	}
-	struct pvh_params p = { .cmdline = vm->cfg.cmdline };
+	struct pvh_params p = { .cmdline = vm->cmdline };
 	if (vm->initrd) {
 		if (pvh_place_initrd(&vm->mem, img.hi, vm->initrd_size,
 				     &p.initrd_gpa, e) < 0)

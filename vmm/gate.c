@@ -41,6 +41,7 @@ static int pt_guest_write(struct gate *g, uint64_t gpa, const void *src,
 			       "outside guest RAM", len,
 			       (unsigned long long)gpa);
 	memcpy(dst, src, len);
+	guest_mem_mark_dirty(g->mem, gpa, len);
 	count(g, GATE_GUEST_WRITE);
 	return 0;
 }

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -57,11 +58,19 @@ int guest_mem_init(struct guest_mem *m, uint64_t size, struct kg_err *e)
 		goto fail;
 	}
 	m->base = p;
+	m->vmm_dirty = calloc((size / 4096 + 63) / 64, sizeof(uint64_t));
+	if (!m->vmm_dirty) {
+		kg_errf(e, "out of memory for the dirty bitmap");
+		goto fail;
+	}
 	madvise(p, size, MADV_DONTDUMP); /* crash dumps stay small */
 	for (unsigned i = 0; i < m->nregions; i++)
 		m->regions[i].hva = m->base + m->regions[i].offset;
 	return 0;
 fail:
+	if (m->base)
+		munmap(m->base, size);
+	m->base = NULL;
 	close(m->fd);
 	m->fd = -1;
 	return -1;
@@ -71,6 +80,8 @@ void guest_mem_destroy(struct guest_mem *m)
 {
 	if (m->base)
 		munmap(m->base, m->size);
+	free(m->vmm_dirty);
+	m->vmm_dirty = NULL;
 	if (m->fd >= 0)
 		close(m->fd);
 	m->base = NULL;
@@ -109,6 +120,34 @@ void *guest_mem_ptr(const struct guest_mem *m, uint64_t gpa, uint64_t len)
 {
 	const struct guest_mem_region *r = find_region(m, gpa, len);
 	return r && r->hva ? r->hva + (gpa - r->gpa) : NULL;
+}
+
+static uint64_t gpa_to_offset(const struct guest_mem *m, uint64_t gpa)
+{
+	const struct guest_mem_region *r = find_region(m, gpa, 0);
+	return r ? r->offset + (gpa - r->gpa) : UINT64_MAX;
+}
+
+void guest_mem_mark_dirty(struct guest_mem *m, uint64_t gpa, uint64_t len)
+{
+	uint64_t off = gpa_to_offset(m, gpa);
+	if (off == UINT64_MAX || !len || !m->vmm_dirty)
+		return;
+	for (uint64_t pg = off / 4096; pg <= (off + len - 1) / 4096; pg++)
+		atomic_fetch_or_explicit(&m->vmm_dirty[pg / 64],
+					 1ull << (pg % 64),
+					 memory_order_relaxed);
+}
+
+uint64_t guest_mem_take_dirty(struct guest_mem *m, uint64_t *out)
+{
+	uint64_t n = 0, words = (m->size / 4096 + 63) / 64;
+	for (uint64_t i = 0; i < words; i++) {
+		out[i] = atomic_exchange_explicit(&m->vmm_dirty[i], 0,
+						  memory_order_relaxed);
+		n += (uint64_t)__builtin_popcountll(out[i]);
+	}
+	return n;
 }
 
 int guest_mem_register(const struct guest_mem *m, int vm_fd, struct kg_err *e)

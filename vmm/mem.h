@@ -9,6 +9,7 @@
 #ifndef KG_MEM_H
 #define KG_MEM_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -27,6 +28,10 @@ struct guest_mem {
 	int fd;
 	uint64_t size;
 	uint8_t *base; /* mapping of the whole memfd */
+	/* Pages the VMM itself wrote (device DMA through the input gate),
+	 * one bit per 4 KiB page of the memfd: KVM's dirty log does not see
+	 * these writes, checkpoints need both. */
+	_Atomic uint64_t *vmm_dirty;
 	unsigned nregions;
 	struct guest_mem_region regions[GUEST_MEM_MAX_REGIONS];
 };
@@ -42,6 +47,12 @@ int guest_mem_clear(struct guest_mem *m, struct kg_err *e);
 /* Pure: whether [gpa, gpa+len) lies inside one RAM region. */
 bool guest_mem_contains(const struct guest_mem *m, uint64_t gpa, uint64_t len);
 void *guest_mem_ptr(const struct guest_mem *m, uint64_t gpa, uint64_t len);
+/* Marks [gpa, gpa+len) in the VMM dirty bitmap (gpa must be in RAM). */
+void guest_mem_mark_dirty(struct guest_mem *m, uint64_t gpa, uint64_t len);
+/* Copies the VMM dirty bitmap into `out` (size / 4 KiB bits) and clears
+ * it; returns the number of dirty pages. */
+uint64_t guest_mem_take_dirty(struct guest_mem *m, uint64_t *out);
+
 /* Registers the regions as KVM memory slots 0..n-1. */
 int guest_mem_register(const struct guest_mem *m, int vm_fd, struct kg_err *e);
 

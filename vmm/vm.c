@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "kvm.h"
+#include "../guests/sdk/kagami_platform.h"
 
 uint64_t vm_now_ns(void)
 {
@@ -56,6 +57,41 @@ static void kick_handler(int sig)
 	(void)sig; /* interrupting KVM_RUN is the whole point */
 }
 
+/* Virtio devices take slots from the top down, as QEMU's microvm does, and
+ * are announced on the command line the way it announces them. */
+static int create_virtio(struct vm *vm, struct kg_err *e)
+{
+	const struct vm_config *c = &vm->cfg;
+	unsigned slot = KAGAMI_VIRTIO_SLOTS;
+	size_t len = (c->cmdline ? strlen(c->cmdline) : 0) + 1 +
+		     (c->ndisks + c->nnets) * 64;
+	vm->cmdline = malloc(len);
+	if (!vm->cmdline)
+		return kg_errf(e, "out of memory");
+	snprintf(vm->cmdline, len, "%s", c->cmdline ? c->cmdline : "");
+	for (unsigned i = 0; i < c->ndisks + c->nnets; i++) {
+		slot--;
+		uint64_t base = KAGAMI_VIRTIO_BASE +
+				(uint64_t)slot * KAGAMI_VIRTIO_SIZE;
+		unsigned irq = KAGAMI_VIRTIO_IRQ_BASE + slot;
+		if (i < c->ndisks)
+			vm->blks[i] = virtio_blk_create(vm, &c->disks[i], base,
+							irq, e);
+		else
+			vm->nets[i - c->ndisks] = virtio_net_create(
+				vm, &c->nets[i - c->ndisks], base, irq, e);
+		if (!(i < c->ndisks ? (void *)vm->blks[i]
+				    : (void *)vm->nets[i - c->ndisks]))
+			return -1;
+		size_t used = strlen(vm->cmdline);
+		snprintf(vm->cmdline + used, len - used,
+			 "%svirtio_mmio.device=%u@0x%llx:%u",
+			 used ? " " : "", KAGAMI_VIRTIO_SIZE,
+			 (unsigned long long)base, irq);
+	}
+	return 0;
+}
+
 int vm_create(struct vm *vm, const struct vm_config *cfg, struct kg_err *e)
 {
 	memset(vm, 0, sizeof(*vm));
@@ -69,6 +105,13 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct kg_err *e)
 	pthread_cond_init(&vm->cond, NULL);
 	for (unsigned i = 0; i < VM_MAX_VCPUS; i++)
 		vm->vcpus[i].fd = -1;
+	if (cfg->ndisks > VM_MAX_DISKS || cfg->nnets > VM_MAX_NETS ||
+	    cfg->ndisks + cfg->nnets > KAGAMI_VIRTIO_SLOTS) {
+		kg_errf(e, "too many devices: at most %d disks and %d "
+			"networks, %u in all", VM_MAX_DISKS, VM_MAX_NETS,
+			KAGAMI_VIRTIO_SLOTS);
+		goto fail;
+	}
 	if (cfg->ncpus < 1 || cfg->ncpus > VM_MAX_VCPUS) {
 		kg_errf(e, "--cpus %u: must be between 1 and %d", cfg->ncpus,
 			VM_MAX_VCPUS);
@@ -104,6 +147,8 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct kg_err *e)
 		goto fail;
 	if (dev_uart_init(&vm->uart, vm, &cfg->console, e) < 0)
 		goto fail;
+	if (create_virtio(vm, e) < 0)
+		goto fail;
 	if (boot_load(vm, e) < 0)
 		goto fail;
 	return 0;
@@ -114,6 +159,15 @@ fail:
 
 void vm_destroy(struct vm *vm)
 {
+	/* Device threads first: they write guest RAM and raise interrupts. */
+	for (unsigned i = 0; i < VM_MAX_DISKS; i++)
+		virtio_blk_destroy(vm->blks[i]);
+	for (unsigned i = 0; i < VM_MAX_NETS; i++)
+		virtio_net_destroy(vm->nets[i]);
+	memset(vm->blks, 0, sizeof(vm->blks));
+	memset(vm->nets, 0, sizeof(vm->nets));
+	free(vm->cmdline);
+	vm->cmdline = NULL;
 	kvm_vm_teardown(vm);
 	dev_uart_destroy(&vm->uart);
 	dev_platform_destroy(&vm->platform);
@@ -218,13 +272,21 @@ static int start_vcpus(struct vm *vm, struct kg_err *e)
  * image loaded again. The memfd and the host resources are kept. */
 static int vm_reset(struct vm *vm, struct kg_err *e)
 {
+	/* Devices first: once reset they neither touch RAM nor raise
+	 * interrupts until the rebooted driver sets them up again. */
+	for (unsigned i = 0; i < VM_MAX_DISKS; i++)
+		if (vm->blks[i])
+			virtio_blk_reset(vm->blks[i]);
+	for (unsigned i = 0; i < VM_MAX_NETS; i++)
+		if (vm->nets[i])
+			virtio_net_reset(vm->nets[i]);
+	dev_uart_reset(&vm->uart);
+	dev_platform_reset(&vm->platform);
 	kvm_vm_teardown(vm);
 	if (guest_mem_clear(&vm->mem, e) < 0)
 		return -1;
 	if (kvm_vm_build(vm, e) < 0)
 		return -1;
-	dev_uart_reset(&vm->uart);
-	dev_platform_reset(&vm->platform);
 	vm->boot_count++;
 	vm->stats.resets++;
 	return boot_load(vm, e);

@@ -24,8 +24,12 @@
 #include "err.h"
 #include "gate.h"
 #include "mem.h"
+#include "virtio_blk.h"
+#include "virtio_net.h"
 
 #define VM_MAX_VCPUS 64
+#define VM_MAX_DISKS 4
+#define VM_MAX_NETS 4
 
 struct vm_config {
 	uint64_t mem_size;
@@ -34,6 +38,9 @@ struct vm_config {
 	const char *initrd_path; /* NULL: none */
 	const char *cmdline;     /* NULL: empty */
 	struct console_spec console;
+	unsigned ndisks, nnets; /* virtio slots: disks first, then nets */
+	struct disk_spec disks[VM_MAX_DISKS];
+	struct net_spec nets[VM_MAX_NETS];
 };
 
 enum vm_stop_reason {
@@ -91,6 +98,9 @@ struct vm {
 
 	struct dev_uart uart;
 	struct dev_platform platform;
+	struct virtio_blk *blks[VM_MAX_DISKS];
+	struct virtio_net *nets[VM_MAX_NETS];
+	char *cmdline; /* the user's plus the virtio_mmio.device= entries */
 
 	/* boot inputs, kept for reset */
 	uint8_t *image;

@@ -63,6 +63,18 @@
 #define KAGAMI_MMIO_BASE 0xc0000000ull /* 3 GiB */
 #define KAGAMI_HIGH_MEM_BASE 0x100000000ull /* 4 GiB */
 
+/*
+ * virtio-mmio transports, laid out as QEMU's microvm lays them out: slot i
+ * at KAGAMI_VIRTIO_BASE + i * KAGAMI_VIRTIO_SIZE with IRQ
+ * KAGAMI_VIRTIO_IRQ_BASE + i, devices placed from the top slot down. Each
+ * device is announced on the guest command line as
+ * "virtio_mmio.device=512@0x<base>:<irq>", as QEMU does with acpi=off.
+ */
+#define KAGAMI_VIRTIO_BASE 0xfeb00000ull
+#define KAGAMI_VIRTIO_SIZE 0x200u
+#define KAGAMI_VIRTIO_SLOTS 8u
+#define KAGAMI_VIRTIO_IRQ_BASE 5u
+
 /* Written by the guest SDK's exception handler; all fields 64-bit. */
 struct kagami_fault_frame {
 	unsigned long long magic; /* KAGAMI_FAULT_MAGIC */

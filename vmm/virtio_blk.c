@@ -1,0 +1,392 @@
+#include "virtio_blk.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "virtio_mmio.h"
+#include "vm.h"
+
+#define VIRTIO_ID_BLOCK 2
+#define VIRTIO_BLK_F_SEG_MAX (1ull << 2)
+#define VIRTIO_BLK_F_RO (1ull << 5)
+#define VIRTIO_BLK_F_BLK_SIZE (1ull << 6)
+#define VIRTIO_BLK_F_FLUSH (1ull << 9)
+#define VIRTIO_BLK_F_DISCARD (1ull << 13)
+
+enum { T_IN = 0, T_OUT = 1, T_FLUSH = 4, T_GET_ID = 8, T_DISCARD = 11 };
+enum { S_OK = 0, S_IOERR = 1, S_UNSUPP = 2 };
+
+#define SECTOR 512u
+#define BOUNCE (1u << 20)
+#define ID_BYTES 20
+#define MAX_DISCARD_SEG 32
+
+struct virtio_blk {
+	struct virtio_mmio t;
+	struct vm *vm;
+	struct disk_spec spec;
+	int fd, kick_fd;
+	uint64_t capacity; /* sectors */
+	char serial[ID_BYTES];
+	pthread_t worker;
+	bool worker_started;
+	atomic_bool stop;
+	struct virtq_chain chain; /* worker-owned */
+	uint8_t *bounce;
+};
+
+int disk_spec_parse(const char *s, struct disk_spec *d, struct kg_err *e)
+{
+	memset(d, 0, sizeof(*d));
+	const char *comma = strchr(s, ',');
+	size_t n = comma ? (size_t)(comma - s) : strlen(s);
+	if (n == 0)
+		return kg_errf(e, "bad disk '%s': empty path", s);
+	if (n >= sizeof(d->path))
+		return kg_errf(e, "bad disk '%s': path too long", s);
+	memcpy(d->path, s, n);
+	while (comma) {
+		const char *opt = comma + 1;
+		comma = strchr(opt, ',');
+		size_t len = comma ? (size_t)(comma - opt) : strlen(opt);
+		if (len == 8 && !strncmp(opt, "readonly", 8))
+			d->readonly = true;
+		else
+			return kg_errf(e, "bad disk option '%.*s' (known: "
+				       "readonly)", (int)len, opt);
+	}
+	return 0;
+}
+
+static void config_read(void *dev, uint64_t off, void *data, unsigned size)
+{
+	struct virtio_blk *b = dev;
+	uint8_t cfg[48] = { 0 };
+	uint32_t seg_max = VIRTQ_MAX_SIZE - 2, blk_size = SECTOR;
+	uint32_t max_discard = UINT32_MAX, discard_seg = MAX_DISCARD_SEG;
+	uint32_t align = 1;
+	memcpy(cfg + 0, &b->capacity, 8);
+	memcpy(cfg + 12, &seg_max, 4);
+	memcpy(cfg + 20, &blk_size, 4);
+	memcpy(cfg + 36, &max_discard, 4);
+	memcpy(cfg + 40, &discard_seg, 4);
+	memcpy(cfg + 44, &align, 4);
+	if (off < sizeof(cfg) && size <= sizeof(cfg) - off)
+		memcpy(data, cfg + off, size);
+}
+
+static void config_write(void *dev, uint64_t off, const void *data,
+			 unsigned size)
+{
+	(void)dev, (void)off, (void)data, (void)size; /* read-only config */
+}
+
+static void notify(void *dev, unsigned queue)
+{
+	struct virtio_blk *b = dev;
+	uint64_t one = 1;
+	(void)queue;
+	ssize_t r = write(b->kick_fd, &one, sizeof(one));
+	(void)r; /* an eventfd write fails only on overflow: already kicked */
+}
+
+static void dev_reset(void *dev)
+{
+	(void)dev; /* no device state beyond the transport's */
+}
+
+static const struct virtio_dev_ops blk_ops = {
+	.name = "virtio-blk", .device_id = VIRTIO_ID_BLOCK, .nqueues = 1,
+	.config_read = config_read, .config_write = config_write,
+	.notify = notify, .reset = dev_reset,
+};
+
+static void log_io_error(struct virtio_blk *b, const char *op, uint64_t sector)
+{
+	fprintf(stderr, "kagami: virtio-blk %s: %s at sector %llu: %s\n",
+		b->spec.path, op, (unsigned long long)sector, strerror(errno));
+}
+
+static bool in_range(const struct virtio_blk *b, uint64_t sector,
+		     uint64_t bytes)
+{
+	uint64_t n = bytes / SECTOR;
+	return bytes % SECTOR == 0 && sector <= b->capacity &&
+	       n <= b->capacity - sector;
+}
+
+/* Returns the status; *written counts bytes put into the data buffers. */
+static uint8_t do_read(struct virtio_blk *b, uint64_t sector, uint64_t len,
+		       uint64_t *written)
+{
+	if (!in_range(b, sector, len))
+		return S_IOERR;
+	struct kg_err e;
+	for (uint64_t done = 0; done < len;) {
+		size_t chunk = len - done < BOUNCE ? (size_t)(len - done) : BOUNCE;
+		ssize_t r = pread(b->fd, b->bounce, chunk,
+				  (off_t)(sector * SECTOR + done));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			if (r == 0)
+				errno = EIO;
+			log_io_error(b, "read", sector);
+			return S_IOERR;
+		}
+		if (virtq_chain_write(&b->chain, &b->vm->gate, done, b->bounce,
+				      (uint64_t)r, &e) < 0)
+			return S_IOERR;
+		done += (uint64_t)r;
+		*written = done;
+	}
+	return S_OK;
+}
+
+static uint8_t do_write(struct virtio_blk *b, uint64_t sector, uint64_t len)
+{
+	if (b->spec.readonly || !in_range(b, sector, len))
+		return S_IOERR;
+	for (uint64_t done = 0; done < len;) {
+		size_t chunk = len - done < BOUNCE ? (size_t)(len - done) : BOUNCE;
+		virtq_chain_read(&b->chain, &b->vm->mem, 16 + done, b->bounce,
+				 chunk);
+		size_t off = 0;
+		while (off < chunk) {
+			ssize_t r = pwrite(b->fd, b->bounce + off, chunk - off,
+					   (off_t)(sector * SECTOR + done + off));
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r <= 0) {
+				if (r == 0)
+					errno = EIO;
+				log_io_error(b, "write", sector);
+				return S_IOERR;
+			}
+			off += (size_t)r;
+		}
+		done += chunk;
+	}
+	return S_OK;
+}
+
+static uint8_t do_discard(struct virtio_blk *b, uint64_t data_len)
+{
+	struct {
+		uint64_t sector;
+		uint32_t num, flags;
+	} seg;
+	if (b->spec.readonly || data_len % sizeof(seg) ||
+	    data_len / sizeof(seg) > MAX_DISCARD_SEG)
+		return S_IOERR;
+	for (uint64_t off = 0; off < data_len; off += sizeof(seg)) {
+		virtq_chain_read(&b->chain, &b->vm->mem, 16 + off, &seg,
+				 sizeof(seg));
+		if (!in_range(b, seg.sector, (uint64_t)seg.num * SECTOR))
+			return S_IOERR;
+		if (seg.num && fallocate(b->fd, FALLOC_FL_PUNCH_HOLE |
+						FALLOC_FL_KEEP_SIZE,
+					 (off_t)(seg.sector * SECTOR),
+					 (off_t)seg.num * SECTOR) < 0) {
+			log_io_error(b, "discard", seg.sector);
+			return S_IOERR;
+		}
+	}
+	return S_OK;
+}
+
+/* Handles one chain; returns the used length, or -1 when the request is
+ * unanswerable (no status byte): the device is then broken. */
+static int64_t handle(struct virtio_blk *b)
+{
+	struct virtq_chain *c = &b->chain;
+	struct {
+		uint32_t type, reserved;
+		uint64_t sector;
+	} hdr = { 0 };
+	if (c->writable_len < 1)
+		return -1;
+	uint64_t data_in = c->writable_len - 1; /* before the status byte */
+	uint64_t written = 0;
+	uint8_t st;
+	if (virtq_chain_read(c, &b->vm->mem, 0, &hdr, sizeof(hdr)) <
+	    sizeof(hdr)) {
+		st = S_IOERR;
+	} else {
+		uint64_t data_out = c->readable_len - sizeof(hdr);
+		switch (hdr.type) {
+		case T_IN:
+			st = do_read(b, hdr.sector, data_in, &written);
+			break;
+		case T_OUT:
+			st = do_write(b, hdr.sector, data_out);
+			break;
+		case T_FLUSH:
+			st = S_OK;
+			if (!b->spec.readonly && fdatasync(b->fd) < 0) {
+				log_io_error(b, "flush", 0);
+				st = S_IOERR;
+			}
+			break;
+		case T_GET_ID: {
+			uint64_t n = data_in < ID_BYTES ? data_in : ID_BYTES;
+			struct kg_err e;
+			st = virtq_chain_write(c, &b->vm->gate, 0, b->serial, n,
+					       &e) < 0 ? S_IOERR : S_OK;
+			written = n;
+			break;
+		}
+		case T_DISCARD:
+			st = do_discard(b, data_out);
+			break;
+		default:
+			st = S_UNSUPP;
+		}
+	}
+	struct kg_err e;
+	if (virtq_chain_write(c, &b->vm->gate, data_in, &st, 1, &e) < 0)
+		return -1;
+	return (int64_t)(written + 1);
+}
+
+static void process_queue(struct virtio_blk *b)
+{
+	struct virtio_mmio *t = &b->t;
+	struct kg_err e;
+	pthread_mutex_lock(&t->lock);
+	while (virtio_mmio_queue_live(t, 0)) {
+		struct virtq *q = &t->queues[0];
+		int r = virtq_pop(q, &b->vm->mem, &b->chain, &e);
+		if (r < 0)
+			virtio_mmio_set_broken(t, e.msg);
+		if (r <= 0)
+			break;
+		uint32_t gen = virtio_mmio_begin_request(t);
+		pthread_mutex_unlock(&t->lock);
+		int64_t used = handle(b);
+		pthread_mutex_lock(&t->lock);
+		if (!virtio_mmio_end_request(t, gen))
+			continue; /* reset meanwhile: the queue is gone */
+		if (used < 0) {
+			virtio_mmio_set_broken(t, "request without a writable "
+					       "status byte");
+			break;
+		}
+		if (virtq_push(q, &b->vm->gate, b->chain.head, (uint32_t)used,
+			       &e) < 0) {
+			virtio_mmio_set_broken(t, e.msg);
+			break;
+		}
+		virtio_mmio_notify_used(t, 0);
+	}
+	pthread_mutex_unlock(&t->lock);
+}
+
+static void *worker(void *arg)
+{
+	struct virtio_blk *b = arg;
+	for (;;) {
+		uint64_t n;
+		ssize_t r = read(b->kick_fd, &n, sizeof(n));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (atomic_load(&b->stop))
+			return NULL;
+		process_queue(b);
+	}
+}
+
+struct virtio_blk *virtio_blk_create(struct vm *vm, const struct disk_spec *d,
+				     uint64_t base, unsigned irq,
+				     struct kg_err *e)
+{
+	struct virtio_blk *b = calloc(1, sizeof(*b));
+	if (!b) {
+		kg_errf(e, "out of memory");
+		return NULL;
+	}
+	b->vm = vm;
+	b->spec = *d;
+	b->kick_fd = -1;
+	b->fd = open(d->path, (d->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+	if (b->fd < 0) {
+		kg_errno(e, "disk %s", d->path);
+		goto fail;
+	}
+	struct stat st;
+	if (fstat(b->fd, &st) < 0) {
+		kg_errno(e, "disk %s: fstat", d->path);
+		goto fail;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		kg_errf(e, "disk %s: not a regular file (raw images only)",
+			d->path);
+		goto fail;
+	}
+	if (flock(b->fd, (d->readonly ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0) {
+		if (errno == EWOULDBLOCK)
+			kg_errf(e, "disk %s: in use by another process",
+				d->path);
+		else
+			kg_errno(e, "disk %s: flock", d->path);
+		goto fail;
+	}
+	b->capacity = (uint64_t)st.st_size / SECTOR;
+	snprintf(b->serial, sizeof(b->serial), "kg%llx-%llx",
+		 (unsigned long long)st.st_dev, (unsigned long long)st.st_ino);
+	b->bounce = malloc(BOUNCE);
+	b->kick_fd = eventfd(0, EFD_CLOEXEC);
+	if (!b->bounce || b->kick_fd < 0) {
+		kg_errno(e, "disk %s: eventfd", d->path);
+		goto fail;
+	}
+	uint64_t features = VIRTIO_BLK_F_SEG_MAX | VIRTIO_BLK_F_BLK_SIZE |
+			    VIRTIO_BLK_F_FLUSH | VIRTIO_BLK_F_DISCARD |
+			    (d->readonly ? VIRTIO_BLK_F_RO : 0);
+	if (virtio_mmio_init(&b->t, vm, base, irq, &blk_ops, b, features, e) < 0)
+		goto fail;
+	int r = pthread_create(&b->worker, NULL, worker, b);
+	if (r) {
+		errno = r;
+		kg_errno(e, "disk %s: pthread_create", d->path);
+		goto fail;
+	}
+	b->worker_started = true;
+	return b;
+fail:
+	virtio_blk_destroy(b);
+	return NULL;
+}
+
+void virtio_blk_reset(struct virtio_blk *b)
+{
+	virtio_mmio_reset(&b->t);
+}
+
+void virtio_blk_destroy(struct virtio_blk *b)
+{
+	if (!b)
+		return;
+	if (b->worker_started) {
+		uint64_t one = 1;
+		atomic_store(&b->stop, true);
+		ssize_t r = write(b->kick_fd, &one, sizeof(one));
+		(void)r;
+		pthread_join(b->worker, NULL);
+	}
+	virtio_mmio_destroy(&b->t);
+	if (b->kick_fd >= 0)
+		close(b->kick_fd);
+	if (b->fd >= 0)
+		close(b->fd); /* releases the flock */
+	free(b->bounce);
+	free(b);
+}

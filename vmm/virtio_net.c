@@ -1,0 +1,295 @@
+#include "virtio_net.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
+#include <poll.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "virtio_mmio.h"
+#include "vm.h"
+
+#define VIRTIO_ID_NET 1
+#define VIRTIO_NET_F_MAC (1ull << 5)
+#define VIRTIO_NET_F_STATUS (1ull << 16)
+#define NET_HDR_LEN 12 /* struct virtio_net_hdr_v1 */
+#define FRAME_MAX 65550
+enum { RXQ = 0, TXQ = 1 };
+
+struct virtio_net {
+	struct virtio_mmio t;
+	struct vm *vm;
+	struct net_spec spec;
+	int tap_fd, kick_fd;
+	pthread_t rx_thread;
+	bool rx_started;
+	atomic_bool stop;
+	struct virtq_chain rx_chain, tx_chain;
+	uint8_t rx_frame[NET_HDR_LEN + FRAME_MAX];
+	uint8_t tx_frame[NET_HDR_LEN + FRAME_MAX];
+	uint64_t tx_dropped, rx_dropped;
+};
+
+int net_spec_parse(const char *s, struct net_spec *n, struct kg_err *e)
+{
+	memset(n, 0, sizeof(*n));
+	if (strncmp(s, "tap:", 4))
+		return kg_errf(e, "bad network '%s': expected tap:IFNAME"
+			       "[,mac=MAC]", s);
+	const char *name = s + 4, *comma = strchr(name, ',');
+	size_t len = comma ? (size_t)(comma - name) : strlen(name);
+	if (len == 0 || len >= sizeof(n->ifname))
+		return kg_errf(e, "bad network '%s': interface name must be "
+			       "1 to %zu characters", s, sizeof(n->ifname) - 1);
+	memcpy(n->ifname, name, len);
+	/* Default: 52:54:00 (QEMU's prefix) + a hash of the name. */
+	uint32_t h = 2166136261u;
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (uint8_t)name[i]) * 16777619u;
+	const uint8_t def[6] = { 0x52, 0x54, 0x00, (uint8_t)(h >> 16),
+				 (uint8_t)(h >> 8), (uint8_t)h };
+	memcpy(n->mac, def, 6);
+	if (!comma)
+		return 0;
+	unsigned m[6];
+	char tail;
+	if (strncmp(comma + 1, "mac=", 4) ||
+	    sscanf(comma + 5, "%2x:%2x:%2x:%2x:%2x:%2x%c", &m[0], &m[1], &m[2],
+		   &m[3], &m[4], &m[5], &tail) != 6)
+		return kg_errf(e, "bad network option '%s' (expected "
+			       "mac=xx:xx:xx:xx:xx:xx)", comma + 1);
+	if (m[0] & 1)
+		return kg_errf(e, "bad MAC in '%s': multicast bit set", s);
+	for (int i = 0; i < 6; i++)
+		n->mac[i] = (uint8_t)m[i];
+	return 0;
+}
+
+static void config_read(void *dev, uint64_t off, void *data, unsigned size)
+{
+	struct virtio_net *n = dev;
+	uint8_t cfg[8] = { 0 };
+	memcpy(cfg, n->spec.mac, 6);
+	cfg[6] = 1; /* VIRTIO_NET_S_LINK_UP */
+	if (off < sizeof(cfg) && size <= sizeof(cfg) - off)
+		memcpy(data, cfg + off, size);
+}
+
+static void config_write(void *dev, uint64_t off, const void *data,
+			 unsigned size)
+{
+	(void)dev, (void)off, (void)data, (void)size;
+}
+
+/* With the transport lock held, on the notifying vCPU. */
+static void transmit(struct virtio_net *n)
+{
+	struct virtio_mmio *t = &n->t;
+	struct virtq *q = &t->queues[TXQ];
+	struct kg_err e;
+	bool pushed = false;
+	while (virtio_mmio_queue_live(t, TXQ)) {
+		int r = virtq_pop(q, &n->vm->mem, &n->tx_chain, &e);
+		if (r < 0)
+			virtio_mmio_set_broken(t, e.msg);
+		if (r <= 0)
+			break;
+		uint64_t len = n->tx_chain.readable_len;
+		if (len > NET_HDR_LEN && len <= sizeof(n->tx_frame)) {
+			virtq_chain_read(&n->tx_chain, &n->vm->mem, 0,
+					 n->tx_frame, len);
+			ssize_t w = write(n->tap_fd, n->tx_frame + NET_HDR_LEN,
+					  len - NET_HDR_LEN);
+			if (w < 0)
+				n->tx_dropped++;
+		} else {
+			n->tx_dropped++; /* runt or giant: dropped, as a NIC would */
+		}
+		if (virtq_push(q, &n->vm->gate, n->tx_chain.head, 0, &e) < 0) {
+			virtio_mmio_set_broken(t, e.msg);
+			break;
+		}
+		pushed = true;
+	}
+	if (pushed)
+		virtio_mmio_notify_used(t, TXQ);
+}
+
+static void notify(void *dev, unsigned queue)
+{
+	struct virtio_net *n = dev;
+	if (queue == TXQ) {
+		transmit(n);
+	} else {
+		uint64_t one = 1; /* new receive buffers: wake the thread */
+		ssize_t r = write(n->kick_fd, &one, sizeof(one));
+		(void)r;
+	}
+}
+
+static void dev_reset(void *dev)
+{
+	(void)dev;
+}
+
+static const struct virtio_dev_ops net_ops = {
+	.name = "virtio-net", .device_id = VIRTIO_ID_NET, .nqueues = 2,
+	.config_read = config_read, .config_write = config_write,
+	.notify = notify, .reset = dev_reset,
+};
+
+/* Delivers the pending frame (rx_frame, len bytes with header). Returns 1
+ * delivered or dropped, 0 no receive buffer available. */
+static int deliver(struct virtio_net *n, size_t len)
+{
+	struct virtio_mmio *t = &n->t;
+	struct kg_err e;
+	int done = 1;
+	pthread_mutex_lock(&t->lock);
+	if (!virtio_mmio_queue_live(t, RXQ)) {
+		n->rx_dropped++; /* no driver: the wire drops it */
+		goto out;
+	}
+	struct virtq *q = &t->queues[RXQ];
+	int r = virtq_pop(q, &n->vm->mem, &n->rx_chain, &e);
+	if (r < 0) {
+		virtio_mmio_set_broken(t, e.msg);
+		goto out;
+	}
+	if (r == 0) {
+		done = 0;
+		goto out;
+	}
+	uint64_t room = n->rx_chain.writable_len;
+	uint64_t put = len <= room ? len : 0; /* too small a buffer: drop */
+	if (!put)
+		n->rx_dropped++;
+	if ((put && virtq_chain_write(&n->rx_chain, &n->vm->gate, 0,
+				      n->rx_frame, put, &e) < 0) ||
+	    virtq_push(q, &n->vm->gate, n->rx_chain.head, (uint32_t)put,
+		       &e) < 0) {
+		virtio_mmio_set_broken(t, e.msg);
+		goto out;
+	}
+	virtio_mmio_notify_used(t, RXQ);
+out:
+	pthread_mutex_unlock(&t->lock);
+	return done;
+}
+
+static void *rx_loop(void *arg)
+{
+	struct virtio_net *n = arg;
+	size_t pending = 0; /* a frame waiting for a receive buffer */
+	while (!atomic_load(&n->stop)) {
+		struct pollfd p[2] = { { n->kick_fd, POLLIN, 0 },
+				       { pending ? -1 : n->tap_fd, POLLIN, 0 } };
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			fprintf(stderr, "kagami: virtio-net %s: poll: %s\n",
+				n->spec.ifname, strerror(errno));
+			return NULL;
+		}
+		if (p[0].revents) {
+			uint64_t v;
+			ssize_t r = read(n->kick_fd, &v, sizeof(v));
+			(void)r;
+		}
+		if (!pending && (p[1].revents & POLLIN)) {
+			ssize_t r = read(n->tap_fd, n->rx_frame + NET_HDR_LEN,
+					 FRAME_MAX);
+			if (r > 0) {
+				memset(n->rx_frame, 0, NET_HDR_LEN);
+				n->rx_frame[10] = 1; /* num_buffers */
+				pending = NET_HDR_LEN + (size_t)r;
+			}
+		}
+		if (pending && deliver(n, pending))
+			pending = 0;
+	}
+	return NULL;
+}
+
+static int open_tap(const struct net_spec *s, struct kg_err *e)
+{
+	int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return kg_errno(e, "--net tap:%s: open /dev/net/tun", s->ifname);
+	struct ifreq ifr = { 0 };
+	ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+	memcpy(ifr.ifr_name, s->ifname, strlen(s->ifname));
+	if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+		kg_errno(e, "--net tap:%s: TUNSETIFF", s->ifname);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+struct virtio_net *virtio_net_create(struct vm *vm, const struct net_spec *s,
+				     uint64_t base, unsigned irq,
+				     struct kg_err *e)
+{
+	struct virtio_net *n = calloc(1, sizeof(*n));
+	if (!n) {
+		kg_errf(e, "out of memory");
+		return NULL;
+	}
+	n->vm = vm;
+	n->spec = *s;
+	n->kick_fd = -1;
+	n->tap_fd = open_tap(s, e);
+	if (n->tap_fd < 0)
+		goto fail;
+	n->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (n->kick_fd < 0) {
+		kg_errno(e, "--net tap:%s: eventfd", s->ifname);
+		goto fail;
+	}
+	if (virtio_mmio_init(&n->t, vm, base, irq, &net_ops, n,
+			     VIRTIO_NET_F_MAC | VIRTIO_NET_F_STATUS, e) < 0)
+		goto fail;
+	int r = pthread_create(&n->rx_thread, NULL, rx_loop, n);
+	if (r) {
+		errno = r;
+		kg_errno(e, "--net tap:%s: pthread_create", s->ifname);
+		goto fail;
+	}
+	n->rx_started = true;
+	return n;
+fail:
+	virtio_net_destroy(n);
+	return NULL;
+}
+
+void virtio_net_reset(struct virtio_net *n)
+{
+	virtio_mmio_reset(&n->t);
+}
+
+void virtio_net_destroy(struct virtio_net *n)
+{
+	if (!n)
+		return;
+	if (n->rx_started) {
+		uint64_t one = 1;
+		atomic_store(&n->stop, true);
+		ssize_t r = write(n->kick_fd, &one, sizeof(one));
+		(void)r;
+		pthread_join(n->rx_thread, NULL);
+	}
+	virtio_mmio_destroy(&n->t);
+	if (n->kick_fd >= 0)
+		close(n->kick_fd);
+	if (n->tap_fd >= 0)
+		close(n->tap_fd);
+	free(n);
+}
