@@ -22,7 +22,7 @@ GUEST_LDFLAGS := -static -no-pie -nostdlib -Wl,-T,guests/sdk/guest.ld \
 	-Wl,--build-id=none -Wl,-z,noexecstack -Wl,-z,max-page-size=4096 -Wl,--no-warn-rwx-segments
 SDK_SRC := $(wildcard guests/sdk/*.c) guests/sdk/entry.S
 SDK_HDR := $(wildcard guests/sdk/*.h) guests/memstress_core.h guests/sdk/guest.ld
-GUESTS := hello memstress crashme
+GUESTS := hello memstress crashme hostile
 GUEST_ELFS := $(GUESTS:%=$(BUILD)/guests/%.elf)
 
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
@@ -76,3 +76,16 @@ bench: all $(BUILD)/bench/memstress_host $(BUILD)/guests/exitbench.elf
 
 clean:
 	rm -rf $(BUILD)
+
+# libFuzzer over the virtqueue parser (clang); not part of `make test`.
+FUZZ_SECONDS ?= 60
+$(BUILD)/fuzz/fuzz_virtq: tests/fuzz/fuzz_virtq.c vmm/virtq.c vmm/gate.c vmm/mem.c vmm/err.c vmm/kvm.c $(HOST_HDR)
+	@mkdir -p $(@D)
+	clang -std=c11 -D_GNU_SOURCE -g -O1 $(WARN) -fsanitize=fuzzer,address,undefined \
+		-o $@ $(filter %.c,$^)
+
+.PHONY: fuzz
+fuzz: $(BUILD)/fuzz/fuzz_virtq
+	@mkdir -p $(BUILD)/fuzz/corpus
+	$(BUILD)/fuzz/fuzz_virtq -max_total_time=$(FUZZ_SECONDS) -max_len=70000 \
+		$(BUILD)/fuzz/corpus

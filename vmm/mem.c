@@ -122,15 +122,16 @@ void *guest_mem_ptr(const struct guest_mem *m, uint64_t gpa, uint64_t len)
 	return r && r->hva ? r->hva + (gpa - r->gpa) : NULL;
 }
 
-static uint64_t gpa_to_offset(const struct guest_mem *m, uint64_t gpa)
+static uint64_t gpa_to_offset(const struct guest_mem *m, uint64_t gpa,
+			      uint64_t len)
 {
-	const struct guest_mem_region *r = find_region(m, gpa, 0);
+	const struct guest_mem_region *r = find_region(m, gpa, len);
 	return r ? r->offset + (gpa - r->gpa) : UINT64_MAX;
 }
 
 void guest_mem_mark_dirty(struct guest_mem *m, uint64_t gpa, uint64_t len)
 {
-	uint64_t off = gpa_to_offset(m, gpa);
+	uint64_t off = gpa_to_offset(m, gpa, len);
 	if (off == UINT64_MAX || !len || !m->vmm_dirty)
 		return;
 	for (uint64_t pg = off / 4096; pg <= (off + len - 1) / 4096; pg++)

@@ -71,6 +71,9 @@ int pvh_place_initrd(const struct guest_mem *m, uint64_t image_end,
 		     uint64_t size, uint64_t *gpa, struct kg_err *e)
 {
 	uint64_t top = m->regions[0].size & ~4095ull;
+	if (image_end > top)
+		return kg_errf(e, "initrd (%llu bytes) does not fit: the image "
+			       "ends above low RAM", (unsigned long long)size);
 	uint64_t floor = (image_end + 4095) & ~4095ull;
 	if (floor < KAGAMI_HIGH_RAM_START)
 		floor = KAGAMI_HIGH_RAM_START;

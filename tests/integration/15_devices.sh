@@ -1,0 +1,58 @@
+# virtio devices under real guests: a hostile guest against virtio-blk.
+
+test_hostile_blk() {
+	truncate -s 4M disk.img
+	kg run --disk disk.img "$GUESTS/hostile.elf"
+	expect_status 0 || return
+	out_has "hostile: done" || return
+	local c
+	for c in "buffer outside RAM" "buffer in the MMIO hole" "descriptor loop" \
+		"4 GiB length" "available index backwards" "next index out of range" \
+		"head index out of range" "no status byte" "rings outside RAM"; do
+		out_has "hostile: $c -> needs_reset" || return
+	done
+	out_has "hostile: sector past the end -> status=1" || return
+	out_has "hostile: unknown request type -> status=2" || return
+	# one line per broken queue, naming the device and the problem
+	[[ $(grep -c "virtio-blk at 0xfeb00e00: guest error, device needs reset" err) == 9 ]] ||
+		why "expected 9 one-line reports: $(cat err)"
+	err_has "is longer than the queue (a loop?)" && err_has "jumped from 0 to 65535"
+}
+
+test_disk_errors() {
+	kg run --disk nothere.img "$GUESTS/hello.elf"
+	expect_status 2 && err_has "disk nothere.img: No such file or directory" || return
+	mkdir dir.img
+	kg run --disk dir.img "$GUESTS/hello.elf"
+	expect_status 2 && err_has "disk dir.img: Is a directory" || return
+	kg run --disk x.img,fast "$GUESTS/hello.elf"
+	expect_status 2 && err_has "bad disk option 'fast'" || return
+	kg run --net eth0 "$GUESTS/hello.elf"
+	expect_status 2 && err_has "expected tap:IFNAME" || return
+	kg run --net tap:x,mac=01:00:00:00:00:01 "$GUESTS/hello.elf"
+	expect_status 2 && err_has "multicast bit set"
+}
+
+test_disk_in_use() {
+	truncate -s 1M disk.img
+	timeout 20 "$KAGAMI" run --disk disk.img --cmdline spin "$GUESTS/hello.elf" >o1 2>e1 &
+	local pid=$!
+	sleep 0.5
+	kg run --disk disk.img "$GUESTS/hello.elf"
+	kill -TERM $pid
+	wait $pid
+	expect_status 2 && err_has "disk disk.img: in use by another process"
+}
+
+test_cmdline_announces_devices() {
+	truncate -s 1M a.img
+	truncate -s 1M b.img
+	kg run --disk a.img --disk b.img,readonly --cmdline "x=1" "$GUESTS/hello.elf"
+	expect_status 0 || return
+	out_has "cmdline=[x=1 virtio_mmio.device=512@0xfeb00e00:12 virtio_mmio.device=512@0xfeb00c00:11]"
+}
+
+t "hostile guest vs virtio-blk" test_hostile_blk kvm
+t "disk and network argument errors" test_disk_errors kvm
+t "a disk image in use is refused" test_disk_in_use kvm
+t "devices announced on the command line like microvm" test_cmdline_announces_devices kvm
