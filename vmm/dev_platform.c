@@ -147,6 +147,22 @@ static void fault_report(struct dev_platform *d, uint32_t gpa)
 	vm_request_stop(d->vm, VM_STOP_CRASH, 0, "%s", msg);
 }
 
+static void console_out(struct dev_platform *d, uint32_t gpa)
+{
+	struct guest_mem *m = &d->vm->mem;
+	const struct kagami_console_buf *b = guest_mem_ptr(m, gpa, sizeof(*b));
+	uint32_t len = b ? b->len : 0;
+	const void *bytes = b ? guest_mem_ptr(m, gpa + sizeof(*b), len) : NULL;
+	if (!bytes || len > KAGAMI_CONSOLE_MAX) {
+		/* A guest bug, not a host failure: say so once per write. */
+		fprintf(stderr, "kagami: console write at 0x%x ignored: buffer "
+			"outside guest RAM or longer than %u bytes\n", gpa,
+			KAGAMI_CONSOLE_MAX);
+		return;
+	}
+	dev_uart_output(&d->vm->uart, bytes, len);
+}
+
 static void kdev_write(void *opaque, uint64_t off, const void *data,
 		       unsigned size)
 {
@@ -161,6 +177,9 @@ static void kdev_write(void *opaque, uint64_t off, const void *data,
 		break;
 	case KAGAMI_PORT_FAULT:
 		fault_report(d, v);
+		break;
+	case KAGAMI_PORT_CONSOLE:
+		console_out(d, v);
 		break;
 	}
 }

@@ -5,13 +5,25 @@
 #include "vm.h"
 #include "../guests/sdk/kagami_platform.h"
 
-static void uart_tx(void *opaque, uint8_t byte)
+static void note_first_output(struct dev_uart *d)
 {
-	struct dev_uart *d = opaque;
 	uint64_t zero = 0;
 	atomic_compare_exchange_strong(&d->vm->stats.first_output_ns, &zero,
 				       vm_now_ns() - d->vm->stats.run_start_ns);
+}
+
+static void uart_tx(void *opaque, uint8_t byte)
+{
+	struct dev_uart *d = opaque;
+	note_first_output(d);
 	console_write(d->console, &byte, 1);
+}
+
+void dev_uart_output(struct dev_uart *d, const void *data, size_t n)
+{
+	note_first_output(d);
+	console_write(d->console, data, n);
+	console_flush(d->console);
 }
 
 static void uart_irq(void *opaque, int level)

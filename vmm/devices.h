@@ -34,6 +34,9 @@ struct dev_platform {
 int dev_uart_init(struct dev_uart *d, struct vm *vm,
 		  const struct console_spec *spec, struct kg_err *e);
 void dev_uart_reset(struct dev_uart *d);
+/* Console output that bypasses the UART registers (the kagami device's
+ * batched console port); written and flushed at once. */
+void dev_uart_output(struct dev_uart *d, const void *data, size_t n);
 void dev_uart_destroy(struct dev_uart *d);
 
 /* Registers 0xf4, 0xcf9 and the kagami device. */

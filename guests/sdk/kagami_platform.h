@@ -45,6 +45,10 @@
 /* W: guest-physical address of a struct kagami_fault_frame describing an
  * unexpected exception; the host reports it and stops the VM. */
 #define KAGAMI_PORT_FAULT (KAGAMI_PORT_BASE + 0x18u)
+/* W: guest-physical address of a struct kagami_console_buf whose bytes go
+ * to the console (the same one as COM1's) in one exit, where COM1 takes
+ * one exit per byte. */
+#define KAGAMI_PORT_CONSOLE (KAGAMI_PORT_BASE + 0x1cu)
 
 #define KAGAMI_DEVICE_MAGIC 0x494d474bu /* "KGMI" */
 #define KAGAMI_POWER_OFF 1u
@@ -74,6 +78,12 @@
 #define KAGAMI_VIRTIO_SIZE 0x200u
 #define KAGAMI_VIRTIO_SLOTS 8u
 #define KAGAMI_VIRTIO_IRQ_BASE 5u
+
+#define KAGAMI_CONSOLE_MAX 4096u
+struct kagami_console_buf {
+	unsigned int len; /* at most KAGAMI_CONSOLE_MAX */
+	char data[];
+};
 
 /* Written by the guest SDK's exception handler; all fields 64-bit. */
 struct kagami_fault_frame {

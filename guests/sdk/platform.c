@@ -45,9 +45,28 @@ void sdk_reset(void)
 	spin_forever();
 }
 
-/* One `rep outsb` is one exit for the whole buffer under KVM. */
+/* Under kagami, a whole buffer leaves in one exit through the kagami
+ * device's console port; elsewhere (QEMU) through COM1, where string I/O
+ * still costs one exit per byte. */
+struct console_state {
+	int under_kagami; /* -1: not probed yet */
+	struct kagami_console_buf buf;
+	char data[KAGAMI_CONSOLE_MAX];
+};
+static struct console_state con = { .under_kagami = -1 };
+
 void sdk_write(const char *s, size_t n)
 {
+	if (con.under_kagami < 0)
+		con.under_kagami = sdk_under_kagami();
+	while (con.under_kagami && n) {
+		size_t take = n < KAGAMI_CONSOLE_MAX ? n : KAGAMI_CONSOLE_MAX;
+		memcpy(con.data, s, take);
+		con.buf.len = (unsigned)take;
+		sdk_outl(KAGAMI_PORT_CONSOLE, (uint32_t)(uintptr_t)&con.buf);
+		s += take;
+		n -= take;
+	}
 	__asm__ volatile("rep outsb"
 			 : "+S"(s), "+c"(n)
 			 : "d"((uint16_t)KAGAMI_COM1_PORT)
