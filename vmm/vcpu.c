@@ -96,6 +96,19 @@ void vcpu_kick(struct vcpu *v)
 		pthread_kill(v->thread, SIGUSR1);
 }
 
+/* Lets KVM finish a PIO/MMIO instruction without running the guest
+ * further, so that a paused vCPU's registers are complete (a saved state
+ * must not depend on a half-done instruction). Called with vm->lock held. */
+static void complete_io(struct vcpu *v)
+{
+	__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+	if (ioctl(v->fd, KVM_RUN, 0) < 0 && errno != EINTR)
+		vm_request_stop_locked(v->vm, VM_STOP_ERROR,
+				       "vCPU %u: KVM_RUN (completing I/O): %s",
+				       v->id, strerror(errno));
+	v->io_pending = false;
+}
+
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu *v = arg;
@@ -107,6 +120,8 @@ static void *vcpu_thread(void *arg)
 
 	pthread_mutex_lock(&vm->lock);
 	for (;;) {
+		if (vm->req == VM_REQ_PAUSE && v->io_pending)
+			complete_io(v);
 		while (vm->req == VM_REQ_PAUSE) {
 			vm->npaused++;
 			pthread_cond_broadcast(&vm->cond);
@@ -118,13 +133,17 @@ static void *vcpu_thread(void *arg)
 		__atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
 		pthread_mutex_unlock(&vm->lock);
 
-		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
+		int r = ioctl(v->fd, KVM_RUN, 0);
+		v->io_pending = false;
+		if (r < 0) {
 			if (errno != EINTR && errno != EAGAIN)
 				vm_request_stop(vm, VM_STOP_ERROR, 0,
 						"vCPU %u: KVM_RUN: %s", v->id,
 						strerror(errno));
 		} else {
 			vcpu_dispatch_exit(v);
+			v->io_pending = v->run->exit_reason == KVM_EXIT_IO ||
+					v->run->exit_reason == KVM_EXIT_MMIO;
 		}
 		pthread_mutex_lock(&vm->lock);
 	}

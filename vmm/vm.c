@@ -191,25 +191,39 @@ static void kick_all(struct vm *vm)
 		vcpu_kick(&vm->vcpus[i]);
 }
 
-void vm_request_stop(struct vm *vm, enum vm_stop_reason reason, int exit_code,
-		     const char *fmt, ...)
+static void request_stop_v(struct vm *vm, enum vm_stop_reason reason,
+			   int exit_code, const char *fmt, va_list ap)
 {
-	pthread_mutex_lock(&vm->lock);
 	if (vm->stop.reason == VM_STOP_NONE) {
 		vm->stop.reason = reason;
 		vm->stop.exit_code = exit_code;
-		if (fmt) {
-			va_list ap;
-			va_start(ap, fmt);
+		if (fmt)
 			vsnprintf(vm->stop.message, sizeof(vm->stop.message),
 				  fmt, ap);
-			va_end(ap);
-		}
 	}
 	vm->req = VM_REQ_STOP;
 	kick_all(vm);
 	pthread_cond_broadcast(&vm->cond);
+}
+
+void vm_request_stop(struct vm *vm, enum vm_stop_reason reason, int exit_code,
+		     const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	pthread_mutex_lock(&vm->lock);
+	request_stop_v(vm, reason, exit_code, fmt, ap);
 	pthread_mutex_unlock(&vm->lock);
+	va_end(ap);
+}
+
+void vm_request_stop_locked(struct vm *vm, enum vm_stop_reason reason,
+			    const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	request_stop_v(vm, reason, 0, fmt, ap);
+	va_end(ap);
 }
 
 void vm_pause(struct vm *vm)

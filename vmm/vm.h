@@ -77,6 +77,9 @@ struct vcpu {
 	struct kvm_run *run;
 	pthread_t thread;
 	bool thread_started;
+	/* The last exit was PIO/MMIO: KVM finishes the instruction (e.g.
+	 * copies an IN's value to RAX) only at the next KVM_RUN. */
+	bool io_pending;
 };
 
 struct vm {
@@ -124,6 +127,10 @@ int vm_run(struct vm *vm, struct vm_stop *stop, struct kg_err *e);
 /* Stops the VM; the first reason given wins. Any thread. */
 void vm_request_stop(struct vm *vm, enum vm_stop_reason reason, int exit_code,
 		     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* The same, for a caller already holding vm->lock. */
+void vm_request_stop_locked(struct vm *vm, enum vm_stop_reason reason,
+			    const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 /* Parks every vCPU outside KVM_RUN and returns once all are parked (or
  * the VM is stopping). */
 void vm_pause(struct vm *vm);
