@@ -51,7 +51,8 @@ int disk_spec_parse(const char *s, struct disk_spec *d, struct kg_err *e)
 	if (n == 0)
 		return kg_errf(e, "bad disk '%s': empty path", s);
 	if (n >= sizeof(d->path))
-		return kg_errf(e, "bad disk '%s': path too long", s);
+		return kg_errf(e, "bad disk '%.64s...': path too long (over "
+			       "%zu bytes)", s, sizeof(d->path) - 1);
 	memcpy(d->path, s, n);
 	while (comma) {
 		const char *opt = comma + 1;

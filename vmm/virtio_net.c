@@ -37,16 +37,37 @@ struct virtio_net {
 	uint64_t tx_dropped, rx_dropped;
 };
 
+static int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = (char)(c | 0x20);
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Exactly six colon-separated pairs of hex digits (sscanf would take
+ * signs and spaces). */
+static int parse_mac(const char *s, uint8_t mac[6])
+{
+	for (int i = 0; i < 6; i++, s += 3) {
+		int hi = hex_digit(s[0]), lo = hi < 0 ? -1 : hex_digit(s[1]);
+		if (lo < 0 || s[2] != (i == 5 ? '\0' : ':'))
+			return -1;
+		mac[i] = (uint8_t)(hi << 4 | lo);
+	}
+	return 0;
+}
+
 int net_spec_parse(const char *s, struct net_spec *n, struct kg_err *e)
 {
 	memset(n, 0, sizeof(*n));
 	if (strncmp(s, "tap:", 4))
-		return kg_errf(e, "bad network '%s': expected tap:IFNAME"
+		return kg_errf(e, "bad network '%.64s': expected tap:IFNAME"
 			       "[,mac=MAC]", s);
 	const char *name = s + 4, *comma = strchr(name, ',');
 	size_t len = comma ? (size_t)(comma - name) : strlen(name);
 	if (len == 0 || len >= sizeof(n->ifname))
-		return kg_errf(e, "bad network '%s': interface name must be "
+		return kg_errf(e, "bad network '%.64s': interface name must be "
 			       "1 to %zu characters", s, sizeof(n->ifname) - 1);
 	memcpy(n->ifname, name, len);
 	/* Default: 52:54:00 (QEMU's prefix) + a hash of the name. */
@@ -58,17 +79,13 @@ int net_spec_parse(const char *s, struct net_spec *n, struct kg_err *e)
 	memcpy(n->mac, def, 6);
 	if (!comma)
 		return 0;
-	unsigned m[6];
-	char tail;
-	if (strncmp(comma + 1, "mac=", 4) ||
-	    sscanf(comma + 5, "%2x:%2x:%2x:%2x:%2x:%2x%c", &m[0], &m[1], &m[2],
-		   &m[3], &m[4], &m[5], &tail) != 6)
-		return kg_errf(e, "bad network option '%s' (expected "
+	uint8_t m[6];
+	if (strncmp(comma + 1, "mac=", 4) || parse_mac(comma + 5, m) < 0)
+		return kg_errf(e, "bad network option '%.64s' (expected "
 			       "mac=xx:xx:xx:xx:xx:xx)", comma + 1);
 	if (m[0] & 1)
-		return kg_errf(e, "bad MAC in '%s': multicast bit set", s);
-	for (int i = 0; i < 6; i++)
-		n->mac[i] = (uint8_t)m[i];
+		return kg_errf(e, "bad MAC in '%.64s': multicast bit set", s);
+	memcpy(n->mac, m, 6);
 	return 0;
 }
 
