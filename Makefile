@@ -7,7 +7,7 @@ VERSION := 0.1.0
 WARN := -Wall -Wextra -Wshadow -Wmissing-prototypes -Werror
 HOST_CFLAGS := -std=c11 -D_GNU_SOURCE -pthread -g $(WARN) \
 	-DKAGAMI_VERSION='"$(VERSION)"' -I/usr/include/x86_64-linux-gnu
-HOST_LIBS := -pthread -lunwind
+HOST_LIBS := -pthread -lunwind -lcjson
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer \
 	-fno-sanitize-recover=undefined
 

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "control.h"
 #include "../vmm/size.h"
 #include "../vmm/vm.h"
 
@@ -36,6 +37,8 @@ static void run_usage(FILE *f)
 "                      up to %d; created if missing, which needs root)\n"
 "  --timeout SECONDS   stop the guest after this long (exit status 124)\n"
 "  --summary           print a run summary to stderr at the end\n"
+"  --control PATH      a control socket (JSON lines, mode 0600) for\n"
+"                      'kagami ctl PATH status|pause|resume|quit|help'\n"
 "  -h, --help          show this help\n"
 "\n"
 "exit status: the code the guest wrote to the exit port (0xf4); 0 on a\n"
@@ -164,7 +167,7 @@ static int parse_uint(const char *opt, const char *s, unsigned long max,
 int cmd_run(int argc, char **argv)
 {
 	enum { O_MEM = 256, O_CPUS, O_CONSOLE, O_CMDLINE, O_INITRD, O_TIMEOUT,
-	       O_SUMMARY, O_DISK, O_NET };
+	       O_SUMMARY, O_DISK, O_NET, O_CONTROL };
 	static const struct option opts[] = {
 		{ "mem", required_argument, NULL, O_MEM },
 		{ "cpus", required_argument, NULL, O_CPUS },
@@ -175,12 +178,14 @@ int cmd_run(int argc, char **argv)
 		{ "summary", no_argument, NULL, O_SUMMARY },
 		{ "disk", required_argument, NULL, O_DISK },
 		{ "net", required_argument, NULL, O_NET },
+		{ "control", required_argument, NULL, O_CONTROL },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct vm_config cfg = { .mem_size = 256ull << 20, .ncpus = 1 };
 	struct kg_err e = { "" };
 	bool summary = false;
+	const char *control_path = NULL;
 	double timeout_s = 0;
 	unsigned long n;
 	char *end;
@@ -225,6 +230,9 @@ int cmd_run(int argc, char **argv)
 			break;
 		case O_SUMMARY:
 			summary = true;
+			break;
+		case O_CONTROL:
+			control_path = optarg;
 			break;
 		case O_DISK:
 			if (cfg.ndisks == VM_MAX_DISKS) {
@@ -292,11 +300,22 @@ int cmd_run(int argc, char **argv)
 		free(vm);
 		return KG_EXIT_USAGE;
 	}
+	struct control *ctl = NULL;
+	if (control_path) {
+		ctl = control_open(control_path, vm, NULL, &e);
+		if (!ctl) {
+			fprintf(stderr, "kagami run: %s\n", e.msg);
+			vm_destroy(vm);
+			free(vm);
+			return KG_EXIT_USAGE;
+		}
+	}
 	struct signal_waiter w = { .vm = vm, .timeout_s = timeout_s };
 	pthread_t st;
 	int r = pthread_create(&st, NULL, signal_thread, &w);
 	if (r) {
 		fprintf(stderr, "kagami run: pthread_create: %s\n", strerror(r));
+		control_close(ctl);
 		vm_destroy(vm);
 		free(vm);
 		return KG_EXIT_HOST;
@@ -317,6 +336,7 @@ int cmd_run(int argc, char **argv)
 	atomic_store(&w.done, true);
 	pthread_kill(st, SIGUSR2);
 	pthread_join(st, NULL);
+	control_close(ctl);
 	if (summary)
 		print_summary(vm, &stop, status);
 	vm_destroy(vm);

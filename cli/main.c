@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "control.h"
 #include "../vmm/crash.h"
 
 #ifndef KAGAMI_VERSION
@@ -20,6 +21,8 @@ static void usage(FILE *f)
 		"\n"
 		"commands:\n"
 		"  run        boot a PVH guest image (see 'kagami run --help')\n"
+		"  ctl        send a command to a running kagami's control "
+		"socket\n"
 		"  help       show this help\n"
 		"  version    print the version\n");
 }
@@ -36,6 +39,8 @@ int main(int argc, char **argv)
 	const char *cmd = argv[1];
 	if (!strcmp(cmd, "run"))
 		return cmd_run(argc - 1, argv + 1);
+	if (!strcmp(cmd, "ctl"))
+		return cmd_ctl(argc - 1, argv + 1);
 	if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") ||
 	    !strcmp(cmd, "-h")) {
 		usage(stdout);

@@ -1,0 +1,357 @@
+#include "control.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "../vmm/vm.h"
+
+#define CONTROL_MAX_CLIENTS 8
+#define CONTROL_LINE_MAX 65536
+
+struct client {
+	int fd;
+	size_t len;
+	char *buf;
+};
+
+struct control {
+	char path[108];
+	struct vm *vm;
+	const struct control_cmd *extra;
+	int listen_fd, stop_pipe[2];
+	pthread_t thread;
+	bool started;
+	struct client clients[CONTROL_MAX_CLIENTS];
+};
+
+static const char *state_name(struct vm *vm)
+{
+	switch (vm->req) {
+	case VM_REQ_RUN: return "running";
+	case VM_REQ_PAUSE: return "paused";
+	default: return "stopping";
+	}
+}
+
+static int do_status(struct vm *vm, const cJSON *req, cJSON *reply,
+		     struct kg_err *e)
+{
+	(void)req, (void)e;
+	pthread_mutex_lock(&vm->lock);
+	cJSON_AddStringToObject(reply, "state", state_name(vm));
+	pthread_mutex_unlock(&vm->lock);
+	cJSON_AddStringToObject(reply, "image", vm->cfg.kernel_path
+					? vm->cfg.kernel_path : "");
+	cJSON_AddNumberToObject(reply, "vcpus", vm->ncpus);
+	cJSON_AddNumberToObject(reply, "mem_mib",
+				(double)(vm->cfg.mem_size >> 20));
+	cJSON_AddNumberToObject(reply, "uptime_ms",
+				(double)(vm_now_ns() - vm->stats.run_start_ns) /
+					1e6);
+	cJSON *ex = cJSON_AddObjectToObject(reply, "exits");
+	cJSON_AddNumberToObject(ex, "pio", (double)vm->stats.exits[VM_EXIT_PIO]);
+	cJSON_AddNumberToObject(ex, "mmio",
+				(double)vm->stats.exits[VM_EXIT_MMIO]);
+	cJSON_AddNumberToObject(ex, "other",
+				(double)vm->stats.exits[VM_EXIT_OTHER]);
+	cJSON_AddNumberToObject(reply, "resets", vm->stats.resets);
+	return 0;
+}
+
+static int do_pause(struct vm *vm, const cJSON *req, cJSON *reply,
+		    struct kg_err *e)
+{
+	(void)req;
+	uint64_t t0 = vm_now_ns();
+	vm_pause(vm);
+	if (vm->req != VM_REQ_PAUSE)
+		return kg_errf(e, "the VM is stopping");
+	cJSON_AddNumberToObject(reply, "pause_us",
+				(double)(vm_now_ns() - t0) / 1e3);
+	return 0;
+}
+
+static int do_resume(struct vm *vm, const cJSON *req, cJSON *reply,
+		     struct kg_err *e)
+{
+	(void)req, (void)reply;
+	if (vm->req != VM_REQ_PAUSE)
+		return kg_errf(e, "the VM is not paused");
+	vm_resume(vm);
+	return 0;
+}
+
+static int do_quit(struct vm *vm, const cJSON *req, cJSON *reply,
+		   struct kg_err *e)
+{
+	(void)req, (void)reply, (void)e;
+	vm_request_stop(vm, VM_STOP_REQUEST, 0,
+			"stopped by the control socket (quit)");
+	return 0;
+}
+
+static int do_help(struct vm *vm, const cJSON *req, cJSON *reply,
+		   struct kg_err *e);
+
+const struct control_cmd control_builtin[] = {
+	{ "status", "state, image, vCPUs, memory, uptime, exits", do_status },
+	{ "pause", "park every vCPU", do_pause },
+	{ "resume", "run again after pause", do_resume },
+	{ "quit", "stop the VM; kagami exits 0", do_quit },
+	{ "help", "list the commands", do_help },
+	{ NULL, NULL, NULL },
+};
+
+/* help is answered by the server itself: it knows the extra table. */
+static int do_help(struct vm *vm, const cJSON *req, cJSON *reply,
+		   struct kg_err *e)
+{
+	(void)vm, (void)req, (void)reply, (void)e;
+	return 0;
+}
+
+static void list_commands(const struct control *c, cJSON *reply)
+{
+	cJSON *cmds = cJSON_AddObjectToObject(reply, "commands");
+	for (const struct control_cmd *k = control_builtin; k->name; k++)
+		cJSON_AddStringToObject(cmds, k->name, k->help);
+	for (const struct control_cmd *k = c->extra; k && k->name; k++)
+		cJSON_AddStringToObject(cmds, k->name, k->help);
+}
+
+static const struct control_cmd *lookup(const struct control *c,
+					const char *name)
+{
+	for (const struct control_cmd *k = control_builtin; k->name; k++)
+		if (!strcmp(k->name, name))
+			return k;
+	for (const struct control_cmd *k = c->extra; k && k->name; k++)
+		if (!strcmp(k->name, name))
+			return k;
+	return NULL;
+}
+
+/* Answers one request line; returns the malloc'd reply text. */
+static char *handle_line(struct control *c, const char *line)
+{
+	cJSON *reply = cJSON_CreateObject();
+	struct kg_err e = { "" };
+	int r = -1;
+	cJSON *req = cJSON_Parse(line);
+	const cJSON *cmd = req ? cJSON_GetObjectItemCaseSensitive(req, "cmd")
+			       : NULL;
+	if (!req) {
+		kg_errf(&e, "request is not valid JSON");
+	} else if (!cJSON_IsString(cmd)) {
+		kg_errf(&e, "request has no \"cmd\" string");
+	} else {
+		const struct control_cmd *k = lookup(c, cmd->valuestring);
+		if (!k)
+			kg_errf(&e, "unknown command '%.64s' (try help)",
+				cmd->valuestring);
+		else
+			r = k->fn(c->vm, req, reply, &e);
+		if (k && k->fn == do_help)
+			list_commands(c, reply);
+	}
+	cJSON_Delete(req);
+	if (r < 0) {
+		cJSON_Delete(reply);
+		reply = cJSON_CreateObject();
+		cJSON_AddBoolToObject(reply, "ok", 0);
+		cJSON_AddStringToObject(reply, "error", e.msg);
+	} else {
+		cJSON_AddBoolToObject(reply, "ok", 1);
+	}
+	char *text = cJSON_PrintUnformatted(reply);
+	cJSON_Delete(reply);
+	return text;
+}
+
+static void client_close(struct client *cl)
+{
+	if (cl->fd >= 0)
+		close(cl->fd);
+	free(cl->buf);
+	cl->fd = -1;
+	cl->buf = NULL;
+	cl->len = 0;
+}
+
+static void send_line(int fd, const char *text)
+{
+	size_t n = strlen(text);
+	char *line = malloc(n + 1);
+	if (!line)
+		return;
+	memcpy(line, text, n);
+	line[n] = '\n';
+	for (size_t off = 0; off <= n;) {
+		ssize_t w = send(fd, line + off, n + 1 - off, MSG_NOSIGNAL);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			break;
+		off += (size_t)w;
+	}
+	free(line);
+}
+
+/* Reads what is there; answers each complete line. */
+static void client_read(struct control *c, struct client *cl)
+{
+	if (!cl->buf && !(cl->buf = malloc(CONTROL_LINE_MAX))) {
+		client_close(cl);
+		return;
+	}
+	ssize_t n = read(cl->fd, cl->buf + cl->len, CONTROL_LINE_MAX - cl->len);
+	if (n <= 0) {
+		client_close(cl);
+		return;
+	}
+	cl->len += (size_t)n;
+	char *nl;
+	while (cl->fd >= 0 && (nl = memchr(cl->buf, '\n', cl->len))) {
+		*nl = 0;
+		char *reply = handle_line(c, cl->buf);
+		if (reply)
+			send_line(cl->fd, reply);
+		free(reply);
+		size_t used = (size_t)(nl - cl->buf) + 1;
+		memmove(cl->buf, nl + 1, cl->len - used);
+		cl->len -= used;
+	}
+	if (cl->fd >= 0 && cl->len == CONTROL_LINE_MAX) {
+		send_line(cl->fd, "{\"ok\":false,\"error\":\"request line "
+				  "longer than 64 KiB\"}");
+		client_close(cl);
+	}
+}
+
+static void *control_thread(void *arg)
+{
+	struct control *c = arg;
+	for (;;) {
+		struct pollfd p[2 + CONTROL_MAX_CLIENTS];
+		p[0] = (struct pollfd){ c->stop_pipe[0], POLLIN, 0 };
+		p[1] = (struct pollfd){ c->listen_fd, POLLIN, 0 };
+		for (int i = 0; i < CONTROL_MAX_CLIENTS; i++)
+			p[2 + i] = (struct pollfd){ c->clients[i].fd, POLLIN, 0 };
+		if (poll(p, 2 + CONTROL_MAX_CLIENTS, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			return NULL;
+		}
+		if (p[0].revents)
+			return NULL;
+		if (p[1].revents) {
+			int fd = accept4(c->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+			int slot = -1;
+			for (int i = 0; fd >= 0 && i < CONTROL_MAX_CLIENTS; i++)
+				if (c->clients[i].fd < 0) {
+					slot = i;
+					break;
+				}
+			if (fd >= 0 && slot < 0) {
+				send_line(fd, "{\"ok\":false,\"error\":\"too many "
+					      "control clients\"}");
+				close(fd);
+			} else if (fd >= 0) {
+				c->clients[slot].fd = fd;
+			}
+		}
+		for (int i = 0; i < CONTROL_MAX_CLIENTS; i++)
+			if (p[2 + i].fd >= 0 && p[2 + i].revents)
+				client_read(c, &c->clients[i]);
+	}
+}
+
+struct control *control_open(const char *path, struct vm *vm,
+			     const struct control_cmd *extra, struct kg_err *e)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	struct stat st;
+	if (strlen(path) >= sizeof(a.sun_path)) {
+		kg_errf(e, "control socket %s: path longer than %zu bytes", path,
+			sizeof(a.sun_path) - 1);
+		return NULL;
+	}
+	struct control *c = calloc(1, sizeof(*c));
+	if (!c) {
+		kg_errf(e, "out of memory");
+		return NULL;
+	}
+	c->vm = vm;
+	c->extra = extra;
+	c->stop_pipe[0] = c->stop_pipe[1] = -1;
+	for (int i = 0; i < CONTROL_MAX_CLIENTS; i++)
+		c->clients[i].fd = -1;
+	strcpy(c->path, path);
+	strcpy(a.sun_path, path);
+	c->listen_fd = -1;
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			kg_errf(e, "control socket %s: exists and is not a "
+				"socket", path);
+			goto fail;
+		}
+		unlink(path); /* stale, from a dead run */
+	}
+	c->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (c->listen_fd < 0) {
+		kg_errno(e, "control socket: socket");
+		goto fail;
+	}
+	mode_t old = umask(0177); /* mode 0600 */
+	int r = bind(c->listen_fd, (struct sockaddr *)&a, sizeof(a));
+	umask(old);
+	if (r < 0) {
+		kg_errno(e, "control socket %s: bind", path);
+		goto fail;
+	}
+	if (listen(c->listen_fd, 8) < 0 || pipe2(c->stop_pipe, O_CLOEXEC) < 0) {
+		kg_errno(e, "control socket %s: listen", path);
+		goto fail;
+	}
+	r = pthread_create(&c->thread, NULL, control_thread, c);
+	if (r) {
+		errno = r;
+		kg_errno(e, "control socket: pthread_create");
+		goto fail;
+	}
+	c->started = true;
+	return c;
+fail:
+	control_close(c);
+	return NULL;
+}
+
+void control_close(struct control *c)
+{
+	if (!c)
+		return;
+	if (c->started) {
+		ssize_t w = write(c->stop_pipe[1], "x", 1);
+		(void)w;
+		pthread_join(c->thread, NULL);
+	}
+	for (int i = 0; i < CONTROL_MAX_CLIENTS; i++)
+		client_close(&c->clients[i]);
+	for (int i = 0; i < 2; i++)
+		if (c->stop_pipe[i] >= 0)
+			close(c->stop_pipe[i]);
+	if (c->listen_fd >= 0) {
+		close(c->listen_fd);
+		unlink(c->path);
+	}
+	free(c);
+}
