@@ -12,8 +12,9 @@ SAN := -fsanitize=address,undefined -fno-omit-frame-pointer \
 	-fno-sanitize-recover=undefined
 
 VMM_SRC := $(wildcard vmm/*.c)
+FT_SRC := $(wildcard ft/*/*.c)
 CLI_SRC := $(wildcard cli/*.c)
-HOST_HDR := $(wildcard vmm/*.h cli/*.h guests/sdk/kagami_platform.h)
+HOST_HDR := $(wildcard vmm/*.h cli/*.h ft/*/*.h guests/sdk/kagami_platform.h)
 
 GUEST_CFLAGS := -std=c11 -ffreestanding -fno-pie -fno-pic -nostdlib \
 	-mno-red-zone -fno-stack-protector -fno-asynchronous-unwind-tables \
@@ -21,8 +22,8 @@ GUEST_CFLAGS := -std=c11 -ffreestanding -fno-pie -fno-pic -nostdlib \
 GUEST_LDFLAGS := -static -no-pie -nostdlib -Wl,-T,guests/sdk/guest.ld \
 	-Wl,--build-id=none -Wl,-z,noexecstack -Wl,-z,max-page-size=4096 -Wl,--no-warn-rwx-segments
 SDK_SRC := $(wildcard guests/sdk/*.c) guests/sdk/entry.S
-SDK_HDR := $(wildcard guests/sdk/*.h) guests/memstress_core.h guests/sdk/guest.ld
-GUESTS := hello memstress crashme hostile
+SDK_HDR := $(wildcard guests/sdk/*.h guests/*.h) guests/sdk/guest.ld
+GUESTS := hello memstress crashme kvstore blktest hostile
 GUEST_ELFS := $(GUESTS:%=$(BUILD)/guests/%.elf)
 
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
@@ -31,24 +32,31 @@ UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/t
 all: $(BUILD)/kagami $(GUEST_ELFS)
 guests: $(GUEST_ELFS)
 
-$(BUILD)/kagami: $(VMM_SRC) $(CLI_SRC) $(HOST_HDR)
+$(BUILD)/kagami: $(VMM_SRC) $(FT_SRC) $(CLI_SRC) $(HOST_HDR)
 	@mkdir -p $(@D)
-	$(CC) $(HOST_CFLAGS) -O2 -o $@ $(VMM_SRC) $(CLI_SRC) $(HOST_LIBS)
+	$(CC) $(HOST_CFLAGS) -O2 -o $@ $(VMM_SRC) $(FT_SRC) $(CLI_SRC) $(HOST_LIBS)
 
 # The binary the tests run: the same sources under ASan and UBSan.
-$(BUILD)/asan/kagami: $(VMM_SRC) $(CLI_SRC) $(HOST_HDR)
+$(BUILD)/asan/kagami: $(VMM_SRC) $(FT_SRC) $(CLI_SRC) $(HOST_HDR)
 	@mkdir -p $(@D)
-	$(CC) $(HOST_CFLAGS) -O1 $(SAN) -o $@ $(VMM_SRC) $(CLI_SRC) $(HOST_LIBS)
+	$(CC) $(HOST_CFLAGS) -O1 $(SAN) -o $@ $(VMM_SRC) $(FT_SRC) $(CLI_SRC) $(HOST_LIBS)
 
 $(BUILD)/guests/%.elf: guests/%.c $(SDK_SRC) $(SDK_HDR)
 	@mkdir -p $(@D)
 	$(CC) $(GUEST_CFLAGS) $(GUEST_LDFLAGS) -o $@ $< $(SDK_SRC)
 
 # Unit tests link the pure vmm/ modules they test (see tests/unit/*.c).
-$(BUILD)/tests/test_%: tests/unit/test_%.c $(VMM_SRC) $(HOST_HDR)
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(VMM_SRC) $(FT_SRC) $(HOST_HDR)
 	@mkdir -p $(@D)
 	$(CC) $(HOST_CFLAGS) -O1 $(SAN) -o $@ $< \
-		$(filter-out vmm/crash.c,$(VMM_SRC)) -lcmocka $(HOST_LIBS)
+		$(filter-out vmm/crash.c,$(VMM_SRC)) $(FT_SRC) -lcmocka $(HOST_LIBS)
+
+# Writes sample streams for tests/integration/50_inspect.sh (nothing else
+# writes snapshots yet).
+STREAM_SRC := $(wildcard ft/checkpoint/stream*.c) ft/checkpoint/crc32c.c
+$(BUILD)/tests/mkstream: tests/tools/mkstream.c $(STREAM_SRC) vmm/err.c $(HOST_HDR)
+	@mkdir -p $(@D)
+	$(CC) $(HOST_CFLAGS) -O1 $(SAN) -o $@ $< $(STREAM_SRC) vmm/err.c $(HOST_LIBS)
 
 $(BUILD)/bench/memstress_host: bench/memstress_host.c guests/memstress_core.h
 	@mkdir -p $(@D)
@@ -64,7 +72,7 @@ deps:
 unit: $(UNIT_TESTS)
 
 test: deps
-	$(MAKE) all $(BUILD)/asan/kagami $(UNIT_TESTS)
+	$(MAKE) all $(BUILD)/asan/kagami $(UNIT_TESTS) $(BUILD)/tests/mkstream
 	tests/run.sh
 
 demo: deps

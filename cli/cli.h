@@ -9,5 +9,8 @@
 #define KG_EXIT_TIMEOUT 124
 
 int cmd_run(int argc, char **argv);
+int cmd_restore(int argc, char **argv);
+int cmd_inspect(int argc, char **argv);
+int cmd_kv(int argc, char **argv);
 
 #endif

@@ -1,4 +1,5 @@
-/* kagami run: boot a PVH guest and run it to the end. */
+/* kagami run and kagami restore: boot a PVH guest, or resume a snapshot,
+ * and run it to the end. */
 #include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
@@ -11,8 +12,25 @@
 
 #include "cli.h"
 #include "control.h"
+#include "../ft/checkpoint/snapshot.h"
 #include "../vmm/size.h"
 #include "../vmm/vm.h"
+
+static void restore_usage(FILE *f)
+{
+	fprintf(f,
+"usage: kagami restore [OPTIONS] SNAPSHOT\n"
+"\n"
+"Resumes a VM exactly where 'kagami ctl SOCKET snapshot --path FILE' saved\n"
+"it. Memory size, vCPUs and the guest's state come from the snapshot;\n"
+"host resources are given again: as many --disk and --net as the VM had\n"
+"(the same images, or copies of them), and a console. RAM is mapped from\n"
+"the file and loads on first touch; its checksum is verified in the\n"
+"background and a mismatch stops the VM.\n"
+"\n"
+"options: --console, --disk, --net, --control, --timeout, --summary as for\n"
+"'kagami run' (see 'kagami run --help'). Exit status as for 'kagami run'.\n");
+}
 
 static void run_usage(FILE *f)
 {
@@ -113,7 +131,8 @@ static void print_summary(struct vm *vm, const struct vm_stop *st, int status)
 		"  machine      %llu MiB RAM, %u vCPU%s\n"
 		"  result       %s, exit status %d\n"
 		"  run time     %.1f ms",
-		vm->cfg.kernel_path, vm->cfg.cmdline ? " (cmdline \"" : "",
+		vm->cfg.kernel_path ? vm->cfg.kernel_path : "restored from a snapshot",
+		vm->cfg.cmdline ? " (cmdline \"" : "",
 		vm->cfg.cmdline ? vm->cfg.cmdline : "",
 		vm->cfg.cmdline ? "\")" : "",
 		(unsigned long long)(vm->cfg.mem_size >> 20), vm->ncpus,
@@ -164,7 +183,47 @@ static int parse_uint(const char *opt, const char *s, unsigned long max,
 	return 0;
 }
 
+/* The control socket's snapshot command. */
+static int do_snapshot(struct vm *vm, const cJSON *req, cJSON *reply,
+		       struct kg_err *e)
+{
+	const cJSON *path = cJSON_GetObjectItemCaseSensitive(req, "path");
+	const cJSON *args = cJSON_GetObjectItemCaseSensitive(req, "args");
+	if (!cJSON_IsString(path) && cJSON_GetArraySize(args) > 0)
+		path = cJSON_GetArrayItem(args, 0);
+	if (!cJSON_IsString(path) || !*path->valuestring)
+		return kg_errf(e, "snapshot needs a path (--path FILE)");
+	struct snapshot_stats st;
+	if (snapshot_save(vm, path->valuestring, &st, e) < 0)
+		return -1;
+	cJSON_AddStringToObject(reply, "path", path->valuestring);
+	cJSON_AddNumberToObject(reply, "bytes", (double)st.bytes);
+	cJSON_AddNumberToObject(reply, "pause_us", (double)st.pause_us);
+	cJSON_AddNumberToObject(reply, "total_ms", (double)st.total_us / 1e3);
+	cJSON_AddNumberToObject(reply, "second_pass_pages",
+				(double)st.second_pass_pages);
+	return 0;
+}
+
+static const struct control_cmd vm_commands[] = {
+	{ "snapshot", "save the VM to --path FILE while it runs "
+		      "(kagami restore FILE resumes it)", do_snapshot },
+	{ NULL, NULL, NULL },
+};
+
+static int run_main(const char *name, bool restore, int argc, char **argv);
+
 int cmd_run(int argc, char **argv)
+{
+	return run_main("kagami run", false, argc, argv);
+}
+
+int cmd_restore(int argc, char **argv)
+{
+	return run_main("kagami restore", true, argc, argv);
+}
+
+static int run_main(const char *name, bool restore, int argc, char **argv)
 {
 	enum { O_MEM = 256, O_CPUS, O_CONSOLE, O_CMDLINE, O_INITRD, O_TIMEOUT,
 	       O_SUMMARY, O_DISK, O_NET, O_CONTROL };
@@ -192,12 +251,12 @@ int cmd_run(int argc, char **argv)
 
 	opterr = 0;
 	optind = 1;
-	int c;
-	while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
+	int c, li = 0;
+	while ((c = getopt_long(argc, argv, "+:h", opts, &li)) != -1) {
 		switch (c) {
 		case O_MEM:
 			if (size_parse(optarg, &cfg.mem_size, &e) < 0) {
-				fprintf(stderr, "kagami run: --mem: %s\n", e.msg);
+				fprintf(stderr, "%s: --mem: %s\n", name, e.msg);
 				return KG_EXIT_USAGE;
 			}
 			break;
@@ -208,7 +267,7 @@ int cmd_run(int argc, char **argv)
 			break;
 		case O_CONSOLE:
 			if (console_parse(optarg, &cfg.console, &e) < 0) {
-				fprintf(stderr, "kagami run: --console: %s\n",
+				fprintf(stderr, "%s: --console: %s\n", name,
 					e.msg);
 				return KG_EXIT_USAGE;
 			}
@@ -222,9 +281,9 @@ int cmd_run(int argc, char **argv)
 		case O_TIMEOUT:
 			timeout_s = strtod(optarg, &end);
 			if (!*optarg || *end || !(timeout_s > 0)) {
-				fprintf(stderr, "kagami run: --timeout '%s': "
+				fprintf(stderr, "%s: --timeout '%s': "
 					"expected a positive number of "
-					"seconds\n", optarg);
+					"seconds\n", name, optarg);
 				return KG_EXIT_USAGE;
 			}
 			break;
@@ -236,49 +295,67 @@ int cmd_run(int argc, char **argv)
 			break;
 		case O_DISK:
 			if (cfg.ndisks == VM_MAX_DISKS) {
-				fprintf(stderr, "kagami run: at most %d --disk\n",
-					VM_MAX_DISKS);
+				fprintf(stderr, "%s: at most %d --disk\n",
+					name, VM_MAX_DISKS);
 				return KG_EXIT_USAGE;
 			}
 			if (disk_spec_parse(optarg, &cfg.disks[cfg.ndisks++],
 					    &e) < 0) {
-				fprintf(stderr, "kagami run: --disk: %s\n", e.msg);
+				fprintf(stderr, "%s: --disk: %s\n", name, e.msg);
 				return KG_EXIT_USAGE;
 			}
 			break;
 		case O_NET:
 			if (cfg.nnets == VM_MAX_NETS) {
-				fprintf(stderr, "kagami run: at most %d --net\n",
-					VM_MAX_NETS);
+				fprintf(stderr, "%s: at most %d --net\n",
+					name, VM_MAX_NETS);
 				return KG_EXIT_USAGE;
 			}
 			if (net_spec_parse(optarg, &cfg.nets[cfg.nnets++],
 					   &e) < 0) {
-				fprintf(stderr, "kagami run: --net: %s\n", e.msg);
+				fprintf(stderr, "%s: --net: %s\n", name, e.msg);
 				return KG_EXIT_USAGE;
 			}
 			break;
 		case 'h':
-			run_usage(stdout);
+			(restore ? restore_usage : run_usage)(stdout);
 			return 0;
 		case ':':
-			fprintf(stderr, "kagami run: option %s needs a value\n",
+			fprintf(stderr, "%s: option %s needs a value\n", name,
 				argv[optind - 1]);
 			return KG_EXIT_USAGE;
 		default:
-			fprintf(stderr, "kagami run: unknown option '%s' (try "
-				"'kagami run --help')\n", argv[optind - 1]);
+			fprintf(stderr, "%s: unknown option '%s' (try '%s "
+				"--help')\n", name, argv[optind - 1], name);
+			return KG_EXIT_USAGE;
+		}
+		if (restore && (c == O_MEM || c == O_CPUS || c == O_CMDLINE ||
+				c == O_INITRD)) {
+			fprintf(stderr, "%s: --%s: comes from the snapshot\n",
+				name, opts[li].name);
 			return KG_EXIT_USAGE;
 		}
 	}
+	const char *what = restore ? "snapshot" : "guest image";
 	if (optind != argc - 1) {
-		fprintf(stderr, optind == argc
-			? "kagami run: no guest image given (try 'kagami run "
-			  "--help')\n"
-			: "kagami run: more than one guest image given\n");
+		if (optind == argc)
+			fprintf(stderr, "%s: no %s given (try '%s --help')\n",
+				name, what, name);
+		else
+			fprintf(stderr, "%s: more than one %s given\n", name,
+				what);
 		return KG_EXIT_USAGE;
 	}
-	cfg.kernel_path = argv[optind];
+	struct snapshot_reader *sr = NULL;
+	if (restore) {
+		sr = snapshot_open(argv[optind], &cfg, &e);
+		if (!sr) {
+			fprintf(stderr, "%s: %s\n", name, e.msg);
+			return KG_EXIT_USAGE;
+		}
+	} else {
+		cfg.kernel_path = argv[optind];
+	}
 
 	/* Block the stop signals before any thread exists, so that only the
 	 * signal thread receives them. */
@@ -292,30 +369,33 @@ int cmd_run(int argc, char **argv)
 
 	struct vm *vm = calloc(1, sizeof(*vm));
 	if (!vm) {
-		fprintf(stderr, "kagami run: out of memory\n");
+		fprintf(stderr, "%s: out of memory\n", name);
+		snapshot_close(sr);
 		return KG_EXIT_USAGE;
 	}
 	if (vm_create(vm, &cfg, &e) < 0) {
-		fprintf(stderr, "kagami run: %s\n", e.msg);
+		fprintf(stderr, "%s: %s\n", name, e.msg);
+		snapshot_close(sr);
 		free(vm);
 		return KG_EXIT_USAGE;
 	}
 	struct control *ctl = NULL;
-	if (control_path) {
-		ctl = control_open(control_path, vm, NULL, &e);
-		if (!ctl) {
-			fprintf(stderr, "kagami run: %s\n", e.msg);
-			vm_destroy(vm);
-			free(vm);
-			return KG_EXIT_USAGE;
-		}
+	if ((sr && snapshot_load(sr, vm, &e) < 0) ||
+	    (control_path &&
+	     !(ctl = control_open(control_path, vm, vm_commands, &e)))) {
+		fprintf(stderr, "%s: %s\n", name, e.msg);
+		snapshot_close(sr);
+		vm_destroy(vm);
+		free(vm);
+		return KG_EXIT_USAGE;
 	}
 	struct signal_waiter w = { .vm = vm, .timeout_s = timeout_s };
 	pthread_t st;
 	int r = pthread_create(&st, NULL, signal_thread, &w);
 	if (r) {
-		fprintf(stderr, "kagami run: pthread_create: %s\n", strerror(r));
+		fprintf(stderr, "%s: pthread_create: %s\n", name, strerror(r));
 		control_close(ctl);
+		snapshot_close(sr);
 		vm_destroy(vm);
 		free(vm);
 		return KG_EXIT_HOST;
@@ -323,7 +403,7 @@ int cmd_run(int argc, char **argv)
 	struct vm_stop stop;
 	int status;
 	if (vm_run(vm, &stop, &e) < 0) {
-		fprintf(stderr, "kagami run: %s\n", e.msg);
+		fprintf(stderr, "%s: %s\n", name, e.msg);
 		stop.reason = VM_STOP_ERROR;
 		status = KG_EXIT_HOST;
 	} else {
@@ -337,6 +417,7 @@ int cmd_run(int argc, char **argv)
 	pthread_kill(st, SIGUSR2);
 	pthread_join(st, NULL);
 	control_close(ctl);
+	snapshot_close(sr);
 	if (summary)
 		print_summary(vm, &stop, status);
 	vm_destroy(vm);

@@ -21,8 +21,13 @@ static void usage(FILE *f)
 		"\n"
 		"commands:\n"
 		"  run        boot a PVH guest image (see 'kagami run --help')\n"
+		"  kv         client of the kvstore guest: put, get, del, stats,\n"
+		"             load, verify (see 'kagami kv --help')\n"
+		"  restore    resume a VM from a snapshot (see 'kagami restore "
+		"--help')\n"
 		"  ctl        send a command to a running kagami's control "
 		"socket\n"
+		"  inspect    list and check the sections of a snapshot or stream\n"
 		"  help       show this help\n"
 		"  version    print the version\n");
 }
@@ -39,6 +44,12 @@ int main(int argc, char **argv)
 	const char *cmd = argv[1];
 	if (!strcmp(cmd, "run"))
 		return cmd_run(argc - 1, argv + 1);
+	if (!strcmp(cmd, "inspect"))
+		return cmd_inspect(argc - 1, argv + 1);
+	if (!strcmp(cmd, "kv"))
+		return cmd_kv(argc - 1, argv + 1);
+	if (!strcmp(cmd, "restore"))
+		return cmd_restore(argc - 1, argv + 1);
 	if (!strcmp(cmd, "ctl"))
 		return cmd_ctl(argc - 1, argv + 1);
 	if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") ||

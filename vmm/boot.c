@@ -111,6 +111,9 @@ int boot_read_inputs(struct vm *vm, struct kg_err *e)
 int boot_load(struct vm *vm, struct kg_err *e)
 {
 	struct elf_image img;
+	if (!vm->image)
+		return kg_errf(e, "the VM was restored from a snapshot and has "
+			       "no image to boot again");
 	if (elf_parse(vm->image, vm->image_size, &img, e) < 0)
 		return -1;
 	for (unsigned i = 0; i < img.nsegs; i++) {

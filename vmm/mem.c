@@ -90,6 +90,15 @@ void guest_mem_destroy(struct guest_mem *m)
 
 int guest_mem_clear(struct guest_mem *m, struct kg_err *e)
 {
+	if (m->file_mapped) {
+		/* After a restore RAM maps the snapshot file: map the memfd
+		 * back, over the same addresses KVM knows. */
+		void *p = mmap(m->base, m->size, PROT_READ | PROT_WRITE,
+			       MAP_SHARED | MAP_FIXED | MAP_NORESERVE, m->fd, 0);
+		if (p == MAP_FAILED)
+			return kg_errno(e, "mmap guest RAM back from the memfd");
+		m->file_mapped = false;
+	}
 	if (fallocate(m->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
 		      (off_t)m->size) < 0) {
 		if (errno != EOPNOTSUPP)
@@ -151,11 +160,13 @@ uint64_t guest_mem_take_dirty(struct guest_mem *m, uint64_t *out)
 	return n;
 }
 
-int guest_mem_register(const struct guest_mem *m, int vm_fd, struct kg_err *e)
+static int register_slots(const struct guest_mem *m, int vm_fd, uint32_t flags,
+			  struct kg_err *e)
 {
 	for (unsigned i = 0; i < m->nregions; i++) {
 		struct kvm_userspace_memory_region r = {
 			.slot = i,
+			.flags = flags,
 			.guest_phys_addr = m->regions[i].gpa,
 			.memory_size = m->regions[i].size,
 			.userspace_addr = (uint64_t)(uintptr_t)m->regions[i].hva,
@@ -163,5 +174,56 @@ int guest_mem_register(const struct guest_mem *m, int vm_fd, struct kg_err *e)
 		if (kvm_ioctl(vm_fd, KVM_SET_USER_MEMORY_REGION, &r, e) < 0)
 			return -1;
 	}
+	return 0;
+}
+
+int guest_mem_register(const struct guest_mem *m, int vm_fd, struct kg_err *e)
+{
+	return register_slots(m, vm_fd, 0, e);
+}
+
+int guest_mem_dirty_log(const struct guest_mem *m, int vm_fd, bool on,
+			struct kg_err *e)
+{
+	return register_slots(m, vm_fd, on ? KVM_MEM_LOG_DIRTY_PAGES : 0, e);
+}
+
+int guest_mem_fetch_kvm_dirty(const struct guest_mem *m, int vm_fd,
+			      uint64_t *bits, struct kg_err *e)
+{
+	for (unsigned i = 0; i < m->nregions; i++) {
+		const struct guest_mem_region *r = &m->regions[i];
+		uint64_t pages = r->size / 4096, words = (pages + 63) / 64;
+		uint64_t *log = calloc(words, sizeof(uint64_t));
+		if (!log)
+			return kg_errf(e, "out of memory for the dirty log");
+		struct kvm_dirty_log d = { .slot = i, .dirty_bitmap = log };
+		if (kvm_ioctl(vm_fd, KVM_GET_DIRTY_LOG, &d, e) < 0) {
+			free(log);
+			return -1;
+		}
+		uint64_t first = r->offset / 4096;
+		for (uint64_t w = 0; w < words; w++) {
+			for (uint64_t b = log[w]; b; b &= b - 1) {
+				uint64_t pg = first + w * 64 +
+					      (uint64_t)__builtin_ctzll(b);
+				bits[pg / 64] |= 1ull << (pg % 64);
+			}
+		}
+		free(log);
+	}
+	return 0;
+}
+
+int guest_mem_map_file(struct guest_mem *m, unsigned r, int fd,
+		       uint64_t offset, struct kg_err *e)
+{
+	struct guest_mem_region *g = &m->regions[r];
+	void *p = mmap(g->hva, g->size, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE, fd,
+		       (off_t)offset);
+	if (p == MAP_FAILED)
+		return kg_errno(e, "mmap snapshot RAM (region %u)", r);
+	m->file_mapped = true;
 	return 0;
 }

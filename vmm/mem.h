@@ -32,6 +32,7 @@ struct guest_mem {
 	 * one bit per 4 KiB page of the memfd: KVM's dirty log does not see
 	 * these writes, checkpoints need both. */
 	_Atomic uint64_t *vmm_dirty;
+	bool file_mapped; /* some region maps a snapshot file (restore) */
 	unsigned nregions;
 	struct guest_mem_region regions[GUEST_MEM_MAX_REGIONS];
 };
@@ -53,7 +54,24 @@ void guest_mem_mark_dirty(struct guest_mem *m, uint64_t gpa, uint64_t len);
  * it; returns the number of dirty pages. */
 uint64_t guest_mem_take_dirty(struct guest_mem *m, uint64_t *out);
 
-/* Registers the regions as KVM memory slots 0..n-1. */
+/* Registers the regions as KVM memory slots 0..n-1, with KVM's dirty
+ * logging on or off (turning it on starts with a clean log). */
 int guest_mem_register(const struct guest_mem *m, int vm_fd, struct kg_err *e);
+int guest_mem_dirty_log(const struct guest_mem *m, int vm_fd, bool on,
+			struct kg_err *e);
+/* ORs KVM's dirty log (fetched and cleared) into `bits`, indexed by page
+ * of the memfd like guest_mem_take_dirty. */
+int guest_mem_fetch_kvm_dirty(const struct guest_mem *m, int vm_fd,
+			      uint64_t *bits, struct kg_err *e);
+/* Words of a page bitmap covering all RAM. */
+static inline uint64_t guest_mem_bitmap_words(const struct guest_mem *m)
+{
+	return (m->size / 4096 + 63) / 64;
+}
+/* Maps region r copy-on-write from `fd` at `offset` (page aligned): pages
+ * load lazily on first touch (restore). guest_mem_clear maps the memfd
+ * back. */
+int guest_mem_map_file(struct guest_mem *m, unsigned r, int fd,
+		       uint64_t offset, struct kg_err *e);
 
 #endif

@@ -391,3 +391,8 @@ void virtio_blk_destroy(struct virtio_blk *b)
 	free(b->bounce);
 	free(b);
 }
+
+struct virtio_mmio *virtio_blk_transport(struct virtio_blk *b)
+{
+	return &b->t;
+}

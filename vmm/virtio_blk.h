@@ -15,6 +15,7 @@
 
 struct vm;
 struct virtio_blk;
+struct virtio_mmio;
 
 struct disk_spec {
 	char path[4096];
@@ -28,6 +29,8 @@ struct virtio_blk *virtio_blk_create(struct vm *vm, const struct disk_spec *d,
 				     uint64_t base, unsigned irq,
 				     struct kg_err *e);
 void virtio_blk_reset(struct virtio_blk *b);
+/* Its transport (state tables, quiesce). */
+struct virtio_mmio *virtio_blk_transport(struct virtio_blk *b);
 void virtio_blk_destroy(struct virtio_blk *b);
 
 #endif

@@ -229,6 +229,18 @@ void virtio_mmio_reset(struct virtio_mmio *t)
 	pthread_mutex_unlock(&t->lock);
 }
 
+void virtio_mmio_quiesce(struct virtio_mmio *t)
+{
+	pthread_mutex_lock(&t->lock);
+	while (t->inflight)
+		pthread_cond_wait(&t->idle, &t->lock);
+}
+
+void virtio_mmio_release(struct virtio_mmio *t)
+{
+	pthread_mutex_unlock(&t->lock);
+}
+
 bool virtio_mmio_queue_live(const struct virtio_mmio *t, unsigned q)
 {
 	return q < t->ops->nqueues && t->queues[q].ready &&

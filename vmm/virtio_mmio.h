@@ -73,6 +73,12 @@ void virtio_mmio_destroy(struct virtio_mmio *t);
 /* Resets the device as a driver writing 0 to Status does (VM reset). */
 void virtio_mmio_reset(struct virtio_mmio *t);
 
+/* Takes the lock and waits until no request is in flight, so that the
+ * device's state and the guest RAM it writes hold still (checkpoints);
+ * virtio_mmio_release ends it. */
+void virtio_mmio_quiesce(struct virtio_mmio *t);
+void virtio_mmio_release(struct virtio_mmio *t);
+
 /* With the lock held: true when the driver set DRIVER_OK, the queue is
  * ready and the device is not broken. */
 bool virtio_mmio_queue_live(const struct virtio_mmio *t, unsigned q);

@@ -310,3 +310,8 @@ void virtio_net_destroy(struct virtio_net *n)
 		close(n->tap_fd);
 	free(n);
 }
+
+struct virtio_mmio *virtio_net_transport(struct virtio_net *n)
+{
+	return &n->t;
+}

@@ -14,6 +14,7 @@
 
 struct vm;
 struct virtio_net;
+struct virtio_mmio;
 
 struct net_spec {
 	char ifname[16]; /* IFNAMSIZ */
@@ -28,6 +29,8 @@ struct virtio_net *virtio_net_create(struct vm *vm, const struct net_spec *n,
 				     uint64_t base, unsigned irq,
 				     struct kg_err *e);
 void virtio_net_reset(struct virtio_net *n);
+/* Its transport (state tables, quiesce). */
+struct virtio_mmio *virtio_net_transport(struct virtio_net *n);
 void virtio_net_destroy(struct virtio_net *n);
 
 #endif

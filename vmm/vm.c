@@ -126,7 +126,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct kg_err *e)
 		kg_errno(e, "sigaction(SIGUSR1)");
 		goto fail;
 	}
-	if (boot_read_inputs(vm, e) < 0)
+	if (cfg->kernel_path && boot_read_inputs(vm, e) < 0)
 		goto fail;
 	vm->kvm_fd = kvm_open(e);
 	if (vm->kvm_fd < 0)
@@ -149,7 +149,8 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct kg_err *e)
 		goto fail;
 	if (create_virtio(vm, e) < 0)
 		goto fail;
-	if (boot_load(vm, e) < 0)
+	/* Without an image the caller restores state instead (snapshot). */
+	if (cfg->kernel_path && boot_load(vm, e) < 0)
 		goto fail;
 	return 0;
 fail:

@@ -34,7 +34,7 @@
 struct vm_config {
 	uint64_t mem_size;
 	unsigned ncpus;
-	const char *kernel_path;
+	const char *kernel_path; /* NULL: no boot, state comes from a snapshot */
 	const char *initrd_path; /* NULL: none */
 	const char *cmdline;     /* NULL: empty */
 	struct console_spec console;

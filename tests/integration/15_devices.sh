@@ -56,3 +56,26 @@ t "hostile guest vs virtio-blk" test_hostile_blk kvm
 t "disk and network argument errors" test_disk_errors kvm
 t "a disk image in use is refused" test_disk_in_use kvm
 t "devices announced on the command line like microvm" test_cmdline_announces_devices kvm
+
+test_blk_roundtrip_restart() {
+	truncate -s 32M disk.img
+	kg run --disk disk.img --cmdline "mode=write seed=7 sectors=8192" "$GUESTS/blktest.elf"
+	expect_status 0 && out_has "blktest: ok done mode=write" || return
+	out_has "blktest: ok out-of-range reads fail with IOERR" || return
+	# a new kagami process on the same image sees the flushed data
+	kg run --disk disk.img --cmdline "mode=verify seed=7 sectors=8192" "$GUESTS/blktest.elf"
+	expect_status 0 && out_has "blktest: ok verify sectors=8192" || return
+	kg run --disk disk.img --cmdline "mode=verify seed=8 sectors=8192" "$GUESTS/blktest.elf"
+	expect_status 1 && out_has "blktest: FAIL"
+}
+
+test_blk_readonly() {
+	truncate -s 8M disk.img
+	kg run --disk disk.img,readonly --cmdline "mode=write seed=1" "$GUESTS/blktest.elf"
+	# blktest reports the read-only device and exits non-zero without writing
+	[[ $STATUS != 0 ]] || why "writes on a read-only disk succeeded" || return
+	out_has "ro=1"
+}
+
+t "virtio-blk write, flush, read back; data survives a restart" test_blk_roundtrip_restart kvm
+t "virtio-blk read-only disk" test_blk_readonly kvm

@@ -1,0 +1,1483 @@
+/*
+ * kagami kv: the client of the kvstore guest (guests/kvstore_proto.h), the
+ * one every failover drill uses.
+ *
+ *   put/get/del/stats  one request, retried with the same req_id
+ *   load               a put/get mix from --clients client ids, each with
+ *                      one outstanding request, journaling every write
+ *   verify             reads back every key of a journal and checks that
+ *                      no acknowledged write was lost
+ *
+ * All three run on one engine: a UDP socket connected to the server and a
+ * set of slots, each a client id (random 64-bit base XOR slot index) with
+ * at most one outstanding request. A request is retried with the same
+ * (client_id, req_id) after 200 ms, then 400, 800, 1000, 1000, ... ms,
+ * until it is answered, its --timeout expires (single requests, verify) or
+ * the run ends (load). req_ids of a client increase by one per request,
+ * which is what the server's duplicate detection expects.
+ *
+ * Journal (text, one line per event, each written with one write(2) on an
+ * O_APPEND fd, so it survives the client being killed):
+ *   # comment
+ *   a CLIENT REQ put KEY VALUE   attempt, written before the first send
+ *   k CLIENT REQ put KEY VALUE   acknowledged (status OK)
+ * CLIENT is 16 hex digits; keys and values have no white space; "del"
+ * with value "-" is understood by verify (load issues no deletes).
+ *
+ * What verify accepts for a key: the value of its last acknowledged write,
+ * or the value of any attempt journaled after that write's attempt line
+ * and never acknowledged (in flight when the server or client died). With
+ * no acknowledged write, "not found" is also accepted. Anything else --
+ * a missing key with an acknowledged put, an older or unknown value --
+ * counts as lost.
+ *
+ * What load checks on reads: keys are partitioned among the client ids
+ * (key k belongs to slot k mod clients), so a key has one writer with one
+ * outstanding request, and a read must return the value of that writer's
+ * last acknowledged put in this run. Keys not yet written in this run, or
+ * whose last put was answered with an error, are read but not checked.
+ */
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+
+#include "cli.h"
+#include "../vmm/err.h"
+#include "../guests/kvstore_proto.h"
+
+#define KV_EXIT_NOT_FOUND 1 /* get/del of a missing key; verify: lost > 0 */
+#define KV_EXIT_FAIL 3      /* timeout or error */
+
+#define TRY_FIRST_NS (200ull * 1000 * 1000)
+#define TRY_MAX_NS (1000ull * 1000 * 1000)
+#define MAX_CLIENTS 1024u
+#define MAX_KEYS 10000000u
+#define MSG_MAX 1472 /* one Ethernet frame, no fragmentation */
+
+/* Result status beyond enum kv_status. */
+#define RES_TIMEOUT (-1)   /* no answer before the request's deadline */
+
+static volatile sig_atomic_t kv_interrupted;
+
+static void on_stop_signal(int sig)
+{
+	(void)sig;
+	kv_interrupted = 1;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static const char *status_name(int st)
+{
+	switch (st) {
+	case KV_OK: return "ok";
+	case KV_NOT_FOUND: return "not found";
+	case KV_BAD_REQUEST: return "bad request";
+	case KV_NO_SPACE: return "no space";
+	case KV_IO_ERROR: return "I/O error (not durable)";
+	case KV_STALE: return "stale request id";
+	case RES_TIMEOUT: return "timed out";
+	default: return "unknown status";
+	}
+}
+
+/* ---- the engine ---------------------------------------------------- */
+
+struct kv_req {
+	uint8_t op;
+	uint16_t klen;
+	uint32_t vlen;
+	char key[KV_KEY_MAX + 1];
+	char val[KV_VAL_MAX + 1];
+	size_t tag; /* the caller's (a key index) */
+};
+
+struct kv_result {
+	int status; /* enum kv_status or RES_TIMEOUT */
+	const char *val;
+	uint32_t vlen;
+	uint64_t latency_ns;
+};
+
+struct kv_slot {
+	uint64_t client_id;
+	uint64_t next_req_id;
+	bool busy;
+	uint64_t req_id;
+	struct kv_req req;
+	uint64_t first_ns, next_try_ns, try_ns, deadline_ns;
+};
+
+struct kv_engine;
+/* Fills r for slot's next request (req_id given); returns 1, 0 when there
+ * is no more work, -1 on a fatal error (en->err set). */
+typedef int (*kv_next_fn)(void *ctx, struct kv_engine *en, unsigned slot,
+			  uint64_t req_id, struct kv_req *r);
+/* Called once per finished request; returns 0, or -1 to stop (err set). */
+typedef int (*kv_done_fn)(void *ctx, struct kv_engine *en, unsigned slot,
+			  uint64_t req_id, const struct kv_req *r,
+			  const struct kv_result *res);
+
+struct kv_engine {
+	int fd;
+	char server[64];
+	struct kv_slot *slots;
+	unsigned nslots;
+	double rate;              /* requests/s over all slots; 0: no pacing */
+	uint64_t req_timeout_ns;  /* per request; 0: until the run ends */
+	uint64_t duration_ns;     /* 0: until the work is done */
+	bool progress;            /* once a second on stderr */
+	const char *name;         /* for progress and errors */
+	kv_next_fn next;
+	kv_done_fn done;
+	void *ctx;
+	struct kg_err err;
+
+	uint64_t start_ns, stop_ns;
+	uint64_t ops, acked, retries, errors, unacked, send_errors;
+	uint64_t ignored; /* stray datagrams: late duplicates, garbage */
+	uint64_t *lat;
+	size_t nlat, caplat;
+};
+
+static int parse_server(const char *s, struct sockaddr_in *sa,
+			struct kg_err *e)
+{
+	char host[64];
+	const char *colon = strrchr(s, ':');
+	unsigned long port = KV_DEFAULT_PORT;
+	size_t hl = colon ? (size_t)(colon - s) : strlen(s);
+	if (hl == 0 || hl >= sizeof(host))
+		return kg_errf(e, "--server '%s': expected IP:PORT", s);
+	memcpy(host, s, hl);
+	host[hl] = 0;
+	if (colon) {
+		char *end;
+		errno = 0;
+		port = strtoul(colon + 1, &end, 10);
+		if (!colon[1] || *end || errno || port == 0 || port > 65535)
+			return kg_errf(e, "--server '%s': bad port", s);
+	}
+	memset(sa, 0, sizeof(*sa));
+	sa->sin_family = AF_INET;
+	sa->sin_port = htons((uint16_t)port);
+	if (inet_pton(AF_INET, host, &sa->sin_addr) != 1)
+		return kg_errf(e, "--server '%s': expected an IPv4 address",
+			       s);
+	return 0;
+}
+
+static int random_u64(uint64_t *out, struct kg_err *e)
+{
+	uint64_t v;
+	ssize_t n;
+	do
+		n = getrandom(&v, sizeof(v), 0);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return kg_errno(e, "getrandom");
+	if (n != (ssize_t)sizeof(v))
+		return kg_errf(e, "getrandom: short read");
+	*out = v;
+	return 0;
+}
+
+/* id_base: client ids are id_base ^ slot, so a response finds its slot. */
+static int engine_init(struct kv_engine *en, const char *server,
+		       unsigned nslots, uint64_t id_base, uint64_t first_req,
+		       struct kg_err *e)
+{
+	struct sockaddr_in sa;
+	if (parse_server(server, &sa, e) < 0)
+		return -1;
+	snprintf(en->server, sizeof(en->server), "%s", server);
+	en->slots = calloc(nslots, sizeof(*en->slots));
+	if (!en->slots)
+		return kg_errf(e, "out of memory");
+	en->nslots = nslots;
+	for (unsigned i = 0; i < nslots; i++) {
+		en->slots[i].client_id = id_base ^ i;
+		en->slots[i].next_req_id = first_req;
+	}
+	en->fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (en->fd < 0)
+		return kg_errno(e, "socket");
+	if (connect(en->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		return kg_errno(e, "connect %s", server);
+	return 0;
+}
+
+static void engine_free(struct kv_engine *en)
+{
+	if (en->fd >= 0)
+		close(en->fd);
+	en->fd = -1;
+	free(en->slots);
+	free(en->lat);
+}
+
+static int lat_push(struct kv_engine *en, uint64_t ns)
+{
+	if (en->nlat == en->caplat) {
+		size_t cap = en->caplat ? en->caplat * 2 : 4096;
+		uint64_t *v = realloc(en->lat, cap * sizeof(*v));
+		if (!v)
+			return kg_errf(&en->err, "out of memory");
+		en->lat = v;
+		en->caplat = cap;
+	}
+	en->lat[en->nlat++] = ns;
+	return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static uint64_t lat_pct_us(struct kv_engine *en, unsigned pct)
+{
+	if (!en->nlat)
+		return 0;
+	size_t i = en->nlat * pct / 100;
+	if (i >= en->nlat)
+		i = en->nlat - 1;
+	return en->lat[i] / 1000;
+}
+
+/* Sends slot's request (first try or retry). Transient failures (no route
+ * yet, buffer full, an ICMP error from an earlier datagram) are left to
+ * the retry timer. */
+static int engine_send(struct kv_engine *en, struct kv_slot *s)
+{
+	uint8_t buf[MSG_MAX];
+	struct kv_msg m = {
+		.magic = htole32(KV_MAGIC),
+		.op = s->req.op,
+		.key_len = htole16(s->req.klen),
+		.val_len = htole32(s->req.vlen),
+		.client_id = htole64(s->client_id),
+		.req_id = htole64(s->req_id),
+	};
+	size_t n = sizeof(m);
+	memcpy(buf, &m, sizeof(m));
+	memcpy(buf + n, s->req.key, s->req.klen);
+	n += s->req.klen;
+	memcpy(buf + n, s->req.val, s->req.vlen);
+	n += s->req.vlen;
+	for (int i = 0; i < 2; i++) {
+		ssize_t w = send(en->fd, buf, n, 0);
+		if (w == (ssize_t)n)
+			return 0;
+		if (w >= 0)
+			return kg_errf(&en->err, "send to %s: short datagram",
+				       en->server);
+		if (errno == EINTR)
+			continue;
+		/* An earlier datagram's ICMP error is reported once; the
+		 * loop sends again after ECONNREFUSED. */
+		if (errno == ECONNREFUSED && i == 0)
+			continue;
+		if (errno == EAGAIN || errno == ENOBUFS ||
+		    errno == ECONNREFUSED || errno == EHOSTUNREACH ||
+		    errno == ENETUNREACH || errno == EHOSTDOWN ||
+		    errno == ENETDOWN) {
+			en->send_errors++;
+			return 0;
+		}
+		return kg_errno(&en->err, "send to %s", en->server);
+	}
+	en->send_errors++;
+	return 0;
+}
+
+static int engine_finish(struct kv_engine *en, unsigned idx, int status,
+			 const char *val, uint32_t vlen, uint64_t now)
+{
+	struct kv_slot *s = &en->slots[idx];
+	struct kv_result res = {
+		.status = status, .val = val, .vlen = vlen,
+		.latency_ns = now - s->first_ns,
+	};
+	s->busy = false;
+	if (status == KV_OK || status == KV_NOT_FOUND) {
+		en->acked++;
+		if (lat_push(en, res.latency_ns) < 0)
+			return -1;
+	} else {
+		en->errors++;
+	}
+	return en->done(en->ctx, en, idx, s->req_id, &s->req, &res);
+}
+
+/* One datagram from the server: finds its slot by client id and req_id;
+ * late duplicates of answered requests and garbage are ignored. */
+static int engine_receive(struct kv_engine *en, const uint8_t *buf,
+			  size_t n, uint64_t now)
+{
+	struct kv_msg m;
+	if (n < sizeof(m)) {
+		en->ignored++;
+		return 0;
+	}
+	memcpy(&m, buf, sizeof(m));
+	uint64_t cid = le64toh(m.client_id), rid = le64toh(m.req_id);
+	uint32_t klen = le16toh(m.key_len), vlen = le32toh(m.val_len);
+	uint64_t idx = cid ^ (en->slots[0].client_id);
+	if (le32toh(m.magic) != KV_MAGIC || idx >= en->nslots ||
+	    (uint64_t)klen + vlen != n - sizeof(m) || vlen > KV_VAL_MAX) {
+		en->ignored++;
+		return 0;
+	}
+	struct kv_slot *s = &en->slots[idx];
+	if (!s->busy || s->req_id != rid ||
+	    m.op != (uint8_t)(s->req.op | KV_RESPONSE)) {
+		en->ignored++;
+		return 0;
+	}
+	char val[KV_VAL_MAX + 1];
+	memcpy(val, buf + sizeof(m) + klen, vlen);
+	val[vlen] = 0;
+	return engine_finish(en, (unsigned)idx, m.status, val, vlen, now);
+}
+
+static int engine_drain(struct kv_engine *en)
+{
+	uint8_t buf[2048];
+	for (int i = 0; i < 1024; i++) {
+		ssize_t n = recv(en->fd, buf, sizeof(buf), 0);
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return 0;
+			if (errno == EINTR || errno == ECONNREFUSED ||
+			    errno == EHOSTUNREACH || errno == ENETUNREACH ||
+			    errno == EHOSTDOWN)
+				continue;
+			return kg_errno(&en->err, "recv from %s", en->server);
+		}
+		if (engine_receive(en, buf, (size_t)n, now_ns()) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int engine_issue(struct kv_engine *en, unsigned idx, uint64_t now)
+{
+	struct kv_slot *s = &en->slots[idx];
+	uint64_t rid = s->next_req_id;
+	memset(&s->req, 0, sizeof(s->req));
+	int r = en->next(en->ctx, en, idx, rid, &s->req);
+	if (r <= 0)
+		return r;
+	s->next_req_id++;
+	s->req_id = rid;
+	s->busy = true;
+	s->first_ns = now;
+	s->try_ns = TRY_FIRST_NS;
+	s->next_try_ns = now + s->try_ns;
+	s->deadline_ns = en->req_timeout_ns ? now + en->req_timeout_ns : 0;
+	en->ops++;
+	if (engine_send(en, s) < 0)
+		return -1;
+	return 1;
+}
+
+static void engine_progress(struct kv_engine *en, uint64_t now)
+{
+	fprintf(stderr, "kagami kv %s: %.0f s, %" PRIu64 " ops, %" PRIu64
+		" acked, %" PRIu64 " retries, %" PRIu64 " errors\n", en->name,
+		(double)(now - en->start_ns) / 1e9, en->ops, en->acked,
+		en->retries, en->errors);
+}
+
+/* Runs until the work is done, the duration ends, a callback stops it or
+ * SIGINT/SIGTERM. Every request is bounded by its deadline or the end. */
+static int engine_run(struct kv_engine *en)
+{
+	uint64_t start = now_ns();
+	uint64_t end = en->duration_ns ? start + en->duration_ns : 0;
+	uint64_t next_progress = start + 1000000000ull;
+	bool exhausted = false;
+	int rc = 0;
+	en->start_ns = start;
+	for (;;) {
+		uint64_t now = now_ns();
+		uint64_t wake = now + 1000000000ull;
+		if ((end && now >= end) || kv_interrupted)
+			break;
+		/* Retries and deadlines. */
+		for (unsigned i = 0; i < en->nslots; i++) {
+			struct kv_slot *s = &en->slots[i];
+			if (!s->busy || now < s->next_try_ns)
+				continue;
+			if (s->deadline_ns && now >= s->deadline_ns) {
+				if (engine_finish(en, i, RES_TIMEOUT, NULL, 0,
+						  now) < 0)
+					goto fail;
+				continue;
+			}
+			s->try_ns = s->try_ns * 2 > TRY_MAX_NS
+				? TRY_MAX_NS : s->try_ns * 2;
+			s->next_try_ns = now + s->try_ns;
+			if (s->deadline_ns && s->next_try_ns > s->deadline_ns)
+				s->next_try_ns = s->deadline_ns;
+			en->retries++;
+			if (engine_send(en, s) < 0)
+				goto fail;
+		}
+		/* New requests on idle slots, paced by --rate. */
+		for (unsigned i = 0; i < en->nslots && !exhausted; i++) {
+			if (en->slots[i].busy)
+				continue;
+			if (en->rate > 0) {
+				uint64_t due = start + (uint64_t)
+					((double)en->ops * 1e9 / en->rate);
+				if (now < due) {
+					if (due < wake)
+						wake = due;
+					break;
+				}
+			}
+			int r = engine_issue(en, i, now);
+			if (r < 0)
+				goto fail;
+			if (r == 0)
+				exhausted = true;
+		}
+		unsigned busy = 0;
+		for (unsigned i = 0; i < en->nslots; i++) {
+			if (!en->slots[i].busy)
+				continue;
+			busy++;
+			if (en->slots[i].next_try_ns < wake)
+				wake = en->slots[i].next_try_ns;
+		}
+		if (!busy && exhausted)
+			break;
+		if (end && end < wake)
+			wake = end;
+		if (en->progress && next_progress < wake)
+			wake = next_progress;
+		uint64_t wait = wake > now ? wake - now : 0;
+		struct timespec ts = { (time_t)(wait / 1000000000ull),
+				       (long)(wait % 1000000000ull) };
+		struct pollfd pfd = { .fd = en->fd, .events = POLLIN };
+		int pr = ppoll(&pfd, 1, &ts, NULL);
+		if (pr < 0 && errno != EINTR) {
+			kg_errno(&en->err, "ppoll");
+			goto fail;
+		}
+		if (pr > 0 && engine_drain(en) < 0)
+			goto fail;
+		now = now_ns();
+		if (en->progress && now >= next_progress) {
+			engine_progress(en, now);
+			next_progress += 1000000000ull;
+		}
+	}
+	goto out;
+fail:
+	rc = -1;
+out:
+	for (unsigned i = 0; i < en->nslots; i++) {
+		if (en->slots[i].busy) {
+			en->slots[i].busy = false;
+			en->unacked++;
+		}
+	}
+	en->stop_ns = now_ns();
+	if (en->nlat)
+		qsort(en->lat, en->nlat, sizeof(*en->lat), cmp_u64);
+	return rc;
+}
+
+static void print_json(struct kv_engine *en, uint64_t lost,
+		       const char *extra)
+{
+	printf("{\"ops\":%" PRIu64 ",\"acked\":%" PRIu64 ",\"retries\":%"
+	       PRIu64 ",\"errors\":%" PRIu64 ",\"lost\":%" PRIu64
+	       ",\"p50_us\":%" PRIu64 ",\"p99_us\":%" PRIu64
+	       ",\"duration_s\":%.3f%s}\n", en->ops, en->acked, en->retries,
+	       en->errors, lost, lat_pct_us(en, 50), lat_pct_us(en, 99),
+	       (double)(en->stop_ns - en->start_ns) / 1e9, extra);
+	fflush(stdout);
+}
+
+static int write_all(int fd, const char *buf, size_t n, const char *path,
+		     struct kg_err *e)
+{
+	while (n) {
+		ssize_t w = write(fd, buf, n);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return kg_errno(e, "write %s", path);
+		}
+		buf += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* ---- single requests ----------------------------------------------- */
+
+struct one_ctx {
+	struct kv_req req;
+	bool sent;
+	int status;
+	char val[KV_VAL_MAX + 1];
+	uint32_t vlen;
+};
+
+static int one_next(void *ctx, struct kv_engine *en, unsigned slot,
+		    uint64_t req_id, struct kv_req *r)
+{
+	struct one_ctx *c = ctx;
+	(void)en; (void)slot; (void)req_id;
+	if (c->sent)
+		return 0;
+	*r = c->req;
+	c->sent = true;
+	return 1;
+}
+
+static int one_done(void *ctx, struct kv_engine *en, unsigned slot,
+		    uint64_t req_id, const struct kv_req *r,
+		    const struct kv_result *res)
+{
+	struct one_ctx *c = ctx;
+	(void)en; (void)slot; (void)req_id; (void)r;
+	c->status = res->status;
+	memcpy(c->val, res->val ? res->val : "", res->vlen);
+	c->vlen = res->vlen;
+	return 0;
+}
+
+/* ---- load ---------------------------------------------------------- */
+
+struct load_ctx {
+	const char *prefix;
+	uint32_t nkeys;
+	double write_ratio;
+	uint32_t value_size;
+	uint64_t rng;
+	int jfd;
+	const char *jpath;
+	uint64_t *acked_req;  /* per key: the owner's last acked put, 0 none */
+	uint8_t *uncertain;   /* per key: a later put got an error */
+	uint64_t puts, gets, checked, mismatches;
+};
+
+static uint64_t splitmix64(uint64_t *x)
+{
+	uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+static void load_key(const struct load_ctx *c, struct kv_req *r, size_t k)
+{
+	r->klen = (uint16_t)snprintf(r->key, sizeof(r->key), "%s%07zu",
+				     c->prefix, k);
+}
+
+/* The value of the put (client, req_id): unique per write. */
+static uint32_t load_value(char *buf, uint32_t size, uint64_t client,
+			   uint64_t req_id)
+{
+	int n = snprintf(buf, KV_VAL_MAX + 1, "v-%016" PRIx64 "-%" PRIu64,
+			 client, req_id);
+	uint32_t len = (uint32_t)n;
+	while (len < size)
+		buf[len++] = '.';
+	buf[len] = 0;
+	return len;
+}
+
+static int journal_line(struct load_ctx *c, char type, uint64_t client,
+			uint64_t req_id, const struct kv_req *r,
+			struct kg_err *e)
+{
+	char line[KV_KEY_MAX + KV_VAL_MAX + 96];
+	int n = snprintf(line, sizeof(line), "%c %016" PRIx64 " %" PRIu64
+			 " put %.*s %.*s\n", type, client, req_id,
+			 (int)r->klen, r->key, (int)r->vlen, r->val);
+	return write_all(c->jfd, line, (size_t)n, c->jpath, e);
+}
+
+static int load_next(void *ctx, struct kv_engine *en, unsigned slot,
+		     uint64_t req_id, struct kv_req *r)
+{
+	struct load_ctx *c = ctx;
+	/* Slot owns keys slot, slot + nslots, ... */
+	uint32_t owned = (c->nkeys - slot + en->nslots - 1) / en->nslots;
+	size_t k = slot + (size_t)(splitmix64(&c->rng) % owned) * en->nslots;
+	double u = (double)(splitmix64(&c->rng) >> 11) / 9007199254740992.0;
+	r->tag = k;
+	load_key(c, r, k);
+	if (u < c->write_ratio) {
+		r->op = KV_PUT;
+		r->vlen = load_value(r->val, c->value_size,
+				     en->slots[slot].client_id, req_id);
+		c->puts++;
+		return journal_line(c, 'a', en->slots[slot].client_id, req_id,
+				    r, &en->err) < 0 ? -1 : 1;
+	}
+	r->op = KV_GET;
+	c->gets++;
+	return 1;
+}
+
+static int load_done(void *ctx, struct kv_engine *en, unsigned slot,
+		     uint64_t req_id, const struct kv_req *r,
+		     const struct kv_result *res)
+{
+	struct load_ctx *c = ctx;
+	uint64_t client = en->slots[slot].client_id;
+	size_t k = r->tag;
+	if (r->op == KV_PUT) {
+		if (res->status != KV_OK) {
+			c->uncertain[k] = 1;
+			return 0;
+		}
+		c->acked_req[k] = req_id;
+		c->uncertain[k] = 0;
+		return journal_line(c, 'k', client, req_id, r, &en->err);
+	}
+	if (c->uncertain[k] || !c->acked_req[k] || res->status == RES_TIMEOUT)
+		return 0;
+	char want[KV_VAL_MAX + 1];
+	uint32_t wlen = load_value(want, c->value_size, client,
+				   c->acked_req[k]);
+	c->checked++;
+	if (res->status == KV_OK && res->vlen == wlen &&
+	    !memcmp(res->val, want, wlen))
+		return 0;
+	c->mismatches++;
+	en->errors++;
+	if (c->mismatches <= 5)
+		fprintf(stderr, "kagami kv load: get %.*s returned %s%.*s%s, "
+			"expected '%s'\n", (int)r->klen, r->key,
+			res->status == KV_OK ? "'" : "",
+			res->status == KV_OK ? (int)res->vlen : 0,
+			res->status == KV_OK ? res->val : "",
+			res->status == KV_OK ? "'" : status_name(res->status),
+			want);
+	return 0;
+}
+
+/* ---- verify -------------------------------------------------------- */
+
+struct jatt {
+	uint64_t client, req;
+	bool del;
+	char *val;
+};
+
+struct jkey {
+	struct jkey *next; /* hash chain */
+	char *key;
+	bool has_acked, acked_del;
+	char *acked_val;
+	struct jatt *att; /* attempts after the last acked one */
+	size_t natt, capatt;
+};
+
+struct jtable {
+	struct jkey **b;
+	size_t nb, n;
+	struct jkey **list; /* in first-seen order */
+	size_t caplist;
+};
+
+static uint32_t fnv1a(const char *s)
+{
+	uint32_t h = 2166136261u;
+	for (; *s; s++)
+		h = (h ^ (uint8_t)*s) * 16777619u;
+	return h;
+}
+
+static struct jkey *jtable_get(struct jtable *t, const char *key)
+{
+	if (t->n >= t->nb) {
+		size_t nb = t->nb ? t->nb * 2 : 1024;
+		struct jkey **b = calloc(nb, sizeof(*b));
+		if (!b)
+			return NULL;
+		for (size_t i = 0; i < t->n; i++) {
+			struct jkey *k = t->list[i];
+			size_t h = fnv1a(k->key) & (nb - 1);
+			k->next = b[h];
+			b[h] = k;
+		}
+		free(t->b);
+		t->b = b;
+		t->nb = nb;
+	}
+	size_t h = fnv1a(key) & (t->nb - 1);
+	for (struct jkey *k = t->b[h]; k; k = k->next)
+		if (!strcmp(k->key, key))
+			return k;
+	if (t->n == t->caplist) {
+		size_t cap = t->caplist ? t->caplist * 2 : 1024;
+		struct jkey **l = realloc(t->list, cap * sizeof(*l));
+		if (!l)
+			return NULL;
+		t->list = l;
+		t->caplist = cap;
+	}
+	struct jkey *k = calloc(1, sizeof(*k));
+	if (!k || !(k->key = strdup(key))) {
+		free(k);
+		return NULL;
+	}
+	k->next = t->b[h];
+	t->b[h] = k;
+	t->list[t->n++] = k;
+	return k;
+}
+
+static void jtable_free(struct jtable *t)
+{
+	for (size_t i = 0; i < t->n; i++) {
+		struct jkey *k = t->list[i];
+		for (size_t j = 0; j < k->natt; j++)
+			free(k->att[j].val);
+		free(k->att);
+		free(k->acked_val);
+		free(k->key);
+		free(k);
+	}
+	free(t->list);
+	free(t->b);
+}
+
+static int jkey_attempt(struct jkey *k, uint64_t client, uint64_t req,
+			bool del, const char *val)
+{
+	if (k->natt == k->capatt) {
+		size_t cap = k->capatt ? k->capatt * 2 : 4;
+		struct jatt *a = realloc(k->att, cap * sizeof(*a));
+		if (!a)
+			return -1;
+		k->att = a;
+		k->capatt = cap;
+	}
+	char *v = strdup(val);
+	if (!v)
+		return -1;
+	k->att[k->natt++] = (struct jatt){ client, req, del, v };
+	return 0;
+}
+
+/* An acknowledged write: it and every attempt before it are settled. */
+static int jkey_ack(struct jkey *k, uint64_t client, uint64_t req, bool del,
+		    const char *val)
+{
+	size_t upto = k->natt; /* attempts [0, upto) are dropped */
+	for (size_t j = 0; j < k->natt; j++) {
+		if (k->att[j].client == client && k->att[j].req == req) {
+			upto = j + 1;
+			break;
+		}
+	}
+	char *v = strdup(val);
+	if (!v)
+		return -1;
+	for (size_t j = 0; j < upto; j++)
+		free(k->att[j].val);
+	memmove(k->att, k->att + upto, (k->natt - upto) * sizeof(*k->att));
+	k->natt -= upto;
+	free(k->acked_val);
+	k->acked_val = v;
+	k->has_acked = true;
+	k->acked_del = del;
+	return 0;
+}
+
+static int journal_read(const char *path, struct jtable *t, struct kg_err *e)
+{
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return kg_errno(e, "journal %s", path);
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t len;
+	unsigned long lineno = 0;
+	int rc = 0;
+	while ((len = getline(&line, &cap, f)) >= 0) {
+		lineno++;
+		if (len == 0 || line[len - 1] != '\n') {
+			/* A line cut by the client's death: never acked. */
+			fprintf(stderr, "kagami kv verify: journal %s:%lu: "
+				"ignoring an incomplete last line\n", path,
+				lineno);
+			break;
+		}
+		line[--len] = 0;
+		if (!len || line[0] == '#')
+			continue;
+		char type[4], op[4], clientx[17], key[KV_KEY_MAX + 1];
+		char *val = malloc((size_t)len + 1);
+		uint64_t req;
+		int used = 0;
+		if (!val) {
+			rc = kg_errf(e, "out of memory");
+			break;
+		}
+		int n = sscanf(line, "%3s %16s %" SCNu64 " %3s %128s %s%n",
+			       type, clientx, &req, op, key, val, &used);
+		char *end;
+		uint64_t client = strtoull(clientx, &end, 16);
+		bool del = !strcmp(op, "del");
+		if (n != 6 || used != len || strlen(clientx) != 16 || *end ||
+		    (strcmp(type, "a") && strcmp(type, "k")) ||
+		    (!del && strcmp(op, "put"))) {
+			free(val);
+			rc = kg_errf(e, "journal %s:%lu: malformed line",
+				     path, lineno);
+			break;
+		}
+		struct jkey *k = jtable_get(t, key);
+		if (!k || (type[0] == 'a'
+			   ? jkey_attempt(k, client, req, del, val)
+			   : jkey_ack(k, client, req, del, val)) < 0) {
+			free(val);
+			rc = kg_errf(e, "out of memory");
+			break;
+		}
+		free(val);
+	}
+	if (!rc && ferror(f))
+		rc = kg_errno(e, "read %s", path);
+	free(line);
+	fclose(f);
+	return rc;
+}
+
+struct verify_ctx {
+	struct jtable *t;
+	size_t next;
+	uint64_t lost, ok;
+};
+
+static int verify_next(void *ctx, struct kv_engine *en, unsigned slot,
+		       uint64_t req_id, struct kv_req *r)
+{
+	struct verify_ctx *c = ctx;
+	(void)en; (void)slot; (void)req_id;
+	if (c->next >= c->t->n)
+		return 0;
+	struct jkey *k = c->t->list[c->next];
+	r->tag = c->next++;
+	r->op = KV_GET;
+	r->klen = (uint16_t)strlen(k->key);
+	memcpy(r->key, k->key, r->klen);
+	return 1;
+}
+
+static int verify_done(void *ctx, struct kv_engine *en, unsigned slot,
+		       uint64_t req_id, const struct kv_req *r,
+		       const struct kv_result *res)
+{
+	struct verify_ctx *c = ctx;
+	struct jkey *k = c->t->list[r->tag];
+	(void)en; (void)slot; (void)req_id;
+	if (res->status != KV_OK && res->status != KV_NOT_FOUND) {
+		fprintf(stderr, "kagami kv verify: get %s: %s\n", k->key,
+			status_name(res->status));
+		return 0;
+	}
+	bool found = res->status == KV_OK;
+	bool good;
+	if (!k->has_acked || k->acked_del)
+		good = !found;
+	else
+		good = found && !strcmp(res->val, k->acked_val) &&
+		       strlen(k->acked_val) == res->vlen;
+	for (size_t j = 0; j < k->natt && !good; j++) {
+		const struct jatt *a = &k->att[j];
+		good = a->del ? !found
+			      : found && strlen(a->val) == res->vlen &&
+				!strcmp(res->val, a->val);
+	}
+	if (good) {
+		c->ok++;
+		return 0;
+	}
+	c->lost++;
+	if (c->lost <= 10)
+		fprintf(stderr, "kagami kv verify: lost: %s is %s%s%s, last "
+			"acknowledged %s%s%s%s\n", k->key,
+			found ? "'" : "", found ? res->val : "not found",
+			found ? "'" : "",
+			!k->has_acked ? "nothing" : k->acked_del ? "del" : "'",
+			k->has_acked && !k->acked_del ? k->acked_val : "",
+			k->has_acked && !k->acked_del ? "'" : "",
+			k->natt ? " (or a later attempt)" : "");
+	return 0;
+}
+
+/* ---- the command --------------------------------------------------- */
+
+static void kv_usage(FILE *f)
+{
+	fprintf(f,
+"usage: kagami kv --server IP:PORT [--timeout S] COMMAND [ARGS]\n"
+"\n"
+"Talks to the kvstore guest over UDP (guests/kvstore_proto.h). Requests\n"
+"are retried with the same id (200 ms, then doubling up to 1 s).\n"
+"\n"
+"commands:\n"
+"  put KEY VALUE   store VALUE; prints OK\n"
+"  get KEY         prints the value\n"
+"  del KEY         delete; prints OK\n"
+"  stats           prints the server's counters\n"
+"  load --duration S --journal FILE [--rate N] [--keys N]\n"
+"       [--write-ratio F] [--seed S] [--clients N] [--value-size N]\n"
+"       [--key-prefix P]\n"
+"                  a put/get mix over N keys P0000000.. (default 1000,\n"
+"                  prefix k, 50%% puts, values of 32 bytes or more)\n"
+"                  from N client ids (default 8), each with one request\n"
+"                  outstanding, at N requests/s (default: no pacing);\n"
+"                  appends every write attempt and acknowledgement to\n"
+"                  FILE; reads of keys written in the run are checked\n"
+"  verify --journal FILE [--clients N]\n"
+"                  reads every key of FILE; a key whose value is neither\n"
+"                  its last acknowledged write nor a later attempt is lost\n"
+"                  (FILE must hold every write to its keys: give each\n"
+"                  journal its own --key-prefix)\n"
+"load and verify print one JSON line: ops, acked, retries, errors, lost,\n"
+"p50_us, p99_us (first send to answer), duration_s, and more counts.\n"
+"SIGINT or SIGTERM ends a load or verify early, with its report.\n"
+"\n"
+"options:\n"
+"  --server IP:PORT  the kvstore guest (port default %d)\n"
+"  --timeout S       give up a request after S seconds (default 5); load\n"
+"                    retries each request until the run ends\n"
+"  -h, --help        show this help\n"
+"\n"
+"exit status: 0 done; 1 not found (get, del) or lost writes (verify);\n"
+"2 bad arguments; 3 no answer in time, an error answer, or (load) a read\n"
+"that returned the wrong value.\n", KV_DEFAULT_PORT);
+}
+
+struct kv_opts {
+	const char *server, *journal, *key_prefix;
+	double timeout_s, duration_s, rate, write_ratio;
+	unsigned long keys, clients, value_size;
+	uint64_t seed, client_id, req_id;
+	bool has_client_id;
+	unsigned given; /* OPT_* bits */
+};
+
+enum {
+	OPT_DURATION = 1u << 0, OPT_RATE = 1u << 1, OPT_KEYS = 1u << 2,
+	OPT_WRITE_RATIO = 1u << 3, OPT_SEED = 1u << 4, OPT_CLIENTS = 1u << 5,
+	OPT_JOURNAL = 1u << 6, OPT_VALUE_SIZE = 1u << 7,
+	OPT_CLIENT_ID = 1u << 8, OPT_REQ_ID = 1u << 9,
+	OPT_KEY_PREFIX = 1u << 10,
+};
+
+static int num_ul(const char *opt, const char *s, unsigned long min,
+		  unsigned long max, unsigned long *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	if (!*s || *end || errno || *s == '-' || v < min || v > max) {
+		fprintf(stderr, "kagami kv: %s '%s': expected a whole number "
+			"from %lu to %lu\n", opt, s, min, max);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+static int num_u64(const char *opt, const char *s, int base, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, base);
+	if (!*s || *end || errno || *s == '-') {
+		fprintf(stderr, "kagami kv: %s '%s': expected a %s number\n",
+			opt, s, base == 16 ? "hexadecimal" : "whole");
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+static int num_d(const char *opt, const char *s, double min, double max,
+		 bool min_open, double *out)
+{
+	char *end;
+	double v = strtod(s, &end);
+	if (!*s || *end || !(v >= min) || !(v <= max) ||
+	    (min_open && v == min)) {
+		fprintf(stderr, "kagami kv: %s '%s': expected a number %s %g "
+			"and at most %g\n", opt, s, min_open ? "above" : "from",
+			min, max);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+static int parse_opts(int argc, char **argv, struct kv_opts *o, int *first)
+{
+	enum { O_SERVER = 256, O_TIMEOUT, O_DURATION, O_RATE, O_KEYS,
+	       O_WRITE_RATIO, O_SEED, O_CLIENTS, O_JOURNAL, O_VALUE_SIZE,
+	       O_CLIENT_ID, O_REQ_ID, O_KEY_PREFIX };
+	static const struct option opts[] = {
+		{ "server", required_argument, NULL, O_SERVER },
+		{ "timeout", required_argument, NULL, O_TIMEOUT },
+		{ "duration", required_argument, NULL, O_DURATION },
+		{ "rate", required_argument, NULL, O_RATE },
+		{ "keys", required_argument, NULL, O_KEYS },
+		{ "write-ratio", required_argument, NULL, O_WRITE_RATIO },
+		{ "seed", required_argument, NULL, O_SEED },
+		{ "clients", required_argument, NULL, O_CLIENTS },
+		{ "journal", required_argument, NULL, O_JOURNAL },
+		{ "value-size", required_argument, NULL, O_VALUE_SIZE },
+		{ "key-prefix", required_argument, NULL, O_KEY_PREFIX },
+		/* Hidden, for tests: send exactly this request id. */
+		{ "client-id", required_argument, NULL, O_CLIENT_ID },
+		{ "req-id", required_argument, NULL, O_REQ_ID },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		switch (c) {
+		case O_SERVER: o->server = optarg; break;
+		case O_TIMEOUT:
+			if (num_d("--timeout", optarg, 0, 86400, true,
+				  &o->timeout_s) < 0)
+				return -1;
+			break;
+		case O_DURATION:
+			o->given |= OPT_DURATION;
+			if (num_d("--duration", optarg, 0, 86400, true,
+				  &o->duration_s) < 0)
+				return -1;
+			break;
+		case O_RATE:
+			o->given |= OPT_RATE;
+			if (num_d("--rate", optarg, 0, 1e7, true, &o->rate) < 0)
+				return -1;
+			break;
+		case O_KEYS:
+			o->given |= OPT_KEYS;
+			if (num_ul("--keys", optarg, 1, MAX_KEYS, &o->keys) < 0)
+				return -1;
+			break;
+		case O_WRITE_RATIO:
+			o->given |= OPT_WRITE_RATIO;
+			if (num_d("--write-ratio", optarg, 0, 1, false,
+				  &o->write_ratio) < 0)
+				return -1;
+			break;
+		case O_SEED:
+			o->given |= OPT_SEED;
+			if (num_u64("--seed", optarg, 10, &o->seed) < 0)
+				return -1;
+			break;
+		case O_CLIENTS:
+			o->given |= OPT_CLIENTS;
+			if (num_ul("--clients", optarg, 1, MAX_CLIENTS,
+				   &o->clients) < 0)
+				return -1;
+			break;
+		case O_JOURNAL:
+			o->given |= OPT_JOURNAL;
+			o->journal = optarg;
+			break;
+		case O_VALUE_SIZE:
+			o->given |= OPT_VALUE_SIZE;
+			if (num_ul("--value-size", optarg, 0, KV_VAL_MAX,
+				   &o->value_size) < 0)
+				return -1;
+			break;
+		case O_KEY_PREFIX:
+			o->given |= OPT_KEY_PREFIX;
+			o->key_prefix = optarg;
+			if (strlen(optarg) > KV_KEY_MAX - 10 ||
+			    strpbrk(optarg, " \t\n\r\v\f")) {
+				fprintf(stderr, "kagami kv: --key-prefix: at "
+					"most %d bytes, no white space\n",
+					KV_KEY_MAX - 10);
+				return -1;
+			}
+			break;
+		case O_CLIENT_ID:
+			o->given |= OPT_CLIENT_ID;
+			if (num_u64("--client-id", optarg, 16,
+				    &o->client_id) < 0)
+				return -1;
+			break;
+		case O_REQ_ID:
+			o->given |= OPT_REQ_ID;
+			if (num_u64("--req-id", optarg, 10, &o->req_id) < 0)
+				return -1;
+			if (!o->req_id) {
+				fprintf(stderr, "kagami kv: --req-id must be "
+					"at least 1\n");
+				return -1;
+			}
+			break;
+		case 'h':
+			kv_usage(stdout);
+			return 1;
+		case ':':
+			fprintf(stderr, "kagami kv: option %s needs a value\n",
+				argv[optind - 1]);
+			return -1;
+		default:
+			fprintf(stderr, "kagami kv: unknown option '%s' (try "
+				"'kagami kv --help')\n", argv[optind - 1]);
+			return -1;
+		}
+	}
+	*first = optind;
+	return 0;
+}
+
+/* The options a command accepts beyond --server and --timeout. */
+static int check_opts(const char *cmd, unsigned given, unsigned allowed)
+{
+	static const char *const names[] = {
+		"--duration", "--rate", "--keys", "--write-ratio", "--seed",
+		"--clients", "--journal", "--value-size", "--client-id",
+		"--req-id", "--key-prefix",
+	};
+	for (unsigned i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if ((given & (1u << i)) && !(allowed & (1u << i))) {
+			fprintf(stderr, "kagami kv %s: option %s does not "
+				"apply (try 'kagami kv --help')\n", cmd,
+				names[i]);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int cmd_single(const struct kv_opts *o, const char *cmd, int nargs,
+		      char **args)
+{
+	struct one_ctx c = { .status = RES_TIMEOUT };
+	struct kv_engine en = { .fd = -1 };
+	struct kg_err e = { "" };
+	int want = 0, rc;
+	if (!strcmp(cmd, "put")) {
+		c.req.op = KV_PUT;
+		want = 2;
+	} else if (!strcmp(cmd, "get")) {
+		c.req.op = KV_GET;
+		want = 1;
+	} else if (!strcmp(cmd, "del")) {
+		c.req.op = KV_DEL;
+		want = 1;
+	} else {
+		c.req.op = KV_STATS;
+	}
+	if (nargs != want) {
+		fprintf(stderr, "kagami kv %s: expected %s\n", cmd,
+			want == 2 ? "KEY VALUE" : want ? "KEY" : "no arguments");
+		return KG_EXIT_USAGE;
+	}
+	if (want) {
+		size_t kl = strlen(args[0]);
+		if (kl == 0 || kl > KV_KEY_MAX) {
+			fprintf(stderr, "kagami kv %s: key must be 1 to %d "
+				"bytes\n", cmd, KV_KEY_MAX);
+			return KG_EXIT_USAGE;
+		}
+		c.req.klen = (uint16_t)kl;
+		memcpy(c.req.key, args[0], kl);
+	}
+	if (want == 2) {
+		size_t vl = strlen(args[1]);
+		if (vl > KV_VAL_MAX) {
+			fprintf(stderr, "kagami kv put: value is %zu bytes, "
+				"at most %d\n", vl, KV_VAL_MAX);
+			return KG_EXIT_USAGE;
+		}
+		c.req.vlen = (uint32_t)vl;
+		memcpy(c.req.val, args[1], vl);
+	}
+	uint64_t id = o->client_id;
+	if (!(o->given & OPT_CLIENT_ID) && random_u64(&id, &e) < 0) {
+		fprintf(stderr, "kagami kv: %s\n", e.msg);
+		return KV_EXIT_FAIL;
+	}
+	if (engine_init(&en, o->server, 1, id,
+			o->given & OPT_REQ_ID ? o->req_id : 1, &e) < 0) {
+		fprintf(stderr, "kagami kv: %s\n", e.msg);
+		engine_free(&en);
+		return KV_EXIT_FAIL;
+	}
+	en.name = cmd;
+	en.req_timeout_ns = (uint64_t)(o->timeout_s * 1e9);
+	en.next = one_next;
+	en.done = one_done;
+	en.ctx = &c;
+	if (engine_run(&en) < 0) {
+		fprintf(stderr, "kagami kv %s: %s\n", cmd, en.err.msg);
+		rc = KV_EXIT_FAIL;
+	} else if (kv_interrupted && c.status == RES_TIMEOUT) {
+		fprintf(stderr, "kagami kv %s: interrupted\n", cmd);
+		rc = KV_EXIT_FAIL;
+	} else if (c.status == RES_TIMEOUT) {
+		fprintf(stderr, "kagami kv %s: no answer from %s in %g s "
+			"(%" PRIu64 " tries)\n", cmd, o->server, o->timeout_s,
+			en.retries + 1);
+		rc = KV_EXIT_FAIL;
+	} else if (c.status == KV_NOT_FOUND) {
+		printf("not found\n");
+		rc = KV_EXIT_NOT_FOUND;
+	} else if (c.status != KV_OK) {
+		fprintf(stderr, "kagami kv %s: server answered: %s\n", cmd,
+			status_name(c.status));
+		rc = KV_EXIT_FAIL;
+	} else {
+		if (c.req.op == KV_GET || c.req.op == KV_STATS)
+			printf("%.*s\n", (int)c.vlen, c.val);
+		else
+			printf("OK\n");
+		rc = 0;
+	}
+	engine_free(&en);
+	return rc;
+}
+
+static int cmd_load(const struct kv_opts *o)
+{
+	struct kv_engine en = { .fd = -1 };
+	struct kg_err e = { "" };
+	struct load_ctx c = {
+		.prefix = o->key_prefix, .nkeys = (uint32_t)o->keys,
+		.write_ratio = o->write_ratio,
+		.value_size = (uint32_t)o->value_size, .rng = o->seed,
+		.jfd = -1, .jpath = o->journal,
+	};
+	unsigned nclients = (unsigned)o->clients;
+	int rc = KV_EXIT_FAIL;
+	uint64_t id;
+	if (!(o->given & OPT_DURATION) || !(o->given & OPT_JOURNAL)) {
+		fprintf(stderr, "kagami kv load: --duration and --journal are "
+			"required\n");
+		return KG_EXIT_USAGE;
+	}
+	if (nclients > c.nkeys)
+		nclients = c.nkeys; /* every client id owns a key */
+	c.acked_req = calloc(c.nkeys, sizeof(*c.acked_req));
+	c.uncertain = calloc(c.nkeys, 1);
+	if (!c.acked_req || !c.uncertain) {
+		fprintf(stderr, "kagami kv load: out of memory\n");
+		goto out;
+	}
+	c.jfd = open(o->journal, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+		     0644);
+	if (c.jfd < 0) {
+		fprintf(stderr, "kagami kv load: open %s: %s\n", o->journal,
+			strerror(errno));
+		goto out;
+	}
+	if (random_u64(&id, &e) < 0 ||
+	    engine_init(&en, o->server, nclients, id, 1, &e) < 0) {
+		fprintf(stderr, "kagami kv load: %s\n", e.msg);
+		goto out;
+	}
+	char hdr[256];
+	int hn = snprintf(hdr, sizeof(hdr), "# kagami kv load server=%s "
+			  "clients=%u keys=%u write_ratio=%g seed=%" PRIu64
+			  " first_client=%016" PRIx64 "\n", o->server,
+			  nclients, c.nkeys, c.write_ratio, o->seed,
+			  en.slots[0].client_id);
+	if (write_all(c.jfd, hdr, (size_t)hn, o->journal, &e) < 0) {
+		fprintf(stderr, "kagami kv load: %s\n", e.msg);
+		goto out;
+	}
+	en.name = "load";
+	en.rate = o->given & OPT_RATE ? o->rate : 0;
+	en.duration_ns = (uint64_t)(o->duration_s * 1e9);
+	en.progress = isatty(STDERR_FILENO);
+	en.next = load_next;
+	en.done = load_done;
+	en.ctx = &c;
+	int r = engine_run(&en);
+	char extra[256];
+	snprintf(extra, sizeof(extra), ",\"puts\":%" PRIu64 ",\"gets\":%"
+		 PRIu64 ",\"checked\":%" PRIu64 ",\"mismatches\":%" PRIu64
+		 ",\"unacked\":%" PRIu64 ",\"clients\":%u,\"send_errors\":%"
+		 PRIu64 ",\"stray\":%" PRIu64, c.puts, c.gets, c.checked,
+		 c.mismatches, en.unacked, nclients, en.send_errors,
+		 en.ignored);
+	print_json(&en, 0, extra);
+	if (r < 0)
+		fprintf(stderr, "kagami kv load: %s\n", en.err.msg);
+	else if (!en.acked)
+		fprintf(stderr, "kagami kv load: no answer from %s\n",
+			o->server);
+	else if (en.errors)
+		fprintf(stderr, "kagami kv load: %" PRIu64 " errors (%" PRIu64
+			" wrong reads)\n", en.errors, c.mismatches);
+	else
+		rc = 0;
+out:
+	if (c.jfd >= 0 && close(c.jfd) < 0 && rc == 0) {
+		fprintf(stderr, "kagami kv load: close %s: %s\n", o->journal,
+			strerror(errno));
+		rc = KV_EXIT_FAIL;
+	}
+	free(c.acked_req);
+	free(c.uncertain);
+	engine_free(&en);
+	return rc;
+}
+
+static int cmd_verify(const struct kv_opts *o)
+{
+	struct kv_engine en = { .fd = -1 };
+	struct kg_err e = { "" };
+	struct jtable t = { 0 };
+	struct verify_ctx c = { .t = &t };
+	int rc = KV_EXIT_FAIL;
+	uint64_t id;
+	if (!(o->given & OPT_JOURNAL)) {
+		fprintf(stderr, "kagami kv verify: --journal is required\n");
+		return KG_EXIT_USAGE;
+	}
+	if (journal_read(o->journal, &t, &e) < 0) {
+		fprintf(stderr, "kagami kv verify: %s\n", e.msg);
+		goto out;
+	}
+	if (random_u64(&id, &e) < 0 ||
+	    engine_init(&en, o->server, (unsigned)o->clients, id, 1, &e) < 0) {
+		fprintf(stderr, "kagami kv verify: %s\n", e.msg);
+		goto out;
+	}
+	en.name = "verify";
+	en.req_timeout_ns = (uint64_t)(o->timeout_s * 1e9);
+	en.progress = isatty(STDERR_FILENO);
+	en.next = verify_next;
+	en.done = verify_done;
+	en.ctx = &c;
+	int r = engine_run(&en);
+	char extra[128];
+	snprintf(extra, sizeof(extra), ",\"keys\":%zu,\"ok\":%" PRIu64, t.n,
+		 c.ok);
+	print_json(&en, c.lost, extra);
+	if (r < 0) {
+		fprintf(stderr, "kagami kv verify: %s\n", en.err.msg);
+	} else if (c.lost) {
+		fprintf(stderr, "kagami kv verify: %" PRIu64 " of %zu keys "
+			"lost\n", c.lost, t.n);
+		rc = KV_EXIT_NOT_FOUND;
+	} else if (c.ok != t.n) {
+		fprintf(stderr, "kagami kv verify: %zu of %zu keys not "
+			"checked (%" PRIu64 " errors)\n", t.n - c.ok, t.n,
+			en.errors);
+	} else {
+		rc = 0;
+	}
+out:
+	jtable_free(&t);
+	engine_free(&en);
+	return rc;
+}
+
+int cmd_kv(int argc, char **argv)
+{
+	struct kv_opts o = {
+		.timeout_s = 5, .keys = 1000, .clients = 8, .write_ratio = 0.5,
+		.seed = 1, .value_size = 32, .key_prefix = "k",
+	};
+	int first, r = parse_opts(argc, argv, &o, &first);
+	if (r)
+		return r > 0 ? 0 : KG_EXIT_USAGE;
+	if (first >= argc) {
+		fprintf(stderr, "kagami kv: no command given (try 'kagami kv "
+			"--help')\n");
+		return KG_EXIT_USAGE;
+	}
+	const char *cmd = argv[first];
+	int nargs = argc - first - 1;
+	char **args = argv + first + 1;
+	bool single = !strcmp(cmd, "put") || !strcmp(cmd, "get") ||
+		      !strcmp(cmd, "del") || !strcmp(cmd, "stats");
+	if (!single && strcmp(cmd, "load") && strcmp(cmd, "verify")) {
+		fprintf(stderr, "kagami kv: unknown command '%s' (try "
+			"'kagami kv --help')\n", cmd);
+		return KG_EXIT_USAGE;
+	}
+	if (!o.server) {
+		fprintf(stderr, "kagami kv %s: --server IP:PORT is required\n",
+			cmd);
+		return KG_EXIT_USAGE;
+	}
+	struct sockaddr_in sa;
+	struct kg_err e = { "" };
+	if (parse_server(o.server, &sa, &e) < 0) {
+		fprintf(stderr, "kagami kv: %s\n", e.msg);
+		return KG_EXIT_USAGE;
+	}
+	if (check_opts(cmd, o.given, single ? OPT_CLIENT_ID | OPT_REQ_ID
+			: !strcmp(cmd, "load")
+			? OPT_DURATION | OPT_RATE | OPT_KEYS | OPT_WRITE_RATIO |
+			  OPT_SEED | OPT_CLIENTS | OPT_JOURNAL | OPT_VALUE_SIZE |
+			  OPT_KEY_PREFIX
+			: OPT_JOURNAL | OPT_CLIENTS) < 0)
+		return KG_EXIT_USAGE;
+	if (!single && nargs) {
+		fprintf(stderr, "kagami kv %s: unexpected argument '%s'\n",
+			cmd, args[0]);
+		return KG_EXIT_USAGE;
+	}
+
+	/* SIGINT/SIGTERM end a load or verify early, with its report. */
+	struct sigaction sa_stop = { .sa_handler = on_stop_signal }, old_int,
+			 old_term;
+	sigemptyset(&sa_stop.sa_mask);
+	kv_interrupted = 0;
+	if (sigaction(SIGINT, &sa_stop, &old_int) < 0 ||
+	    sigaction(SIGTERM, &sa_stop, &old_term) < 0) {
+		fprintf(stderr, "kagami kv: sigaction: %s\n", strerror(errno));
+		return KV_EXIT_FAIL;
+	}
+	if (single)
+		r = cmd_single(&o, cmd, nargs, args);
+	else if (!strcmp(cmd, "load"))
+		r = cmd_load(&o);
+	else
+		r = cmd_verify(&o);
+	sigaction(SIGINT, &old_int, NULL);
+	sigaction(SIGTERM, &old_term, NULL);
+	return r;
+}

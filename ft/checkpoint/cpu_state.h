@@ -1,0 +1,53 @@
+/*
+ * The complete KVM-held state of a paused VM: every vCPU (registers,
+ * special registers, xsave, xcrs, MSRs from KVM's index list, events,
+ * debug registers, mp_state, local APIC) and the VM-wide in-kernel devices
+ * (PIC, IOAPIC, PIT, kvmclock). Save requires vm_pause() (which also
+ * completes any half-done PIO/MMIO instruction); load targets a VM with the
+ * same vCPU count whose vCPUs are not running.
+ */
+#ifndef KG_CPU_STATE_H
+#define KG_CPU_STATE_H
+
+#include <linux/kvm.h>
+#include <stdint.h>
+
+#include "../../vmm/err.h"
+
+struct vm;
+struct vcpu;
+
+#define CPU_STATE_MAX_MSRS 256
+
+struct cpu_state {
+	struct kvm_regs regs;
+	struct kvm_sregs sregs;
+	struct kvm_xsave xsave;
+	struct kvm_xcrs xcrs;
+	struct kvm_vcpu_events events;
+	struct kvm_debugregs debugregs;
+	struct kvm_mp_state mp_state;
+	struct kvm_lapic_state lapic;
+	uint32_t nmsrs;
+	struct kvm_msr_entry msrs[CPU_STATE_MAX_MSRS];
+};
+
+struct vm_kvm_state {
+	struct kvm_irqchip pic_master, pic_slave, ioapic;
+	struct kvm_pit_state2 pit;
+	struct kvm_clock_data clock;
+};
+
+/* KVM's list of MSRs to save (KVM_GET_MSR_INDEX_LIST), up to the limit. */
+int cpu_msr_index_list(int kvm_fd, uint32_t *idx, uint32_t *n,
+		       struct kg_err *e);
+int cpu_state_save(struct vcpu *v, const uint32_t *msr_idx, uint32_t nmsr,
+		   struct cpu_state *s, struct kg_err *e);
+/* MSRs KVM rejects are skipped, each named once on stderr. */
+int cpu_state_load(struct vcpu *v, const struct cpu_state *s,
+		   struct kg_err *e);
+int vm_kvm_state_save(struct vm *vm, struct vm_kvm_state *s, struct kg_err *e);
+int vm_kvm_state_load(struct vm *vm, const struct vm_kvm_state *s,
+		      struct kg_err *e);
+
+#endif

@@ -1,0 +1,677 @@
+#include "snapshot.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../../vmm/virtio_mmio.h"
+#include "../../vmm/vm.h"
+#include "cpu_state.h"
+#include "crc32c.h"
+#include "dev_state.h"
+#include "stream.h"
+#include "vmstate.h"
+
+#define PAGE 4096u
+#define CHUNK (1u << 20)
+#define DEV_UART 0
+#define DEV_PLATFORM 1
+#define DEV_VIRTIO 16 /* + slot order: disks, then networks */
+
+/* --- what the stream holds, as field tables --- */
+
+struct snap_config {
+	uint64_t mem_size;
+	uint32_t ncpus, ndisks, nnets, boot_count;
+	uint64_t guest_ns; /* the guest clock when the vCPUs stopped */
+};
+static const struct vs_field config_fields[] = {
+	VS_FIELD(struct snap_config, mem_size, VS_U64),
+	VS_FIELD_MAX(struct snap_config, ncpus, VS_U32, VM_MAX_VCPUS),
+	VS_FIELD_MAX(struct snap_config, ndisks, VS_U32, VM_MAX_DISKS),
+	VS_FIELD_MAX(struct snap_config, nnets, VS_U32, VM_MAX_NETS),
+	VS_FIELD(struct snap_config, boot_count, VS_U32),
+	VS_FIELD(struct snap_config, guest_ns, VS_U64),
+};
+static int config_check(const void *obj, const void *ctx, struct kg_err *e)
+{
+	const struct snap_config *c = obj;
+	(void)ctx;
+	if (c->ncpus == 0)
+		return kg_errf(e, "no vCPUs");
+	return guest_mem_check_size(c->mem_size, e);
+}
+static const struct vs_desc config_vs = { "vm-config", 1,
+					  VS_TABLE(config_fields),
+					  config_check };
+
+/* The disk's identity: restore refuses another size and warns when the
+ * image changed since (its generation is its modification time). */
+struct snap_disk {
+	uint64_t size, mtime_ns;
+	uint8_t readonly;
+};
+static const struct vs_field disk_fields[] = {
+	VS_FIELD(struct snap_disk, size, VS_U64),
+	VS_FIELD(struct snap_disk, mtime_ns, VS_U64),
+	VS_FIELD_MAX(struct snap_disk, readonly, VS_U8, 1),
+};
+static const struct vs_desc disk_vs = { "disk", 1, VS_TABLE(disk_fields),
+					NULL };
+
+static int cpu_check(const void *obj, const void *ctx, struct kg_err *e)
+{
+	(void)obj, (void)ctx, (void)e; /* nmsrs is bounded by its field */
+	return 0;
+}
+static const struct vs_field cpu_fields[] = {
+	VS_BYTES_FIELD(struct cpu_state, regs),
+	VS_BYTES_FIELD(struct cpu_state, sregs),
+	VS_BYTES_FIELD(struct cpu_state, xsave),
+	VS_BYTES_FIELD(struct cpu_state, xcrs),
+	VS_BYTES_FIELD(struct cpu_state, events),
+	VS_BYTES_FIELD(struct cpu_state, debugregs),
+	VS_BYTES_FIELD(struct cpu_state, mp_state),
+	VS_BYTES_FIELD(struct cpu_state, lapic),
+	VS_FIELD_MAX(struct cpu_state, nmsrs, VS_U32, CPU_STATE_MAX_MSRS),
+	VS_BYTES_FIELD(struct cpu_state, msrs),
+};
+static const struct vs_desc cpu_vs = { "vcpu", 1, VS_TABLE(cpu_fields),
+				       cpu_check };
+
+static const struct vs_field kvm_fields[] = {
+	VS_BYTES_FIELD(struct vm_kvm_state, pic_master),
+	VS_BYTES_FIELD(struct vm_kvm_state, pic_slave),
+	VS_BYTES_FIELD(struct vm_kvm_state, ioapic),
+	VS_BYTES_FIELD(struct vm_kvm_state, pit),
+	VS_BYTES_FIELD(struct vm_kvm_state, clock),
+};
+static const struct vs_desc kvm_vs = { "irqchip", 1, VS_TABLE(kvm_fields),
+				       NULL };
+
+/* --- helpers --- */
+
+static uint64_t now_us(void)
+{
+	return vm_now_ns() / 1000;
+}
+
+static unsigned nvirtio(const struct vm *vm)
+{
+	return vm->cfg.ndisks + vm->cfg.nnets;
+}
+
+static struct virtio_mmio *virtio_at(struct vm *vm, unsigned i)
+{
+	return i < vm->cfg.ndisks
+		       ? virtio_blk_transport(vm->blks[i])
+		       : virtio_net_transport(vm->nets[i - vm->cfg.ndisks]);
+}
+
+static int put_table(struct kg_stream_writer *w, uint16_t kind, uint16_t inst,
+		     const struct vs_desc *d, const void *obj, struct kg_err *e)
+{
+	struct vs_buf b = { 0 };
+	int r = vs_encode(d, obj, &b, e);
+	if (r == 0)
+		r = kg_writer_section(w, kind, inst, d->version, b.data, b.len, e);
+	vs_buf_free(&b);
+	return r;
+}
+
+/* First pass, guest running: each region copied through a bounce buffer
+ * (the guest may change a page while it is checksummed and written). */
+static int write_ram(struct kg_stream_writer *w, struct vm *vm, uint8_t *bounce,
+		     struct kg_err *e)
+{
+	for (unsigned r = 0; r < vm->mem.nregions; r++) {
+		const struct guest_mem_region *g = &vm->mem.regions[r];
+		/* page aligned in the file: restore maps it */
+		if (kg_writer_align(w, PAGE, e) < 0 ||
+		    kg_writer_begin(w, KG_SEC_RAM_FULL, (uint16_t)r, 1, g->size,
+				    e) < 0)
+			return -1;
+		for (uint64_t off = 0; off < g->size; off += CHUNK) {
+			size_t n = g->size - off < CHUNK ? g->size - off : CHUNK;
+			memcpy(bounce, g->hva + off, n);
+			if (kg_writer_append(w, bounce, n, e) < 0)
+				return -1;
+		}
+		if (kg_writer_end_section(w, e) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static uint64_t offset_to_gpa(const struct guest_mem *m, uint64_t off)
+{
+	for (unsigned i = 0; i < m->nregions; i++)
+		if (off >= m->regions[i].offset &&
+		    off - m->regions[i].offset < m->regions[i].size)
+			return m->regions[i].gpa + (off - m->regions[i].offset);
+	return UINT64_MAX;
+}
+
+/* Second pass, everything stopped: pages dirtied since the first pass. */
+static int write_dirty(struct kg_stream_writer *w, struct vm *vm,
+		       uint64_t *bits, uint64_t *npages, struct kg_err *e)
+{
+	uint64_t words = guest_mem_bitmap_words(&vm->mem), n = 0;
+	uint64_t *dev = calloc(words, sizeof(uint64_t));
+	if (!dev)
+		return kg_errf(e, "out of memory");
+	guest_mem_take_dirty(&vm->mem, dev);
+	int r = guest_mem_fetch_kvm_dirty(&vm->mem, vm->vm_fd, bits, e);
+	for (uint64_t i = 0; i < words; i++) {
+		bits[i] |= dev[i];
+		n += (uint64_t)__builtin_popcountll(bits[i]);
+	}
+	free(dev);
+	if (r < 0)
+		return -1;
+	*npages = n;
+	if (kg_writer_begin(w, KG_SEC_RAM_PAGES, 0, 1, 8 + n * (8 + PAGE), e) < 0 ||
+	    kg_writer_append(w, &n, 8, e) < 0)
+		return -1;
+	for (uint64_t i = 0; i < words; i++)
+		for (uint64_t b = bits[i]; b; b &= b - 1) {
+			uint64_t off = (i * 64 + (uint64_t)__builtin_ctzll(b)) *
+				       PAGE;
+			uint64_t gpa = offset_to_gpa(&vm->mem, off);
+			if (kg_writer_append(w, &gpa, 8, e) < 0 ||
+			    kg_writer_append(w, vm->mem.base + off, PAGE, e) < 0)
+				return -1;
+		}
+	return kg_writer_end_section(w, e);
+}
+
+static int write_disks(struct kg_stream_writer *w, struct vm *vm,
+		       struct kg_err *e)
+{
+	for (unsigned i = 0; i < vm->cfg.ndisks; i++) {
+		struct stat st;
+		if (stat(vm->cfg.disks[i].path, &st) < 0)
+			return kg_errno(e, "disk %s", vm->cfg.disks[i].path);
+		struct snap_disk d = {
+			(uint64_t)st.st_size,
+			(uint64_t)st.st_mtim.tv_sec * 1000000000ull +
+				(uint64_t)st.st_mtim.tv_nsec,
+			vm->cfg.disks[i].readonly,
+		};
+		if (put_table(w, KG_SEC_DISK, (uint16_t)i, &disk_vs, &d, e) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* The state that must be consistent: called with vCPUs paused and the
+ * devices quiesced. */
+static int write_state(struct kg_stream_writer *w, struct vm *vm,
+		       struct kg_err *e)
+{
+	struct vm_kvm_state *ks = malloc(sizeof(*ks));
+	struct cpu_state *cs = malloc(sizeof(*cs));
+	uint32_t idx[CPU_STATE_MAX_MSRS], nmsr = 0;
+	int r = -1;
+	if (!ks || !cs) {
+		kg_errf(e, "out of memory");
+		goto out;
+	}
+	if (cpu_msr_index_list(vm->kvm_fd, idx, &nmsr, e) < 0 ||
+	    vm_kvm_state_save(vm, ks, e) < 0 ||
+	    put_table(w, KG_SEC_IRQCHIP, 0, &kvm_vs, ks, e) < 0)
+		goto out;
+	for (unsigned i = 0; i < vm->ncpus; i++)
+		if (cpu_state_save(&vm->vcpus[i], idx, nmsr, cs, e) < 0 ||
+		    put_table(w, KG_SEC_VCPU, (uint16_t)i, &cpu_vs, cs, e) < 0)
+			goto out;
+	if (put_table(w, KG_SEC_DEVICE, DEV_UART, &dev_uart_vs, &vm->uart.uart,
+		      e) < 0 ||
+	    put_table(w, KG_SEC_DEVICE, DEV_PLATFORM, &dev_platform_vs,
+		      &vm->platform, e) < 0)
+		goto out;
+	for (unsigned i = 0; i < nvirtio(vm); i++)
+		if (put_table(w, KG_SEC_DEVICE, (uint16_t)(DEV_VIRTIO + i),
+			      &dev_virtio_vs, virtio_at(vm, i), e) < 0)
+			goto out;
+	r = 0;
+out:
+	free(ks);
+	free(cs);
+	return r;
+}
+
+static void devices_hold(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->uart.lock);
+	pthread_mutex_lock(&vm->platform.lock);
+	for (unsigned i = 0; i < nvirtio(vm); i++)
+		virtio_mmio_quiesce(virtio_at(vm, i));
+}
+
+static void devices_release(struct vm *vm)
+{
+	for (unsigned i = nvirtio(vm); i-- > 0;)
+		virtio_mmio_release(virtio_at(vm, i));
+	pthread_mutex_unlock(&vm->platform.lock);
+	pthread_mutex_unlock(&vm->uart.lock);
+}
+
+int snapshot_save(struct vm *vm, const char *path, struct snapshot_stats *st,
+		  struct kg_err *e)
+{
+	memset(st, 0, sizeof(*st));
+	uint64_t t0 = now_us();
+	char tmp[4200];
+	if (snprintf(tmp, sizeof(tmp), "%s.partial", path) >= (int)sizeof(tmp))
+		return kg_errf(e, "snapshot path too long");
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return kg_errno(e, "snapshot %s", tmp);
+	uint64_t *bits = calloc(guest_mem_bitmap_words(&vm->mem),
+				sizeof(uint64_t));
+	uint8_t *bounce = malloc(CHUNK);
+	struct kg_stream_writer w;
+	kg_writer_init(&w, fd, NULL, "snapshot");
+	bool logging = false, paused = false, held = false;
+	int r = -1;
+	if (!bits || !bounce) {
+		kg_errf(e, "out of memory");
+		goto out;
+	}
+	struct snap_config c = { vm->cfg.mem_size, vm->ncpus, vm->cfg.ndisks,
+				 vm->cfg.nnets, vm->boot_count, 0 };
+	/* The clock value is known only once stopped: the config section is
+	 * written first with it 0, and the CLOCK section carries it. */
+	if (kg_writer_header(&w, NULL, e) < 0 ||
+	    put_table(&w, KG_SEC_VM_CONFIG, 0, &config_vs, &c, e) < 0 ||
+	    write_disks(&w, vm, e) < 0)
+		goto out;
+	if (guest_mem_dirty_log(&vm->mem, vm->vm_fd, true, e) < 0)
+		goto out;
+	logging = true;
+	/* Device writes before this point are in the first pass. */
+	guest_mem_take_dirty(&vm->mem, bits);
+	memset(bits, 0, guest_mem_bitmap_words(&vm->mem) * sizeof(uint64_t));
+	if (write_ram(&w, vm, bounce, e) < 0)
+		goto out;
+
+	uint64_t tp = now_us();
+	vm_pause(vm);
+	paused = true;
+	devices_hold(vm);
+	held = true;
+	uint64_t guest_ns = gate_time_ns(&vm->gate);
+	if (write_dirty(&w, vm, bits, &st->second_pass_pages, e) < 0 ||
+	    write_state(&w, vm, e) < 0 ||
+	    kg_writer_section(&w, KG_SEC_CLOCK, 0, 1, &guest_ns,
+			      sizeof(guest_ns), e) < 0)
+		goto out;
+	r = 0;
+out:
+	if (held)
+		devices_release(vm);
+	if (paused) {
+		vm_resume(vm);
+		st->pause_us = now_us() - tp;
+	}
+	if (logging) {
+		struct kg_err e2;
+		if (guest_mem_dirty_log(&vm->mem, vm->vm_fd, false, &e2) < 0 &&
+		    r == 0) {
+			*e = e2;
+			r = -1;
+		}
+	}
+	if (r == 0 && kg_writer_end(&w, e) < 0)
+		r = -1;
+	if (r == 0 && fsync(fd) < 0)
+		r = kg_errno(e, "snapshot %s: fsync", tmp);
+	st->bytes = w.offset;
+	if (close(fd) < 0 && r == 0)
+		r = kg_errno(e, "snapshot %s: close", tmp);
+	if (r == 0 && rename(tmp, path) < 0)
+		r = kg_errno(e, "snapshot: rename %s to %s", tmp, path);
+	if (r < 0)
+		unlink(tmp); /* an existing snapshot at `path` is untouched */
+	free(bits);
+	free(bounce);
+	st->total_us = now_us() - t0;
+	return r;
+}
+
+/* --- restore --- */
+
+struct ram_check {
+	uint64_t offset, length; /* of the section header; payload length */
+	uint32_t crc;            /* expected */
+	uint16_t instance;
+	uint64_t index;
+};
+
+struct snapshot_reader {
+	char path[4096];
+	int fd;
+	struct kg_stream_reader r;
+	struct snap_config config;
+	struct snap_disk disks[VM_MAX_DISKS];
+	unsigned ndisk_sections;
+	struct vm *vm;
+	struct ram_check ram[GUEST_MEM_MAX_REGIONS];
+	unsigned nram;
+	pthread_t verifier;
+	bool verifying;
+};
+
+static long get_table(struct snapshot_reader *sr, const struct kg_section *s,
+		      const struct vs_desc *d, void *obj, const void *ctx,
+		      struct kg_err *e)
+{
+	uint8_t *buf = malloc(s->length ? s->length : 1);
+	if (!buf)
+		return kg_errf(e, "out of memory");
+	long r = -1;
+	char where[128];
+	kg_section_where(where, sizeof(where), s);
+	if (kg_section_read(&sr->r, buf, s->length, e) == 0 &&
+	    kg_section_finish(&sr->r, e) == 0) {
+		/* Verified: only now is it decoded. */
+		r = vs_decode(d, s->version, obj, ctx, buf, s->length, e);
+		if (r < 0)
+			kg_err_prefix(e, "%s", where);
+	}
+	free(buf);
+	return r;
+}
+
+struct snapshot_reader *snapshot_open(const char *path, struct vm_config *cfg,
+				      struct kg_err *e)
+{
+	struct snapshot_reader *sr = calloc(1, sizeof(*sr));
+	if (!sr) {
+		kg_errf(e, "out of memory");
+		return NULL;
+	}
+	snprintf(sr->path, sizeof(sr->path), "%s", path);
+	sr->fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (sr->fd < 0) {
+		kg_errno(e, "snapshot %s", path);
+		free(sr);
+		return NULL;
+	}
+	kg_reader_init(&sr->r, sr->fd, NULL);
+	struct kg_stream_header h;
+	struct kg_section s;
+	int n;
+	if (kg_reader_header(&sr->r, &h, e) < 0)
+		goto fail;
+	if ((n = kg_reader_next(&sr->r, &s, e)) < 0)
+		goto fail;
+	if (n == 0 || s.kind != KG_SEC_VM_CONFIG) {
+		kg_errf(e, "the first section is not the VM configuration");
+		goto fail;
+	}
+	if (get_table(sr, &s, &config_vs, &sr->config, NULL, e) < 0)
+		goto fail;
+	if (sr->config.ndisks != cfg->ndisks || sr->config.nnets != cfg->nnets) {
+		kg_errf(e, "the snapshot has %u disk(s) and %u network(s); "
+			"give as many --disk and --net (%u and %u given)",
+			sr->config.ndisks, sr->config.nnets, cfg->ndisks,
+			cfg->nnets);
+		goto fail;
+	}
+	cfg->mem_size = sr->config.mem_size;
+	cfg->ncpus = sr->config.ncpus;
+	return sr;
+fail:
+	kg_err_prefix(e, "snapshot %s", path);
+	close(sr->fd);
+	free(sr);
+	return NULL;
+}
+
+static void *verify_ram(void *arg)
+{
+	struct snapshot_reader *sr = arg;
+	uint8_t *buf = malloc(CHUNK);
+	for (unsigned i = 0; buf && i < sr->nram; i++) {
+		const struct ram_check *c = &sr->ram[i];
+		uint32_t crc = 0;
+		bool short_read = false;
+		for (uint64_t off = 0; off < KG_SECTION_HEADER_SIZE + c->length;) {
+			uint64_t left = KG_SECTION_HEADER_SIZE + c->length - off;
+			size_t n = left < CHUNK ? (size_t)left : CHUNK;
+			ssize_t got = pread(sr->fd, buf, n, (off_t)(c->offset + off));
+			if (got < 0 && errno == EINTR)
+				continue;
+			if (got <= 0) {
+				short_read = true;
+				break;
+			}
+			crc = kg_crc32c(crc, buf, (size_t)got);
+			off += (uint64_t)got;
+		}
+		if (short_read || crc != c->crc) {
+			struct kg_section s = { .kind = KG_SEC_RAM_FULL,
+						.instance = c->instance,
+						.offset = c->offset,
+						.index = c->index };
+			char where[128];
+			kg_section_where(where, sizeof(where), &s);
+			vm_request_stop(sr->vm, VM_STOP_ERROR, 0,
+					"snapshot %s: %s: %s", sr->path, where,
+					short_read ? "truncated"
+						   : "checksum mismatch");
+			break;
+		}
+	}
+	free(buf);
+	return NULL;
+}
+
+/* RAM sections are mapped, not read: the payload must be page aligned
+ * and exactly one region long. Its checksum is checked later. */
+static int map_ram(struct snapshot_reader *sr, const struct kg_section *s,
+		   struct kg_err *e)
+{
+	struct guest_mem *m = &sr->vm->mem;
+	uint64_t payload = s->offset + KG_SECTION_HEADER_SIZE;
+	if (s->instance >= m->nregions || s->length != m->regions[s->instance].size)
+		return kg_errf(e, "RAM section does not match region %u",
+			       s->instance);
+	if (payload % PAGE)
+		return kg_errf(e, "RAM payload not page aligned");
+	uint32_t crc;
+	if (kg_section_skip_unverified(&sr->r, &crc, e) < 0)
+		return -1;
+	sr->ram[sr->nram++] = (struct ram_check){ s->offset, s->length, crc,
+						  s->instance, s->index };
+	return guest_mem_map_file(m, s->instance, sr->fd, payload, e);
+}
+
+static int load_pages(struct snapshot_reader *sr, const struct kg_section *s,
+		      struct kg_err *e)
+{
+	uint64_t n;
+	/* Read into a staging buffer first: nothing is applied before the
+	 * section's checksum is verified. */
+	if (s->length < 8 || (s->length - 8) % (8 + PAGE))
+		return kg_errf(e, "page section of bad length");
+	uint8_t *buf = malloc(s->length);
+	if (!buf)
+		return kg_errf(e, "out of memory for %llu bytes of pages",
+			       (unsigned long long)s->length);
+	if (kg_section_read(&sr->r, buf, s->length, e) < 0 ||
+	    kg_section_finish(&sr->r, e) < 0) {
+		free(buf);
+		return -1;
+	}
+	memcpy(&n, buf, 8);
+	if (n != (s->length - 8) / (8 + PAGE)) {
+		free(buf);
+		return kg_errf(e, "page count %llu does not match the length",
+			       (unsigned long long)n);
+	}
+	for (uint64_t i = 0; i < n; i++) {
+		uint64_t gpa;
+		const uint8_t *rec = buf + 8 + i * (8 + PAGE);
+		memcpy(&gpa, rec, 8);
+		void *dst = gpa % PAGE ? NULL : guest_mem_ptr(&sr->vm->mem, gpa, PAGE);
+		if (!dst) {
+			free(buf);
+			return kg_errf(e, "page at 0x%llx is outside guest RAM",
+				       (unsigned long long)gpa);
+		}
+		memcpy(dst, rec + 8, PAGE);
+	}
+	free(buf);
+	return 0;
+}
+
+static int load_device(struct snapshot_reader *sr, const struct kg_section *s,
+		       struct kg_err *e)
+{
+	struct vm *vm = sr->vm;
+	if (s->instance == DEV_UART)
+		return get_table(sr, s, &dev_uart_vs, &vm->uart.uart, NULL, e) < 0
+			       ? -1 : 0;
+	if (s->instance == DEV_PLATFORM)
+		return get_table(sr, s, &dev_platform_vs, &vm->platform, NULL,
+				 e) < 0 ? -1 : 0;
+	unsigned i = s->instance - DEV_VIRTIO;
+	if (s->instance < DEV_VIRTIO || i >= nvirtio(vm))
+		return kg_errf(e, "no device %u in this VM", s->instance);
+	struct virtio_mmio *t = virtio_at(vm, i);
+	virtio_mmio_quiesce(t);
+	long r = get_table(sr, s, &dev_virtio_vs, t, &vm->mem, e);
+	virtio_mmio_release(t);
+	return r < 0 ? -1 : 0;
+}
+
+static int check_disk(struct snapshot_reader *sr, const struct kg_section *s,
+		      struct kg_err *e)
+{
+	struct snap_disk d;
+	if (s->instance >= sr->config.ndisks)
+		return kg_errf(e, "disk %u not in the configuration", s->instance);
+	if (get_table(sr, s, &disk_vs, &d, NULL, e) < 0)
+		return -1;
+	const char *path = sr->vm->cfg.disks[s->instance].path;
+	struct stat st;
+	if (stat(path, &st) < 0)
+		return kg_errno(e, "disk %s", path);
+	if ((uint64_t)st.st_size != d.size)
+		return kg_errf(e, "disk %s is %lld bytes, the snapshot's was "
+			       "%llu", path, (long long)st.st_size,
+			       (unsigned long long)d.size);
+	uint64_t mt = (uint64_t)st.st_mtim.tv_sec * 1000000000ull +
+		      (uint64_t)st.st_mtim.tv_nsec;
+	if (mt != d.mtime_ns)
+		fprintf(stderr, "kagami: warning: disk %s changed since the "
+			"snapshot was taken\n", path);
+	return 0;
+}
+
+int snapshot_load(struct snapshot_reader *sr, struct vm *vm, struct kg_err *e)
+{
+	sr->vm = vm;
+	struct kg_section s;
+	int n;
+	bool have_clock = false;
+	unsigned vcpus = 0;
+	while ((n = kg_reader_next(&sr->r, &s, e)) > 0) {
+		char where[128];
+		kg_section_where(where, sizeof(where), &s);
+		int r = 0;
+		switch (s.kind) {
+		case KG_SEC_RAM_FULL:
+			r = map_ram(sr, &s, e);
+			break;
+		case KG_SEC_RAM_PAGES:
+			r = load_pages(sr, &s, e);
+			break;
+		case KG_SEC_DISK:
+			r = check_disk(sr, &s, e);
+			break;
+		case KG_SEC_IRQCHIP: {
+			struct vm_kvm_state ks;
+			r = get_table(sr, &s, &kvm_vs, &ks, NULL, e) < 0 ||
+					    vm_kvm_state_load(vm, &ks, e) < 0
+				    ? -1 : 0;
+			break;
+		}
+		case KG_SEC_VCPU: {
+			struct cpu_state *cs = calloc(1, sizeof(*cs));
+			if (s.instance >= vm->ncpus || !cs)
+				r = kg_errf(e, "no vCPU %u", s.instance);
+			else if (get_table(sr, &s, &cpu_vs, cs, NULL, e) < 0 ||
+				 cpu_state_load(&vm->vcpus[s.instance], cs, e) < 0)
+				r = -1;
+			free(cs);
+			vcpus++;
+			break;
+		}
+		case KG_SEC_DEVICE:
+			r = load_device(sr, &s, e);
+			break;
+		case KG_SEC_CLOCK: {
+			uint64_t ns;
+			if (s.length != 8 || kg_section_read(&sr->r, &ns, 8, e) < 0 ||
+			    kg_section_finish(&sr->r, e) < 0) {
+				r = s.length != 8 ? kg_errf(e, "bad length") : -1;
+				break;
+			}
+			/* The guest clock goes on from where it stopped. */
+			vm->gate.clock_base_ns = vm_now_ns() - ns;
+			have_clock = true;
+			break;
+		}
+		case KG_SEC_PAD:
+			r = kg_section_finish(&sr->r, e);
+			break;
+		default:
+			if (!(s.kind & KG_SEC_ANCILLARY)) {
+				r = kg_errf(e, "section kind 0x%x is not known "
+					    "to this kagami", s.kind);
+				break;
+			}
+			r = kg_section_finish(&sr->r, e);
+		}
+		if (r < 0) {
+			/* stream errors already name the section */
+			if (!strstr(e->msg, "section "))
+				kg_err_prefix(e, "%s", where);
+			return kg_err_prefix(e, "snapshot %s", sr->path);
+		}
+	}
+	if (n < 0)
+		return kg_err_prefix(e, "snapshot %s", sr->path);
+	if (vcpus != vm->ncpus || !have_clock)
+		return kg_errf(e, "snapshot %s: incomplete (%u of %u vCPUs%s)",
+			       sr->path, vcpus, vm->ncpus,
+			       have_clock ? "" : ", no clock");
+	vm->boot_count = sr->config.boot_count;
+	int r = pthread_create(&sr->verifier, NULL, verify_ram, sr);
+	if (r) {
+		errno = r;
+		return kg_errno(e, "pthread_create");
+	}
+	sr->verifying = true;
+	return 0;
+}
+
+void snapshot_close(struct snapshot_reader *sr)
+{
+	if (!sr)
+		return;
+	if (sr->verifying)
+		pthread_join(sr->verifier, NULL);
+	close(sr->fd);
+	free(sr);
+}

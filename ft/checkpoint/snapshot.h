@@ -1,0 +1,48 @@
+/*
+ * Snapshots: the whole VM in one stream file, and restore from it.
+ *
+ * Save runs while the guest runs: RAM is written first with KVM's dirty
+ * log on, then the vCPUs are paused and the devices quiesced only for the
+ * pages dirtied meanwhile (by the guest or by devices) and the state that
+ * must be consistent (vCPUs, in-kernel irqchip/PIT/clock, device tables).
+ * The file appears under its name only once complete (written to a
+ * temporary name, fsync'd, renamed).
+ *
+ * Restore builds a VM from the snapshot's config section, maps each RAM
+ * section copy-on-write from the file (pages load on first touch, so the
+ * time to the first guest instruction does not grow with RAM), and checks
+ * those sections' checksums on a background thread; a mismatch stops the
+ * VM. Every other section is verified before it is applied, and every
+ * guest-derived value is validated by the state tables.
+ */
+#ifndef KG_SNAPSHOT_H
+#define KG_SNAPSHOT_H
+
+#include <stdint.h>
+
+#include "../../vmm/err.h"
+
+struct vm;
+struct vm_config;
+
+struct snapshot_stats {
+	uint64_t total_us;      /* whole save */
+	uint64_t pause_us;      /* vCPUs stopped */
+	uint64_t bytes;         /* file size */
+	uint64_t second_pass_pages; /* dirtied during the first pass */
+};
+
+int snapshot_save(struct vm *vm, const char *path, struct snapshot_stats *st,
+		  struct kg_err *e);
+
+struct snapshot_reader;
+/* Opens a snapshot and reads its config into cfg's mem_size and ncpus;
+ * checks that cfg's disks and networks match the snapshot's devices. */
+struct snapshot_reader *snapshot_open(const char *path, struct vm_config *cfg,
+				      struct kg_err *e);
+/* Applies the rest to a VM created from cfg without an image. */
+int snapshot_load(struct snapshot_reader *sr, struct vm *vm, struct kg_err *e);
+/* Waits for the background RAM verification; closes. */
+void snapshot_close(struct snapshot_reader *sr);
+
+#endif

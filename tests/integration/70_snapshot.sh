@@ -1,0 +1,99 @@
+# Snapshots taken while the guest runs (ctl snapshot), and restore.
+
+MS_ARGS="mib=16 total=1536 seed=11 rate=256"
+
+# Starts memstress with a control socket; waits for its first pass line.
+start_memstress() {
+	timeout 120 "$KAGAMI" run --control ctl.sock --console file:before.txt \
+		--cmdline "$MS_ARGS" "$GUESTS/memstress.elf" >run.out 2>run.err &
+	RUN_PID=$!
+	for _ in $(seq 200); do
+		grep -q "pass=2 " before.txt 2>/dev/null && return 0
+		sleep 0.05
+	done
+	why "memstress did not start: $(cat run.err)"
+}
+
+test_snapshot_restore_exact() {
+	kg run --cmdline "$MS_ARGS" "$GUESTS/memstress.elf"
+	grep -v stats out >full.txt
+	start_memstress || return
+	"$KAGAMI" ctl ctl.sock snapshot --path snap.kgs >snap.json 2>snap.err ||
+		why "snapshot failed: $(cat snap.err)" || return
+	grep -q '"pause_us"' snap.json || why "no pause figure" || return
+	"$KAGAMI" ctl ctl.sock quit >/dev/null
+	wait $RUN_PID
+	kg restore --console file:after.txt snap.kgs
+	expect_status 0 || return
+	# The restored run prints exactly the rest of an uninterrupted run.
+	local n
+	n=$(wc -l <after.txt)
+	((n > 0)) || why "restored guest printed nothing" || return
+	tail -n "$n" full.txt >expected.txt
+	cmp -s expected.txt after.txt ||
+		why "restored output is not the rest of the full run: $(diff expected.txt after.txt | head -4)"
+}
+
+test_snapshot_errors_keep_vm() {
+	start_memstress || return
+	"$KAGAMI" ctl ctl.sock snapshot --path /nonexistent/dir/s.kgs >/dev/null 2>snap.err
+	[[ $? == 1 ]] && grep -q "No such file or directory" snap.err ||
+		why "bad path: $(cat snap.err)" || return
+	"$KAGAMI" ctl ctl.sock snapshot >/dev/null 2>snap.err
+	grep -q "snapshot needs a path" snap.err || why "no path: $(cat snap.err)" || return
+	"$KAGAMI" ctl ctl.sock status >st.json
+	grep -q '"running"' st.json || why "VM not running after failed snapshots" || return
+	"$KAGAMI" ctl ctl.sock snapshot --path good.kgs >/dev/null || why "snapshot failed" || return
+	cp good.kgs keep.kgs
+	# A failing snapshot to an existing name leaves the old file alone
+	# (its temporary file cannot be created: a directory is in the way).
+	mkdir good.kgs.partial
+	"$KAGAMI" ctl ctl.sock snapshot --path good.kgs >/dev/null 2>snap.err
+	grep -q "good.kgs.partial: Is a directory" snap.err || why "no error: $(cat snap.err)" || return
+	"$KAGAMI" ctl ctl.sock quit >/dev/null
+	wait $RUN_PID
+	cmp -s good.kgs keep.kgs || why "snapshot file changed"
+}
+
+corrupt_restore() { # file offset expected-text
+	cp snap.kgs bad.kgs
+	printf '\xa5' | dd of=bad.kgs bs=1 seek="$2" conv=notrunc status=none
+	kg restore --console none bad.kgs
+}
+
+test_restore_rejects() {
+	start_memstress || return
+	"$KAGAMI" ctl ctl.sock snapshot --path snap.kgs >/dev/null || why "snapshot" || return
+	"$KAGAMI" ctl ctl.sock quit >/dev/null
+	wait $RUN_PID
+	# wrong magic
+	corrupt_restore snap.kgs 0
+	expect_status 2 && err_has "bad magic" && err_one_line || return
+	# a byte of the config section's payload: checksum mismatch, named
+	corrupt_restore snap.kgs 60
+	expect_status 2 && err_has "section 0 (vm-config #0) at offset 32: checksum mismatch" && err_one_line || return
+	# truncated
+	cp snap.kgs short.kgs
+	truncate -s 300000 short.kgs
+	kg restore --console none short.kgs
+	expect_status 2 && err_has "truncated" && err_one_line || return
+	# newer major version
+	cp snap.kgs v2.kgs
+	printf '\x02' | dd of=v2.kgs bs=1 seek=8 conv=notrunc status=none
+	kg restore --console none v2.kgs
+	expect_status 2 && err_has "newer" || return
+	# a RAM byte: found by the background check, the VM is stopped
+	local ram
+	ram=$("$KAGAMI" inspect snap.kgs | awk '$3 == "ram" { print $2 }')
+	corrupt_restore snap.kgs $((ram + 16 + 123456))
+	expect_status 4 && err_has "(ram #0)" && err_has "checksum mismatch" || return
+	# host resources must match the snapshot's devices
+	kg restore --disk x.img snap.kgs
+	expect_status 2 && err_has "the snapshot has 0 disk(s)" || return
+	kg restore --mem 1G snap.kgs
+	expect_status 2 && err_has "--mem: comes from the snapshot"
+}
+
+t "snapshot while running, restore continues exactly" test_snapshot_restore_exact kvm
+t "failed snapshots leave the VM running" test_snapshot_errors_keep_vm kvm
+t "restore rejects corrupt, truncated and foreign snapshots" test_restore_rejects kvm

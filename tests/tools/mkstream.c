@@ -1,0 +1,126 @@
+/*
+ * mkstream: writes a valid sample kagami stream with the stream writer, for
+ * tests/integration/50_inspect.sh (nothing in kagami writes snapshots yet).
+ *
+ *   mkstream [--arch ID] [--version MAJOR.MINOR] [--no-end] FILE|-
+ *
+ * The sample has every known section kind, a streamed RAM section whose
+ * payload is page-aligned (after a pad section), one epoch, and one
+ * unknown ancillary kind (0x8123). Payloads are a pattern derived from the
+ * section's kind and instance, so the output is the same on every run.
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../../ft/checkpoint/stream.h"
+
+static void fill(uint8_t *buf, size_t n, unsigned seed)
+{
+	for (size_t i = 0; i < n; i++)
+		buf[i] = (uint8_t)(seed * 31 + i * 7 + (i >> 8));
+}
+
+static int section(struct kg_stream_writer *w, uint16_t kind, uint16_t inst,
+		   size_t len, struct kg_err *e)
+{
+	uint8_t buf[4096];
+	fill(buf, len, kind * 257u + inst);
+	return kg_writer_section(w, kind, inst, 1, buf, len, e);
+}
+
+/* RAM as a streamed section: length declared, then 4 KiB pages. */
+static int ram(struct kg_stream_writer *w, struct kg_err *e)
+{
+	uint8_t page[4096];
+	const unsigned pages = 16;
+	if (kg_writer_begin(w, KG_SEC_RAM_FULL, 0, 1, pages * sizeof(page),
+			    e) < 0)
+		return -1;
+	for (unsigned i = 0; i < pages; i++) {
+		fill(page, sizeof(page), i);
+		if (kg_writer_append(w, page, sizeof(page), e) < 0)
+			return -1;
+	}
+	return kg_writer_end_section(w, e);
+}
+
+static int write_sample(struct kg_stream_writer *w,
+			const struct kg_stream_header *h, int end,
+			struct kg_err *e)
+{
+	if (kg_writer_header(w, h, e) < 0 ||
+	    section(w, KG_SEC_VM_CONFIG, 0, 64, e) < 0 ||
+	    section(w, KG_SEC_VCPU, 0, 2048, e) < 0 ||
+	    section(w, KG_SEC_VCPU, 1, 2048, e) < 0 ||
+	    section(w, KG_SEC_IRQCHIP, 0, 512, e) < 0 ||
+	    section(w, KG_SEC_IRQCHIP, 2, 512, e) < 0 ||
+	    section(w, KG_SEC_PIT, 0, 112, e) < 0 ||
+	    section(w, KG_SEC_CLOCK, 0, 48, e) < 0 ||
+	    section(w, KG_SEC_DEVICE, 0, 300, e) < 0 ||
+	    section(w, KG_SEC_DEVICE, 1, 200, e) < 0 ||
+	    kg_writer_align(w, 4096, e) < 0 || ram(w, e) < 0 ||
+	    section(w, KG_SEC_DISK, 0, 40, e) < 0 ||
+	    section(w, 0x8123, 0, 10, e) < 0 ||
+	    section(w, KG_SEC_EPOCH_BEGIN, 0, 16, e) < 0 ||
+	    section(w, KG_SEC_RAM_PAGES, 0, 4000, e) < 0 ||
+	    section(w, KG_SEC_VCPU, 0, 2048, e) < 0 ||
+	    section(w, KG_SEC_EPOCH_END, 0, 16, e) < 0)
+		return -1;
+	return end ? kg_writer_end(w, e) : 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct kg_stream_header h;
+	struct kg_stream_writer w;
+	struct kg_err e = { "" };
+	const char *path = NULL;
+	int end = 1;
+
+	kg_stream_header_host(&h);
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--arch") && i + 1 < argc) {
+			h.arch = (uint16_t)atoi(argv[++i]);
+		} else if (!strcmp(argv[i], "--version") && i + 1 < argc) {
+			unsigned ma, mi;
+			if (sscanf(argv[++i], "%u.%u", &ma, &mi) != 2)
+				goto usage;
+			h.major = (uint16_t)ma;
+			h.minor = (uint16_t)mi;
+		} else if (!strcmp(argv[i], "--no-end")) {
+			end = 0;
+		} else if (!path && argv[i][0] != '-') {
+			path = argv[i];
+		} else if (!path && !strcmp(argv[i], "-")) {
+			path = argv[i];
+		} else {
+			goto usage;
+		}
+	}
+	if (!path)
+		goto usage;
+	int fd = strcmp(path, "-")
+		? open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)
+		: STDOUT_FILENO;
+	if (fd < 0) {
+		perror(path);
+		return 1;
+	}
+	kg_writer_init(&w, fd, NULL, NULL);
+	if (write_sample(&w, &h, end, &e) < 0) {
+		fprintf(stderr, "mkstream: %s\n", e.msg);
+		return 1;
+	}
+	if (fd != STDOUT_FILENO && close(fd) < 0) {
+		perror(path);
+		return 1;
+	}
+	return 0;
+usage:
+	fprintf(stderr, "usage: mkstream [--arch ID] [--version MAJOR.MINOR] "
+		"[--no-end] FILE|-\n");
+	return 2;
+}
