@@ -7,7 +7,7 @@ VERSION := 0.1.0
 WARN := -Wall -Wextra -Wshadow -Wmissing-prototypes -Werror
 HOST_CFLAGS := -std=c11 -D_GNU_SOURCE -pthread -g $(WARN) \
 	-DKAGAMI_VERSION='"$(VERSION)"' -I/usr/include/x86_64-linux-gnu
-HOST_LIBS := -pthread -lunwind -lcjson
+HOST_LIBS := -pthread -lunwind -lcjson -llz4 -lxxhash
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer \
 	-fno-sanitize-recover=undefined
 
@@ -79,21 +79,44 @@ demo: deps
 	$(MAKE) all
 	scripts/demo.sh
 
-bench: all $(BUILD)/bench/memstress_host $(BUILD)/guests/exitbench.elf
+bench: all $(BUILD)/bench/memstress_host $(BUILD)/guests/exitbench.elf $(BUILD)/bench/codec
 	bench/run.sh
+	bench/kvstore.sh
+	$(BUILD)/bench/codec
+
+# The page codec alone (no KVM, no guest): bench/codec.c.
+.PHONY: bench-codec
+bench-codec: $(BUILD)/bench/codec
+	$(BUILD)/bench/codec
+
+$(BUILD)/bench/codec: bench/codec.c ft/checkpoint/page_codec.c vmm/mem.c vmm/err.c vmm/kvm.c $(HOST_HDR)
+	@mkdir -p $(@D)
+	$(CC) $(HOST_CFLAGS) -O2 -o $@ $(filter %.c,$^) -llz4 -lxxhash
 
 clean:
 	rm -rf $(BUILD)
 
-# libFuzzer over the virtqueue parser (clang); not part of `make test`.
+# libFuzzer over the virtqueue parser and the page codec (clang); not part
+# of `make test`. `make fuzz` runs each for FUZZ_SECONDS.
 FUZZ_SECONDS ?= 60
+FUZZ_CC := clang -std=c11 -D_GNU_SOURCE -g -O1 $(WARN) -fsanitize=fuzzer,address,undefined
 $(BUILD)/fuzz/fuzz_virtq: tests/fuzz/fuzz_virtq.c vmm/virtq.c vmm/gate.c vmm/mem.c vmm/err.c vmm/kvm.c $(HOST_HDR)
 	@mkdir -p $(@D)
-	clang -std=c11 -D_GNU_SOURCE -g -O1 $(WARN) -fsanitize=fuzzer,address,undefined \
-		-o $@ $(filter %.c,$^)
+	$(FUZZ_CC) -o $@ $(filter %.c,$^)
+
+$(BUILD)/fuzz/fuzz_page_codec: tests/fuzz/fuzz_page_codec.c ft/checkpoint/page_codec.c vmm/mem.c vmm/err.c vmm/kvm.c $(HOST_HDR)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) -o $@ $(filter %.c,$^) -llz4 -lxxhash
 
 .PHONY: fuzz
-fuzz: $(BUILD)/fuzz/fuzz_virtq
-	@mkdir -p $(BUILD)/fuzz/corpus
+fuzz: $(BUILD)/fuzz/fuzz_virtq $(BUILD)/fuzz/fuzz_page_codec
+	@mkdir -p $(BUILD)/fuzz/corpus $(BUILD)/fuzz/corpus_page_codec
 	$(BUILD)/fuzz/fuzz_virtq -max_total_time=$(FUZZ_SECONDS) -max_len=70000 \
 		$(BUILD)/fuzz/corpus
+	$(BUILD)/fuzz/fuzz_page_codec -max_total_time=$(FUZZ_SECONDS) \
+		-max_len=70000 $(BUILD)/fuzz/corpus_page_codec
+
+$(BUILD)/bench/checkpoint: bench/checkpoint.c $(filter-out vmm/crash.c,$(VMM_SRC)) $(FT_SRC) $(HOST_HDR)
+	@mkdir -p $(@D)
+	$(CC) $(HOST_CFLAGS) -O2 -o $@ bench/checkpoint.c \
+		$(filter-out vmm/crash.c,$(VMM_SRC)) $(FT_SRC) $(HOST_LIBS)

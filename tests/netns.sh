@@ -84,8 +84,16 @@ netns_add_host() {
 	NETNS_HOSTS+=("$name")
 	NETNS_PORTS=$((NETNS_PORTS + 1))
 	port=p$NETNS_PORTS
-	ip -n "$ns" link set lo up &&
-	ip -n "$sw" link add "$port" type veth peer name eth0 netns "$ns" &&
+	ip -n "$ns" link set lo up || return 1
+	# The peer's namespace is resolved by name (/run/netns); once seen to
+	# fail transiently ("Peer netns reference is invalid") while other
+	# runs added and deleted namespaces, so try again briefly.
+	local try
+	for try in 1 2 3; do
+		ip -n "$sw" link add "$port" type veth peer name eth0 netns "$ns" && break
+		((try < 3)) || { echo "netns_add_host: cannot create the veth for $name" >&2; return 1; }
+		sleep 0.2
+	done
 	ip -n "$sw" link set "$port" master sw0 &&
 	ip -n "$sw" link set "$port" up &&
 	ip -n "$ns" addr add "$ip/24" dev eth0 &&

@@ -267,12 +267,9 @@ static void join_vcpus(struct vm *vm)
 			pthread_join(t[i], NULL);
 }
 
+/* A stop requested before the threads start is kept: they exit at once. */
 static int start_vcpus(struct vm *vm, struct kg_err *e)
 {
-	pthread_mutex_lock(&vm->lock);
-	vm->req = VM_REQ_RUN;
-	memset(&vm->stop, 0, sizeof(vm->stop));
-	pthread_mutex_unlock(&vm->lock);
 	for (unsigned i = 0; i < vm->ncpus; i++) {
 		if (vcpu_start(&vm->vcpus[i], e) < 0) {
 			vm_request_stop(vm, VM_STOP_ERROR, 0, "%s", e->msg);
@@ -304,7 +301,13 @@ static int vm_reset(struct vm *vm, struct kg_err *e)
 		return -1;
 	vm->boot_count++;
 	vm->stats.resets++;
-	return boot_load(vm, e);
+	if (boot_load(vm, e) < 0)
+		return -1;
+	pthread_mutex_lock(&vm->lock);
+	vm->req = VM_REQ_RUN;
+	memset(&vm->stop, 0, sizeof(vm->stop));
+	pthread_mutex_unlock(&vm->lock);
+	return 0;
 }
 
 int vm_run(struct vm *vm, struct vm_stop *stop, struct kg_err *e)

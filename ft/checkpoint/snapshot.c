@@ -125,70 +125,141 @@ static int put_table(struct kg_stream_writer *w, uint16_t kind, uint16_t inst,
 	return r;
 }
 
-/* First pass, guest running: each region copied through a bounce buffer
- * (the guest may change a page while it is checksummed and written). */
-static int write_ram(struct kg_stream_writer *w, struct vm *vm, uint8_t *bounce,
-		     struct kg_err *e)
+/* Collects the pages dirtied since the last call, by the guest (KVM's
+ * log) or by devices (the VMM bitmap), into bits; returns their count. */
+static int collect_dirty(struct vm *vm, uint64_t *bits, uint64_t *npages,
+			 struct kg_err *e)
+{
+	uint64_t words = guest_mem_bitmap_words(&vm->mem), n = 0;
+	memset(bits, 0, words * sizeof(uint64_t));
+	guest_mem_take_dirty(&vm->mem, bits);
+	if (guest_mem_fetch_kvm_dirty(&vm->mem, vm->vm_fd, bits, e) < 0)
+		return -1;
+	for (uint64_t i = 0; i < words; i++)
+		n += (uint64_t)__builtin_popcountll(bits[i]);
+	*npages = n;
+	return 0;
+}
+
+/* RAM lives in place in the file: each region is one RAM section whose
+ * payload (page aligned) is written with pwrite, first whole, then page by
+ * page as pages get dirty; its CRC is computed from the file at the end. */
+struct ram_slot {
+	uint64_t payload; /* file offset */
+	uint32_t crc;     /* of the section header, continued at the end */
+};
+
+static int pwrite_all(int fd, const void *buf, size_t n, uint64_t off,
+		      struct kg_err *e)
+{
+	while (n) {
+		ssize_t w = pwrite(fd, buf, n, (off_t)off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return kg_errno(e, "writing snapshot");
+		buf = (const uint8_t *)buf + w;
+		n -= (size_t)w;
+		off += (uint64_t)w;
+	}
+	return 0;
+}
+
+static int write_regions(int fd, struct vm *vm, const struct ram_slot *slots,
+			 struct kg_err *e)
 {
 	for (unsigned r = 0; r < vm->mem.nregions; r++) {
 		const struct guest_mem_region *g = &vm->mem.regions[r];
-		/* page aligned in the file: restore maps it */
-		if (kg_writer_align(w, PAGE, e) < 0 ||
-		    kg_writer_begin(w, KG_SEC_RAM_FULL, (uint16_t)r, 1, g->size,
-				    e) < 0)
-			return -1;
 		for (uint64_t off = 0; off < g->size; off += CHUNK) {
 			size_t n = g->size - off < CHUNK ? g->size - off : CHUNK;
-			memcpy(bounce, g->hva + off, n);
-			if (kg_writer_append(w, bounce, n, e) < 0)
+			if (pwrite_all(fd, g->hva + off, n,
+				       slots[r].payload + off, e) < 0)
 				return -1;
 		}
-		if (kg_writer_end_section(w, e) < 0)
+	}
+	return 0;
+}
+
+/* Writes the pages named by bits over their places in the file, a run of
+ * contiguous pages per pwrite. */
+static int write_dirty_in_place(int fd, struct vm *vm,
+				const struct ram_slot *slots,
+				const uint64_t *bits, struct kg_err *e)
+{
+	const struct guest_mem *m = &vm->mem;
+	uint64_t pages = m->size / PAGE;
+	for (uint64_t pg = 0; pg < pages;) {
+		if (!(bits[pg / 64] >> (pg % 64) & 1)) {
+			pg++;
+			continue;
+		}
+		uint64_t run = 1;
+		const struct guest_mem_region *g = NULL;
+		unsigned r;
+		for (r = 0; r < m->nregions; r++)
+			if (pg * PAGE >= m->regions[r].offset &&
+			    pg * PAGE - m->regions[r].offset < m->regions[r].size)
+				g = &m->regions[r];
+			else if (g)
+				break;
+		r = (unsigned)(g - m->regions);
+		while (pg + run < pages && (bits[(pg + run) / 64] >>
+					    ((pg + run) % 64) & 1) &&
+		       (pg + run) * PAGE - g->offset < g->size &&
+		       run < CHUNK / PAGE)
+			run++;
+		uint64_t in_region = pg * PAGE - g->offset;
+		if (pwrite_all(fd, m->base + pg * PAGE, run * PAGE,
+			       slots[r].payload + in_region, e) < 0)
+			return -1;
+		pg += run;
+	}
+	return 0;
+}
+
+/* With the guest running again: the CRC of what the file now holds. */
+static int seal_regions(struct kg_stream_writer *w, int fd, struct vm *vm,
+			struct ram_slot *slots, uint8_t *bounce,
+			struct kg_err *e)
+{
+	for (unsigned r = 0; r < vm->mem.nregions; r++) {
+		uint64_t size = vm->mem.regions[r].size;
+		uint32_t crc = slots[r].crc;
+		for (uint64_t off = 0; off < size;) {
+			size_t n = size - off < CHUNK ? size - off : CHUNK;
+			ssize_t got = pread(fd, bounce, n,
+					    (off_t)(slots[r].payload + off));
+			if (got < 0 && errno == EINTR)
+				continue;
+			if (got <= 0)
+				return kg_errno(e, "reading back the snapshot");
+			crc = kg_crc32c(crc, bounce, (size_t)got);
+			off += (uint64_t)got;
+		}
+		if (kg_writer_patch_crc(w, slots[r].payload, size, crc, e) < 0)
 			return -1;
 	}
 	return 0;
 }
 
-static uint64_t offset_to_gpa(const struct guest_mem *m, uint64_t off)
-{
-	for (unsigned i = 0; i < m->nregions; i++)
-		if (off >= m->regions[i].offset &&
-		    off - m->regions[i].offset < m->regions[i].size)
-			return m->regions[i].gpa + (off - m->regions[i].offset);
-	return UINT64_MAX;
-}
+/* Passes over the pages dirtied meanwhile, with the guest running, while
+ * the dirty set shrinks: what is left for the pause is small. */
+#define MAX_LIVE_PASSES 8
+#define SMALL_DIRTY_SET 256 /* pages: 1 MiB is not worth another pass */
 
-/* Second pass, everything stopped: pages dirtied since the first pass. */
-static int write_dirty(struct kg_stream_writer *w, struct vm *vm,
-		       uint64_t *bits, uint64_t *npages, struct kg_err *e)
+static int live_passes(int fd, struct vm *vm, const struct ram_slot *slots,
+		       uint64_t *bits, struct kg_err *e)
 {
-	uint64_t words = guest_mem_bitmap_words(&vm->mem), n = 0;
-	uint64_t *dev = calloc(words, sizeof(uint64_t));
-	if (!dev)
-		return kg_errf(e, "out of memory");
-	guest_mem_take_dirty(&vm->mem, dev);
-	int r = guest_mem_fetch_kvm_dirty(&vm->mem, vm->vm_fd, bits, e);
-	for (uint64_t i = 0; i < words; i++) {
-		bits[i] |= dev[i];
-		n += (uint64_t)__builtin_popcountll(bits[i]);
+	uint64_t prev = UINT64_MAX, n;
+	for (int pass = 0; pass < MAX_LIVE_PASSES; pass++) {
+		if (collect_dirty(vm, bits, &n, e) < 0 ||
+		    write_dirty_in_place(fd, vm, slots, bits, e) < 0)
+			return -1;
+		if (n <= SMALL_DIRTY_SET || n >= prev)
+			break;
+		prev = n;
 	}
-	free(dev);
-	if (r < 0)
-		return -1;
-	*npages = n;
-	if (kg_writer_begin(w, KG_SEC_RAM_PAGES, 0, 1, 8 + n * (8 + PAGE), e) < 0 ||
-	    kg_writer_append(w, &n, 8, e) < 0)
-		return -1;
-	for (uint64_t i = 0; i < words; i++)
-		for (uint64_t b = bits[i]; b; b &= b - 1) {
-			uint64_t off = (i * 64 + (uint64_t)__builtin_ctzll(b)) *
-				       PAGE;
-			uint64_t gpa = offset_to_gpa(&vm->mem, off);
-			if (kg_writer_append(w, &gpa, 8, e) < 0 ||
-			    kg_writer_append(w, vm->mem.base + off, PAGE, e) < 0)
-				return -1;
-		}
-	return kg_writer_end_section(w, e);
+	return 0;
 }
 
 static int write_disks(struct kg_stream_writer *w, struct vm *vm,
@@ -267,11 +338,12 @@ int snapshot_save(struct vm *vm, const char *path, struct snapshot_stats *st,
 		  struct kg_err *e)
 {
 	memset(st, 0, sizeof(*st));
-	uint64_t t0 = now_us();
+	uint64_t t0 = now_us(), tp = 0;
 	char tmp[4200];
 	if (snprintf(tmp, sizeof(tmp), "%s.partial", path) >= (int)sizeof(tmp))
 		return kg_errf(e, "snapshot path too long");
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	/* read back too: the RAM checksums are computed from the file */
+	int fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return kg_errno(e, "snapshot %s", tmp);
 	uint64_t *bits = calloc(guest_mem_bitmap_words(&vm->mem),
@@ -293,25 +365,40 @@ int snapshot_save(struct vm *vm, const char *path, struct snapshot_stats *st,
 	    put_table(&w, KG_SEC_VM_CONFIG, 0, &config_vs, &c, e) < 0 ||
 	    write_disks(&w, vm, e) < 0)
 		goto out;
+	struct ram_slot slots[GUEST_MEM_MAX_REGIONS];
+	for (unsigned i = 0; i < vm->mem.nregions; i++)
+		if (kg_writer_align(&w, PAGE, e) < 0 ||
+		    kg_writer_reserve(&w, KG_SEC_RAM_FULL, (uint16_t)i, 1,
+				      vm->mem.regions[i].size, &slots[i].payload,
+				      &slots[i].crc, e) < 0)
+			goto out;
 	if (guest_mem_dirty_log(&vm->mem, vm->vm_fd, true, e) < 0)
 		goto out;
 	logging = true;
 	/* Device writes before this point are in the first pass. */
 	guest_mem_take_dirty(&vm->mem, bits);
-	memset(bits, 0, guest_mem_bitmap_words(&vm->mem) * sizeof(uint64_t));
-	if (write_ram(&w, vm, bounce, e) < 0)
+	if (write_regions(fd, vm, slots, e) < 0 ||
+	    live_passes(fd, vm, slots, bits, e) < 0)
 		goto out;
 
-	uint64_t tp = now_us();
+	tp = now_us();
 	vm_pause(vm);
 	paused = true;
 	devices_hold(vm);
 	held = true;
 	uint64_t guest_ns = gate_time_ns(&vm->gate);
-	if (write_dirty(&w, vm, bits, &st->second_pass_pages, e) < 0 ||
+	if (collect_dirty(vm, bits, &st->second_pass_pages, e) < 0 ||
+	    write_dirty_in_place(fd, vm, slots, bits, e) < 0 ||
 	    write_state(&w, vm, e) < 0 ||
 	    kg_writer_section(&w, KG_SEC_CLOCK, 0, 1, &guest_ns,
 			      sizeof(guest_ns), e) < 0)
+		goto out;
+	devices_release(vm);
+	held = false;
+	vm_resume(vm);
+	paused = false;
+	st->pause_us = now_us() - tp;
+	if (seal_regions(&w, fd, vm, slots, bounce, e) < 0)
 		goto out;
 	r = 0;
 out:

@@ -1,12 +1,16 @@
 /*
  * Snapshots: the whole VM in one stream file, and restore from it.
  *
- * Save runs while the guest runs: RAM is written first with KVM's dirty
- * log on, then the vCPUs are paused and the devices quiesced only for the
- * pages dirtied meanwhile (by the guest or by devices) and the state that
- * must be consistent (vCPUs, in-kernel irqchip/PIT/clock, device tables).
- * The file appears under its name only once complete (written to a
- * temporary name, fsync'd, renamed).
+ * Save runs while the guest runs: each RAM region is one section whose
+ * payload sits in place in the file (page aligned); it is written whole
+ * with KVM's dirty log on, then, still running, the pages dirtied meanwhile
+ * are rewritten in place, pass after pass while that set shrinks. Only then
+ * are the vCPUs paused and the devices quiesced, for the last dirty pages
+ * (the guest's and the devices') and the state that must be consistent
+ * (vCPUs, in-kernel irqchip/PIT/clock, device tables). After the guest
+ * resumes, the RAM sections' checksums are computed from the file. The
+ * file appears under its name only once complete (written to a temporary
+ * name, fsync'd, renamed).
  *
  * Restore builds a VM from the snapshot's config section, maps each RAM
  * section copy-on-write from the file (pages load on first touch, so the
@@ -29,7 +33,7 @@ struct snapshot_stats {
 	uint64_t total_us;      /* whole save */
 	uint64_t pause_us;      /* vCPUs stopped */
 	uint64_t bytes;         /* file size */
-	uint64_t second_pass_pages; /* dirtied during the first pass */
+	uint64_t second_pass_pages; /* written while paused */
 };
 
 int snapshot_save(struct vm *vm, const char *path, struct snapshot_stats *st,

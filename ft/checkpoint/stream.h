@@ -244,6 +244,17 @@ int kg_writer_end_section(struct kg_stream_writer *w, struct kg_err *e);
  * a snapshot file. */
 int kg_writer_align(struct kg_stream_writer *w, uint32_t align,
 		    struct kg_err *e);
+/* Files only: writes a section's header and leaves its payload and CRC as
+ * a hole the caller fills with pwrite at *payload_offset (later sections
+ * append after it), then seals with kg_writer_patch_crc. *header_crc
+ * starts the CRC (continue it over the payload). A snapshot uses it to
+ * write RAM in place while the guest runs, and checksum it at the end. */
+int kg_writer_reserve(struct kg_stream_writer *w, uint16_t kind,
+		      uint16_t instance, uint32_t version, uint64_t len,
+		      uint64_t *payload_offset, uint32_t *header_crc,
+		      struct kg_err *e);
+int kg_writer_patch_crc(struct kg_stream_writer *w, uint64_t payload_offset,
+			uint64_t len, uint32_t crc, struct kg_err *e);
 /* The end marker; the stream is complete once this returns 0. */
 int kg_writer_end(struct kg_stream_writer *w, struct kg_err *e);
 

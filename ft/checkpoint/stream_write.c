@@ -260,3 +260,42 @@ int kg_writer_end(struct kg_stream_writer *w, struct kg_err *e)
 	w->state = W_ENDED;
 	return 0;
 }
+
+int kg_writer_reserve(struct kg_stream_writer *w, uint16_t kind,
+		      uint16_t instance, uint32_t version, uint64_t len,
+		      uint64_t *payload_offset, uint32_t *header_crc,
+		      struct kg_err *e)
+{
+	struct kg_section s = { .kind = kind, .instance = instance,
+				.version = version, .length = len };
+	uint8_t hb[KG_SECTION_HEADER_SIZE];
+	if (kind == KG_SEC_END)
+		return kg_errf(e, "%s writer: cannot reserve the end marker",
+			       w->what);
+	if (open_section(w, &s, e) < 0)
+		return -1;
+	kg_section_header_encode(&s, hb);
+	struct iovec iov = { hb, sizeof(hb) };
+	if (write_all(w, &iov, 1, e) < 0)
+		return -1;
+	*payload_offset = w->offset;
+	*header_crc = kg_crc32c(0, hb, sizeof(hb));
+	if (lseek(w->fd, (off_t)(len + KG_SECTION_CRC_SIZE), SEEK_CUR) < 0) {
+		w->state = W_FAILED;
+		return kg_errno(e, "%s: reserving %" PRIu64 " bytes", w->what,
+				len);
+	}
+	w->offset += len + KG_SECTION_CRC_SIZE;
+	return 0;
+}
+
+int kg_writer_patch_crc(struct kg_stream_writer *w, uint64_t payload_offset,
+			uint64_t len, uint32_t crc, struct kg_err *e)
+{
+	uint8_t cb[KG_SECTION_CRC_SIZE];
+	le32_put(cb, crc);
+	if (pwrite(w->fd, cb, sizeof(cb), (off_t)(payload_offset + len)) !=
+	    (ssize_t)sizeof(cb))
+		return kg_errno(e, "writing %s", w->what);
+	return 0;
+}

@@ -1,0 +1,162 @@
+/*
+ * bench/checkpoint: snapshot and restore costs of memstress guests.
+ * For each guest size: the pause per snapshot (vCPUs stopped), the time to
+ * write a full snapshot, the snapshot's size, and the restore time to the
+ * first guest instruction (snapshot_open + VM build + snapshot_load: what
+ * runs before the vCPUs start), plus KVM_GET_DIRTY_LOG's cost on a clean
+ * and a written log. Medians of R runs; Firecracker's published restore
+ * target (under 8 ms for 512 MB) is printed beside the restore figure.
+ *
+ * usage: checkpoint [R] [DIR]   (R default 5; DIR for snapshot files,
+ *                                default /tmp)
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../ft/checkpoint/snapshot.h"
+#include "../vmm/vm.h"
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static uint64_t median(uint64_t *v, int n)
+{
+	qsort(v, (size_t)n, sizeof(*v), cmp_u64);
+	return v[n / 2];
+}
+
+static void *runner(void *arg)
+{
+	struct vm *vm = arg;
+	struct vm_stop st;
+	struct kg_err e;
+	if (vm_run(vm, &st, &e) < 0)
+		fprintf(stderr, "checkpoint: vm_run: %s\n", e.msg);
+	return NULL;
+}
+
+static int boot(struct vm *vm, uint64_t mem, const char *cmdline)
+{
+	struct vm_config cfg = { .mem_size = mem, .ncpus = 1,
+				 .kernel_path = "build/guests/memstress.elf",
+				 .cmdline = cmdline };
+	struct kg_err e;
+	console_parse("none", &cfg.console, &e);
+	if (vm_create(vm, &cfg, &e) < 0) {
+		fprintf(stderr, "checkpoint: %s\n", e.msg);
+		return -1;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	int R = argc > 1 ? atoi(argv[1]) : 5;
+	const char *dir = argc > 2 ? argv[2] : "/tmp";
+	if (R < 1 || R > 100)
+		R = 5;
+	static const uint64_t sizes[] = { 256ull << 20, 1024ull << 20 };
+	printf("bench/checkpoint: memstress mib=64 rate=256 (MiB/s written "
+	       "while the snapshot runs), medians of %d runs\n\n", R);
+	printf("%-10s %12s %12s %10s %14s %16s %16s\n", "guest", "pause_us",
+	       "snapshot_ms", "size_MiB", "restore_ms", "dirtylog_clean_us",
+	       "dirtylog_used_us");
+	for (unsigned s = 0; s < 2; s++) {
+		uint64_t pause[100], total[100], bytes[100], restore[100];
+		uint64_t clean[100], used[100], open_us[100], create_us[100];
+		uint64_t passes[100];
+		for (int i = 0; i < R; i++) {
+			struct vm *vm = calloc(1, sizeof(*vm));
+			pthread_t t;
+			if (boot(vm, sizes[s], "mib=64 total=1000000 rate=256") < 0)
+				return 1;
+			pthread_create(&t, NULL, runner, vm);
+			usleep(400000);
+			struct kg_err e;
+			/* the dirty log: clean, then after 50 ms of writes */
+			guest_mem_dirty_log(&vm->mem, vm->vm_fd, true, &e);
+			uint64_t *bits = calloc(guest_mem_bitmap_words(&vm->mem), 8);
+			uint64_t t0 = vm_now_ns();
+			guest_mem_fetch_kvm_dirty(&vm->mem, vm->vm_fd, bits, &e);
+			clean[i] = (vm_now_ns() - t0) / 1000;
+			usleep(50000);
+			t0 = vm_now_ns();
+			guest_mem_fetch_kvm_dirty(&vm->mem, vm->vm_fd, bits, &e);
+			used[i] = (vm_now_ns() - t0) / 1000;
+			guest_mem_dirty_log(&vm->mem, vm->vm_fd, false, &e);
+			free(bits);
+
+			char path[4200];
+			snprintf(path, sizeof(path), "%s/kagami-bench-%d.kgs", dir,
+				 getpid());
+			struct snapshot_stats st;
+			if (snapshot_save(vm, path, &st, &e) < 0) {
+				fprintf(stderr, "checkpoint: %s\n", e.msg);
+				return 1;
+			}
+			pause[i] = st.pause_us;
+			total[i] = st.total_us / 1000;
+			bytes[i] = st.bytes >> 20;
+			vm_request_stop(vm, VM_STOP_REQUEST, 0, NULL);
+			pthread_join(t, NULL);
+			vm_destroy(vm);
+
+			/* restore: everything before the first instruction */
+			struct vm_config cfg = { 0 };
+			console_parse("none", &cfg.console, &e);
+			t0 = vm_now_ns();
+			struct snapshot_reader *sr = snapshot_open(path, &cfg, &e);
+			uint64_t t_open = vm_now_ns();
+			if (!sr || vm_create(vm, &cfg, &e) < 0) {
+				fprintf(stderr, "checkpoint: restore: %s\n", e.msg);
+				return 1;
+			}
+			uint64_t t_create = vm_now_ns();
+			if (snapshot_load(sr, vm, &e) < 0) {
+				fprintf(stderr, "checkpoint: restore: %s\n", e.msg);
+				return 1;
+			}
+			restore[i] = (vm_now_ns() - t0) / 1000;
+			open_us[i] = (t_open - t0) / 1000;
+			create_us[i] = (t_create - t_open) / 1000;
+			passes[i] = st.second_pass_pages;
+			pthread_create(&t, NULL, runner, vm);
+			usleep(20000);
+			vm_request_stop(vm, VM_STOP_REQUEST, 0, NULL);
+			pthread_join(t, NULL);
+			snapshot_close(sr);
+			vm_destroy(vm);
+			free(vm);
+			unlink(path);
+		}
+		char name[32];
+		snprintf(name, sizeof(name), "%llu MiB",
+			 (unsigned long long)(sizes[s] >> 20));
+		uint64_t rs = median(restore, R);
+		fprintf(stderr, "  (restore: open %llu us, VM build %llu us, "
+			"state+pages %llu us; paused pages %llu)\n",
+			(unsigned long long)median(open_us, R),
+			(unsigned long long)median(create_us, R),
+			(unsigned long long)(rs - median(open_us, R) -
+					     median(create_us, R)),
+			(unsigned long long)median(passes, R));
+		printf("%-10s %12llu %12llu %10llu %11llu.%02llu %16llu %16llu\n",
+		       name, (unsigned long long)median(pause, R),
+		       (unsigned long long)median(total, R),
+		       (unsigned long long)median(bytes, R),
+		       (unsigned long long)(rs / 1000),
+		       (unsigned long long)(rs % 1000 / 10),
+		       (unsigned long long)median(clean, R),
+		       (unsigned long long)median(used, R));
+	}
+	printf("\nrestore_ms: snapshot_open + VM build + state load, i.e. until "
+	       "the first guest instruction can run; RAM loads lazily and its "
+	       "checksum is verified in the background after that.\n"
+	       "peer: Firecracker publishes < 8 ms restore for a 512 MB guest.\n");
+	return 0;
+}
