@@ -382,8 +382,12 @@ int snapshot_save(struct vm *vm, const char *path, struct snapshot_stats *st,
 		goto out;
 
 	tp = now_us();
+	/* A VM the user paused stays paused after the snapshot. */
+	pthread_mutex_lock(&vm->lock);
+	bool was_paused = vm->req == VM_REQ_PAUSE;
+	pthread_mutex_unlock(&vm->lock);
 	vm_pause(vm);
-	paused = true;
+	paused = !was_paused;
 	devices_hold(vm);
 	held = true;
 	uint64_t guest_ns = gate_time_ns(&vm->gate);
@@ -395,7 +399,8 @@ int snapshot_save(struct vm *vm, const char *path, struct snapshot_stats *st,
 		goto out;
 	devices_release(vm);
 	held = false;
-	vm_resume(vm);
+	if (paused)
+		vm_resume(vm);
 	paused = false;
 	st->pause_us = now_us() - tp;
 	if (seal_regions(&w, fd, vm, slots, bounce, e) < 0)
