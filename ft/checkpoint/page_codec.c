@@ -189,8 +189,8 @@ static size_t zrle_encode(const uint8_t *a, const uint8_t *b, uint8_t *out,
 				p += 3;
 			else
 				break;
-			if (p - start > cap - o)
-				return SIZE_MAX; /* a dense page: give up early */
+			if (p - start > cap - o) /* dense: give up early */
+				return SIZE_MAX;
 		}
 		size_t n = p - start, skip = start - pos;
 		if (varint_len(skip) + varint_len(n) + n > cap - o)
@@ -383,7 +383,8 @@ int page_decode(const struct guest_mem *dst, uint32_t version,
 	struct page_codec_stats s = { .bytes_in = len };
 	walk_begin(&w, version, payload, len, NULL);
 	while (walk_next(&w, &r, NULL) > 0) {
-		const char *why = rec_apply(&r, guest_mem_ptr(dst, r.gpa, PAGE));
+		uint8_t *page = guest_mem_ptr(dst, r.gpa, PAGE);
+		const char *why = rec_apply(&r, page);
 		if (why) /* only if dst changed under us */
 			return rec_err(e, w.i - 1, r.gpa, "applying: %s", why);
 		s.pages[r.coding]++;
@@ -435,7 +436,8 @@ struct page_encoder *page_encoder_new(const struct guest_mem *src,
 			"4 KiB", (unsigned long long)src->size);
 		return NULL;
 	}
-	struct page_encoder *pe = aligned_alloc(64, (sizeof(*pe) + 63) / 64 * 64);
+	size_t sz = (sizeof(struct page_encoder) + 63) / 64 * 64;
+	struct page_encoder *pe = aligned_alloc(64, sz);
 	if (!pe) {
 		kg_errf(e, "page encoder: out of memory");
 		return NULL;
@@ -653,7 +655,7 @@ int page_encoder_commit(struct page_encoder *pe, const void *payload,
 		bit_clear(pe->pending, pg);
 		bit_set(pe->known, pg);
 		if (r.coding == KG_PAGE_ZERO) {
-			bit_set(pe->zero, pg); /* the shadow page is not touched */
+			bit_set(pe->zero, pg); /* the shadow page stays as is */
 			continue;
 		}
 		uint8_t *sh = pe->shadow + pg * PAGE;

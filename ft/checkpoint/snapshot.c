@@ -16,13 +16,11 @@
 #include "crc32c.h"
 #include "dev_state.h"
 #include "stream.h"
+#include "vm_state.h"
 #include "vmstate.h"
 
 #define PAGE 4096u
 #define CHUNK (1u << 20)
-#define DEV_UART 0
-#define DEV_PLATFORM 1
-#define DEV_VIRTIO 16 /* + slot order: disks, then networks */
 
 /* --- what the stream holds, as field tables --- */
 
@@ -65,53 +63,11 @@ static const struct vs_field disk_fields[] = {
 static const struct vs_desc disk_vs = { "disk", 1, VS_TABLE(disk_fields),
 					NULL };
 
-static int cpu_check(const void *obj, const void *ctx, struct kg_err *e)
-{
-	(void)obj, (void)ctx, (void)e; /* nmsrs is bounded by its field */
-	return 0;
-}
-static const struct vs_field cpu_fields[] = {
-	VS_BYTES_FIELD(struct cpu_state, regs),
-	VS_BYTES_FIELD(struct cpu_state, sregs),
-	VS_BYTES_FIELD(struct cpu_state, xsave),
-	VS_BYTES_FIELD(struct cpu_state, xcrs),
-	VS_BYTES_FIELD(struct cpu_state, events),
-	VS_BYTES_FIELD(struct cpu_state, debugregs),
-	VS_BYTES_FIELD(struct cpu_state, mp_state),
-	VS_BYTES_FIELD(struct cpu_state, lapic),
-	VS_FIELD_MAX(struct cpu_state, nmsrs, VS_U32, CPU_STATE_MAX_MSRS),
-	VS_BYTES_FIELD(struct cpu_state, msrs),
-};
-static const struct vs_desc cpu_vs = { "vcpu", 1, VS_TABLE(cpu_fields),
-				       cpu_check };
-
-static const struct vs_field kvm_fields[] = {
-	VS_BYTES_FIELD(struct vm_kvm_state, pic_master),
-	VS_BYTES_FIELD(struct vm_kvm_state, pic_slave),
-	VS_BYTES_FIELD(struct vm_kvm_state, ioapic),
-	VS_BYTES_FIELD(struct vm_kvm_state, pit),
-	VS_BYTES_FIELD(struct vm_kvm_state, clock),
-};
-static const struct vs_desc kvm_vs = { "irqchip", 1, VS_TABLE(kvm_fields),
-				       NULL };
-
 /* --- helpers --- */
 
 static uint64_t now_us(void)
 {
 	return vm_now_ns() / 1000;
-}
-
-static unsigned nvirtio(const struct vm *vm)
-{
-	return vm->cfg.ndisks + vm->cfg.nnets;
-}
-
-static struct virtio_mmio *virtio_at(struct vm *vm, unsigned i)
-{
-	return i < vm->cfg.ndisks
-		       ? virtio_blk_transport(vm->blks[i])
-		       : virtio_net_transport(vm->nets[i - vm->cfg.ndisks]);
 }
 
 static int put_table(struct kg_stream_writer *w, uint16_t kind, uint16_t inst,
@@ -281,59 +237,6 @@ static int write_disks(struct kg_stream_writer *w, struct vm *vm,
 	return 0;
 }
 
-/* The state that must be consistent: called with vCPUs paused and the
- * devices quiesced. */
-static int write_state(struct kg_stream_writer *w, struct vm *vm,
-		       struct kg_err *e)
-{
-	struct vm_kvm_state *ks = malloc(sizeof(*ks));
-	struct cpu_state *cs = malloc(sizeof(*cs));
-	uint32_t idx[CPU_STATE_MAX_MSRS], nmsr = 0;
-	int r = -1;
-	if (!ks || !cs) {
-		kg_errf(e, "out of memory");
-		goto out;
-	}
-	if (cpu_msr_index_list(vm->kvm_fd, idx, &nmsr, e) < 0 ||
-	    vm_kvm_state_save(vm, ks, e) < 0 ||
-	    put_table(w, KG_SEC_IRQCHIP, 0, &kvm_vs, ks, e) < 0)
-		goto out;
-	for (unsigned i = 0; i < vm->ncpus; i++)
-		if (cpu_state_save(&vm->vcpus[i], idx, nmsr, cs, e) < 0 ||
-		    put_table(w, KG_SEC_VCPU, (uint16_t)i, &cpu_vs, cs, e) < 0)
-			goto out;
-	if (put_table(w, KG_SEC_DEVICE, DEV_UART, &dev_uart_vs, &vm->uart.uart,
-		      e) < 0 ||
-	    put_table(w, KG_SEC_DEVICE, DEV_PLATFORM, &dev_platform_vs,
-		      &vm->platform, e) < 0)
-		goto out;
-	for (unsigned i = 0; i < nvirtio(vm); i++)
-		if (put_table(w, KG_SEC_DEVICE, (uint16_t)(DEV_VIRTIO + i),
-			      &dev_virtio_vs, virtio_at(vm, i), e) < 0)
-			goto out;
-	r = 0;
-out:
-	free(ks);
-	free(cs);
-	return r;
-}
-
-static void devices_hold(struct vm *vm)
-{
-	pthread_mutex_lock(&vm->uart.lock);
-	pthread_mutex_lock(&vm->platform.lock);
-	for (unsigned i = 0; i < nvirtio(vm); i++)
-		virtio_mmio_quiesce(virtio_at(vm, i));
-}
-
-static void devices_release(struct vm *vm)
-{
-	for (unsigned i = nvirtio(vm); i-- > 0;)
-		virtio_mmio_release(virtio_at(vm, i));
-	pthread_mutex_unlock(&vm->platform.lock);
-	pthread_mutex_unlock(&vm->uart.lock);
-}
-
 int snapshot_save(struct vm *vm, const char *path, struct snapshot_stats *st,
 		  struct kg_err *e)
 {
@@ -388,16 +291,13 @@ int snapshot_save(struct vm *vm, const char *path, struct snapshot_stats *st,
 	pthread_mutex_unlock(&vm->lock);
 	vm_pause(vm);
 	paused = !was_paused;
-	devices_hold(vm);
+	vm_state_hold(vm);
 	held = true;
-	uint64_t guest_ns = gate_time_ns(&vm->gate);
 	if (collect_dirty(vm, bits, &st->second_pass_pages, e) < 0 ||
 	    write_dirty_in_place(fd, vm, slots, bits, e) < 0 ||
-	    write_state(&w, vm, e) < 0 ||
-	    kg_writer_section(&w, KG_SEC_CLOCK, 0, 1, &guest_ns,
-			      sizeof(guest_ns), e) < 0)
+	    vm_state_write(&w, vm, e) < 0)
 		goto out;
-	devices_release(vm);
+	vm_state_release(vm);
 	held = false;
 	if (paused)
 		vm_resume(vm);
@@ -408,7 +308,7 @@ int snapshot_save(struct vm *vm, const char *path, struct snapshot_stats *st,
 	r = 0;
 out:
 	if (held)
-		devices_release(vm);
+		vm_state_release(vm);
 	if (paused) {
 		vm_resume(vm);
 		st->pause_us = now_us() - tp;
@@ -457,6 +357,7 @@ struct snapshot_reader {
 	struct vm *vm;
 	struct ram_check ram[GUEST_MEM_MAX_REGIONS];
 	unsigned nram;
+	struct vm_state_stage *stage;
 	pthread_t verifier;
 	bool verifying;
 };
@@ -626,26 +527,6 @@ static int load_pages(struct snapshot_reader *sr, const struct kg_section *s,
 	return 0;
 }
 
-static int load_device(struct snapshot_reader *sr, const struct kg_section *s,
-		       struct kg_err *e)
-{
-	struct vm *vm = sr->vm;
-	if (s->instance == DEV_UART)
-		return get_table(sr, s, &dev_uart_vs, &vm->uart.uart, NULL, e) < 0
-			       ? -1 : 0;
-	if (s->instance == DEV_PLATFORM)
-		return get_table(sr, s, &dev_platform_vs, &vm->platform, NULL,
-				 e) < 0 ? -1 : 0;
-	unsigned i = s->instance - DEV_VIRTIO;
-	if (s->instance < DEV_VIRTIO || i >= nvirtio(vm))
-		return kg_errf(e, "no device %u in this VM", s->instance);
-	struct virtio_mmio *t = virtio_at(vm, i);
-	virtio_mmio_quiesce(t);
-	long r = get_table(sr, s, &dev_virtio_vs, t, &vm->mem, e);
-	virtio_mmio_release(t);
-	return r < 0 ? -1 : 0;
-}
-
 static int check_disk(struct snapshot_reader *sr, const struct kg_section *s,
 		      struct kg_err *e)
 {
@@ -675,65 +556,26 @@ int snapshot_load(struct snapshot_reader *sr, struct vm *vm, struct kg_err *e)
 	sr->vm = vm;
 	struct kg_section s;
 	int n;
-	bool have_clock = false;
-	unsigned vcpus = 0;
+	sr->stage = calloc(1, sizeof(*sr->stage));
+	if (!sr->stage)
+		return kg_errf(e, "out of memory");
 	while ((n = kg_reader_next(&sr->r, &s, e)) > 0) {
 		char where[128];
 		kg_section_where(where, sizeof(where), &s);
 		int r = 0;
-		switch (s.kind) {
-		case KG_SEC_RAM_FULL:
+		if (vm_state_section(s.kind)) {
+			r = vm_state_stage_section(&sr->r, &s, vm, sr->stage, e);
+		} else if (s.kind == KG_SEC_RAM_FULL) {
 			r = map_ram(sr, &s, e);
-			break;
-		case KG_SEC_RAM_PAGES:
+		} else if (s.kind == KG_SEC_RAM_PAGES) {
 			r = load_pages(sr, &s, e);
-			break;
-		case KG_SEC_DISK:
+		} else if (s.kind == KG_SEC_DISK) {
 			r = check_disk(sr, &s, e);
-			break;
-		case KG_SEC_IRQCHIP: {
-			struct vm_kvm_state ks;
-			r = get_table(sr, &s, &kvm_vs, &ks, NULL, e) < 0 ||
-					    vm_kvm_state_load(vm, &ks, e) < 0
-				    ? -1 : 0;
-			break;
-		}
-		case KG_SEC_VCPU: {
-			struct cpu_state *cs = calloc(1, sizeof(*cs));
-			if (s.instance >= vm->ncpus || !cs)
-				r = kg_errf(e, "no vCPU %u", s.instance);
-			else if (get_table(sr, &s, &cpu_vs, cs, NULL, e) < 0 ||
-				 cpu_state_load(&vm->vcpus[s.instance], cs, e) < 0)
-				r = -1;
-			free(cs);
-			vcpus++;
-			break;
-		}
-		case KG_SEC_DEVICE:
-			r = load_device(sr, &s, e);
-			break;
-		case KG_SEC_CLOCK: {
-			uint64_t ns;
-			if (s.length != 8 || kg_section_read(&sr->r, &ns, 8, e) < 0 ||
-			    kg_section_finish(&sr->r, e) < 0) {
-				r = s.length != 8 ? kg_errf(e, "bad length") : -1;
-				break;
-			}
-			/* The guest clock goes on from where it stopped. */
-			vm->gate.clock_base_ns = vm_now_ns() - ns;
-			have_clock = true;
-			break;
-		}
-		case KG_SEC_PAD:
+		} else if (s.kind == KG_SEC_PAD || (s.kind & KG_SEC_ANCILLARY)) {
 			r = kg_section_finish(&sr->r, e);
-			break;
-		default:
-			if (!(s.kind & KG_SEC_ANCILLARY)) {
-				r = kg_errf(e, "section kind 0x%x is not known "
-					    "to this kagami", s.kind);
-				break;
-			}
-			r = kg_section_finish(&sr->r, e);
+		} else {
+			r = kg_errf(e, "section kind 0x%x is not known to this "
+				    "kagami", s.kind);
 		}
 		if (r < 0) {
 			/* stream errors already name the section */
@@ -742,12 +584,8 @@ int snapshot_load(struct snapshot_reader *sr, struct vm *vm, struct kg_err *e)
 			return kg_err_prefix(e, "snapshot %s", sr->path);
 		}
 	}
-	if (n < 0)
+	if (n < 0 || vm_state_apply(vm, sr->stage, e) < 0)
 		return kg_err_prefix(e, "snapshot %s", sr->path);
-	if (vcpus != vm->ncpus || !have_clock)
-		return kg_errf(e, "snapshot %s: incomplete (%u of %u vCPUs%s)",
-			       sr->path, vcpus, vm->ncpus,
-			       have_clock ? "" : ", no clock");
 	vm->boot_count = sr->config.boot_count;
 	int r = pthread_create(&sr->verifier, NULL, verify_ram, sr);
 	if (r) {
@@ -764,6 +602,7 @@ void snapshot_close(struct snapshot_reader *sr)
 		return;
 	if (sr->verifying)
 		pthread_join(sr->verifier, NULL);
+	free(sr->stage);
 	close(sr->fd);
 	free(sr);
 }

@@ -159,3 +159,13 @@ long vs_decode(const struct vs_desc *d, uint32_t version, void *obj,
 		return kg_err_prefix(e, "%s state", d->name);
 	return (long)off;
 }
+
+void vs_copy(const struct vs_desc *d, void *dst, const void *src)
+{
+	for (size_t i = 0; i < d->nfields; i++) {
+		const struct vs_field *f = &d->fields[i];
+		size_t es = elem_size(f->type);
+		for (uint32_t k = 0; k < elems(f); k++)
+			memcpy(elem_ptr(f, dst, k), elem_ptr(f, src, k), es);
+	}
+}

@@ -69,4 +69,8 @@ long vs_decode(const struct vs_desc *d, uint32_t version, void *obj,
 	       const void *ctx, const uint8_t *data, size_t len,
 	       struct kg_err *e);
 
+/* Copies the table's fields (only) from src to dst: applies a staged,
+ * validated struct to a live one without touching its host fields. */
+void vs_copy(const struct vs_desc *d, void *dst, const void *src);
+
 #endif

@@ -43,7 +43,8 @@ static void decode_any(const uint8_t *data, size_t size)
 		ram[i] = (uint8_t)(i * 31 + (i >> 12));
 	memcpy(copy, ram, RAM);
 	/* [0, 32K) and [48K, 80K): a hole, and a region past the first. */
-	struct guest_mem m = { .fd = -1, .size = RAM, .base = ram, .nregions = 2 };
+	struct guest_mem m = { .fd = -1, .size = RAM, .base = ram };
+	m.nregions = 2;
 	m.regions[0] = (struct guest_mem_region){ 0, RAM / 2, 0, ram };
 	m.regions[1] = (struct guest_mem_region){ RAM / 2 + 16384, RAM / 2,
 						  RAM / 2, ram + RAM / 2 };
@@ -78,7 +79,7 @@ static void send_all(struct page_encoder *pe, const struct guest_mem *dst,
 		long k = page_encode(pe, gpas + done, NPAGES - done, out, cap,
 				     &len, NULL, &e);
 		if (k <= 0 || len > cap ||
-		    page_decode(dst, PAGE_CODEC_VERSION, out, len, NULL, &e) < 0 ||
+		    page_decode(dst, 1, out, len, NULL, &e) < 0 ||
 		    page_encoder_commit(pe, out, len, &e) < 0)
 			abort();
 		done += (size_t)k;

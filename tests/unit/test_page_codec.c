@@ -115,11 +115,12 @@ static void fill_text(struct fixture *f, uint8_t *p)
 	while (n < PAGE) {
 		char w[32];
 		uint64_t r = rnd(f);
+		size_t nw = sizeof(words) / sizeof(words[0]);
 		int k = r % 5 == 0
-				? snprintf(w, sizeof(w), "%u ", (unsigned)(r >> 8) % 10000)
+				? snprintf(w, sizeof(w), "%u ",
+					   (unsigned)(r >> 8) % 10000)
 				: snprintf(w, sizeof(w), "%s ",
-					   words[(r >> 8) % (sizeof(words) /
-							     sizeof(words[0]))]);
+					   words[(r >> 8) % nw]);
 		for (int i = 0; i < k && n < PAGE; i++)
 			p[n++] = (uint8_t)w[i];
 	}

@@ -1,0 +1,221 @@
+#include "vm_state.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "dev_state.h"
+#include "vmstate.h"
+
+static const struct vs_field cpu_fields[] = {
+	VS_BYTES_FIELD(struct cpu_state, regs),
+	VS_BYTES_FIELD(struct cpu_state, sregs),
+	VS_BYTES_FIELD(struct cpu_state, xsave),
+	VS_BYTES_FIELD(struct cpu_state, xcrs),
+	VS_BYTES_FIELD(struct cpu_state, events),
+	VS_BYTES_FIELD(struct cpu_state, debugregs),
+	VS_BYTES_FIELD(struct cpu_state, mp_state),
+	VS_BYTES_FIELD(struct cpu_state, lapic),
+	VS_FIELD_MAX(struct cpu_state, nmsrs, VS_U32, CPU_STATE_MAX_MSRS),
+	VS_BYTES_FIELD(struct cpu_state, msrs),
+};
+static const struct vs_desc cpu_vs = { "vcpu", 1, VS_TABLE(cpu_fields), NULL };
+
+static const struct vs_field kvm_fields[] = {
+	VS_BYTES_FIELD(struct vm_kvm_state, pic_master),
+	VS_BYTES_FIELD(struct vm_kvm_state, pic_slave),
+	VS_BYTES_FIELD(struct vm_kvm_state, ioapic),
+	VS_BYTES_FIELD(struct vm_kvm_state, pit),
+	VS_BYTES_FIELD(struct vm_kvm_state, clock),
+};
+static const struct vs_desc kvm_vs = { "irqchip", 1, VS_TABLE(kvm_fields),
+				       NULL };
+
+static unsigned nvirtio(const struct vm *vm)
+{
+	return vm->cfg.ndisks + vm->cfg.nnets;
+}
+
+static struct virtio_mmio *virtio_at(struct vm *vm, unsigned i)
+{
+	return i < vm->cfg.ndisks
+		       ? virtio_blk_transport(vm->blks[i])
+		       : virtio_net_transport(vm->nets[i - vm->cfg.ndisks]);
+}
+
+void vm_state_hold(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->uart.lock);
+	pthread_mutex_lock(&vm->platform.lock);
+	for (unsigned i = 0; i < nvirtio(vm); i++)
+		virtio_mmio_quiesce(virtio_at(vm, i));
+}
+
+void vm_state_release(struct vm *vm)
+{
+	for (unsigned i = nvirtio(vm); i-- > 0;)
+		virtio_mmio_release(virtio_at(vm, i));
+	pthread_mutex_unlock(&vm->platform.lock);
+	pthread_mutex_unlock(&vm->uart.lock);
+}
+
+static int put_table(struct kg_stream_writer *w, uint16_t kind, uint16_t inst,
+		     const struct vs_desc *d, const void *obj, struct kg_err *e)
+{
+	struct vs_buf b = { 0 };
+	int r = vs_encode(d, obj, &b, e);
+	if (r == 0)
+		r = kg_writer_section(w, kind, inst, d->version, b.data, b.len, e);
+	vs_buf_free(&b);
+	return r;
+}
+
+int vm_state_write(struct kg_stream_writer *w, struct vm *vm, struct kg_err *e)
+{
+	struct vm_kvm_state *ks = malloc(sizeof(*ks));
+	struct cpu_state *cs = malloc(sizeof(*cs));
+	uint32_t idx[CPU_STATE_MAX_MSRS], nmsr = 0;
+	uint64_t guest_ns = gate_time_ns(&vm->gate);
+	int r = -1;
+	if (!ks || !cs) {
+		kg_errf(e, "out of memory");
+		goto out;
+	}
+	if (cpu_msr_index_list(vm->kvm_fd, idx, &nmsr, e) < 0 ||
+	    vm_kvm_state_save(vm, ks, e) < 0 ||
+	    put_table(w, KG_SEC_IRQCHIP, 0, &kvm_vs, ks, e) < 0)
+		goto out;
+	for (unsigned i = 0; i < vm->ncpus; i++)
+		if (cpu_state_save(&vm->vcpus[i], idx, nmsr, cs, e) < 0 ||
+		    put_table(w, KG_SEC_VCPU, (uint16_t)i, &cpu_vs, cs, e) < 0)
+			goto out;
+	if (put_table(w, KG_SEC_DEVICE, VM_STATE_DEV_UART, &dev_uart_vs,
+		      &vm->uart.uart, e) < 0 ||
+	    put_table(w, KG_SEC_DEVICE, VM_STATE_DEV_PLATFORM, &dev_platform_vs,
+		      &vm->platform, e) < 0)
+		goto out;
+	for (unsigned i = 0; i < nvirtio(vm); i++)
+		if (put_table(w, KG_SEC_DEVICE, (uint16_t)(VM_STATE_DEV_VIRTIO + i),
+			      &dev_virtio_vs, virtio_at(vm, i), e) < 0)
+			goto out;
+	r = kg_writer_section(w, KG_SEC_CLOCK, 0, 1, &guest_ns,
+			      sizeof(guest_ns), e);
+out:
+	free(ks);
+	free(cs);
+	return r;
+}
+
+bool vm_state_section(uint16_t kind)
+{
+	return kind == KG_SEC_IRQCHIP || kind == KG_SEC_VCPU ||
+	       kind == KG_SEC_DEVICE || kind == KG_SEC_CLOCK;
+}
+
+/* Reads the whole payload, verified, before anything is decoded. */
+static uint8_t *read_payload(struct kg_stream_reader *r,
+			     const struct kg_section *s, struct kg_err *e)
+{
+	uint8_t *buf = malloc(s->length ? s->length : 1);
+	if (!buf) {
+		kg_errf(e, "out of memory");
+		return NULL;
+	}
+	if (kg_section_read(r, buf, s->length, e) < 0 ||
+	    kg_section_finish(r, e) < 0) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+static int decode(const struct kg_section *s, const struct vs_desc *d,
+		  void *obj, const void *ctx, const uint8_t *buf,
+		  struct kg_err *e)
+{
+	if (vs_decode(d, s->version, obj, ctx, buf, s->length, e) < 0) {
+		char where[128];
+		kg_section_where(where, sizeof(where), s);
+		return kg_err_prefix(e, "%s", where);
+	}
+	return 0;
+}
+
+int vm_state_stage_section(struct kg_stream_reader *r,
+			   const struct kg_section *s, struct vm *vm,
+			   struct vm_state_stage *st, struct kg_err *e)
+{
+	char where[128];
+	kg_section_where(where, sizeof(where), s);
+	if (s->kind == KG_SEC_VCPU && s->instance >= vm->ncpus)
+		return kg_errf(e, "%s: this VM has %u vCPUs", where, vm->ncpus);
+	unsigned vi = s->instance - VM_STATE_DEV_VIRTIO;
+	if (s->kind == KG_SEC_DEVICE && s->instance != VM_STATE_DEV_UART &&
+	    s->instance != VM_STATE_DEV_PLATFORM &&
+	    (s->instance < VM_STATE_DEV_VIRTIO || vi >= nvirtio(vm)))
+		return kg_errf(e, "%s: no such device in this VM", where);
+	if (s->kind == KG_SEC_CLOCK && s->length != 8)
+		return kg_errf(e, "%s: bad length", where);
+	uint8_t *buf = read_payload(r, s, e);
+	if (!buf)
+		return -1;
+	int rc = 0;
+	switch (s->kind) {
+	case KG_SEC_IRQCHIP:
+		rc = decode(s, &kvm_vs, &st->kvm, NULL, buf, e);
+		st->have_kvm = rc == 0;
+		break;
+	case KG_SEC_VCPU:
+		memset(&st->cpu[s->instance], 0, sizeof(st->cpu[0]));
+		rc = decode(s, &cpu_vs, &st->cpu[s->instance], NULL, buf, e);
+		st->ncpus_seen += rc == 0;
+		break;
+	case KG_SEC_CLOCK:
+		memcpy(&st->guest_ns, buf, 8);
+		st->have_clock = true;
+		break;
+	default:
+		if (s->instance == VM_STATE_DEV_UART) {
+			st->uart = vm->uart.uart;
+			rc = decode(s, &dev_uart_vs, &st->uart, NULL, buf, e);
+			st->have_uart = rc == 0;
+		} else if (s->instance == VM_STATE_DEV_PLATFORM) {
+			rc = decode(s, &dev_platform_vs, &st->platform, NULL,
+				    buf, e);
+			st->have_platform = rc == 0;
+		} else {
+			/* staged in a plain copy: only table fields matter */
+			memset(&st->virtio[vi], 0, sizeof(st->virtio[vi]));
+			rc = decode(s, &dev_virtio_vs, &st->virtio[vi],
+				    &vm->mem, buf, e);
+			st->nvirtio_seen += rc == 0;
+		}
+	}
+	free(buf);
+	return rc;
+}
+
+int vm_state_apply(struct vm *vm, struct vm_state_stage *st, struct kg_err *e)
+{
+	if (!st->have_kvm || !st->have_clock || !st->have_uart ||
+	    !st->have_platform || st->ncpus_seen != vm->ncpus ||
+	    st->nvirtio_seen != nvirtio(vm))
+		return kg_errf(e, "incomplete state: %u of %u vCPUs, %u of %u "
+			       "virtio devices%s%s", st->ncpus_seen, vm->ncpus,
+			       st->nvirtio_seen, nvirtio(vm),
+			       st->have_clock ? "" : ", no clock",
+			       st->have_kvm ? "" : ", no irqchip");
+	if (vm_kvm_state_load(vm, &st->kvm, e) < 0)
+		return -1;
+	for (unsigned i = 0; i < vm->ncpus; i++)
+		if (cpu_state_load(&vm->vcpus[i], &st->cpu[i], e) < 0)
+			return -1;
+	vm_state_hold(vm);
+	vs_copy(&dev_uart_vs, &vm->uart.uart, &st->uart);
+	vs_copy(&dev_platform_vs, &vm->platform, &st->platform);
+	for (unsigned i = 0; i < nvirtio(vm); i++)
+		vs_copy(&dev_virtio_vs, virtio_at(vm, i), &st->virtio[i]);
+	vm_state_release(vm);
+	/* The guest clock goes on from where it stopped. */
+	vm->gate.clock_base_ns = vm_now_ns() - st->guest_ns;
+	return 0;
+}

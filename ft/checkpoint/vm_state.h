@@ -1,0 +1,60 @@
+/*
+ * The consistent part of a VM's state — vCPUs, in-kernel irqchip/PIT/
+ * clock, device tables, the guest clock — as stream sections, shared by
+ * snapshots and replication epochs. Writing needs the vCPUs paused and the
+ * devices held (vm_state_hold). Reading stages every section first
+ * (decoded and validated into a struct vm_state_stage) and applies it only
+ * when the caller says the whole unit arrived intact: a half-received
+ * epoch never touches the VM.
+ */
+#ifndef KG_VM_STATE_H
+#define KG_VM_STATE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../../vmm/err.h"
+#include "../../vmm/virtio_mmio.h"
+#include "../../vmm/vm.h"
+#include "../../guests/sdk/kagami_platform.h"
+#include "cpu_state.h"
+#include "stream.h"
+
+/* Device section instances. */
+#define VM_STATE_DEV_UART 0
+#define VM_STATE_DEV_PLATFORM 1
+#define VM_STATE_DEV_VIRTIO 16 /* + slot order: disks, then networks */
+
+/* Quiesces the devices (in-flight requests end, their locks held) so
+ * their state and the RAM they write hold still; vCPUs must be paused. */
+void vm_state_hold(struct vm *vm);
+void vm_state_release(struct vm *vm);
+
+/* Writes IRQCHIP, one VCPU per vCPU, the devices and CLOCK. */
+int vm_state_write(struct kg_stream_writer *w, struct vm *vm,
+		   struct kg_err *e);
+
+struct vm_state_stage {
+	struct vm_kvm_state kvm;
+	struct cpu_state cpu[VM_MAX_VCPUS];
+	struct uart uart;
+	struct dev_platform platform;
+	struct virtio_mmio virtio[KAGAMI_VIRTIO_SLOTS];
+	uint64_t guest_ns;
+	bool have_kvm, have_clock, have_uart, have_platform;
+	unsigned ncpus_seen, nvirtio_seen;
+};
+
+/* Whether kind is one of the sections vm_state writes. */
+bool vm_state_section(uint16_t kind);
+/* Reads, verifies and decodes the current section into st (malloc it:
+ * it is large) against vm's shape; the VM itself is not touched. */
+int vm_state_stage_section(struct kg_stream_reader *r,
+			   const struct kg_section *s, struct vm *vm,
+			   struct vm_state_stage *st, struct kg_err *e);
+/* Applies a complete stage (every vCPU, clock, irqchip, devices) to a VM
+ * whose vCPUs are not running. */
+int vm_state_apply(struct vm *vm, struct vm_state_stage *st,
+		   struct kg_err *e);
+
+#endif
