@@ -24,31 +24,6 @@
 
 /* --- what the stream holds, as field tables --- */
 
-struct snap_config {
-	uint64_t mem_size;
-	uint32_t ncpus, ndisks, nnets, boot_count;
-	uint64_t guest_ns; /* the guest clock when the vCPUs stopped */
-};
-static const struct vs_field config_fields[] = {
-	VS_FIELD(struct snap_config, mem_size, VS_U64),
-	VS_FIELD_MAX(struct snap_config, ncpus, VS_U32, VM_MAX_VCPUS),
-	VS_FIELD_MAX(struct snap_config, ndisks, VS_U32, VM_MAX_DISKS),
-	VS_FIELD_MAX(struct snap_config, nnets, VS_U32, VM_MAX_NETS),
-	VS_FIELD(struct snap_config, boot_count, VS_U32),
-	VS_FIELD(struct snap_config, guest_ns, VS_U64),
-};
-static int config_check(const void *obj, const void *ctx, struct kg_err *e)
-{
-	const struct snap_config *c = obj;
-	(void)ctx;
-	if (c->ncpus == 0)
-		return kg_errf(e, "no vCPUs");
-	return guest_mem_check_size(c->mem_size, e);
-}
-static const struct vs_desc config_vs = { "vm-config", 1,
-					  VS_TABLE(config_fields),
-					  config_check };
-
 /* The disk's identity: restore refuses another size and warns when the
  * image changed since (its generation is its modification time). */
 struct snap_disk {
@@ -260,12 +235,8 @@ int snapshot_save(struct vm *vm, const char *path, struct snapshot_stats *st,
 		kg_errf(e, "out of memory");
 		goto out;
 	}
-	struct snap_config c = { vm->cfg.mem_size, vm->ncpus, vm->cfg.ndisks,
-				 vm->cfg.nnets, vm->boot_count, 0 };
-	/* The clock value is known only once stopped: the config section is
-	 * written first with it 0, and the CLOCK section carries it. */
 	if (kg_writer_header(&w, NULL, e) < 0 ||
-	    put_table(&w, KG_SEC_VM_CONFIG, 0, &config_vs, &c, e) < 0 ||
+	    vm_state_write_config(&w, vm, e) < 0 ||
 	    write_disks(&w, vm, e) < 0)
 		goto out;
 	struct ram_slot slots[GUEST_MEM_MAX_REGIONS];
@@ -351,7 +322,7 @@ struct snapshot_reader {
 	char path[4096];
 	int fd;
 	struct kg_stream_reader r;
-	struct snap_config config;
+	struct vm_state_config config;
 	struct snap_disk disks[VM_MAX_DISKS];
 	unsigned ndisk_sections;
 	struct vm *vm;
@@ -410,7 +381,7 @@ struct snapshot_reader *snapshot_open(const char *path, struct vm_config *cfg,
 		kg_errf(e, "the first section is not the VM configuration");
 		goto fail;
 	}
-	if (get_table(sr, &s, &config_vs, &sr->config, NULL, e) < 0)
+	if (vm_state_read_config(&sr->r, &s, &sr->config, e) < 0)
 		goto fail;
 	if (sr->config.ndisks != cfg->ndisks || sr->config.nnets != cfg->nnets) {
 		kg_errf(e, "the snapshot has %u disk(s) and %u network(s); "

@@ -30,6 +30,25 @@ static const struct vs_field kvm_fields[] = {
 static const struct vs_desc kvm_vs = { "irqchip", 1, VS_TABLE(kvm_fields),
 				       NULL };
 
+static const struct vs_field config_fields[] = {
+	VS_FIELD(struct vm_state_config, mem_size, VS_U64),
+	VS_FIELD_MAX(struct vm_state_config, ncpus, VS_U32, VM_MAX_VCPUS),
+	VS_FIELD_MAX(struct vm_state_config, ndisks, VS_U32, VM_MAX_DISKS),
+	VS_FIELD_MAX(struct vm_state_config, nnets, VS_U32, VM_MAX_NETS),
+	VS_FIELD(struct vm_state_config, boot_count, VS_U32),
+};
+static int config_check(const void *obj, const void *ctx, struct kg_err *e)
+{
+	const struct vm_state_config *c = obj;
+	(void)ctx;
+	if (c->ncpus == 0)
+		return kg_errf(e, "no vCPUs");
+	return guest_mem_check_size(c->mem_size, e);
+}
+static const struct vs_desc config_vs = { "vm-config", 1,
+					  VS_TABLE(config_fields),
+					  config_check };
+
 static unsigned nvirtio(const struct vm *vm)
 {
 	return vm->cfg.ndisks + vm->cfg.nnets;
@@ -103,6 +122,37 @@ out:
 	free(ks);
 	free(cs);
 	return r;
+}
+
+int vm_state_write_config(struct kg_stream_writer *w, const struct vm *vm,
+			  struct kg_err *e)
+{
+	struct vm_state_config c = { vm->cfg.mem_size, vm->ncpus,
+				     vm->cfg.ndisks, vm->cfg.nnets,
+				     vm->boot_count };
+	return put_table(w, KG_SEC_VM_CONFIG, 0, &config_vs, &c, e);
+}
+
+static int decode(const struct kg_section *s, const struct vs_desc *d,
+		  void *obj, const void *ctx, const uint8_t *buf,
+		  struct kg_err *e);
+static uint8_t *read_payload(struct kg_stream_reader *r,
+			     const struct kg_section *s, struct kg_err *e);
+
+int vm_state_read_config(struct kg_stream_reader *r,
+			 const struct kg_section *s, struct vm_state_config *c,
+			 struct kg_err *e)
+{
+	if (s->kind != KG_SEC_VM_CONFIG)
+		return kg_errf(e, "the first section is not the VM "
+			       "configuration");
+	memset(c, 0, sizeof(*c));
+	uint8_t *buf = read_payload(r, s, e);
+	if (!buf)
+		return -1;
+	int rc = decode(s, &config_vs, c, NULL, buf, e);
+	free(buf);
+	return rc;
 }
 
 bool vm_state_section(uint16_t kind)

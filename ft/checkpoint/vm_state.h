@@ -25,6 +25,19 @@
 #define VM_STATE_DEV_PLATFORM 1
 #define VM_STATE_DEV_VIRTIO 16 /* + slot order: disks, then networks */
 
+/* The VM's shape, the first section of a snapshot or replication stream:
+ * the receiver builds a VM of this shape before any state arrives. */
+struct vm_state_config {
+	uint64_t mem_size;
+	uint32_t ncpus, ndisks, nnets, boot_count;
+};
+int vm_state_write_config(struct kg_stream_writer *w, const struct vm *vm,
+			  struct kg_err *e);
+/* Reads the current section (it must be KG_SEC_VM_CONFIG), verified. */
+int vm_state_read_config(struct kg_stream_reader *r,
+			 const struct kg_section *s, struct vm_state_config *c,
+			 struct kg_err *e);
+
 /* Quiesces the devices (in-flight requests end, their locks held) so
  * their state and the RAM they write hold still; vCPUs must be paused. */
 void vm_state_hold(struct vm *vm);

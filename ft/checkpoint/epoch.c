@@ -1,0 +1,332 @@
+#include "epoch.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../vmm/vm.h"
+#include "stream.h"
+
+#define PAGE 4096u
+
+struct epoch_sender {
+	struct vm *vm;
+	struct kg_stream_writer w;
+	struct page_encoder *pe;
+	uint64_t *bits;
+	uint64_t *gpas;
+	uint8_t *out;
+	uint64_t seq;
+	bool logging;
+};
+
+static uint64_t pages_of(const struct vm *vm)
+{
+	return vm->mem.size / PAGE;
+}
+
+void epoch_sender_free(struct epoch_sender *s)
+{
+	if (!s)
+		return;
+	if (s->logging) {
+		struct kg_err e;
+		guest_mem_dirty_log(&s->vm->mem, s->vm->vm_fd, false, &e);
+	}
+	page_encoder_free(s->pe);
+	free(s->bits);
+	free(s->gpas);
+	free(s->out);
+	free(s);
+}
+
+struct epoch_sender *epoch_sender_new(struct vm *vm, int fd, struct kg_err *e)
+{
+	struct epoch_sender *s = calloc(1, sizeof(*s));
+	if (!s) {
+		kg_errf(e, "out of memory");
+		return NULL;
+	}
+	s->vm = vm;
+	s->bits = calloc(guest_mem_bitmap_words(&vm->mem), sizeof(uint64_t));
+	s->gpas = malloc(pages_of(vm) * sizeof(uint64_t));
+	s->out = malloc(EPOCH_BATCH);
+	if (!s->bits || !s->gpas || !s->out) {
+		kg_errf(e, "out of memory");
+		goto fail;
+	}
+	s->pe = page_encoder_new(&vm->mem, e);
+	if (!s->pe)
+		goto fail;
+	page_encoder_assume_zero(s->pe);
+	kg_writer_init(&s->w, fd, NULL, "replication stream");
+	if (kg_writer_header(&s->w, NULL, e) < 0 ||
+	    vm_state_write_config(&s->w, vm, e) < 0 ||
+	    guest_mem_dirty_log(&vm->mem, vm->vm_fd, true, e) < 0)
+		goto fail;
+	s->logging = true;
+	return s;
+fail:
+	epoch_sender_free(s);
+	return NULL;
+}
+
+/* The dirty set as a sorted gpa list: memfd page order is gpa order. */
+static uint64_t dirty_gpas(struct epoch_sender *s, bool full,
+			   struct kg_err *e)
+{
+	const struct guest_mem *m = &s->vm->mem;
+	uint64_t words = guest_mem_bitmap_words(m), n = 0;
+	memset(s->bits, 0, words * sizeof(uint64_t));
+	guest_mem_take_dirty(&s->vm->mem, s->bits);
+	if (guest_mem_fetch_kvm_dirty(m, s->vm->vm_fd, s->bits, e) < 0)
+		return UINT64_MAX;
+	for (unsigned r = 0; r < m->nregions; r++) {
+		const struct guest_mem_region *g = &m->regions[r];
+		for (uint64_t off = 0; off < g->size; off += PAGE) {
+			uint64_t pg = (g->offset + off) / PAGE;
+			if (full || (s->bits[pg / 64] >> (pg % 64) & 1))
+				s->gpas[n++] = g->gpa + off;
+		}
+	}
+	return n;
+}
+
+static int send_pages(struct epoch_sender *s, uint64_t n,
+		      struct epoch_stats *st, struct kg_err *e)
+{
+	for (uint64_t i = 0; i < n;) {
+		size_t len;
+		struct page_codec_stats b;
+		long used = page_encode(s->pe, s->gpas + i, n - i, s->out,
+					EPOCH_BATCH, &len, &b, e);
+		if (used < 0)
+			return -1;
+		page_codec_stats_add(&st->codec, &b);
+		i += (uint64_t)used;
+		if (len <= PAGE_CODEC_BATCH_HEADER) {
+			page_encoder_abort(s->pe, s->out, len);
+			continue; /* every page unchanged: nothing to send */
+		}
+		if (kg_writer_section(&s->w, KG_SEC_RAM_PAGES, 0,
+				      PAGE_CODEC_VERSION, s->out, len, e) < 0) {
+			page_encoder_abort(s->pe, s->out, len);
+			return -1;
+		}
+		/* A reliable in-order stream: written is applied, or the
+		 * session ends (page_codec.h). */
+		if (page_encoder_commit(s->pe, s->out, len, e) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+int epoch_send(struct epoch_sender *s, bool full, struct epoch_stats *st,
+	       struct kg_err *e)
+{
+	struct vm *vm = s->vm;
+	memset(st, 0, sizeof(*st));
+	uint64_t t0 = vm_now_ns(), start = s->w.offset;
+	pthread_mutex_lock(&vm->lock);
+	bool was_paused = vm->req == VM_REQ_PAUSE;
+	pthread_mutex_unlock(&vm->lock);
+	vm_pause(vm);
+	vm_state_hold(vm);
+	st->seq = ++s->seq;
+	int r = -1;
+	uint64_t n = dirty_gpas(s, full, e);
+	if (n == UINT64_MAX)
+		goto out;
+	st->dirty_pages = n;
+	uint64_t te = vm_now_ns();
+	if (kg_writer_section(&s->w, KG_SEC_EPOCH_BEGIN, 0, 1, &st->seq, 8, e) < 0 ||
+	    send_pages(s, n, st, e) < 0)
+		goto out;
+	st->encode_us = (vm_now_ns() - te) / 1000;
+	if (vm_state_write(&s->w, vm, e) < 0 ||
+	    kg_writer_section(&s->w, KG_SEC_EPOCH_END, 0, 1, &st->seq, 8, e) < 0)
+		goto out;
+	r = 0;
+out:
+	vm_state_release(vm);
+	if (!was_paused)
+		vm_resume(vm);
+	st->pause_us = (vm_now_ns() - t0) / 1000;
+	st->stream_bytes = s->w.offset - start;
+	return r;
+}
+
+int epoch_sender_finish(struct epoch_sender *s, struct kg_err *e)
+{
+	return kg_writer_end(&s->w, e);
+}
+
+/* --- receiver --- */
+
+struct staged {
+	uint8_t *payload;
+	size_t len;
+	uint32_t version;
+};
+
+struct epoch_receiver {
+	struct kg_stream_reader r;
+	struct vm *vm;
+	struct vm_state_stage *stage;
+	struct staged *pages;
+	size_t npages, cap;
+};
+
+struct epoch_receiver *epoch_receiver_new(int fd, struct vm_state_config *c,
+					  struct kg_err *e)
+{
+	struct epoch_receiver *r = calloc(1, sizeof(*r));
+	if (!r) {
+		kg_errf(e, "out of memory");
+		return NULL;
+	}
+	kg_reader_init(&r->r, fd, NULL);
+	struct kg_stream_header h;
+	struct kg_section s;
+	int n;
+	if (kg_reader_header(&r->r, &h, e) < 0 ||
+	    (n = kg_reader_next(&r->r, &s, e)) < 0)
+		goto fail;
+	if (n == 0) {
+		kg_errf(e, "the stream ended before the configuration");
+		goto fail;
+	}
+	if (vm_state_read_config(&r->r, &s, c, e) < 0)
+		goto fail;
+	r->stage = calloc(1, sizeof(*r->stage));
+	if (!r->stage) {
+		kg_errf(e, "out of memory");
+		goto fail;
+	}
+	return r;
+fail:
+	free(r);
+	return NULL;
+}
+
+void epoch_receiver_attach(struct epoch_receiver *r, struct vm *vm)
+{
+	r->vm = vm;
+}
+
+static void drop_staged(struct epoch_receiver *r)
+{
+	for (size_t i = 0; i < r->npages; i++)
+		free(r->pages[i].payload);
+	r->npages = 0;
+}
+
+static int stage_pages(struct epoch_receiver *r, const struct kg_section *s,
+		       struct kg_err *e)
+{
+	if (r->npages == r->cap) {
+		size_t cap = r->cap ? r->cap * 2 : 16;
+		struct staged *p = realloc(r->pages, cap * sizeof(*p));
+		if (!p)
+			return kg_errf(e, "out of memory");
+		r->pages = p;
+		r->cap = cap;
+	}
+	uint8_t *buf = malloc(s->length ? s->length : 1);
+	if (!buf)
+		return kg_errf(e, "out of memory for %llu bytes",
+			       (unsigned long long)s->length);
+	if (kg_section_read(&r->r, buf, s->length, e) < 0 ||
+	    kg_section_finish(&r->r, e) < 0) {
+		free(buf);
+		return -1;
+	}
+	r->pages[r->npages++] = (struct staged){ buf, s->length, s->version };
+	return 0;
+}
+
+/* Everything arrived and passed its checksum: apply. */
+static int commit(struct epoch_receiver *r, struct epoch_stats *st,
+		  struct kg_err *e)
+{
+	for (size_t i = 0; i < r->npages; i++) {
+		struct page_codec_stats b;
+		if (page_decode(&r->vm->mem, r->pages[i].version,
+				r->pages[i].payload, r->pages[i].len, &b, e) < 0)
+			return kg_err_prefix(e, "epoch %llu: applying pages "
+					     "(the receiver now needs a full "
+					     "epoch)",
+					     (unsigned long long)st->seq);
+		page_codec_stats_add(&st->codec, &b);
+		st->dirty_pages += b.pages[KG_PAGE_ZERO] + b.pages[KG_PAGE_RAW] +
+				   b.pages[KG_PAGE_LZ4] + b.pages[KG_PAGE_DELTA];
+	}
+	return vm_state_apply(r->vm, r->stage, e);
+}
+
+int epoch_receive(struct epoch_receiver *r, struct epoch_stats *st,
+		  struct kg_err *e)
+{
+	memset(st, 0, sizeof(*st));
+	uint64_t start = r->r.offset;
+	struct kg_section s;
+	int n = kg_reader_next(&r->r, &s, e);
+	if (n <= 0)
+		return n;
+	if (s.kind != KG_SEC_EPOCH_BEGIN || s.length != 8)
+		return kg_errf(e, "expected an epoch, got section kind 0x%x",
+			       s.kind);
+	if (kg_section_read(&r->r, &st->seq, 8, e) < 0 ||
+	    kg_section_finish(&r->r, e) < 0)
+		return -1;
+	memset(r->stage, 0, sizeof(*r->stage));
+	drop_staged(r);
+	int rc = -1;
+	for (;;) {
+		n = kg_reader_next(&r->r, &s, e);
+		if (n <= 0) {
+			if (n == 0)
+				kg_errf(e, "the stream ended inside epoch %llu",
+					(unsigned long long)st->seq);
+			goto out;
+		}
+		if (s.kind == KG_SEC_EPOCH_END) {
+			uint64_t seq;
+			if (s.length != 8 || kg_section_read(&r->r, &seq, 8, e) < 0 ||
+			    kg_section_finish(&r->r, e) < 0)
+				goto out;
+			if (seq != st->seq) {
+				kg_errf(e, "epoch %llu ends as epoch %llu",
+					(unsigned long long)st->seq,
+					(unsigned long long)seq);
+				goto out;
+			}
+			break;
+		}
+		int sr;
+		if (s.kind == KG_SEC_RAM_PAGES)
+			sr = stage_pages(r, &s, e);
+		else if (vm_state_section(s.kind))
+			sr = vm_state_stage_section(&r->r, &s, r->vm, r->stage, e);
+		else if (s.kind == KG_SEC_PAD || (s.kind & KG_SEC_ANCILLARY))
+			sr = kg_section_finish(&r->r, e);
+		else
+			sr = kg_errf(e, "section kind 0x%x in an epoch", s.kind);
+		if (sr < 0)
+			goto out;
+	}
+	rc = commit(r, st, e) < 0 ? -1 : 1;
+out:
+	drop_staged(r);
+	st->stream_bytes = r->r.offset - start;
+	return rc;
+}
+
+void epoch_receiver_free(struct epoch_receiver *r)
+{
+	if (!r)
+		return;
+	drop_staged(r);
+	free(r->pages);
+	free(r->stage);
+	free(r);
+}

@@ -1,0 +1,67 @@
+/*
+ * Epochs: the unit of replication. A stream (the kagami stream format over
+ * a pipe, socket or file) starts with the VM's configuration, then carries
+ * epochs: EPOCH_BEGIN, encoded pages (page_codec: zero, delta against what
+ * the receiver holds, LZ4 or raw) in RAM_PAGES sections of at most
+ * EPOCH_BATCH bytes, the consistent state (vm_state), EPOCH_END. The first
+ * epoch is full (every non-zero page); later ones carry the pages dirtied
+ * since — KVM's dirty log (bitmap: its clean read costs microseconds here,
+ * see docs) united with the VMM's own writes.
+ *
+ * The sender pauses the vCPUs and holds the devices for the whole epoch
+ * and encodes from guest RAM directly (a bounded 1 MiB output buffer, no
+ * copy of the dirty set); HA and FT modes move the encoding off the pause.
+ * The receiver reads an epoch completely — every section's checksum
+ * verified, pages and state staged — before it applies any of it: a cut or
+ * corrupted epoch leaves the receiving VM as it was.
+ */
+#ifndef KG_EPOCH_H
+#define KG_EPOCH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../../vmm/err.h"
+#include "page_codec.h"
+#include "vm_state.h"
+
+#define EPOCH_BATCH (1u << 20)
+
+struct vm;
+
+struct epoch_stats {
+	uint64_t seq;
+	uint64_t dirty_pages;   /* pages named by the dirty set */
+	uint64_t stream_bytes;  /* bytes of this epoch on the stream */
+	uint64_t pause_us;      /* vCPUs stopped (sender) */
+	uint64_t encode_us;     /* of which encoding pages */
+	struct page_codec_stats codec;
+};
+
+struct epoch_sender;
+/* Writes the stream header and the configuration to fd, turns KVM's dirty
+ * logging on. The receiver's RAM is assumed all zeros at first. */
+struct epoch_sender *epoch_sender_new(struct vm *vm, int fd, struct kg_err *e);
+/* One epoch: full (every page) or incremental (the dirty set). A VM that
+ * was paused before stays paused. */
+int epoch_send(struct epoch_sender *s, bool full, struct epoch_stats *st,
+	       struct kg_err *e);
+/* The end marker: the stream is complete. */
+int epoch_sender_finish(struct epoch_sender *s, struct kg_err *e);
+void epoch_sender_free(struct epoch_sender *s);
+
+struct epoch_receiver;
+/* Reads the header and the configuration from fd: *c tells the caller
+ * which VM to build (no image) before epoch_receiver_attach. */
+struct epoch_receiver *epoch_receiver_new(int fd, struct vm_state_config *c,
+					  struct kg_err *e);
+void epoch_receiver_attach(struct epoch_receiver *r, struct vm *vm);
+/* Receives one whole epoch, then applies it to the attached VM (whose
+ * vCPUs must not run): 1 applied, 0 the stream ended cleanly, -1 error
+ * (nothing of this epoch applied, unless decoding failed after the
+ * checksums passed: then e says the receiver needs a full epoch). */
+int epoch_receive(struct epoch_receiver *r, struct epoch_stats *st,
+		  struct kg_err *e);
+void epoch_receiver_free(struct epoch_receiver *r);
+
+#endif
