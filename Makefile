@@ -79,7 +79,7 @@ demo: deps
 	$(MAKE) all
 	scripts/demo.sh
 
-bench: all $(BUILD)/bench/memstress_host $(BUILD)/guests/exitbench.elf $(BUILD)/bench/codec
+bench: all $(BUILD)/bench/memstress_host $(BUILD)/guests/exitbench.elf $(BUILD)/bench/codec $(BUILD)/bench/checkpoint
 	bench/run.sh
 	bench/kvstore.sh
 	$(BUILD)/bench/codec

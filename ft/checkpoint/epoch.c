@@ -1,6 +1,9 @@
 #include "epoch.h"
 
+#include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <string.h>
 
 #include "../../vmm/vm.h"
@@ -12,11 +15,22 @@ struct epoch_sender {
 	struct vm *vm;
 	struct kg_stream_writer w;
 	struct page_encoder *pe;
+	/* The dirty pages, copied while the vCPUs are stopped, at the same
+	 * offsets as in guest RAM (a MAP_NORESERVE mapping: only copied
+	 * pages take memory); the encoder reads them from here. */
+	struct guest_mem staging;
 	uint64_t *bits;
-	uint64_t *gpas;
+	uint64_t *gpas, ngpas;
 	uint8_t *out;
 	uint64_t seq;
 	bool logging;
+	/* The encoder thread of the epoch in flight. */
+	pthread_t encoder;
+	bool encoding;
+	struct epoch_stats *st;
+	uint64_t epoch_start; /* stream offset of its first section */
+	int result;
+	struct kg_err err;
 };
 
 static uint64_t pages_of(const struct vm *vm)
@@ -24,10 +38,24 @@ static uint64_t pages_of(const struct vm *vm)
 	return vm->mem.size / PAGE;
 }
 
+static int wait_encoder(struct epoch_sender *s, struct kg_err *e)
+{
+	if (!s->encoding)
+		return 0;
+	pthread_join(s->encoder, NULL);
+	s->encoding = false;
+	if (s->result < 0 && e)
+		*e = s->err;
+	return s->result;
+}
+
 void epoch_sender_free(struct epoch_sender *s)
 {
 	if (!s)
 		return;
+	wait_encoder(s, NULL);
+	if (s->staging.base)
+		munmap(s->staging.base, s->staging.size);
 	if (s->logging) {
 		struct kg_err e;
 		guest_mem_dirty_log(&s->vm->mem, s->vm->vm_fd, false, &e);
@@ -54,7 +82,20 @@ struct epoch_sender *epoch_sender_new(struct vm *vm, int fd, struct kg_err *e)
 		kg_errf(e, "out of memory");
 		goto fail;
 	}
-	s->pe = page_encoder_new(&vm->mem, e);
+	s->staging = vm->mem;
+	s->staging.fd = -1;
+	s->staging.vmm_dirty = NULL;
+	s->staging.base = mmap(NULL, vm->mem.size, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (s->staging.base == MAP_FAILED) {
+		s->staging.base = NULL;
+		kg_errno(e, "mmap epoch staging");
+		goto fail;
+	}
+	for (unsigned i = 0; i < s->staging.nregions; i++)
+		s->staging.regions[i].hva = s->staging.base +
+					    s->staging.regions[i].offset;
+	s->pe = page_encoder_new(&s->staging, e);
 	if (!s->pe)
 		goto fail;
 	page_encoder_assume_zero(s->pe);
@@ -120,12 +161,46 @@ static int send_pages(struct epoch_sender *s, uint64_t n,
 	return 0;
 }
 
+/* Copies the dirty pages into staging while the vCPUs are stopped. */
+static void stage_dirty(struct epoch_sender *s)
+{
+	const struct guest_mem *m = &s->vm->mem;
+	for (uint64_t i = 0; i < s->ngpas; i++) {
+		const void *src = guest_mem_ptr(m, s->gpas[i], PAGE);
+		void *dst = guest_mem_ptr(&s->staging, s->gpas[i], PAGE);
+		memcpy(dst, src, PAGE);
+	}
+}
+
+/* The encoder thread: pages from staging onto the stream, then the end of
+ * the epoch; the output buffer is the only one it fills (EPOCH_BATCH). */
+static void *encode_epoch(void *arg)
+{
+	struct epoch_sender *s = arg;
+	uint64_t te = vm_now_ns();
+	s->result = -1;
+	if (send_pages(s, s->ngpas, s->st, &s->err) < 0)
+		return NULL;
+	s->st->encode_us = (vm_now_ns() - te) / 1000;
+	if (kg_writer_section(&s->w, KG_SEC_EPOCH_END, 0, 1, &s->st->seq, 8,
+			      &s->err) < 0)
+		return NULL;
+	s->st->stream_bytes = s->w.offset - s->epoch_start;
+	/* Staged pages stay resident: faulting them in again would add
+	 * ~1 us per page to the next pause. */
+	s->result = 0;
+	return NULL;
+}
+
 int epoch_send(struct epoch_sender *s, bool full, struct epoch_stats *st,
 	       struct kg_err *e)
 {
 	struct vm *vm = s->vm;
+	/* One epoch on the stream at a time, in order. */
+	if (wait_encoder(s, e) < 0)
+		return -1;
 	memset(st, 0, sizeof(*st));
-	uint64_t t0 = vm_now_ns(), start = s->w.offset;
+	uint64_t t0 = vm_now_ns();
 	pthread_mutex_lock(&vm->lock);
 	bool was_paused = vm->req == VM_REQ_PAUSE;
 	pthread_mutex_unlock(&vm->lock);
@@ -136,14 +211,13 @@ int epoch_send(struct epoch_sender *s, bool full, struct epoch_stats *st,
 	uint64_t n = dirty_gpas(s, full, e);
 	if (n == UINT64_MAX)
 		goto out;
-	st->dirty_pages = n;
-	uint64_t te = vm_now_ns();
+	st->dirty_pages = s->ngpas = n;
+	stage_dirty(s);
+	s->epoch_start = s->w.offset;
+	/* The state goes first: the receiver stages the whole epoch anyway,
+	 * and it must be taken while everything is stopped. */
 	if (kg_writer_section(&s->w, KG_SEC_EPOCH_BEGIN, 0, 1, &st->seq, 8, e) < 0 ||
-	    send_pages(s, n, st, e) < 0)
-		goto out;
-	st->encode_us = (vm_now_ns() - te) / 1000;
-	if (vm_state_write(&s->w, vm, e) < 0 ||
-	    kg_writer_section(&s->w, KG_SEC_EPOCH_END, 0, 1, &st->seq, 8, e) < 0)
+	    vm_state_write(&s->w, vm, e) < 0)
 		goto out;
 	r = 0;
 out:
@@ -151,12 +225,27 @@ out:
 	if (!was_paused)
 		vm_resume(vm);
 	st->pause_us = (vm_now_ns() - t0) / 1000;
-	st->stream_bytes = s->w.offset - start;
-	return r;
+	if (r < 0)
+		return -1;
+	s->st = st;
+	int pr = pthread_create(&s->encoder, NULL, encode_epoch, s);
+	if (pr) {
+		errno = pr;
+		return kg_errno(e, "epoch encoder: pthread_create");
+	}
+	s->encoding = true;
+	return 0;
+}
+
+int epoch_wait(struct epoch_sender *s, struct kg_err *e)
+{
+	return wait_encoder(s, e);
 }
 
 int epoch_sender_finish(struct epoch_sender *s, struct kg_err *e)
 {
+	if (wait_encoder(s, e) < 0)
+		return -1;
 	return kg_writer_end(&s->w, e);
 }
 

@@ -8,9 +8,10 @@
  * since — KVM's dirty log (bitmap: its clean read costs microseconds here,
  * see docs) united with the VMM's own writes.
  *
- * The sender pauses the vCPUs and holds the devices for the whole epoch
- * and encodes from guest RAM directly (a bounded 1 MiB output buffer, no
- * copy of the dirty set); HA and FT modes move the encoding off the pause.
+ * The sender stops the vCPUs and holds the devices only to take the dirty
+ * set, copy those pages to a staging area and write the state; the guest
+ * then runs on while the epoch's encoder thread turns the staged pages
+ * into sections through one bounded output buffer (EPOCH_BATCH).
  * The receiver reads an epoch completely — every section's checksum
  * verified, pages and state staged — before it applies any of it: a cut or
  * corrupted epoch leaves the receiving VM as it was.
@@ -42,10 +43,15 @@ struct epoch_sender;
 /* Writes the stream header and the configuration to fd, turns KVM's dirty
  * logging on. The receiver's RAM is assumed all zeros at first. */
 struct epoch_sender *epoch_sender_new(struct vm *vm, int fd, struct kg_err *e);
-/* One epoch: full (every page) or incremental (the dirty set). A VM that
- * was paused before stays paused. */
+/* Starts one epoch: full (every page) or incremental (the dirty set). A
+ * VM that was paused before stays paused. Returns once the guest runs
+ * again; the encoder thread finishes the epoch and fills *st (which must
+ * stay valid) by the next epoch_send, epoch_wait or epoch_sender_finish,
+ * which report its error. */
 int epoch_send(struct epoch_sender *s, bool full, struct epoch_stats *st,
 	       struct kg_err *e);
+/* Waits until the epoch in flight is on the stream. */
+int epoch_wait(struct epoch_sender *s, struct kg_err *e);
 /* The end marker: the stream is complete. */
 int epoch_sender_finish(struct epoch_sender *s, struct kg_err *e);
 void epoch_sender_free(struct epoch_sender *s);

@@ -157,7 +157,8 @@ static void test_epochs_make_a_replica(void **state)
 	for (int i = 0; i < 12; i++) {
 		if (i == 11)
 			vm_pause(&src->vm); /* the last epoch: source stays put */
-		if (epoch_send(s, i == 0, &st, &e) < 0)
+		if (epoch_send(s, i == 0, &st, &e) < 0 ||
+		    epoch_wait(s, &e) < 0)
 			fail_msg("epoch %d: %s", i, e.msg);
 		if (i > 0) {
 			raw += st.dirty_pages * 4096;
@@ -232,9 +233,11 @@ static void test_corrupt_epoch_refused(void **state)
 	usleep(200000);
 	struct epoch_stats st;
 	assert_int_equal(epoch_send(s, true, &st, &e), 0);
+	assert_int_equal(epoch_wait(s, &e), 0);
 	off_t second = lseek(fd, 0, SEEK_CUR);
 	usleep(100000);
 	assert_int_equal(epoch_send(s, false, &st, &e), 0);
+	assert_int_equal(epoch_wait(s, &e), 0);
 	off_t end = lseek(fd, 0, SEEK_CUR);
 	assert_int_equal(epoch_sender_finish(s, &e), 0);
 	vm_request_stop(&src->vm, VM_STOP_REQUEST, 0, NULL);
