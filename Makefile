@@ -83,6 +83,7 @@ bench: all $(BUILD)/bench/memstress_host $(BUILD)/guests/exitbench.elf $(BUILD)/
 	bench/run.sh
 	bench/kvstore.sh
 	$(BUILD)/bench/codec
+	$(BUILD)/bench/checkpoint 3
 
 # The page codec alone (no KVM, no guest): bench/codec.c.
 .PHONY: bench-codec

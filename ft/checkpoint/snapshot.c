@@ -45,17 +45,6 @@ static uint64_t now_us(void)
 	return vm_now_ns() / 1000;
 }
 
-static int put_table(struct kg_stream_writer *w, uint16_t kind, uint16_t inst,
-		     const struct vs_desc *d, const void *obj, struct kg_err *e)
-{
-	struct vs_buf b = { 0 };
-	int r = vs_encode(d, obj, &b, e);
-	if (r == 0)
-		r = kg_writer_section(w, kind, inst, d->version, b.data, b.len, e);
-	vs_buf_free(&b);
-	return r;
-}
-
 /* Collects the pages dirtied since the last call, by the guest (KVM's
  * log) or by devices (the VMM bitmap), into bits; returns their count. */
 static int collect_dirty(struct vm *vm, uint64_t *bits, uint64_t *npages,
@@ -206,7 +195,7 @@ static int write_disks(struct kg_stream_writer *w, struct vm *vm,
 				(uint64_t)st.st_mtim.tv_nsec,
 			vm->cfg.disks[i].readonly,
 		};
-		if (put_table(w, KG_SEC_DISK, (uint16_t)i, &disk_vs, &d, e) < 0)
+		if (vm_state_put_table(w, KG_SEC_DISK, (uint16_t)i, &disk_vs, &d, e) < 0)
 			return -1;
 	}
 	return 0;
@@ -323,8 +312,6 @@ struct snapshot_reader {
 	int fd;
 	struct kg_stream_reader r;
 	struct vm_state_config config;
-	struct snap_disk disks[VM_MAX_DISKS];
-	unsigned ndisk_sections;
 	struct vm *vm;
 	struct ram_check ram[GUEST_MEM_MAX_REGIONS];
 	unsigned nram;
@@ -332,27 +319,6 @@ struct snapshot_reader {
 	pthread_t verifier;
 	bool verifying;
 };
-
-static long get_table(struct snapshot_reader *sr, const struct kg_section *s,
-		      const struct vs_desc *d, void *obj, const void *ctx,
-		      struct kg_err *e)
-{
-	uint8_t *buf = malloc(s->length ? s->length : 1);
-	if (!buf)
-		return kg_errf(e, "out of memory");
-	long r = -1;
-	char where[128];
-	kg_section_where(where, sizeof(where), s);
-	if (kg_section_read(&sr->r, buf, s->length, e) == 0 &&
-	    kg_section_finish(&sr->r, e) == 0) {
-		/* Verified: only now is it decoded. */
-		r = vs_decode(d, s->version, obj, ctx, buf, s->length, e);
-		if (r < 0)
-			kg_err_prefix(e, "%s", where);
-	}
-	free(buf);
-	return r;
-}
 
 struct snapshot_reader *snapshot_open(const char *path, struct vm_config *cfg,
 				      struct kg_err *e)
@@ -504,7 +470,7 @@ static int check_disk(struct snapshot_reader *sr, const struct kg_section *s,
 	struct snap_disk d;
 	if (s->instance >= sr->config.ndisks)
 		return kg_errf(e, "disk %u not in the configuration", s->instance);
-	if (get_table(sr, s, &disk_vs, &d, NULL, e) < 0)
+	if (vm_state_get_table(&sr->r, s, &disk_vs, &d, NULL, e) < 0)
 		return -1;
 	const char *path = sr->vm->cfg.disks[s->instance].path;
 	struct stat st;

@@ -77,8 +77,9 @@ void vm_state_release(struct vm *vm)
 	pthread_mutex_unlock(&vm->uart.lock);
 }
 
-static int put_table(struct kg_stream_writer *w, uint16_t kind, uint16_t inst,
-		     const struct vs_desc *d, const void *obj, struct kg_err *e)
+int vm_state_put_table(struct kg_stream_writer *w, uint16_t kind,
+		       uint16_t inst, const struct vs_desc *d, const void *obj,
+		       struct kg_err *e)
 {
 	struct vs_buf b = { 0 };
 	int r = vs_encode(d, obj, &b, e);
@@ -101,19 +102,19 @@ int vm_state_write(struct kg_stream_writer *w, struct vm *vm, struct kg_err *e)
 	}
 	if (cpu_msr_index_list(vm->kvm_fd, idx, &nmsr, e) < 0 ||
 	    vm_kvm_state_save(vm, ks, e) < 0 ||
-	    put_table(w, KG_SEC_IRQCHIP, 0, &kvm_vs, ks, e) < 0)
+	    vm_state_put_table(w, KG_SEC_IRQCHIP, 0, &kvm_vs, ks, e) < 0)
 		goto out;
 	for (unsigned i = 0; i < vm->ncpus; i++)
 		if (cpu_state_save(&vm->vcpus[i], idx, nmsr, cs, e) < 0 ||
-		    put_table(w, KG_SEC_VCPU, (uint16_t)i, &cpu_vs, cs, e) < 0)
+		    vm_state_put_table(w, KG_SEC_VCPU, (uint16_t)i, &cpu_vs, cs, e) < 0)
 			goto out;
-	if (put_table(w, KG_SEC_DEVICE, VM_STATE_DEV_UART, &dev_uart_vs,
+	if (vm_state_put_table(w, KG_SEC_DEVICE, VM_STATE_DEV_UART, &dev_uart_vs,
 		      &vm->uart.uart, e) < 0 ||
-	    put_table(w, KG_SEC_DEVICE, VM_STATE_DEV_PLATFORM, &dev_platform_vs,
+	    vm_state_put_table(w, KG_SEC_DEVICE, VM_STATE_DEV_PLATFORM, &dev_platform_vs,
 		      &vm->platform, e) < 0)
 		goto out;
 	for (unsigned i = 0; i < nvirtio(vm); i++)
-		if (put_table(w, KG_SEC_DEVICE, (uint16_t)(VM_STATE_DEV_VIRTIO + i),
+		if (vm_state_put_table(w, KG_SEC_DEVICE, (uint16_t)(VM_STATE_DEV_VIRTIO + i),
 			      &dev_virtio_vs, virtio_at(vm, i), e) < 0)
 			goto out;
 	r = kg_writer_section(w, KG_SEC_CLOCK, 0, 1, &guest_ns,
@@ -130,7 +131,7 @@ int vm_state_write_config(struct kg_stream_writer *w, const struct vm *vm,
 	struct vm_state_config c = { vm->cfg.mem_size, vm->ncpus,
 				     vm->cfg.ndisks, vm->cfg.nnets,
 				     vm->boot_count };
-	return put_table(w, KG_SEC_VM_CONFIG, 0, &config_vs, &c, e);
+	return vm_state_put_table(w, KG_SEC_VM_CONFIG, 0, &config_vs, &c, e);
 }
 
 static int decode(const struct kg_section *s, const struct vs_desc *d,
@@ -147,10 +148,17 @@ int vm_state_read_config(struct kg_stream_reader *r,
 		return kg_errf(e, "the first section is not the VM "
 			       "configuration");
 	memset(c, 0, sizeof(*c));
+	return vm_state_get_table(r, s, &config_vs, c, NULL, e);
+}
+
+int vm_state_get_table(struct kg_stream_reader *r, const struct kg_section *s,
+		       const struct vs_desc *d, void *obj, const void *ctx,
+		       struct kg_err *e)
+{
 	uint8_t *buf = read_payload(r, s, e);
 	if (!buf)
 		return -1;
-	int rc = decode(s, &config_vs, c, NULL, buf, e);
+	int rc = decode(s, d, obj, ctx, buf, e);
 	free(buf);
 	return rc;
 }

@@ -19,6 +19,7 @@
 #include "../../guests/sdk/kagami_platform.h"
 #include "cpu_state.h"
 #include "stream.h"
+#include "vmstate.h"
 
 /* Device section instances. */
 #define VM_STATE_DEV_UART 0
@@ -37,6 +38,15 @@ int vm_state_write_config(struct kg_stream_writer *w, const struct vm *vm,
 int vm_state_read_config(struct kg_stream_reader *r,
 			 const struct kg_section *s, struct vm_state_config *c,
 			 struct kg_err *e);
+
+/* A struct as one section, encoded by its field table; and back: the
+ * section is read whole and its checksum verified before it is decoded. */
+int vm_state_put_table(struct kg_stream_writer *w, uint16_t kind,
+		       uint16_t inst, const struct vs_desc *d, const void *obj,
+		       struct kg_err *e);
+int vm_state_get_table(struct kg_stream_reader *r, const struct kg_section *s,
+		       const struct vs_desc *d, void *obj, const void *ctx,
+		       struct kg_err *e);
 
 /* Quiesces the devices (in-flight requests end, their locks held) so
  * their state and the RAM they write hold still; vCPUs must be paused. */

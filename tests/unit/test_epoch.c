@@ -18,79 +18,17 @@
 #include <unistd.h>
 
 #include "../../ft/checkpoint/epoch.h"
-#include "../../vmm/vm.h"
+#include "vm_fixture.h"
 
-#define MEMSTRESS "build/guests/memstress.elf"
-
-static int kvm_or_skip(void)
+static void config(struct vm_run *r, struct vm_config *cfg, const char *image,
+		   const char *cmdline)
 {
-	int fd = open("/dev/kvm", O_RDWR);
-	if (fd >= 0) {
-		close(fd);
-		return 1;
-	}
-	const char *ci = getenv("CI");
-	if (ci && !strcmp(ci, "true"))
-		fail_msg("/dev/kvm is not usable (required under CI)");
-	return 0;
-}
-
-struct run {
-	struct vm vm;
-	struct vm_stop stop;
-	struct kg_err err;
-	int rc;
-	pthread_t thread;
-	char console[96];
-};
-
-static void *run_thread(void *arg)
-{
-	struct run *r = arg;
-	r->rc = vm_run(&r->vm, &r->stop, &r->err);
-	return NULL;
-}
-
-static void config(struct run *r, struct vm_config *cfg, const char *image,
-		   const char *cmdline, const char *tag)
-{
-	struct kg_err e;
-	memset(cfg, 0, sizeof(*cfg));
-	cfg->mem_size = 64ull << 20;
-	cfg->ncpus = 1;
-	cfg->kernel_path = image;
-	cfg->cmdline = cmdline;
-	snprintf(r->console, sizeof(r->console), "/tmp/kagami-epoch-%d-%s",
-		 getpid(), tag);
-	assert_int_equal(console_parse("file:/x", &cfg->console, &e), 0);
-	snprintf(cfg->console.path, sizeof(cfg->console.path), "%s",
-		 r->console);
-}
-
-static char *slurp(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	assert_non_null(f);
-	char *buf = calloc(1, 1 << 16);
-	size_t n = fread(buf, 1, (1 << 16) - 1, f);
-	buf[n] = 0;
-	fclose(f);
-	unlink(path);
-	return buf;
-}
-
-static uint64_t digest(const struct vm *vm)
-{
-	uint64_t h = 0xcbf29ce484222325ull;
-	const uint64_t *p = (const uint64_t *)vm->mem.base;
-	for (size_t i = 0; i < vm->mem.size / 8; i++)
-		h = (h ^ p[i]) * 0x100000001b3ull;
-	return h;
+	vm_run_config(r, cfg, 64ull << 20, 1, image, cmdline);
 }
 
 struct recv_ctx {
 	int fd;
-	struct run *r;
+	struct vm_run *r;
 	int epochs, rc;
 	uint64_t digest_before_fail;
 	struct kg_err e;
@@ -106,7 +44,7 @@ static void *receiver(void *arg)
 		return NULL;
 	}
 	struct vm_config cfg;
-	config(c->r, &cfg, NULL, NULL, "recv");
+	config(c->r, &cfg, NULL, NULL);
 	cfg.mem_size = vc.mem_size;
 	cfg.ncpus = vc.ncpus;
 	if (vm_create(&c->r->vm, &cfg, &c->e) < 0) {
@@ -117,7 +55,7 @@ static void *receiver(void *arg)
 	epoch_receiver_attach(er, &c->r->vm);
 	for (;;) {
 		struct epoch_stats st;
-		uint64_t d = digest(&c->r->vm);
+		uint64_t d = ram_digest(&c->r->vm);
 		int n = epoch_receive(er, &st, &c->e);
 		if (n <= 0) {
 			c->rc = n;
@@ -136,12 +74,12 @@ static void test_epochs_make_a_replica(void **state)
 	if (!kvm_or_skip())
 		skip();
 	const char *args = "mib=16 total=1024 seed=8 rate=256";
-	struct run *src = calloc(1, sizeof(*src)), *dst = calloc(1, sizeof(*dst));
+	struct vm_run *src = calloc(1, sizeof(*src)), *dst = calloc(1, sizeof(*dst));
 	struct vm_config cfg;
 	struct kg_err e;
 	int p[2];
 	assert_int_equal(pipe(p), 0);
-	config(src, &cfg, MEMSTRESS, args, "src");
+	config(src, &cfg, MEMSTRESS, args);
 	if (vm_create(&src->vm, &cfg, &e) < 0)
 		fail_msg("vm_create: %s", e.msg);
 	struct recv_ctx rc = { .fd = p[0], .r = dst };
@@ -150,7 +88,7 @@ static void test_epochs_make_a_replica(void **state)
 	struct epoch_sender *s = epoch_sender_new(&src->vm, p[1], &e);
 	if (!s)
 		fail_msg("sender: %s", e.msg);
-	pthread_create(&src->thread, NULL, run_thread, src);
+	pthread_create(&src->thread, NULL, vm_run_thread, src);
 	usleep(300000);
 	struct epoch_stats st;
 	uint64_t raw = 0, sent = 0;
@@ -177,26 +115,26 @@ static void test_epochs_make_a_replica(void **state)
 		fail_msg("receiver: %s", rc.e.msg);
 	assert_int_equal(rc.epochs, 12);
 	/* The replica holds exactly the paused source's RAM. */
-	assert_true(digest(&src->vm) == digest(&dst->vm));
+	assert_true(ram_digest(&src->vm) == ram_digest(&dst->vm));
 	vm_request_stop(&src->vm, VM_STOP_REQUEST, 0, NULL);
 	pthread_join(src->thread, NULL);
 	epoch_sender_free(s);
 	vm_destroy(&src->vm);
-	free(slurp(src->console));
+	free(vm_run_output(src));
 	/* Started, the replica finishes the work as an uninterrupted run. */
-	pthread_create(&dst->thread, NULL, run_thread, dst);
+	pthread_create(&dst->thread, NULL, vm_run_thread, dst);
 	pthread_join(dst->thread, NULL);
 	assert_int_equal(dst->stop.reason, VM_STOP_EXIT);
 	vm_destroy(&dst->vm);
-	char *got = slurp(dst->console);
-	struct run *ref = calloc(1, sizeof(*ref));
-	config(ref, &cfg, MEMSTRESS, "mib=16 total=1024 seed=8", "ref");
+	char *got = vm_run_output(dst);
+	struct vm_run *ref = calloc(1, sizeof(*ref));
+	config(ref, &cfg, MEMSTRESS, "mib=16 total=1024 seed=8");
 	if (vm_create(&ref->vm, &cfg, &e) < 0)
 		fail_msg("vm_create: %s", e.msg);
-	pthread_create(&ref->thread, NULL, run_thread, ref);
+	pthread_create(&ref->thread, NULL, vm_run_thread, ref);
 	pthread_join(ref->thread, NULL);
 	vm_destroy(&ref->vm);
-	char *want = slurp(ref->console);
+	char *want = vm_run_output(ref);
 	const char *g = strstr(got, "memstress: done"), *w = strstr(want, "memstress: done");
 	assert_non_null(g);
 	assert_non_null(w);
@@ -216,20 +154,20 @@ static void test_corrupt_epoch_refused(void **state)
 	(void)state;
 	if (!kvm_or_skip())
 		skip();
-	struct run *src = calloc(1, sizeof(*src)), *dst = calloc(1, sizeof(*dst));
+	struct vm_run *src = calloc(1, sizeof(*src)), *dst = calloc(1, sizeof(*dst));
 	struct vm_config cfg;
 	struct kg_err e;
 	char path[96];
 	snprintf(path, sizeof(path), "/tmp/kagami-epoch-%d.stream", getpid());
 	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
 	assert_true(fd >= 0);
-	config(src, &cfg, MEMSTRESS, "mib=8 total=100000 seed=3 rate=128", "csrc");
+	config(src, &cfg, MEMSTRESS, "mib=8 total=100000 seed=3 rate=128");
 	if (vm_create(&src->vm, &cfg, &e) < 0)
 		fail_msg("vm_create: %s", e.msg);
 	struct epoch_sender *s = epoch_sender_new(&src->vm, fd, &e);
 	if (!s)
 		fail_msg("sender: %s", e.msg);
-	pthread_create(&src->thread, NULL, run_thread, src);
+	pthread_create(&src->thread, NULL, vm_run_thread, src);
 	usleep(200000);
 	struct epoch_stats st;
 	assert_int_equal(epoch_send(s, true, &st, &e), 0);
@@ -244,7 +182,7 @@ static void test_corrupt_epoch_refused(void **state)
 	pthread_join(src->thread, NULL);
 	epoch_sender_free(s);
 	vm_destroy(&src->vm);
-	free(slurp(src->console));
+	free(vm_run_output(src));
 	assert_true(end - second > 100);
 	uint8_t byte;
 	off_t at = second + (end - second) / 2;
@@ -258,7 +196,7 @@ static void test_corrupt_epoch_refused(void **state)
 	assert_int_equal(rc.epochs, 1);
 	assert_int_equal(rc.rc, -1);
 	assert_non_null(strstr(rc.e.msg, "checksum mismatch"));
-	assert_true(digest(&dst->vm) == rc.digest_before_fail);
+	assert_true(ram_digest(&dst->vm) == rc.digest_before_fail);
 	vm_destroy(&dst->vm);
 	unlink(dst->console);
 	close(fd);

@@ -20,75 +20,21 @@
 
 #include "../../ft/checkpoint/cpu_state.h"
 #include "../../ft/checkpoint/snapshot.h"
-#include "../../vmm/vm.h"
+#include "vm_fixture.h"
 
-#define MEMSTRESS "build/guests/memstress.elf"
-#define BLKTEST "build/guests/blktest.elf"
-
-static int kvm_or_skip(void)
-{
-	int fd = open("/dev/kvm", O_RDWR);
-	if (fd >= 0) {
-		close(fd);
-		return 1;
-	}
-	const char *ci = getenv("CI");
-	if (ci && !strcmp(ci, "true"))
-		fail_msg("/dev/kvm is not usable (required under CI)");
-	return 0;
-}
-
-struct runner {
-	struct vm vm;
-	struct vm_stop stop;
-	struct kg_err err;
-	int rc;
-	pthread_t thread;
-	char console[96];
-};
-
-static void *run_thread(void *arg)
-{
-	struct runner *r = arg;
-	r->rc = vm_run(&r->vm, &r->stop, &r->err);
-	return NULL;
-}
-
-static void make_config(struct runner *r, struct vm_config *cfg,
+static void make_config(struct vm_run *r, struct vm_config *cfg,
 			const char *image, const char *cmdline)
 {
-	struct kg_err e;
-	memset(cfg, 0, sizeof(*cfg));
-	cfg->mem_size = 64ull << 20;
-	cfg->ncpus = 1;
-	cfg->kernel_path = image;
-	cfg->cmdline = cmdline;
-	snprintf(r->console, sizeof(r->console), "/tmp/kagami-state-%d-%p",
-		 getpid(), (void *)r);
-	assert_int_equal(console_parse("file:/x", &cfg->console, &e), 0);
-	snprintf(cfg->console.path, sizeof(cfg->console.path), "%s",
-		 r->console);
+	vm_run_config(r, cfg, 64ull << 20, 1, image, cmdline);
 }
 
-static void start(struct runner *r)
-{
-	assert_int_equal(pthread_create(&r->thread, NULL, run_thread, r), 0);
-}
-
-static char *finish(struct runner *r)
+static char *finish(struct vm_run *r)
 {
 	pthread_join(r->thread, NULL);
 	assert_int_equal(r->rc, 0);
 	assert_int_equal(r->stop.reason, VM_STOP_EXIT);
 	vm_destroy(&r->vm);
-	FILE *f = fopen(r->console, "r");
-	assert_non_null(f);
-	char *buf = calloc(1, 1 << 16);
-	size_t n = fread(buf, 1, (1 << 16) - 1, f);
-	buf[n] = 0;
-	fclose(f);
-	unlink(r->console);
-	return buf;
+	return vm_run_output(r);
 }
 
 static const char *last_line(const char *out)
@@ -98,15 +44,6 @@ static const char *last_line(const char *out)
 	return p;
 }
 
-static uint64_t ram_digest(const struct vm *vm)
-{
-	uint64_t h = 0xcbf29ce484222325ull;
-	const uint64_t *p = (const uint64_t *)vm->mem.base;
-	for (size_t i = 0; i < vm->mem.size / 8; i++)
-		h = (h ^ p[i]) * 0x100000001b3ull;
-	return h;
-}
-
 #define SAME(a, b, f) assert_memory_equal(&(a)->f, &(b)->f, sizeof((a)->f))
 
 static void test_cpu_roundtrip_random_points(void **state)
@@ -114,7 +51,7 @@ static void test_cpu_roundtrip_random_points(void **state)
 	(void)state;
 	if (!kvm_or_skip())
 		skip();
-	struct runner *r = calloc(1, sizeof(*r));
+	struct vm_run *r = calloc(1, sizeof(*r));
 	struct vm_config cfg;
 	struct kg_err e;
 	const char *args = "mib=8 total=1536 seed=21 rate=512";
@@ -125,7 +62,7 @@ static void test_cpu_roundtrip_random_points(void **state)
 	assert_int_equal(cpu_msr_index_list(r->vm.kvm_fd, idx, &n, &e), 0);
 	struct cpu_state *a = malloc(sizeof(*a)), *b = malloc(sizeof(*b));
 	struct vm_kvm_state *ka = malloc(sizeof(*ka));
-	start(r);
+	vm_run_start(r);
 	srand(12345);
 	for (int i = 0; i < 25; i++) {
 		usleep(1000 + rand() % 60000);
@@ -152,11 +89,11 @@ static void test_cpu_roundtrip_random_points(void **state)
 	}
 	char *out = finish(r);
 	/* The guest, interrupted 25 times, ends as an uninterrupted run. */
-	struct runner *ref = calloc(1, sizeof(*ref));
+	struct vm_run *ref = calloc(1, sizeof(*ref));
 	make_config(ref, &cfg, MEMSTRESS, "mib=8 total=1536 seed=21");
 	if (vm_create(&ref->vm, &cfg, &e) < 0)
 		fail_msg("vm_create: %s", e.msg);
-	start(ref);
+	vm_run_start(ref);
 	char *want = finish(ref);
 	assert_string_equal(last_line(out), last_line(want));
 	free(out);
@@ -178,11 +115,11 @@ static void test_snapshot_random_points(void **state)
 	const char *args = "mib=8 total=2048 seed=5 rate=512";
 	struct vm_config cfg;
 	struct kg_err e;
-	struct runner *a = calloc(1, sizeof(*a));
+	struct vm_run *a = calloc(1, sizeof(*a));
 	make_config(a, &cfg, MEMSTRESS, args);
 	if (vm_create(&a->vm, &cfg, &e) < 0)
 		fail_msg("vm_create: %s", e.msg);
-	start(a);
+	vm_run_start(a);
 	char paths[4][96];
 	srand(777);
 	for (int i = 0; i < 4; i++) {
@@ -195,7 +132,7 @@ static void test_snapshot_random_points(void **state)
 	}
 	char *want = finish(a);
 	for (int i = 0; i < 4; i++) {
-		struct runner *b = calloc(1, sizeof(*b));
+		struct vm_run *b = calloc(1, sizeof(*b));
 		make_config(b, &cfg, NULL, NULL);
 		struct snapshot_reader *sr = snapshot_open(paths[i], &cfg, &e);
 		if (!sr)
@@ -203,7 +140,7 @@ static void test_snapshot_random_points(void **state)
 		if (vm_create(&b->vm, &cfg, &e) < 0 ||
 		    snapshot_load(sr, &b->vm, &e) < 0)
 			fail_msg("restore %d: %s", i, e.msg);
-		start(b);
+		vm_run_start(b);
 		char *got = finish(b);
 		snapshot_close(sr);
 		assert_string_equal(last_line(got), last_line(want));
@@ -228,7 +165,7 @@ static void test_no_lost_dirty_pages(void **state)
 	int fd = open(disk, O_RDWR | O_CREAT | O_TRUNC, 0600);
 	assert_true(fd >= 0 && ftruncate(fd, 32 << 20) == 0);
 	close(fd);
-	struct runner *r = calloc(1, sizeof(*r));
+	struct vm_run *r = calloc(1, sizeof(*r));
 	struct vm_config cfg;
 	struct kg_err e;
 	make_config(r, &cfg, BLKTEST, "mode=write seed=9 sectors=32768 run=64");
@@ -243,7 +180,7 @@ static void test_no_lost_dirty_pages(void **state)
 	assert_int_equal(guest_mem_dirty_log(m, r->vm.vm_fd, true, &e), 0);
 	guest_mem_take_dirty(m, bits);
 	memcpy(shadow, m->base, m->size);
-	start(r);
+	vm_run_start(r);
 	uint64_t device_pages = 0, epochs = 0;
 	for (;;) {
 		usleep(2000);

@@ -15,80 +15,23 @@
 #include <pthread.h>
 #include <unistd.h>
 
-#include "../../vmm/vm.h"
+#include "vm_fixture.h"
 
-#define MEMSTRESS "build/guests/memstress.elf"
-#define HELLO "build/guests/hello.elf"
-
-static int kvm_or_skip(void)
-{
-	int fd = open("/dev/kvm", O_RDWR);
-	if (fd >= 0) {
-		close(fd);
-		return 1;
-	}
-	const char *ci = getenv("CI");
-	if (ci && !strcmp(ci, "true"))
-		fail_msg("/dev/kvm is not usable (required under CI)");
-	return 0;
-}
-
-struct runner {
-	struct vm vm;
-	struct vm_stop stop;
-	struct kg_err err;
-	int rc;
-	pthread_t thread;
-	char console[64];
-};
-
-static void *run_thread(void *arg)
-{
-	struct runner *r = arg;
-	r->rc = vm_run(&r->vm, &r->stop, &r->err);
-	return NULL;
-}
-
-static void runner_start(struct runner *r, const char *image,
+static void runner_start(struct vm_run *r, const char *image,
 			 const char *cmdline)
 {
-	struct vm_config cfg = { .mem_size = 128ull << 20, .ncpus = 2,
-				 .kernel_path = image, .cmdline = cmdline };
+	struct vm_config cfg;
 	struct kg_err e;
-	snprintf(r->console, sizeof(r->console), "/tmp/kagami-vmtest-%d-%p",
-		 getpid(), (void *)r);
-	assert_int_equal(console_parse("file:/dev/null", &cfg.console, &e), 0);
-	snprintf(cfg.console.path, sizeof(cfg.console.path), "%s", r->console);
+	vm_run_config(r, &cfg, 128ull << 20, 2, image, cmdline);
 	if (vm_create(&r->vm, &cfg, &e) < 0)
 		fail_msg("vm_create: %s", e.msg);
-	assert_int_equal(pthread_create(&r->thread, NULL, run_thread, r), 0);
+	vm_run_start(r);
 }
 
-static void runner_join(struct runner *r)
+static void runner_join(struct vm_run *r)
 {
 	pthread_join(r->thread, NULL);
 	vm_destroy(&r->vm);
-}
-
-static char *slurp(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	assert_non_null(f);
-	char *buf = calloc(1, 65536);
-	size_t n = fread(buf, 1, 65535, f);
-	buf[n] = 0;
-	fclose(f);
-	unlink(path);
-	return buf;
-}
-
-static uint64_t ram_hash(struct vm *vm)
-{
-	uint64_t h = 0;
-	const uint64_t *p = (const uint64_t *)vm->mem.base;
-	for (size_t i = 0; i < vm->mem.size / 8; i += 7)
-		h = (h ^ p[i]) * 0x100000001b3ull;
-	return h;
 }
 
 /* While paused, guest RAM does not change; after resume the run
@@ -98,15 +41,15 @@ static void test_pause_resume(void **state)
 	(void)state;
 	if (!kvm_or_skip())
 		skip();
-	struct runner *r = calloc(1, sizeof(*r));
+	struct vm_run *r = calloc(1, sizeof(*r));
 	runner_start(r, MEMSTRESS, "mib=32 total=2048 seed=4");
 	usleep(100 * 1000);
 	for (int i = 0; i < 3; i++) {
 		vm_pause(&r->vm);
 		assert_int_equal(r->vm.npaused, r->vm.nthreads);
-		uint64_t h1 = ram_hash(&r->vm);
+		uint64_t h1 = ram_digest(&r->vm);
 		usleep(30 * 1000);
-		uint64_t h2 = ram_hash(&r->vm);
+		uint64_t h2 = ram_digest(&r->vm);
 		assert_true(h1 == h2);
 		vm_resume(&r->vm);
 		usleep(20 * 1000);
@@ -115,7 +58,7 @@ static void test_pause_resume(void **state)
 	assert_int_equal(r->rc, 0);
 	assert_int_equal(r->stop.reason, VM_STOP_EXIT);
 	assert_int_equal(r->stop.exit_code, 0);
-	char *out = slurp(r->console);
+	char *out = vm_run_output(r);
 	assert_non_null(strstr(out, "memstress: pass=64 checksum="));
 	assert_non_null(strstr(out, "memstress: done checksum="));
 	free(out);
@@ -128,14 +71,14 @@ static void test_two_vms(void **state)
 	(void)state;
 	if (!kvm_or_skip())
 		skip();
-	struct runner *a = calloc(1, sizeof(*a)), *b = calloc(1, sizeof(*b));
+	struct vm_run *a = calloc(1, sizeof(*a)), *b = calloc(1, sizeof(*b));
 	runner_start(a, MEMSTRESS, "mib=8 total=64 seed=2");
 	runner_start(b, MEMSTRESS, "mib=8 total=64 seed=2");
 	runner_join(a);
 	runner_join(b);
 	assert_int_equal(a->stop.reason, VM_STOP_EXIT);
 	assert_int_equal(b->stop.reason, VM_STOP_EXIT);
-	char *oa = slurp(a->console), *ob = slurp(b->console);
+	char *oa = vm_run_output(a), *ob = vm_run_output(b);
 	assert_string_equal(oa, ob);
 	assert_non_null(strstr(oa, "memstress: done checksum="));
 	free(oa);
@@ -150,7 +93,7 @@ static void test_stop_request(void **state)
 	(void)state;
 	if (!kvm_or_skip())
 		skip();
-	struct runner *r = calloc(1, sizeof(*r));
+	struct vm_run *r = calloc(1, sizeof(*r));
 	runner_start(r, HELLO, "spin");
 	usleep(50 * 1000);
 	vm_pause(&r->vm);
@@ -161,7 +104,7 @@ static void test_stop_request(void **state)
 	assert_int_equal(r->stop.reason, VM_STOP_REQUEST);
 	assert_int_equal(r->stop.exit_code, 99);
 	assert_string_equal(r->stop.message, "test stop 1");
-	free(slurp(r->console));
+	free(vm_run_output(r));
 	free(r);
 }
 
@@ -172,14 +115,14 @@ static void test_gate_counts_time(void **state)
 	(void)state;
 	if (!kvm_or_skip())
 		skip();
-	struct runner *r = calloc(1, sizeof(*r));
+	struct vm_run *r = calloc(1, sizeof(*r));
 	runner_start(r, MEMSTRESS, "mib=4 total=8 seed=1 rate=1000");
 	pthread_join(r->thread, NULL);
 	assert_int_equal(r->stop.reason, VM_STOP_EXIT);
 	assert_true(r->vm.gate.count[GATE_TIME] > 0);
 	assert_true(r->vm.gate.count[GATE_PIO_IN] >= r->vm.gate.count[GATE_TIME]);
 	vm_destroy(&r->vm);
-	free(slurp(r->console));
+	free(vm_run_output(r));
 	free(r);
 }
 
