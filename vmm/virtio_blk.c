@@ -354,6 +354,10 @@ struct virtio_blk *virtio_blk_create(struct vm *vm, const struct disk_spec *d,
 			    (d->readonly ? VIRTIO_BLK_F_RO : 0);
 	if (virtio_mmio_init(&b->t, vm, base, irq, &blk_ops, b, features, e) < 0)
 		goto fail;
+	/* Notifications go straight to the worker; if KVM refuses, they
+	 * exit and notify() forwards them. */
+	struct kg_err ignored;
+	virtio_mmio_ioeventfd(&b->t, 0, b->kick_fd, &ignored);
 	int r = pthread_create(&b->worker, NULL, worker, b);
 	if (r) {
 		errno = r;

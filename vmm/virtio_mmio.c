@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "kvm.h"
 #include "vm.h"
 #include "../guests/sdk/kagami_platform.h"
 
@@ -208,8 +209,46 @@ int virtio_mmio_init(struct virtio_mmio *t, struct vm *vm, uint64_t base,
 	t->base = base;
 	t->irq = irq;
 	t->device_features = features | VIRTIO_F_VERSION_1;
+	for (unsigned q = 0; q < VIRTIO_MAX_QUEUES; q++)
+		t->notify_fd[q] = -1;
 	return bus_add(&vm->mmio, base, KAGAMI_VIRTIO_SIZE, &mmio_ops, t,
 		       ops->name, e);
+}
+
+static int register_ioeventfd(struct virtio_mmio *t, unsigned q,
+			      struct kg_err *e)
+{
+	struct kvm_ioeventfd io = {
+		.datamatch = q,
+		.addr = t->base + REG_QUEUE_NOTIFY,
+		.len = 4,
+		.fd = t->notify_fd[q],
+		.flags = KVM_IOEVENTFD_FLAG_DATAMATCH,
+	};
+	return kvm_ioctl(t->vm->vm_fd, KVM_IOEVENTFD, &io, e) < 0 ? -1 : 0;
+}
+
+int virtio_mmio_ioeventfd(struct virtio_mmio *t, unsigned q, int fd,
+			  struct kg_err *e)
+{
+	t->notify_fd[q] = fd;
+	if (register_ioeventfd(t, q, e) < 0) {
+		t->notify_fd[q] = -1;
+		return -1;
+	}
+	return 0;
+}
+
+void virtio_mmio_rearm(struct virtio_mmio *t)
+{
+	for (unsigned q = 0; q < VIRTIO_MAX_QUEUES; q++) {
+		struct kg_err e;
+		if (t->notify_fd[q] >= 0 && register_ioeventfd(t, q, &e) < 0) {
+			/* the exit path still works: just slower */
+			fprintf(stderr, "kagami: %s: %s\n", t->ops->name, e.msg);
+			t->notify_fd[q] = -1;
+		}
+	}
 }
 
 void virtio_mmio_destroy(struct virtio_mmio *t)

@@ -27,7 +27,7 @@ struct virtio_net {
 	struct virtio_mmio t;
 	struct vm *vm;
 	struct net_spec spec;
-	int tap_fd, kick_fd;
+	int tap_fd, kick_fd, tx_fd; /* kick: new RX buffers; tx: frames */
 	pthread_t rx_thread;
 	bool rx_started;
 	atomic_bool stop;
@@ -206,9 +206,10 @@ static void *rx_loop(void *arg)
 	struct virtio_net *n = arg;
 	size_t pending = 0; /* a frame waiting for a receive buffer */
 	while (!atomic_load(&n->stop)) {
-		struct pollfd p[2] = { { n->kick_fd, POLLIN, 0 },
-				       { pending ? -1 : n->tap_fd, POLLIN, 0 } };
-		if (poll(p, 2, -1) < 0) {
+		struct pollfd p[3] = { { n->kick_fd, POLLIN, 0 },
+				       { pending ? -1 : n->tap_fd, POLLIN, 0 },
+				       { n->tx_fd, POLLIN, 0 } };
+		if (poll(p, 3, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			fprintf(stderr, "kagami: virtio-net %s: poll: %s\n",
@@ -219,6 +220,14 @@ static void *rx_loop(void *arg)
 			uint64_t v;
 			ssize_t r = read(n->kick_fd, &v, sizeof(v));
 			(void)r;
+		}
+		if (p[2].revents) {
+			uint64_t v;
+			ssize_t r = read(n->tx_fd, &v, sizeof(v));
+			(void)r;
+			pthread_mutex_lock(&n->t.lock);
+			transmit(n);
+			pthread_mutex_unlock(&n->t.lock);
 		}
 		if (!pending && (p[1].revents & POLLIN)) {
 			ssize_t r = read(n->tap_fd, n->rx_frame + NET_HDR_LEN,
@@ -262,18 +271,24 @@ struct virtio_net *virtio_net_create(struct vm *vm, const struct net_spec *s,
 	}
 	n->vm = vm;
 	n->spec = *s;
-	n->kick_fd = -1;
+	n->kick_fd = n->tx_fd = -1;
 	n->tap_fd = open_tap(s, e);
 	if (n->tap_fd < 0)
 		goto fail;
 	n->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (n->kick_fd < 0) {
+	n->tx_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (n->kick_fd < 0 || n->tx_fd < 0) {
 		kg_errno(e, "--net tap:%s: eventfd", s->ifname);
 		goto fail;
 	}
 	if (virtio_mmio_init(&n->t, vm, base, irq, &net_ops, n,
 			     VIRTIO_NET_F_MAC | VIRTIO_NET_F_STATUS, e) < 0)
 		goto fail;
+	/* Notifications go to the device thread without an exit; if KVM
+	 * refuses, they exit and notify() handles them. */
+	struct kg_err ignored;
+	virtio_mmio_ioeventfd(&n->t, RXQ, n->kick_fd, &ignored);
+	virtio_mmio_ioeventfd(&n->t, TXQ, n->tx_fd, &ignored);
 	int r = pthread_create(&n->rx_thread, NULL, rx_loop, n);
 	if (r) {
 		errno = r;
@@ -306,6 +321,8 @@ void virtio_net_destroy(struct virtio_net *n)
 	virtio_mmio_destroy(&n->t);
 	if (n->kick_fd >= 0)
 		close(n->kick_fd);
+	if (n->tx_fd >= 0)
+		close(n->tx_fd);
 	if (n->tap_fd >= 0)
 		close(n->tap_fd);
 	free(n);

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "kvm.h"
+#include "virtio_mmio.h"
 #include "../guests/sdk/kagami_platform.h"
 
 uint64_t vm_now_ns(void)
@@ -299,6 +300,12 @@ static int vm_reset(struct vm *vm, struct kg_err *e)
 		return -1;
 	if (kvm_vm_build(vm, e) < 0)
 		return -1;
+	for (unsigned i = 0; i < VM_MAX_DISKS; i++)
+		if (vm->blks[i])
+			virtio_mmio_rearm(virtio_blk_transport(vm->blks[i]));
+	for (unsigned i = 0; i < VM_MAX_NETS; i++)
+		if (vm->nets[i])
+			virtio_mmio_rearm(virtio_net_transport(vm->nets[i]));
 	vm->boot_count++;
 	vm->stats.resets++;
 	if (boot_load(vm, e) < 0)
