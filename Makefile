@@ -7,14 +7,15 @@ VERSION := 0.1.0
 WARN := -Wall -Wextra -Wshadow -Wmissing-prototypes -Werror
 HOST_CFLAGS := -std=c11 -D_GNU_SOURCE -pthread -g $(WARN) \
 	-DKAGAMI_VERSION='"$(VERSION)"' -I/usr/include/x86_64-linux-gnu
-HOST_LIBS := -pthread -lunwind -lcjson -llz4 -lxxhash
+HOST_LIBS := -pthread -lunwind -lcjson -llz4 -lxxhash -lcrypto -libverbs -lrdmacm
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer \
 	-fno-sanitize-recover=undefined
 
 VMM_SRC := $(wildcard vmm/*.c)
 FT_SRC := $(wildcard ft/*/*.c)
+TRANSPORT_SRC := $(wildcard transport/*.c)
 CLI_SRC := $(wildcard cli/*.c)
-HOST_HDR := $(wildcard vmm/*.h cli/*.h ft/*/*.h guests/sdk/kagami_platform.h)
+HOST_HDR := $(wildcard vmm/*.h cli/*.h ft/*/*.h transport/*.h guests/sdk/kagami_platform.h)
 
 GUEST_CFLAGS := -std=c11 -ffreestanding -fno-pie -fno-pic -nostdlib \
 	-mno-red-zone -fno-stack-protector -fno-asynchronous-unwind-tables \
@@ -32,24 +33,24 @@ UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/t
 all: $(BUILD)/kagami $(GUEST_ELFS)
 guests: $(GUEST_ELFS)
 
-$(BUILD)/kagami: $(VMM_SRC) $(FT_SRC) $(CLI_SRC) $(HOST_HDR)
+$(BUILD)/kagami: $(VMM_SRC) $(FT_SRC) $(TRANSPORT_SRC) $(CLI_SRC) $(HOST_HDR)
 	@mkdir -p $(@D)
-	$(CC) $(HOST_CFLAGS) -O2 -o $@ $(VMM_SRC) $(FT_SRC) $(CLI_SRC) $(HOST_LIBS)
+	$(CC) $(HOST_CFLAGS) -O2 -o $@ $(VMM_SRC) $(FT_SRC) $(TRANSPORT_SRC) $(CLI_SRC) $(HOST_LIBS)
 
 # The binary the tests run: the same sources under ASan and UBSan.
-$(BUILD)/asan/kagami: $(VMM_SRC) $(FT_SRC) $(CLI_SRC) $(HOST_HDR)
+$(BUILD)/asan/kagami: $(VMM_SRC) $(FT_SRC) $(TRANSPORT_SRC) $(CLI_SRC) $(HOST_HDR)
 	@mkdir -p $(@D)
-	$(CC) $(HOST_CFLAGS) -O1 $(SAN) -o $@ $(VMM_SRC) $(FT_SRC) $(CLI_SRC) $(HOST_LIBS)
+	$(CC) $(HOST_CFLAGS) -O1 $(SAN) -o $@ $(VMM_SRC) $(FT_SRC) $(TRANSPORT_SRC) $(CLI_SRC) $(HOST_LIBS)
 
 $(BUILD)/guests/%.elf: guests/%.c $(SDK_SRC) $(SDK_HDR)
 	@mkdir -p $(@D)
 	$(CC) $(GUEST_CFLAGS) $(GUEST_LDFLAGS) -o $@ $< $(SDK_SRC)
 
 # Unit tests link the pure vmm/ modules they test (see tests/unit/*.c).
-$(BUILD)/tests/test_%: tests/unit/test_%.c $(VMM_SRC) $(FT_SRC) $(HOST_HDR)
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(VMM_SRC) $(FT_SRC) $(TRANSPORT_SRC) $(HOST_HDR)
 	@mkdir -p $(@D)
 	$(CC) $(HOST_CFLAGS) -O1 $(SAN) -o $@ $< \
-		$(filter-out vmm/crash.c,$(VMM_SRC)) $(FT_SRC) -lcmocka $(HOST_LIBS)
+		$(filter-out vmm/crash.c,$(VMM_SRC)) $(FT_SRC) $(TRANSPORT_SRC) -lcmocka $(HOST_LIBS)
 
 # Writes sample streams for tests/integration/50_inspect.sh (nothing else
 # writes snapshots yet).

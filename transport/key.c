@@ -1,0 +1,59 @@
+/*
+ * The pre-shared key file. The whole file is the key, so both hosts agree
+ * byte for byte whatever editor wrote it. A key that others can read is
+ * refused rather than warned about: it lets anyone on the host write the
+ * replica's memory.
+ */
+#include "transport.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int kg_tp_key_load(const char *path, struct kg_tp_key *k, struct kg_err *e)
+{
+	memset(k, 0, sizeof(*k));
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return kg_errno(e, "key file %s", path);
+	struct stat st;
+	if (fstat(fd, &st) < 0) {
+		kg_errno(e, "key file %s: fstat", path);
+		close(fd);
+		return -1;
+	}
+	int r = -1;
+	if (!S_ISREG(st.st_mode))
+		kg_errf(e, "key file %s: not a regular file", path);
+	else if (st.st_mode & (S_IROTH | S_IWOTH))
+		kg_errf(e, "key file %s: readable or writable by others (mode %04o); run chmod 600 %s",
+			path, (unsigned)(st.st_mode & 07777), path);
+	else if (st.st_size < KG_TP_KEY_MIN)
+		kg_errf(e, "key file %s: %lld bytes, a key needs at least %d (e.g. head -c 32 /dev/urandom)",
+			path, (long long)st.st_size, KG_TP_KEY_MIN);
+	else if (st.st_size > KG_TP_KEY_MAX)
+		kg_errf(e, "key file %s: %lld bytes, more than %d", path,
+			(long long)st.st_size, KG_TP_KEY_MAX);
+	else
+		r = 0;
+	size_t got = 0;
+	while (r == 0 && got < (size_t)st.st_size) {
+		ssize_t n = read(fd, k->bytes + got, (size_t)st.st_size - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			r = kg_errno(e, "key file %s: read", path);
+		else if (n == 0)
+			r = kg_errf(e, "key file %s: shrank while being read", path);
+		else
+			got += (size_t)n;
+	}
+	close(fd);
+	if (r == 0)
+		k->len = got;
+	else
+		memset(k, 0, sizeof(*k));
+	return r;
+}
