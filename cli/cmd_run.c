@@ -91,18 +91,20 @@ static void *signal_thread(void *arg)
 		int sig = sigtimedwait(&set, NULL, &slice);
 		if (sig == SIGUSR2)
 			continue;
+		/* Keep listening after a request: a later signal must still
+		 * be taken from the queue (it matters if the first one raced
+		 * with a guest reset). */
 		if (sig > 0) {
 			w->signo = sig;
 			vm_request_stop(w->vm, VM_STOP_REQUEST, 128 + sig,
 					"stopped by SIG%s", sigabbrev_np(sig));
-			return NULL;
 		}
 		if (deadline && vm_now_ns() >= deadline) {
 			w->signo = -1;
+			deadline = 0;
 			vm_request_stop(w->vm, VM_STOP_REQUEST, KG_EXIT_TIMEOUT,
 					"stopped: --timeout of %g s expired",
 					w->timeout_s);
-			return NULL;
 		}
 	}
 	return NULL;

@@ -318,8 +318,12 @@ struct control *control_open(const char *path, struct vm *vm,
 		kg_errno(e, "control socket %s: bind", path);
 		goto fail;
 	}
-	if (listen(c->listen_fd, 8) < 0 || pipe2(c->stop_pipe, O_CLOEXEC) < 0) {
+	if (listen(c->listen_fd, 8) < 0) {
 		kg_errno(e, "control socket %s: listen", path);
+		goto fail;
+	}
+	if (pipe2(c->stop_pipe, O_CLOEXEC) < 0) {
+		kg_errno(e, "control socket: pipe2");
 		goto fail;
 	}
 	r = pthread_create(&c->thread, NULL, control_thread, c);

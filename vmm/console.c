@@ -151,7 +151,9 @@ static void deliver(struct console *c, const uint8_t *p, size_t n)
 
 static void accept_client(struct console *c)
 {
-	int fd = accept4(c->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	/* Non-blocking: a client that does not read loses output instead of
+	 * stalling the vCPU that writes it. */
+	int fd = accept4(c->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 	if (fd < 0)
 		return;
 	pthread_mutex_lock(&c->lock);

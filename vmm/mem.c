@@ -179,13 +179,17 @@ static int register_slots(const struct guest_mem *m, int vm_fd, uint32_t flags,
 
 int guest_mem_register(const struct guest_mem *m, int vm_fd, struct kg_err *e)
 {
-	return register_slots(m, vm_fd, 0, e);
+	return register_slots(m, vm_fd,
+			      m->dirty_logging ? KVM_MEM_LOG_DIRTY_PAGES : 0, e);
 }
 
-int guest_mem_dirty_log(const struct guest_mem *m, int vm_fd, bool on,
+int guest_mem_dirty_log(struct guest_mem *m, int vm_fd, bool on,
 			struct kg_err *e)
 {
-	return register_slots(m, vm_fd, on ? KVM_MEM_LOG_DIRTY_PAGES : 0, e);
+	if (register_slots(m, vm_fd, on ? KVM_MEM_LOG_DIRTY_PAGES : 0, e) < 0)
+		return -1;
+	m->dirty_logging = on;
+	return 0;
 }
 
 int guest_mem_fetch_kvm_dirty(const struct guest_mem *m, int vm_fd,

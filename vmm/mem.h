@@ -33,6 +33,7 @@ struct guest_mem {
 	 * these writes, checkpoints need both. */
 	_Atomic uint64_t *vmm_dirty;
 	bool file_mapped; /* some region maps a snapshot file (restore) */
+	bool dirty_logging; /* KVM dirty log on: kept when slots re-register */
 	unsigned nregions;
 	struct guest_mem_region regions[GUEST_MEM_MAX_REGIONS];
 };
@@ -57,7 +58,7 @@ uint64_t guest_mem_take_dirty(struct guest_mem *m, uint64_t *out);
 /* Registers the regions as KVM memory slots 0..n-1, with KVM's dirty
  * logging on or off (turning it on starts with a clean log). */
 int guest_mem_register(const struct guest_mem *m, int vm_fd, struct kg_err *e);
-int guest_mem_dirty_log(const struct guest_mem *m, int vm_fd, bool on,
+int guest_mem_dirty_log(struct guest_mem *m, int vm_fd, bool on,
 			struct kg_err *e);
 /* ORs KVM's dirty log (fetched and cleared) into `bits`, indexed by page
  * of the memfd like guest_mem_take_dirty. */

@@ -98,14 +98,29 @@ void vcpu_kick(struct vcpu *v)
 
 /* Lets KVM finish a PIO/MMIO instruction without running the guest
  * further, so that a paused vCPU's registers are complete (a saved state
- * must not depend on a half-done instruction). Called with vm->lock held. */
+ * must not depend on a half-done instruction). A string instruction or a
+ * split MMIO access may produce another exit while completing: it is
+ * served, and completion goes on. Called with vm->lock held. */
 static void complete_io(struct vcpu *v)
 {
-	__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
-	if (ioctl(v->fd, KVM_RUN, 0) < 0 && errno != EINTR)
-		vm_request_stop_locked(v->vm, VM_STOP_ERROR,
-				       "vCPU %u: KVM_RUN (completing I/O): %s",
-				       v->id, strerror(errno));
+	struct vm *vm = v->vm;
+	for (int round = 0; round < 4096 && v->io_pending; round++) {
+		__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
+			if (errno != EINTR)
+				vm_request_stop_locked(vm, VM_STOP_ERROR,
+						       "vCPU %u: KVM_RUN (completing "
+						       "I/O): %s", v->id,
+						       strerror(errno));
+			break; /* EINTR: the instruction is complete */
+		}
+		/* The dispatcher takes locks of its own (stop requests). */
+		pthread_mutex_unlock(&vm->lock);
+		vcpu_dispatch_exit(v);
+		pthread_mutex_lock(&vm->lock);
+		v->io_pending = v->run->exit_reason == KVM_EXIT_IO ||
+				v->run->exit_reason == KVM_EXIT_MMIO;
+	}
 	v->io_pending = false;
 }
 

@@ -274,8 +274,11 @@ static void process_queue(struct virtio_blk *b)
 		pthread_mutex_unlock(&t->lock);
 		int64_t used = handle(b);
 		pthread_mutex_lock(&t->lock);
-		if (!virtio_mmio_end_request(t, gen))
-			continue; /* reset meanwhile: the queue is gone */
+		/* A reset, or the queue taken down, meanwhile: the result
+		 * has nowhere to go. */
+		if (!virtio_mmio_end_request(t, gen) ||
+		    !virtio_mmio_queue_live(t, 0))
+			continue;
 		if (used < 0) {
 			virtio_mmio_set_broken(t, "request without a writable "
 					       "status byte");
@@ -344,8 +347,12 @@ struct virtio_blk *virtio_blk_create(struct vm *vm, const struct disk_spec *d,
 	snprintf(b->serial, sizeof(b->serial), "kg%llx-%llx",
 		 (unsigned long long)st.st_dev, (unsigned long long)st.st_ino);
 	b->bounce = malloc(BOUNCE);
+	if (!b->bounce) {
+		kg_errf(e, "disk %s: out of memory", d->path);
+		goto fail;
+	}
 	b->kick_fd = eventfd(0, EFD_CLOEXEC);
-	if (!b->bounce || b->kick_fd < 0) {
+	if (b->kick_fd < 0) {
 		kg_errno(e, "disk %s: eventfd", d->path);
 		goto fail;
 	}

@@ -2,6 +2,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "kvm.h"
 #include "vm.h"
@@ -237,6 +238,22 @@ int virtio_mmio_ioeventfd(struct virtio_mmio *t, unsigned q, int fd,
 		return -1;
 	}
 	return 0;
+}
+
+void virtio_mmio_kick(struct virtio_mmio *t)
+{
+	for (unsigned q = 0; q < t->ops->nqueues; q++) {
+		if (t->notify_fd[q] >= 0) {
+			uint64_t one = 1;
+			ssize_t w = write(t->notify_fd[q], &one, sizeof(one));
+			(void)w; /* fails only when already signalled */
+			continue;
+		}
+		pthread_mutex_lock(&t->lock);
+		if (virtio_mmio_queue_live(t, q))
+			t->ops->notify(t->dev, q);
+		pthread_mutex_unlock(&t->lock);
+	}
 }
 
 void virtio_mmio_rearm(struct virtio_mmio *t)

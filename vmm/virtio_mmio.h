@@ -78,6 +78,10 @@ void virtio_mmio_destroy(struct virtio_mmio *t);
  * and reach ops->notify. */
 int virtio_mmio_ioeventfd(struct virtio_mmio *t, unsigned q, int fd,
 			  struct kg_err *e);
+/* Acts as if the guest had notified every queue: after loading state
+ * (restore, replication) a notification the source had not yet served
+ * would otherwise never come again. */
+void virtio_mmio_kick(struct virtio_mmio *t);
 /* Registers the eventfds again with a new KVM VM (after a VM reset). */
 void virtio_mmio_rearm(struct virtio_mmio *t);
 /* Resets the device as a driver writing 0 to Status does (VM reset). */

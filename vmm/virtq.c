@@ -96,6 +96,8 @@ int virtq_push(struct virtq *q, struct gate *g, uint16_t head,
 	struct {
 		uint32_t id, len;
 	} elem = { head, written };
+	if (q->size == 0 || q->size > VIRTQ_MAX_SIZE)
+		return kg_errf(e, "push to a queue of size %u", q->size);
 	uint64_t slot = q->used_gpa + 4 + 8ull * (q->used_idx % q->size);
 	if (gate_guest_write(g, slot, &elem, sizeof(elem), e) < 0)
 		return -1;

@@ -46,8 +46,11 @@ static int kvm_vm_build(struct vm *vm, struct kg_err *e)
 
 static void kvm_vm_teardown(struct vm *vm)
 {
+	/* Kicks read kvm_run under the lock: it goes away under it too. */
+	pthread_mutex_lock(&vm->lock);
 	for (unsigned i = 0; i < vm->ncpus; i++)
 		vcpu_destroy(&vm->vcpus[i]);
+	pthread_mutex_unlock(&vm->lock);
 	if (vm->vm_fd >= 0)
 		close(vm->vm_fd);
 	vm->vm_fd = -1;
@@ -196,7 +199,11 @@ static void kick_all(struct vm *vm)
 static void request_stop_v(struct vm *vm, enum vm_stop_reason reason,
 			   int exit_code, const char *fmt, va_list ap)
 {
-	if (vm->stop.reason == VM_STOP_NONE) {
+	/* The first reason wins, except that a reset in progress yields to
+	 * any other: a stop asked for while the guest reboots must stop it. */
+	if (vm->stop.reason == VM_STOP_NONE ||
+	    (vm->stop.reason == VM_STOP_RESET && reason != VM_STOP_RESET)) {
+		memset(vm->stop.message, 0, sizeof(vm->stop.message));
 		vm->stop.reason = reason;
 		vm->stop.exit_code = exit_code;
 		if (fmt)
@@ -237,6 +244,30 @@ void vm_pause(struct vm *vm)
 	}
 	while (vm->req == VM_REQ_PAUSE && vm->npaused < vm->nthreads)
 		pthread_cond_wait(&vm->cond, &vm->lock);
+	pthread_mutex_unlock(&vm->lock);
+}
+
+bool vm_pause_checked(struct vm *vm)
+{
+	vm_pause(vm);
+	pthread_mutex_lock(&vm->lock);
+	bool paused = vm->req == VM_REQ_PAUSE;
+	pthread_mutex_unlock(&vm->lock);
+	return paused;
+}
+
+void vm_checkpoint_begin(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	vm->checkpoints++;
+	pthread_mutex_unlock(&vm->lock);
+}
+
+void vm_checkpoint_end(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	vm->checkpoints--;
+	pthread_cond_broadcast(&vm->cond);
 	pthread_mutex_unlock(&vm->lock);
 }
 
@@ -310,9 +341,12 @@ static int vm_reset(struct vm *vm, struct kg_err *e)
 	vm->stats.resets++;
 	if (boot_load(vm, e) < 0)
 		return -1;
+	/* Run again, unless a stop came while rebooting (vm_run sees it). */
 	pthread_mutex_lock(&vm->lock);
-	vm->req = VM_REQ_RUN;
-	memset(&vm->stop, 0, sizeof(vm->stop));
+	if (vm->stop.reason == VM_STOP_RESET) {
+		vm->req = VM_REQ_RUN;
+		memset(&vm->stop, 0, sizeof(vm->stop));
+	}
 	pthread_mutex_unlock(&vm->lock);
 	return 0;
 }
@@ -332,6 +366,10 @@ int vm_run(struct vm *vm, struct vm_stop *stop, struct kg_err *e)
 		console_flush(vm->uart.console);
 		if (stop->reason != VM_STOP_RESET)
 			return 0;
+		pthread_mutex_lock(&vm->lock);
+		while (vm->checkpoints)
+			pthread_cond_wait(&vm->cond, &vm->lock);
+		pthread_mutex_unlock(&vm->lock);
 		if (vm_reset(vm, e) < 0)
 			return kg_err_prefix(e, "reset");
 	}

@@ -97,6 +97,7 @@ struct vm {
 	pthread_cond_t cond;
 	enum vm_request req;
 	unsigned nthreads, npaused;
+	unsigned checkpoints; /* in progress: a reset waits for them */
 	struct vm_stop stop;
 
 	struct dev_uart uart;
@@ -135,6 +136,12 @@ void vm_request_stop_locked(struct vm *vm, enum vm_stop_reason reason,
  * the VM is stopping). */
 void vm_pause(struct vm *vm);
 void vm_resume(struct vm *vm);
+/* Brackets a checkpoint (snapshot, epoch): a guest reset waits until it
+ * ends, so RAM and the KVM VM stay put while it reads them. */
+void vm_checkpoint_begin(struct vm *vm);
+void vm_checkpoint_end(struct vm *vm);
+/* vm_pause, then true only if the VM is paused (not stopping). */
+bool vm_pause_checked(struct vm *vm);
 
 uint64_t vm_now_ns(void);
 

@@ -24,6 +24,10 @@ struct epoch_sender {
 	uint8_t *out;
 	uint64_t seq;
 	bool logging;
+	/* The next epoch must be full: after a guest reset (RAM was cleared
+	 * and reloaded outside the dirty log) or a failed epoch. */
+	bool need_full;
+	uint32_t boot_count;
 	/* The encoder thread of the epoch in flight. */
 	pthread_t encoder;
 	bool encoding;
@@ -44,6 +48,8 @@ static int wait_encoder(struct epoch_sender *s, struct kg_err *e)
 		return 0;
 	pthread_join(s->encoder, NULL);
 	s->encoding = false;
+	if (s->result < 0)
+		s->need_full = true;
 	if (s->result < 0 && e)
 		*e = s->err;
 	return s->result;
@@ -99,6 +105,7 @@ struct epoch_sender *epoch_sender_new(struct vm *vm, int fd, struct kg_err *e)
 	if (!s->pe)
 		goto fail;
 	page_encoder_assume_zero(s->pe);
+	s->boot_count = vm->boot_count;
 	kg_writer_init(&s->w, fd, NULL, "replication stream");
 	if (kg_writer_header(&s->w, NULL, e) < 0 ||
 	    vm_state_write_config(&s->w, vm, e) < 0 ||
@@ -204,10 +211,18 @@ int epoch_send(struct epoch_sender *s, bool full, struct epoch_stats *st,
 	pthread_mutex_lock(&vm->lock);
 	bool was_paused = vm->req == VM_REQ_PAUSE;
 	pthread_mutex_unlock(&vm->lock);
-	vm_pause(vm);
+	vm_checkpoint_begin(vm);
+	if (!vm_pause_checked(vm)) {
+		vm_checkpoint_end(vm);
+		return kg_errf(e, "the VM is stopping");
+	}
 	vm_state_hold(vm);
 	st->seq = ++s->seq;
 	int r = -1;
+	if (vm->boot_count != s->boot_count || s->need_full) {
+		full = true;
+		s->boot_count = vm->boot_count;
+	}
 	uint64_t n = dirty_gpas(s, full, e);
 	if (n == UINT64_MAX)
 		goto out;
@@ -224,7 +239,10 @@ out:
 	vm_state_release(vm);
 	if (!was_paused)
 		vm_resume(vm);
+	vm_checkpoint_end(vm);
 	st->pause_us = (vm_now_ns() - t0) / 1000;
+	/* A failed epoch lost the dirty bits it took: resend everything. */
+	s->need_full = r < 0;
 	if (r < 0)
 		return -1;
 	s->st = st;
@@ -337,6 +355,10 @@ static int stage_pages(struct epoch_receiver *r, const struct kg_section *s,
 static int commit(struct epoch_receiver *r, struct epoch_stats *st,
 		  struct kg_err *e)
 {
+	/* Checked before any page is applied: a state section missing from
+	 * the epoch must leave the replica as it was. */
+	if (vm_state_complete(r->vm, r->stage, e) < 0)
+		return kg_err_prefix(e, "epoch %llu", (unsigned long long)st->seq);
 	for (size_t i = 0; i < r->npages; i++) {
 		struct page_codec_stats b;
 		if (page_decode(&r->vm->mem, r->pages[i].version,

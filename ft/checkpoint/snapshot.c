@@ -213,6 +213,7 @@ int snapshot_save(struct vm *vm, const char *path, struct snapshot_stats *st,
 	int fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return kg_errno(e, "snapshot %s", tmp);
+	vm_checkpoint_begin(vm);
 	uint64_t *bits = calloc(guest_mem_bitmap_words(&vm->mem),
 				sizeof(uint64_t));
 	uint8_t *bounce = malloc(CHUNK);
@@ -249,8 +250,12 @@ int snapshot_save(struct vm *vm, const char *path, struct snapshot_stats *st,
 	pthread_mutex_lock(&vm->lock);
 	bool was_paused = vm->req == VM_REQ_PAUSE;
 	pthread_mutex_unlock(&vm->lock);
-	vm_pause(vm);
+	bool ok = vm_pause_checked(vm);
 	paused = !was_paused;
+	if (!ok) {
+		kg_errf(e, "the VM is stopping");
+		goto out;
+	}
 	vm_state_hold(vm);
 	held = true;
 	if (collect_dirty(vm, bits, &st->second_pass_pages, e) < 0 ||
@@ -292,6 +297,7 @@ out:
 		r = kg_errno(e, "snapshot: rename %s to %s", tmp, path);
 	if (r < 0)
 		unlink(tmp); /* an existing snapshot at `path` is untouched */
+	vm_checkpoint_end(vm);
 	free(bits);
 	free(bounce);
 	st->total_us = now_us() - t0;
@@ -318,6 +324,7 @@ struct snapshot_reader {
 	struct vm_state_stage *stage;
 	pthread_t verifier;
 	bool verifying;
+	atomic_bool cancel; /* the VM ended: stop verifying */
 };
 
 struct snapshot_reader *snapshot_open(const char *path, struct vm_config *cfg,
@@ -375,6 +382,10 @@ static void *verify_ram(void *arg)
 		uint32_t crc = 0;
 		bool short_read = false;
 		for (uint64_t off = 0; off < KG_SECTION_HEADER_SIZE + c->length;) {
+			if (atomic_load(&sr->cancel)) {
+				free(buf);
+				return NULL;
+			}
 			uint64_t left = KG_SECTION_HEADER_SIZE + c->length - off;
 			size_t n = left < CHUNK ? (size_t)left : CHUNK;
 			ssize_t got = pread(sr->fd, buf, n, (off_t)(c->offset + off));
@@ -417,6 +428,10 @@ static int map_ram(struct snapshot_reader *sr, const struct kg_section *s,
 			       s->instance);
 	if (payload % PAGE)
 		return kg_errf(e, "RAM payload not page aligned");
+	for (unsigned i = 0; i < sr->nram; i++)
+		if (sr->ram[i].instance == s->instance)
+			return kg_errf(e, "RAM region %u given twice",
+				       s->instance);
 	uint32_t crc;
 	if (kg_section_skip_unverified(&sr->r, &crc, e) < 0)
 		return -1;
@@ -537,8 +552,10 @@ void snapshot_close(struct snapshot_reader *sr)
 {
 	if (!sr)
 		return;
-	if (sr->verifying)
+	if (sr->verifying) {
+		atomic_store(&sr->cancel, true);
 		pthread_join(sr->verifier, NULL);
+	}
 	free(sr->stage);
 	close(sr->fd);
 	free(sr);

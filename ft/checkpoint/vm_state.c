@@ -225,7 +225,8 @@ int vm_state_stage_section(struct kg_stream_reader *r,
 	case KG_SEC_VCPU:
 		memset(&st->cpu[s->instance], 0, sizeof(st->cpu[0]));
 		rc = decode(s, &cpu_vs, &st->cpu[s->instance], NULL, buf, e);
-		st->ncpus_seen += rc == 0;
+		if (rc == 0)
+			st->cpus_seen |= 1ull << s->instance;
 		break;
 	case KG_SEC_CLOCK:
 		memcpy(&st->guest_ns, buf, 8);
@@ -245,23 +246,37 @@ int vm_state_stage_section(struct kg_stream_reader *r,
 			memset(&st->virtio[vi], 0, sizeof(st->virtio[vi]));
 			rc = decode(s, &dev_virtio_vs, &st->virtio[vi],
 				    &vm->mem, buf, e);
-			st->nvirtio_seen += rc == 0;
+			if (rc == 0)
+				st->virtio_seen |= 1u << vi;
 		}
 	}
 	free(buf);
 	return rc;
 }
 
+int vm_state_complete(const struct vm *vm, const struct vm_state_stage *st,
+		      struct kg_err *e)
+{
+	uint64_t cpus = vm->ncpus == 64 ? ~0ull : (1ull << vm->ncpus) - 1;
+	uint32_t virtio = (1u << nvirtio(vm)) - 1;
+	if (!st->have_kvm || !st->have_clock || !st->have_uart ||
+	    !st->have_platform || st->cpus_seen != cpus ||
+	    st->virtio_seen != virtio)
+		return kg_errf(e, "incomplete state: %d of %u vCPUs, %d of %u "
+			       "virtio devices%s%s%s",
+			       __builtin_popcountll(st->cpus_seen), vm->ncpus,
+			       __builtin_popcount(st->virtio_seen), nvirtio(vm),
+			       st->have_clock ? "" : ", no clock",
+			       st->have_kvm ? "" : ", no irqchip",
+			       st->have_uart && st->have_platform
+				       ? "" : ", no platform devices");
+	return 0;
+}
+
 int vm_state_apply(struct vm *vm, struct vm_state_stage *st, struct kg_err *e)
 {
-	if (!st->have_kvm || !st->have_clock || !st->have_uart ||
-	    !st->have_platform || st->ncpus_seen != vm->ncpus ||
-	    st->nvirtio_seen != nvirtio(vm))
-		return kg_errf(e, "incomplete state: %u of %u vCPUs, %u of %u "
-			       "virtio devices%s%s", st->ncpus_seen, vm->ncpus,
-			       st->nvirtio_seen, nvirtio(vm),
-			       st->have_clock ? "" : ", no clock",
-			       st->have_kvm ? "" : ", no irqchip");
+	if (vm_state_complete(vm, st, e) < 0)
+		return -1;
 	if (vm_kvm_state_load(vm, &st->kvm, e) < 0)
 		return -1;
 	for (unsigned i = 0; i < vm->ncpus; i++)
@@ -273,6 +288,8 @@ int vm_state_apply(struct vm *vm, struct vm_state_stage *st, struct kg_err *e)
 	for (unsigned i = 0; i < nvirtio(vm); i++)
 		vs_copy(&dev_virtio_vs, virtio_at(vm, i), &st->virtio[i]);
 	vm_state_release(vm);
+	for (unsigned i = 0; i < nvirtio(vm); i++)
+		virtio_mmio_kick(virtio_at(vm, i));
 	/* The guest clock goes on from where it stopped. */
 	vm->gate.clock_base_ns = vm_now_ns() - st->guest_ns;
 	return 0;

@@ -65,7 +65,8 @@ struct vm_state_stage {
 	struct virtio_mmio virtio[KAGAMI_VIRTIO_SLOTS];
 	uint64_t guest_ns;
 	bool have_kvm, have_clock, have_uart, have_platform;
-	unsigned ncpus_seen, nvirtio_seen;
+	uint64_t cpus_seen;   /* bit per vCPU instance */
+	uint32_t virtio_seen; /* bit per virtio slot */
 };
 
 /* Whether kind is one of the sections vm_state writes. */
@@ -75,6 +76,9 @@ bool vm_state_section(uint16_t kind);
 int vm_state_stage_section(struct kg_stream_reader *r,
 			   const struct kg_section *s, struct vm *vm,
 			   struct vm_state_stage *st, struct kg_err *e);
+/* Whether the stage holds every section vm needs, each once. */
+int vm_state_complete(const struct vm *vm, const struct vm_state_stage *st,
+		      struct kg_err *e);
 /* Applies a complete stage (every vCPU, clock, irqchip, devices) to a VM
  * whose vCPUs are not running. */
 int vm_state_apply(struct vm *vm, struct vm_state_stage *st,
