@@ -60,485 +60,8 @@
 #include "../vmm/err.h"
 #include "../guests/kvstore_proto.h"
 
-#define KV_EXIT_NOT_FOUND 1 /* get/del of a missing key; verify: lost > 0 */
-#define KV_EXIT_FAIL 3      /* timeout or error */
-
-#define TRY_FIRST_NS (200ull * 1000 * 1000)
-#define TRY_MAX_NS (1000ull * 1000 * 1000)
-#define MAX_CLIENTS 1024u
-#define MAX_KEYS 10000000u
-#define MSG_MAX 1472 /* one Ethernet frame, no fragmentation */
-
-/* Result status beyond enum kv_status. */
-#define RES_TIMEOUT (-1)   /* no answer before the request's deadline */
-
-static volatile sig_atomic_t kv_interrupted;
-
-static void on_stop_signal(int sig)
-{
-	(void)sig;
-	kv_interrupted = 1;
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static const char *status_name(int st)
-{
-	switch (st) {
-	case KV_OK: return "ok";
-	case KV_NOT_FOUND: return "not found";
-	case KV_BAD_REQUEST: return "bad request";
-	case KV_NO_SPACE: return "no space";
-	case KV_IO_ERROR: return "I/O error (not durable)";
-	case KV_STALE: return "stale request id";
-	case RES_TIMEOUT: return "timed out";
-	default: return "unknown status";
-	}
-}
-
-/* ---- the engine ---------------------------------------------------- */
-
-struct kv_req {
-	uint8_t op;
-	uint16_t klen;
-	uint32_t vlen;
-	char key[KV_KEY_MAX + 1];
-	char val[KV_VAL_MAX + 1];
-	size_t tag; /* the caller's (a key index) */
-};
-
-struct kv_result {
-	int status; /* enum kv_status or RES_TIMEOUT */
-	const char *val;
-	uint32_t vlen;
-	uint64_t latency_ns;
-};
-
-struct kv_slot {
-	uint64_t client_id;
-	uint64_t next_req_id;
-	bool busy;
-	uint64_t req_id;
-	struct kv_req req;
-	uint64_t first_ns, next_try_ns, try_ns, deadline_ns;
-};
-
-struct kv_engine;
-/* Fills r for slot's next request (req_id given); returns 1, 0 when there
- * is no more work, -1 on a fatal error (en->err set). */
-typedef int (*kv_next_fn)(void *ctx, struct kv_engine *en, unsigned slot,
-			  uint64_t req_id, struct kv_req *r);
-/* Called once per finished request; returns 0, or -1 to stop (err set). */
-typedef int (*kv_done_fn)(void *ctx, struct kv_engine *en, unsigned slot,
-			  uint64_t req_id, const struct kv_req *r,
-			  const struct kv_result *res);
-
-struct kv_engine {
-	int fd;
-	char server[64];
-	struct kv_slot *slots;
-	unsigned nslots;
-	double rate;              /* requests/s over all slots; 0: no pacing */
-	uint64_t req_timeout_ns;  /* per request; 0: until the run ends */
-	uint64_t duration_ns;     /* 0: until the work is done */
-	bool progress;            /* once a second on stderr */
-	const char *name;         /* for progress and errors */
-	kv_next_fn next;
-	kv_done_fn done;
-	void *ctx;
-	struct kg_err err;
-
-	uint64_t start_ns, stop_ns;
-	uint64_t ops, acked, retries, errors, unacked, send_errors;
-	uint64_t ignored; /* stray datagrams: late duplicates, garbage */
-	uint64_t *lat;
-	size_t nlat, caplat;
-};
-
-static int parse_server(const char *s, struct sockaddr_in *sa,
-			struct kg_err *e)
-{
-	char host[64];
-	const char *colon = strrchr(s, ':');
-	unsigned long port = KV_DEFAULT_PORT;
-	size_t hl = colon ? (size_t)(colon - s) : strlen(s);
-	if (hl == 0 || hl >= sizeof(host))
-		return kg_errf(e, "--server '%s': expected IP:PORT", s);
-	memcpy(host, s, hl);
-	host[hl] = 0;
-	if (colon) {
-		char *end;
-		errno = 0;
-		port = strtoul(colon + 1, &end, 10);
-		if (!colon[1] || *end || errno || port == 0 || port > 65535)
-			return kg_errf(e, "--server '%s': bad port", s);
-	}
-	memset(sa, 0, sizeof(*sa));
-	sa->sin_family = AF_INET;
-	sa->sin_port = htons((uint16_t)port);
-	if (inet_pton(AF_INET, host, &sa->sin_addr) != 1)
-		return kg_errf(e, "--server '%s': expected an IPv4 address",
-			       s);
-	return 0;
-}
-
-static int random_u64(uint64_t *out, struct kg_err *e)
-{
-	uint64_t v;
-	ssize_t n;
-	do
-		n = getrandom(&v, sizeof(v), 0);
-	while (n < 0 && errno == EINTR);
-	if (n < 0)
-		return kg_errno(e, "getrandom");
-	if (n != (ssize_t)sizeof(v))
-		return kg_errf(e, "getrandom: short read");
-	*out = v;
-	return 0;
-}
-
-/* id_base: client ids are id_base ^ slot, so a response finds its slot. */
-static int engine_init(struct kv_engine *en, const char *server,
-		       unsigned nslots, uint64_t id_base, uint64_t first_req,
-		       struct kg_err *e)
-{
-	struct sockaddr_in sa;
-	if (parse_server(server, &sa, e) < 0)
-		return -1;
-	snprintf(en->server, sizeof(en->server), "%s", server);
-	en->slots = calloc(nslots, sizeof(*en->slots));
-	if (!en->slots)
-		return kg_errf(e, "out of memory");
-	en->nslots = nslots;
-	for (unsigned i = 0; i < nslots; i++) {
-		en->slots[i].client_id = id_base ^ i;
-		en->slots[i].next_req_id = first_req;
-	}
-	en->fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (en->fd < 0)
-		return kg_errno(e, "socket");
-	if (connect(en->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-		return kg_errno(e, "connect %s", server);
-	return 0;
-}
-
-static void engine_free(struct kv_engine *en)
-{
-	if (en->fd >= 0)
-		close(en->fd);
-	en->fd = -1;
-	free(en->slots);
-	free(en->lat);
-}
-
-static int lat_push(struct kv_engine *en, uint64_t ns)
-{
-	if (en->nlat == en->caplat) {
-		size_t cap = en->caplat ? en->caplat * 2 : 4096;
-		uint64_t *v = realloc(en->lat, cap * sizeof(*v));
-		if (!v)
-			return kg_errf(&en->err, "out of memory");
-		en->lat = v;
-		en->caplat = cap;
-	}
-	en->lat[en->nlat++] = ns;
-	return 0;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
-}
-
-static uint64_t lat_pct_us(struct kv_engine *en, unsigned pct)
-{
-	if (!en->nlat)
-		return 0;
-	size_t i = en->nlat * pct / 100;
-	if (i >= en->nlat)
-		i = en->nlat - 1;
-	return en->lat[i] / 1000;
-}
-
-/* Sends slot's request (first try or retry). Transient failures (no route
- * yet, buffer full, an ICMP error from an earlier datagram) are left to
- * the retry timer. */
-static int engine_send(struct kv_engine *en, struct kv_slot *s)
-{
-	uint8_t buf[MSG_MAX];
-	struct kv_msg m = {
-		.magic = htole32(KV_MAGIC),
-		.op = s->req.op,
-		.key_len = htole16(s->req.klen),
-		.val_len = htole32(s->req.vlen),
-		.client_id = htole64(s->client_id),
-		.req_id = htole64(s->req_id),
-	};
-	size_t n = sizeof(m);
-	memcpy(buf, &m, sizeof(m));
-	memcpy(buf + n, s->req.key, s->req.klen);
-	n += s->req.klen;
-	memcpy(buf + n, s->req.val, s->req.vlen);
-	n += s->req.vlen;
-	for (int i = 0; i < 2; i++) {
-		ssize_t w = send(en->fd, buf, n, 0);
-		if (w == (ssize_t)n)
-			return 0;
-		if (w >= 0)
-			return kg_errf(&en->err, "send to %s: short datagram",
-				       en->server);
-		if (errno == EINTR)
-			continue;
-		/* An earlier datagram's ICMP error is reported once; the
-		 * loop sends again after ECONNREFUSED. */
-		if (errno == ECONNREFUSED && i == 0)
-			continue;
-		if (errno == EAGAIN || errno == ENOBUFS ||
-		    errno == ECONNREFUSED || errno == EHOSTUNREACH ||
-		    errno == ENETUNREACH || errno == EHOSTDOWN ||
-		    errno == ENETDOWN) {
-			en->send_errors++;
-			return 0;
-		}
-		return kg_errno(&en->err, "send to %s", en->server);
-	}
-	en->send_errors++;
-	return 0;
-}
-
-static int engine_finish(struct kv_engine *en, unsigned idx, int status,
-			 const char *val, uint32_t vlen, uint64_t now)
-{
-	struct kv_slot *s = &en->slots[idx];
-	struct kv_result res = {
-		.status = status, .val = val, .vlen = vlen,
-		.latency_ns = now - s->first_ns,
-	};
-	s->busy = false;
-	if (status == KV_OK || status == KV_NOT_FOUND) {
-		en->acked++;
-		if (lat_push(en, res.latency_ns) < 0)
-			return -1;
-	} else {
-		en->errors++;
-	}
-	return en->done(en->ctx, en, idx, s->req_id, &s->req, &res);
-}
-
-/* One datagram from the server: finds its slot by client id and req_id;
- * late duplicates of answered requests and garbage are ignored. */
-static int engine_receive(struct kv_engine *en, const uint8_t *buf,
-			  size_t n, uint64_t now)
-{
-	struct kv_msg m;
-	if (n < sizeof(m)) {
-		en->ignored++;
-		return 0;
-	}
-	memcpy(&m, buf, sizeof(m));
-	uint64_t cid = le64toh(m.client_id), rid = le64toh(m.req_id);
-	uint32_t klen = le16toh(m.key_len), vlen = le32toh(m.val_len);
-	uint64_t idx = cid ^ (en->slots[0].client_id);
-	if (le32toh(m.magic) != KV_MAGIC || idx >= en->nslots ||
-	    (uint64_t)klen + vlen != n - sizeof(m) || vlen > KV_VAL_MAX) {
-		en->ignored++;
-		return 0;
-	}
-	struct kv_slot *s = &en->slots[idx];
-	if (!s->busy || s->req_id != rid ||
-	    m.op != (uint8_t)(s->req.op | KV_RESPONSE)) {
-		en->ignored++;
-		return 0;
-	}
-	char val[KV_VAL_MAX + 1];
-	memcpy(val, buf + sizeof(m) + klen, vlen);
-	val[vlen] = 0;
-	return engine_finish(en, (unsigned)idx, m.status, val, vlen, now);
-}
-
-static int engine_drain(struct kv_engine *en)
-{
-	uint8_t buf[2048];
-	for (int i = 0; i < 1024; i++) {
-		ssize_t n = recv(en->fd, buf, sizeof(buf), 0);
-		if (n < 0) {
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				return 0;
-			if (errno == EINTR || errno == ECONNREFUSED ||
-			    errno == EHOSTUNREACH || errno == ENETUNREACH ||
-			    errno == EHOSTDOWN)
-				continue;
-			return kg_errno(&en->err, "recv from %s", en->server);
-		}
-		if (engine_receive(en, buf, (size_t)n, now_ns()) < 0)
-			return -1;
-	}
-	return 0;
-}
-
-static int engine_issue(struct kv_engine *en, unsigned idx, uint64_t now)
-{
-	struct kv_slot *s = &en->slots[idx];
-	uint64_t rid = s->next_req_id;
-	memset(&s->req, 0, sizeof(s->req));
-	int r = en->next(en->ctx, en, idx, rid, &s->req);
-	if (r <= 0)
-		return r;
-	s->next_req_id++;
-	s->req_id = rid;
-	s->busy = true;
-	s->first_ns = now;
-	s->try_ns = TRY_FIRST_NS;
-	s->next_try_ns = now + s->try_ns;
-	s->deadline_ns = en->req_timeout_ns ? now + en->req_timeout_ns : 0;
-	en->ops++;
-	if (engine_send(en, s) < 0)
-		return -1;
-	return 1;
-}
-
-static void engine_progress(struct kv_engine *en, uint64_t now)
-{
-	fprintf(stderr, "kagami kv %s: %.0f s, %" PRIu64 " ops, %" PRIu64
-		" acked, %" PRIu64 " retries, %" PRIu64 " errors\n", en->name,
-		(double)(now - en->start_ns) / 1e9, en->ops, en->acked,
-		en->retries, en->errors);
-}
-
-/* Runs until the work is done, the duration ends, a callback stops it or
- * SIGINT/SIGTERM. Every request is bounded by its deadline or the end. */
-static int engine_run(struct kv_engine *en)
-{
-	uint64_t start = now_ns();
-	uint64_t end = en->duration_ns ? start + en->duration_ns : 0;
-	uint64_t next_progress = start + 1000000000ull;
-	bool exhausted = false;
-	int rc = 0;
-	en->start_ns = start;
-	for (;;) {
-		uint64_t now = now_ns();
-		uint64_t wake = now + 1000000000ull;
-		if ((end && now >= end) || kv_interrupted)
-			break;
-		/* Retries and deadlines. */
-		for (unsigned i = 0; i < en->nslots; i++) {
-			struct kv_slot *s = &en->slots[i];
-			if (!s->busy || now < s->next_try_ns)
-				continue;
-			if (s->deadline_ns && now >= s->deadline_ns) {
-				if (engine_finish(en, i, RES_TIMEOUT, NULL, 0,
-						  now) < 0)
-					goto fail;
-				continue;
-			}
-			s->try_ns = s->try_ns * 2 > TRY_MAX_NS
-				? TRY_MAX_NS : s->try_ns * 2;
-			s->next_try_ns = now + s->try_ns;
-			if (s->deadline_ns && s->next_try_ns > s->deadline_ns)
-				s->next_try_ns = s->deadline_ns;
-			en->retries++;
-			if (engine_send(en, s) < 0)
-				goto fail;
-		}
-		/* New requests on idle slots, paced by --rate. */
-		for (unsigned i = 0; i < en->nslots && !exhausted; i++) {
-			if (en->slots[i].busy)
-				continue;
-			if (en->rate > 0) {
-				uint64_t due = start + (uint64_t)
-					((double)en->ops * 1e9 / en->rate);
-				if (now < due) {
-					if (due < wake)
-						wake = due;
-					break;
-				}
-			}
-			int r = engine_issue(en, i, now);
-			if (r < 0)
-				goto fail;
-			if (r == 0)
-				exhausted = true;
-		}
-		unsigned busy = 0;
-		for (unsigned i = 0; i < en->nslots; i++) {
-			if (!en->slots[i].busy)
-				continue;
-			busy++;
-			if (en->slots[i].next_try_ns < wake)
-				wake = en->slots[i].next_try_ns;
-		}
-		if (!busy && exhausted)
-			break;
-		if (end && end < wake)
-			wake = end;
-		if (en->progress && next_progress < wake)
-			wake = next_progress;
-		uint64_t wait = wake > now ? wake - now : 0;
-		struct timespec ts = { (time_t)(wait / 1000000000ull),
-				       (long)(wait % 1000000000ull) };
-		struct pollfd pfd = { .fd = en->fd, .events = POLLIN };
-		int pr = ppoll(&pfd, 1, &ts, NULL);
-		if (pr < 0 && errno != EINTR) {
-			kg_errno(&en->err, "ppoll");
-			goto fail;
-		}
-		if (pr > 0 && engine_drain(en) < 0)
-			goto fail;
-		now = now_ns();
-		if (en->progress && now >= next_progress) {
-			engine_progress(en, now);
-			next_progress += 1000000000ull;
-		}
-	}
-	goto out;
-fail:
-	rc = -1;
-out:
-	for (unsigned i = 0; i < en->nslots; i++) {
-		if (en->slots[i].busy) {
-			en->slots[i].busy = false;
-			en->unacked++;
-		}
-	}
-	en->stop_ns = now_ns();
-	if (en->nlat)
-		qsort(en->lat, en->nlat, sizeof(*en->lat), cmp_u64);
-	return rc;
-}
-
-static void print_json(struct kv_engine *en, uint64_t lost,
-		       const char *extra)
-{
-	printf("{\"ops\":%" PRIu64 ",\"acked\":%" PRIu64 ",\"retries\":%"
-	       PRIu64 ",\"errors\":%" PRIu64 ",\"lost\":%" PRIu64
-	       ",\"p50_us\":%" PRIu64 ",\"p99_us\":%" PRIu64
-	       ",\"duration_s\":%.3f%s}\n", en->ops, en->acked, en->retries,
-	       en->errors, lost, lat_pct_us(en, 50), lat_pct_us(en, 99),
-	       (double)(en->stop_ns - en->start_ns) / 1e9, extra);
-	fflush(stdout);
-}
-
-static int write_all(int fd, const char *buf, size_t n, const char *path,
-		     struct kg_err *e)
-{
-	while (n) {
-		ssize_t w = write(fd, buf, n);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return kg_errno(e, "write %s", path);
-		}
-		buf += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
+#include "kv_engine.h"
+#include "kv_journal.h"
 
 /* ---- single requests ----------------------------------------------- */
 
@@ -624,7 +147,7 @@ static int journal_line(struct load_ctx *c, char type, uint64_t client,
 	int n = snprintf(line, sizeof(line), "%c %016" PRIx64 " %" PRIu64
 			 " put %.*s %.*s\n", type, client, req_id,
 			 (int)r->klen, r->key, (int)r->vlen, r->val);
-	return write_all(c->jfd, line, (size_t)n, c->jpath, e);
+	return kv_write_all(c->jfd, line, (size_t)n, c->jpath, e);
 }
 
 static int load_next(void *ctx, struct kv_engine *en, unsigned slot,
@@ -683,261 +206,8 @@ static int load_done(void *ctx, struct kv_engine *en, unsigned slot,
 			res->status == KV_OK ? "'" : "",
 			res->status == KV_OK ? (int)res->vlen : 0,
 			res->status == KV_OK ? res->val : "",
-			res->status == KV_OK ? "'" : status_name(res->status),
+			res->status == KV_OK ? "'" : kv_status_name(res->status),
 			want);
-	return 0;
-}
-
-/* ---- verify -------------------------------------------------------- */
-
-struct jatt {
-	uint64_t client, req;
-	bool del;
-	char *val;
-};
-
-struct jkey {
-	struct jkey *next; /* hash chain */
-	char *key;
-	bool has_acked, acked_del;
-	char *acked_val;
-	struct jatt *att; /* attempts after the last acked one */
-	size_t natt, capatt;
-};
-
-struct jtable {
-	struct jkey **b;
-	size_t nb, n;
-	struct jkey **list; /* in first-seen order */
-	size_t caplist;
-};
-
-static uint32_t fnv1a(const char *s)
-{
-	uint32_t h = 2166136261u;
-	for (; *s; s++)
-		h = (h ^ (uint8_t)*s) * 16777619u;
-	return h;
-}
-
-static struct jkey *jtable_get(struct jtable *t, const char *key)
-{
-	if (t->n >= t->nb) {
-		size_t nb = t->nb ? t->nb * 2 : 1024;
-		struct jkey **b = calloc(nb, sizeof(*b));
-		if (!b)
-			return NULL;
-		for (size_t i = 0; i < t->n; i++) {
-			struct jkey *k = t->list[i];
-			size_t h = fnv1a(k->key) & (nb - 1);
-			k->next = b[h];
-			b[h] = k;
-		}
-		free(t->b);
-		t->b = b;
-		t->nb = nb;
-	}
-	size_t h = fnv1a(key) & (t->nb - 1);
-	for (struct jkey *k = t->b[h]; k; k = k->next)
-		if (!strcmp(k->key, key))
-			return k;
-	if (t->n == t->caplist) {
-		size_t cap = t->caplist ? t->caplist * 2 : 1024;
-		struct jkey **l = realloc(t->list, cap * sizeof(*l));
-		if (!l)
-			return NULL;
-		t->list = l;
-		t->caplist = cap;
-	}
-	struct jkey *k = calloc(1, sizeof(*k));
-	if (!k || !(k->key = strdup(key))) {
-		free(k);
-		return NULL;
-	}
-	k->next = t->b[h];
-	t->b[h] = k;
-	t->list[t->n++] = k;
-	return k;
-}
-
-static void jtable_free(struct jtable *t)
-{
-	for (size_t i = 0; i < t->n; i++) {
-		struct jkey *k = t->list[i];
-		for (size_t j = 0; j < k->natt; j++)
-			free(k->att[j].val);
-		free(k->att);
-		free(k->acked_val);
-		free(k->key);
-		free(k);
-	}
-	free(t->list);
-	free(t->b);
-}
-
-static int jkey_attempt(struct jkey *k, uint64_t client, uint64_t req,
-			bool del, const char *val)
-{
-	if (k->natt == k->capatt) {
-		size_t cap = k->capatt ? k->capatt * 2 : 4;
-		struct jatt *a = realloc(k->att, cap * sizeof(*a));
-		if (!a)
-			return -1;
-		k->att = a;
-		k->capatt = cap;
-	}
-	char *v = strdup(val);
-	if (!v)
-		return -1;
-	k->att[k->natt++] = (struct jatt){ client, req, del, v };
-	return 0;
-}
-
-/* An acknowledged write: it and every attempt before it are settled. */
-static int jkey_ack(struct jkey *k, uint64_t client, uint64_t req, bool del,
-		    const char *val)
-{
-	size_t upto = k->natt; /* attempts [0, upto) are dropped */
-	for (size_t j = 0; j < k->natt; j++) {
-		if (k->att[j].client == client && k->att[j].req == req) {
-			upto = j + 1;
-			break;
-		}
-	}
-	char *v = strdup(val);
-	if (!v)
-		return -1;
-	for (size_t j = 0; j < upto; j++)
-		free(k->att[j].val);
-	memmove(k->att, k->att + upto, (k->natt - upto) * sizeof(*k->att));
-	k->natt -= upto;
-	free(k->acked_val);
-	k->acked_val = v;
-	k->has_acked = true;
-	k->acked_del = del;
-	return 0;
-}
-
-static int journal_read(const char *path, struct jtable *t, struct kg_err *e)
-{
-	FILE *f = fopen(path, "re");
-	if (!f)
-		return kg_errno(e, "journal %s", path);
-	char *line = NULL;
-	size_t cap = 0;
-	ssize_t len;
-	unsigned long lineno = 0;
-	int rc = 0;
-	while ((len = getline(&line, &cap, f)) >= 0) {
-		lineno++;
-		if (len == 0 || line[len - 1] != '\n') {
-			/* A line cut by the client's death: never acked. */
-			fprintf(stderr, "kagami kv verify: journal %s:%lu: "
-				"ignoring an incomplete last line\n", path,
-				lineno);
-			break;
-		}
-		line[--len] = 0;
-		if (!len || line[0] == '#')
-			continue;
-		char type[4], op[4], clientx[17], key[KV_KEY_MAX + 1];
-		char *val = malloc((size_t)len + 1);
-		uint64_t req;
-		int used = 0;
-		if (!val) {
-			rc = kg_errf(e, "out of memory");
-			break;
-		}
-		int n = sscanf(line, "%3s %16s %" SCNu64 " %3s %128s %s%n",
-			       type, clientx, &req, op, key, val, &used);
-		char *end;
-		uint64_t client = strtoull(clientx, &end, 16);
-		bool del = !strcmp(op, "del");
-		if (n != 6 || used != len || strlen(clientx) != 16 || *end ||
-		    (strcmp(type, "a") && strcmp(type, "k")) ||
-		    (!del && strcmp(op, "put"))) {
-			free(val);
-			rc = kg_errf(e, "journal %s:%lu: malformed line",
-				     path, lineno);
-			break;
-		}
-		struct jkey *k = jtable_get(t, key);
-		if (!k || (type[0] == 'a'
-			   ? jkey_attempt(k, client, req, del, val)
-			   : jkey_ack(k, client, req, del, val)) < 0) {
-			free(val);
-			rc = kg_errf(e, "out of memory");
-			break;
-		}
-		free(val);
-	}
-	if (!rc && ferror(f))
-		rc = kg_errno(e, "read %s", path);
-	free(line);
-	fclose(f);
-	return rc;
-}
-
-struct verify_ctx {
-	struct jtable *t;
-	size_t next;
-	uint64_t lost, ok;
-};
-
-static int verify_next(void *ctx, struct kv_engine *en, unsigned slot,
-		       uint64_t req_id, struct kv_req *r)
-{
-	struct verify_ctx *c = ctx;
-	(void)en; (void)slot; (void)req_id;
-	if (c->next >= c->t->n)
-		return 0;
-	struct jkey *k = c->t->list[c->next];
-	r->tag = c->next++;
-	r->op = KV_GET;
-	r->klen = (uint16_t)strlen(k->key);
-	memcpy(r->key, k->key, r->klen);
-	return 1;
-}
-
-static int verify_done(void *ctx, struct kv_engine *en, unsigned slot,
-		       uint64_t req_id, const struct kv_req *r,
-		       const struct kv_result *res)
-{
-	struct verify_ctx *c = ctx;
-	struct jkey *k = c->t->list[r->tag];
-	(void)en; (void)slot; (void)req_id;
-	if (res->status != KV_OK && res->status != KV_NOT_FOUND) {
-		fprintf(stderr, "kagami kv verify: get %s: %s\n", k->key,
-			status_name(res->status));
-		return 0;
-	}
-	bool found = res->status == KV_OK;
-	bool good;
-	if (!k->has_acked || k->acked_del)
-		good = !found;
-	else
-		good = found && !strcmp(res->val, k->acked_val) &&
-		       strlen(k->acked_val) == res->vlen;
-	for (size_t j = 0; j < k->natt && !good; j++) {
-		const struct jatt *a = &k->att[j];
-		good = a->del ? !found
-			      : found && strlen(a->val) == res->vlen &&
-				!strcmp(res->val, a->val);
-	}
-	if (good) {
-		c->ok++;
-		return 0;
-	}
-	c->lost++;
-	if (c->lost <= 10)
-		fprintf(stderr, "kagami kv verify: lost: %s is %s%s%s, last "
-			"acknowledged %s%s%s%s\n", k->key,
-			found ? "'" : "", found ? res->val : "not found",
-			found ? "'" : "",
-			!k->has_acked ? "nothing" : k->acked_del ? "del" : "'",
-			k->has_acked && !k->acked_del ? k->acked_val : "",
-			k->has_acked && !k->acked_del ? "'" : "",
-			k->natt ? " (or a later attempt)" : "");
 	return 0;
 }
 
@@ -1232,14 +502,14 @@ static int cmd_single(const struct kv_opts *o, const char *cmd, int nargs,
 		memcpy(c.req.val, args[1], vl);
 	}
 	uint64_t id = o->client_id;
-	if (!(o->given & OPT_CLIENT_ID) && random_u64(&id, &e) < 0) {
+	if (!(o->given & OPT_CLIENT_ID) && kv_random_u64(&id, &e) < 0) {
 		fprintf(stderr, "kagami kv: %s\n", e.msg);
 		return KV_EXIT_FAIL;
 	}
-	if (engine_init(&en, o->server, 1, id,
+	if (kv_engine_init(&en, o->server, 1, id,
 			o->given & OPT_REQ_ID ? o->req_id : 1, &e) < 0) {
 		fprintf(stderr, "kagami kv: %s\n", e.msg);
-		engine_free(&en);
+		kv_engine_free(&en);
 		return KV_EXIT_FAIL;
 	}
 	en.name = cmd;
@@ -1247,7 +517,7 @@ static int cmd_single(const struct kv_opts *o, const char *cmd, int nargs,
 	en.next = one_next;
 	en.done = one_done;
 	en.ctx = &c;
-	if (engine_run(&en) < 0) {
+	if (kv_engine_run(&en) < 0) {
 		fprintf(stderr, "kagami kv %s: %s\n", cmd, en.err.msg);
 		rc = KV_EXIT_FAIL;
 	} else if (kv_interrupted && c.status == RES_TIMEOUT) {
@@ -1263,7 +533,7 @@ static int cmd_single(const struct kv_opts *o, const char *cmd, int nargs,
 		rc = KV_EXIT_NOT_FOUND;
 	} else if (c.status != KV_OK) {
 		fprintf(stderr, "kagami kv %s: server answered: %s\n", cmd,
-			status_name(c.status));
+			kv_status_name(c.status));
 		rc = KV_EXIT_FAIL;
 	} else {
 		if (c.req.op == KV_GET || c.req.op == KV_STATS)
@@ -1272,7 +542,7 @@ static int cmd_single(const struct kv_opts *o, const char *cmd, int nargs,
 			printf("OK\n");
 		rc = 0;
 	}
-	engine_free(&en);
+	kv_engine_free(&en);
 	return rc;
 }
 
@@ -1309,8 +579,8 @@ static int cmd_load(const struct kv_opts *o)
 			strerror(errno));
 		goto out;
 	}
-	if (random_u64(&id, &e) < 0 ||
-	    engine_init(&en, o->server, nclients, id, 1, &e) < 0) {
+	if (kv_random_u64(&id, &e) < 0 ||
+	    kv_engine_init(&en, o->server, nclients, id, 1, &e) < 0) {
 		fprintf(stderr, "kagami kv load: %s\n", e.msg);
 		goto out;
 	}
@@ -1320,7 +590,7 @@ static int cmd_load(const struct kv_opts *o)
 			  " first_client=%016" PRIx64 "\n", o->server,
 			  nclients, c.nkeys, c.write_ratio, o->seed,
 			  en.slots[0].client_id);
-	if (write_all(c.jfd, hdr, (size_t)hn, o->journal, &e) < 0) {
+	if (kv_write_all(c.jfd, hdr, (size_t)hn, o->journal, &e) < 0) {
 		fprintf(stderr, "kagami kv load: %s\n", e.msg);
 		goto out;
 	}
@@ -1331,7 +601,7 @@ static int cmd_load(const struct kv_opts *o)
 	en.next = load_next;
 	en.done = load_done;
 	en.ctx = &c;
-	int r = engine_run(&en);
+	int r = kv_engine_run(&en);
 	char extra[256];
 	snprintf(extra, sizeof(extra), ",\"puts\":%" PRIu64 ",\"gets\":%"
 		 PRIu64 ",\"checked\":%" PRIu64 ",\"mismatches\":%" PRIu64
@@ -1339,7 +609,7 @@ static int cmd_load(const struct kv_opts *o)
 		 PRIu64 ",\"stray\":%" PRIu64, c.puts, c.gets, c.checked,
 		 c.mismatches, en.unacked, nclients, en.send_errors,
 		 en.ignored);
-	print_json(&en, 0, extra);
+	kv_print_json(&en, 0, extra);
 	if (r < 0)
 		fprintf(stderr, "kagami kv load: %s\n", en.err.msg);
 	else if (!en.acked)
@@ -1358,7 +628,7 @@ out:
 	}
 	free(c.acked_req);
 	free(c.uncertain);
-	engine_free(&en);
+	kv_engine_free(&en);
 	return rc;
 }
 
@@ -1374,26 +644,26 @@ static int cmd_verify(const struct kv_opts *o)
 		fprintf(stderr, "kagami kv verify: --journal is required\n");
 		return KG_EXIT_USAGE;
 	}
-	if (journal_read(o->journal, &t, &e) < 0) {
+	if (kv_journal_read(o->journal, &t, &e) < 0) {
 		fprintf(stderr, "kagami kv verify: %s\n", e.msg);
 		goto out;
 	}
-	if (random_u64(&id, &e) < 0 ||
-	    engine_init(&en, o->server, (unsigned)o->clients, id, 1, &e) < 0) {
+	if (kv_random_u64(&id, &e) < 0 ||
+	    kv_engine_init(&en, o->server, (unsigned)o->clients, id, 1, &e) < 0) {
 		fprintf(stderr, "kagami kv verify: %s\n", e.msg);
 		goto out;
 	}
 	en.name = "verify";
 	en.req_timeout_ns = (uint64_t)(o->timeout_s * 1e9);
 	en.progress = isatty(STDERR_FILENO);
-	en.next = verify_next;
-	en.done = verify_done;
+	en.next = kv_verify_next;
+	en.done = kv_verify_done;
 	en.ctx = &c;
-	int r = engine_run(&en);
+	int r = kv_engine_run(&en);
 	char extra[128];
 	snprintf(extra, sizeof(extra), ",\"keys\":%zu,\"ok\":%" PRIu64, t.n,
 		 c.ok);
-	print_json(&en, c.lost, extra);
+	kv_print_json(&en, c.lost, extra);
 	if (r < 0) {
 		fprintf(stderr, "kagami kv verify: %s\n", en.err.msg);
 	} else if (c.lost) {
@@ -1408,8 +678,8 @@ static int cmd_verify(const struct kv_opts *o)
 		rc = 0;
 	}
 out:
-	jtable_free(&t);
-	engine_free(&en);
+	kv_jtable_free(&t);
+	kv_engine_free(&en);
 	return rc;
 }
 
@@ -1444,7 +714,7 @@ int cmd_kv(int argc, char **argv)
 	}
 	struct sockaddr_in sa;
 	struct kg_err e = { "" };
-	if (parse_server(o.server, &sa, &e) < 0) {
+	if (kv_parse_server(o.server, &sa, &e) < 0) {
 		fprintf(stderr, "kagami kv: %s\n", e.msg);
 		return KG_EXIT_USAGE;
 	}
@@ -1462,7 +732,7 @@ int cmd_kv(int argc, char **argv)
 	}
 
 	/* SIGINT/SIGTERM end a load or verify early, with its report. */
-	struct sigaction sa_stop = { .sa_handler = on_stop_signal }, old_int,
+	struct sigaction sa_stop = { .sa_handler = kv_on_stop_signal }, old_int,
 			 old_term;
 	sigemptyset(&sa_stop.sa_mask);
 	kv_interrupted = 0;
