@@ -79,3 +79,14 @@ test_blk_readonly() {
 
 t "virtio-blk write, flush, read back; data survives a restart" test_blk_roundtrip_restart kvm
 t "virtio-blk read-only disk" test_blk_readonly kvm
+
+test_reset_with_devices() {
+	# A reset rebuilds the KVM VM: the devices are reset and their
+	# notification eventfds registered again, without errors.
+	truncate -s 4M disk.img
+	kg run --disk disk.img --cmdline reset "$GUESTS/hello.elf"
+	expect_status 0 && out_has "hello: boot_count=1" || return
+	[[ ! -s err ]] || why "stderr: $(head -c 300 err)"
+}
+
+t "reset with a virtio device" test_reset_with_devices kvm
