@@ -219,6 +219,21 @@ int guest_mem_fetch_kvm_dirty(const struct guest_mem *m, int vm_fd,
 	return 0;
 }
 
+int guest_mem_collect_dirty(struct guest_mem *m, int vm_fd, uint64_t *bits,
+			    uint64_t *npages, struct kg_err *e)
+{
+	guest_mem_take_dirty(m, bits); /* overwrites bits */
+	if (guest_mem_fetch_kvm_dirty(m, vm_fd, bits, e) < 0)
+		return -1;
+	if (npages) {
+		uint64_t n = 0;
+		for (uint64_t i = 0; i < guest_mem_bitmap_words(m); i++)
+			n += (uint64_t)__builtin_popcountll(bits[i]);
+		*npages = n;
+	}
+	return 0;
+}
+
 int guest_mem_map_file(struct guest_mem *m, unsigned r, int fd,
 		       uint64_t offset, struct kg_err *e)
 {

@@ -64,6 +64,11 @@ int guest_mem_dirty_log(struct guest_mem *m, int vm_fd, bool on,
  * of the memfd like guest_mem_take_dirty. */
 int guest_mem_fetch_kvm_dirty(const struct guest_mem *m, int vm_fd,
 			      uint64_t *bits, struct kg_err *e);
+/* The dirty set since the last call: the VMM's own writes (taken) united
+ * with KVM's log (fetched and cleared), into bits; *npages counts it
+ * (may be NULL). */
+int guest_mem_collect_dirty(struct guest_mem *m, int vm_fd, uint64_t *bits,
+			    uint64_t *npages, struct kg_err *e);
 /* Words of a page bitmap covering all RAM. */
 static inline uint64_t guest_mem_bitmap_words(const struct guest_mem *m)
 {

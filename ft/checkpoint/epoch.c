@@ -123,10 +123,9 @@ static uint64_t dirty_gpas(struct epoch_sender *s, bool full,
 			   struct kg_err *e)
 {
 	const struct guest_mem *m = &s->vm->mem;
-	uint64_t words = guest_mem_bitmap_words(m), n = 0;
-	memset(s->bits, 0, words * sizeof(uint64_t));
-	guest_mem_take_dirty(&s->vm->mem, s->bits);
-	if (guest_mem_fetch_kvm_dirty(m, s->vm->vm_fd, s->bits, e) < 0)
+	uint64_t n = 0;
+	if (guest_mem_collect_dirty(&s->vm->mem, s->vm->vm_fd, s->bits, NULL,
+				    e) < 0)
 		return UINT64_MAX;
 	for (unsigned r = 0; r < m->nregions; r++) {
 		const struct guest_mem_region *g = &m->regions[r];

@@ -45,22 +45,6 @@ static uint64_t now_us(void)
 	return vm_now_ns() / 1000;
 }
 
-/* Collects the pages dirtied since the last call, by the guest (KVM's
- * log) or by devices (the VMM bitmap), into bits; returns their count. */
-static int collect_dirty(struct vm *vm, uint64_t *bits, uint64_t *npages,
-			 struct kg_err *e)
-{
-	uint64_t words = guest_mem_bitmap_words(&vm->mem), n = 0;
-	memset(bits, 0, words * sizeof(uint64_t));
-	guest_mem_take_dirty(&vm->mem, bits);
-	if (guest_mem_fetch_kvm_dirty(&vm->mem, vm->vm_fd, bits, e) < 0)
-		return -1;
-	for (uint64_t i = 0; i < words; i++)
-		n += (uint64_t)__builtin_popcountll(bits[i]);
-	*npages = n;
-	return 0;
-}
-
 /* RAM lives in place in the file: each region is one RAM section whose
  * payload (page aligned) is written with pwrite, first whole, then page by
  * page as pages get dirty; its CRC is computed from the file at the end. */
@@ -172,7 +156,7 @@ static int live_passes(int fd, struct vm *vm, const struct ram_slot *slots,
 {
 	uint64_t prev = UINT64_MAX, n;
 	for (int pass = 0; pass < MAX_LIVE_PASSES; pass++) {
-		if (collect_dirty(vm, bits, &n, e) < 0 ||
+		if (guest_mem_collect_dirty(&vm->mem, vm->vm_fd, bits, &n, e) < 0 ||
 		    write_dirty_in_place(fd, vm, slots, bits, e) < 0)
 			return -1;
 		if (n <= SMALL_DIRTY_SET || n >= prev)
@@ -258,7 +242,8 @@ int snapshot_save(struct vm *vm, const char *path, struct snapshot_stats *st,
 	}
 	vm_state_hold(vm);
 	held = true;
-	if (collect_dirty(vm, bits, &st->second_pass_pages, e) < 0 ||
+	if (guest_mem_collect_dirty(&vm->mem, vm->vm_fd, bits,
+				    &st->second_pass_pages, e) < 0 ||
 	    write_dirty_in_place(fd, vm, slots, bits, e) < 0 ||
 	    vm_state_write(&w, vm, e) < 0)
 		goto out;
