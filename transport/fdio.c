@@ -168,3 +168,25 @@ struct kg_link *kg_fd_link_new(int fd, const char *peer, struct kg_err *e)
 	f->fd = fd;
 	return &f->base;
 }
+
+int kg_fd_accept(struct kg_tp_listener *l, struct sockaddr_storage *ss,
+		 struct kg_err *e)
+{
+	for (;;) {
+		int w = kg_fd_wait(l->fd, POLLIN, l->opts.accept_timeout_ms);
+		if (w < 0)
+			return kg_errno(e, "accept %s: poll", l->name);
+		if (w == 0)
+			return kg_errf(e, "accept %s: no peer within %d ms", l->name,
+				       l->opts.accept_timeout_ms);
+		socklen_t sl = sizeof(*ss);
+		int fd = accept4(l->fd, (struct sockaddr *)ss, ss ? &sl : NULL,
+				 SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0 && (errno == EINTR || errno == EAGAIN ||
+			       errno == ECONNABORTED))
+			continue;
+		if (fd < 0)
+			return kg_errno(e, "accept %s", l->name);
+		return fd;
+	}
+}

@@ -8,6 +8,7 @@
 #ifndef KG_TRANSPORT_LINK_H
 #define KG_TRANSPORT_LINK_H
 
+#include <sys/socket.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/uio.h>
@@ -71,6 +72,12 @@ struct kg_link *kg_fd_link_new(int fd, const char *peer, struct kg_err *e);
  * forever): 1 ready, 0 timed out, -1 error (errno). EINTR restarts with
  * the time that remains. */
 int kg_fd_wait(int fd, short events, int timeout_ms);
+
+/* fdio.c: accepts one connection on l->fd within l->opts.accept_timeout_ms
+ * (retrying aborted or spurious wake-ups); returns the non-blocking fd,
+ * the peer's address in *ss (may be NULL), or -1 with e naming l. */
+int kg_fd_accept(struct kg_tp_listener *l, struct sockaddr_storage *ss,
+		 struct kg_err *e);
 
 /* fault.c: wraps inner (taking it) so that sends suffer f. */
 struct kg_link *kg_fault_link_new(struct kg_link *inner,

@@ -123,28 +123,15 @@ static int tcp_listen(struct kg_tp_listener *l, struct kg_err *e)
 static int tcp_accept(struct kg_tp_listener *l, struct kg_link **out,
 		      struct kg_err *e)
 {
-	for (;;) {
-		int w = kg_fd_wait(l->fd, POLLIN, l->opts.accept_timeout_ms);
-		if (w < 0)
-			return kg_errno(e, "accept %s: poll", l->name);
-		if (w == 0)
-			return kg_errf(e, "accept %s: no peer within %d ms", l->name,
-				       l->opts.accept_timeout_ms);
-		struct sockaddr_storage ss;
-		socklen_t sl = sizeof(ss);
-		int fd = accept4(l->fd, (struct sockaddr *)&ss, &sl,
-				 SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0 && (errno == EINTR || errno == EAGAIN ||
-			       errno == ECONNABORTED))
-			continue;
-		if (fd < 0)
-			return kg_errno(e, "accept %s", l->name);
-		set_conn_opts(fd, l->opts.io_timeout_ms);
-		char peer[160];
-		sa_name((struct sockaddr *)&ss, peer, sizeof(peer));
-		*out = kg_fd_link_new(fd, peer, e);
-		return *out ? 0 : -1;
-	}
+	struct sockaddr_storage ss;
+	int fd = kg_fd_accept(l, &ss, e);
+	if (fd < 0)
+		return -1;
+	set_conn_opts(fd, l->opts.io_timeout_ms);
+	char peer[160];
+	sa_name((struct sockaddr *)&ss, peer, sizeof(peer));
+	*out = kg_fd_link_new(fd, peer, e);
+	return *out ? 0 : -1;
 }
 
 static void tcp_unlisten(struct kg_tp_listener *l)

@@ -81,24 +81,13 @@ static void peer_name(int fd, const char *path, char *buf, size_t n)
 static int unix_accept(struct kg_tp_listener *l, struct kg_link **out,
 		       struct kg_err *e)
 {
-	for (;;) {
-		int w = kg_fd_wait(l->fd, POLLIN, l->opts.accept_timeout_ms);
-		if (w < 0)
-			return kg_errno(e, "accept %s: poll", l->name);
-		if (w == 0)
-			return kg_errf(e, "accept %s: no peer within %d ms", l->name,
-				       l->opts.accept_timeout_ms);
-		int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0 && (errno == EINTR || errno == EAGAIN ||
-			       errno == ECONNABORTED))
-			continue;
-		if (fd < 0)
-			return kg_errno(e, "accept %s", l->name);
-		char peer[160];
-		peer_name(fd, l->addr.path, peer, sizeof(peer));
-		*out = kg_fd_link_new(fd, peer, e);
-		return *out ? 0 : -1;
-	}
+	int fd = kg_fd_accept(l, NULL, e);
+	if (fd < 0)
+		return -1;
+	char peer[160];
+	peer_name(fd, l->addr.path, peer, sizeof(peer));
+	*out = kg_fd_link_new(fd, peer, e);
+	return *out ? 0 : -1;
 }
 
 static void unix_unlisten(struct kg_tp_listener *l)
