@@ -72,18 +72,7 @@ trap 'exit 129' HUP
 
 # --- helpers ---------------------------------------------------------------
 
-median() {
-	printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 }
-		END { if (NR % 2) print v[(NR + 1) / 2];
-		      else printf "%.6g\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-spread() {
-	local m
-	m=$(median "$@")
-	printf '%s\n' "$@" | sort -g | awk -v m="$m" '{ v[NR] = $1 }
-		END { printf "%.0f\n", (m > 0 ? 100 * (v[NR] - v[1]) / m : 0) }'
-}
-calc() { awk "BEGIN { printf \"$1\n\", $2 }"; }
+source bench/lib.sh
 json_num() { grep -o "\"$2\":[0-9.]*" "$1" | head -1 | cut -d: -f2; }
 oneline() { tr '\n' ' ' | sed 's/  */ /g; s/^ //; s/ $//' | tail -c 200; }
 

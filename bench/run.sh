@@ -39,20 +39,7 @@ trap 'rm -rf "$TMP"' EXIT
 
 # --- helpers ---------------------------------------------------------------
 
-# median VALUES...: the middle value (mean of the two middle ones if even).
-median() {
-	printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 }
-		END { if (NR % 2) print v[(NR + 1) / 2];
-		      else printf "%.6g\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-# spread VALUES...: (max - min) / median, in percent.
-spread() {
-	local m
-	m=$(median "$@")
-	printf '%s\n' "$@" | sort -g | awk -v m="$m" '{ v[NR] = $1 }
-		END { printf "%.0f\n", (m > 0 ? 100 * (v[NR] - v[1]) / m : 0) }'
-}
-calc() { awk "BEGIN { printf \"$1\n\", $2 }"; }
+source bench/lib.sh
 now_us() { local t=${EPOCHREALTIME/[.,]/}; echo "$t"; }
 # field NAME FILE: the value of the last "NAME=value" in FILE.
 field() { { grep -o "$1=[0-9a-f]*" "$2" || true; } | tail -1 | cut -d= -f2; }
