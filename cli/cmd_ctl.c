@@ -26,6 +26,29 @@ static void ctl_usage(FILE *f)
 "exit status: 0 ok, 1 the command failed, 2 usage or connection error.\n");
 }
 
+static double num(const cJSON *o, const char *k)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+	return cJSON_IsNumber(v) ? v->valuedouble : 0;
+}
+
+/* A progress event as one line redrawn in place on the terminal; true if
+ * it drew. */
+static bool ctl_show_event(const cJSON *ev)
+{
+	const cJSON *name = cJSON_GetObjectItemCaseSensitive(ev, "event");
+	const cJSON *phase = cJSON_GetObjectItemCaseSensitive(ev, "phase");
+	if (strcmp(name->valuestring, "progress"))
+		return false;
+	fprintf(stderr, "\r\033[K%s round %.0f  %3.0f%%  %.0f MB/s  "
+		"dirty %.0f pages  expected downtime %.1f ms",
+		cJSON_IsString(phase) ? phase->valuestring : "",
+		num(ev, "round"), num(ev, "percent"), num(ev, "mbps"),
+		num(ev, "dirty_pages"), num(ev, "expected_downtime_ms"));
+	fflush(stderr);
+	return true;
+}
+
 static cJSON *typed(const char *v)
 {
 	char *end;
@@ -125,19 +148,41 @@ int cmd_ctl(int argc, char **argv)
 		close(fd);
 		return KG_EXIT_USAGE;
 	}
-	/* One line back; commands like snapshot may take a while. */
+	/* Progress events (jobs), then the answer: one line each. */
+	bool tty = isatty(STDERR_FILENO), progress = false;
 	size_t cap = 1 << 20, len = 0;
 	char *buf = malloc(cap);
-	while (buf && len < cap - 1) {
+	for (;;) {
+		char *nl = buf ? memchr(buf, '\n', len) : NULL;
+		if (nl) {
+			*nl = 0;
+			cJSON *ev = cJSON_Parse(buf);
+			const cJSON *name = cJSON_GetObjectItemCaseSensitive(ev,
+								       "event");
+			if (!cJSON_IsString(name)) {
+				cJSON_Delete(ev);
+				*nl = '\n';
+				break;
+			}
+			if (tty)
+				progress |= ctl_show_event(ev);
+			cJSON_Delete(ev);
+			size_t used = (size_t)(nl - buf) + 1;
+			memmove(buf, nl + 1, len - used);
+			len -= used;
+			continue;
+		}
+		if (!buf || len >= cap - 1)
+			break;
 		ssize_t r = read(fd, buf + len, cap - 1 - len);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0)
 			break;
 		len += (size_t)r;
-		if (memchr(buf + len - (size_t)r, '\n', (size_t)r))
-			break;
 	}
+	if (progress)
+		fputc('\n', stderr);
 	close(fd);
 	if (!buf || len == 0) {
 		fprintf(stderr, "kagami ctl: no answer from %s\n", argv[1]);

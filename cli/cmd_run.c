@@ -186,9 +186,11 @@ static int parse_uint(const char *opt, const char *s, unsigned long max,
 }
 
 /* The control socket's snapshot command. */
-static int do_snapshot(struct vm *vm, const cJSON *req, cJSON *reply,
-		       struct kg_err *e)
+static int do_snapshot(struct control_call *call, struct kg_err *e)
 {
+	struct vm *vm = call->vm;
+	const cJSON *req = call->req;
+	cJSON *reply = call->reply;
 	const cJSON *path = cJSON_GetObjectItemCaseSensitive(req, "path");
 	const cJSON *args = cJSON_GetObjectItemCaseSensitive(req, "args");
 	if (!cJSON_IsString(path) && cJSON_GetArraySize(args) > 0)
@@ -209,8 +211,8 @@ static int do_snapshot(struct vm *vm, const cJSON *req, cJSON *reply,
 
 static const struct control_cmd vm_commands[] = {
 	{ "snapshot", "save the VM to --path FILE while it runs "
-		      "(kagami restore FILE resumes it)", do_snapshot },
-	{ NULL, NULL, NULL },
+		      "(kagami restore FILE resumes it)", do_snapshot, false },
+	{ NULL, NULL, NULL, false },
 };
 
 static int run_main(const char *name, bool restore, int argc, char **argv);
@@ -384,7 +386,7 @@ static int run_main(const char *name, bool restore, int argc, char **argv)
 	struct control *ctl = NULL;
 	if ((sr && snapshot_load(sr, vm, &e) < 0) ||
 	    (control_path &&
-	     !(ctl = control_open(control_path, vm, vm_commands, &e)))) {
+	     !(ctl = control_open(control_path, vm, vm_commands, NULL, &e)))) {
 		fprintf(stderr, "%s: %s\n", name, e.msg);
 		snapshot_close(sr);
 		vm_destroy(vm);

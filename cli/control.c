@@ -27,7 +27,12 @@ struct control {
 	char path[108];
 	struct vm *vm;
 	const struct control_cmd *extra;
+	void *ctx;
 	int listen_fd, stop_pipe[2];
+	/* The one long job (control_cmd.job) and its thread. */
+	pthread_mutex_t job_lock;
+	pthread_t job;
+	bool job_running, job_done;
 	pthread_t thread;
 	bool started;
 	struct client clients[CONTROL_MAX_CLIENTS];
@@ -42,10 +47,11 @@ static const char *state_name(struct vm *vm)
 	}
 }
 
-static int do_status(struct vm *vm, const cJSON *req, cJSON *reply,
-		     struct kg_err *e)
+static int do_status(struct control_call *call, struct kg_err *e)
 {
-	(void)req, (void)e;
+	(void)e;
+	struct vm *vm = call->vm;
+	cJSON *reply = call->reply;
 	pthread_mutex_lock(&vm->lock);
 	cJSON_AddStringToObject(reply, "state", state_name(vm));
 	pthread_mutex_unlock(&vm->lock);
@@ -67,55 +73,50 @@ static int do_status(struct vm *vm, const cJSON *req, cJSON *reply,
 	return 0;
 }
 
-static int do_pause(struct vm *vm, const cJSON *req, cJSON *reply,
-		    struct kg_err *e)
+static int do_pause(struct control_call *call, struct kg_err *e)
 {
-	(void)req;
+	struct vm *vm = call->vm;
 	uint64_t t0 = vm_now_ns();
 	vm_pause(vm);
 	if (vm->req != VM_REQ_PAUSE)
 		return kg_errf(e, "the VM is stopping");
-	cJSON_AddNumberToObject(reply, "pause_us",
+	cJSON_AddNumberToObject(call->reply, "pause_us",
 				(double)(vm_now_ns() - t0) / 1e3);
 	return 0;
 }
 
-static int do_resume(struct vm *vm, const cJSON *req, cJSON *reply,
-		     struct kg_err *e)
+static int do_resume(struct control_call *call, struct kg_err *e)
 {
-	(void)req, (void)reply;
+	struct vm *vm = call->vm;
 	if (vm->req != VM_REQ_PAUSE)
 		return kg_errf(e, "the VM is not paused");
 	vm_resume(vm);
 	return 0;
 }
 
-static int do_quit(struct vm *vm, const cJSON *req, cJSON *reply,
-		   struct kg_err *e)
+static int do_quit(struct control_call *call, struct kg_err *e)
 {
-	(void)req, (void)reply, (void)e;
-	vm_request_stop(vm, VM_STOP_REQUEST, 0,
+	(void)e;
+	vm_request_stop(call->vm, VM_STOP_REQUEST, 0,
 			"stopped by the control socket (quit)");
 	return 0;
 }
 
-static int do_help(struct vm *vm, const cJSON *req, cJSON *reply,
-		   struct kg_err *e);
+static int do_help(struct control_call *call, struct kg_err *e);
 
 const struct control_cmd control_builtin[] = {
-	{ "status", "state, image, vCPUs, memory, uptime, exits", do_status },
-	{ "pause", "park every vCPU", do_pause },
-	{ "resume", "run again after pause", do_resume },
-	{ "quit", "stop the VM; kagami exits 0", do_quit },
-	{ "help", "list the commands", do_help },
-	{ NULL, NULL, NULL },
+	{ "status", "state, image, vCPUs, memory, uptime, exits", do_status, false },
+	{ "pause", "park every vCPU", do_pause, false },
+	{ "resume", "run again after pause", do_resume, false },
+	{ "quit", "stop the VM; kagami exits 0", do_quit, false },
+	{ "help", "list the commands", do_help, false },
+	{ NULL, NULL, NULL, false },
 };
 
 /* help is answered by the server itself: it knows the extra table. */
-static int do_help(struct vm *vm, const cJSON *req, cJSON *reply,
-		   struct kg_err *e)
+static int do_help(struct control_call *call, struct kg_err *e)
 {
-	(void)vm, (void)req, (void)reply, (void)e;
+	(void)call, (void)e;
 	return 0;
 }
 
@@ -140,8 +141,101 @@ static const struct control_cmd *lookup(const struct control *c,
 	return NULL;
 }
 
-/* Answers one request line; returns the malloc'd reply text. */
-static char *handle_line(struct control *c, const char *line)
+/* The reply object as the line sent: ok true, or ok false and the error. */
+static char *finish_reply(cJSON *reply, int r, const struct kg_err *e)
+{
+	if (r < 0) {
+		cJSON_Delete(reply);
+		reply = cJSON_CreateObject();
+		cJSON_AddBoolToObject(reply, "ok", 0);
+		cJSON_AddStringToObject(reply, "error", e->msg);
+	} else {
+		cJSON_AddBoolToObject(reply, "ok", 1);
+	}
+	char *text = cJSON_PrintUnformatted(reply);
+	cJSON_Delete(reply);
+	return text;
+}
+
+static void send_line(int fd, const char *text);
+
+void control_event(struct control_call *call, const char *name, cJSON *ev)
+{
+	cJSON_AddStringToObject(ev, "event", name);
+	char *text = cJSON_PrintUnformatted(ev);
+	cJSON_Delete(ev);
+	if (text && call->fd >= 0)
+		send_line(call->fd, text);
+	free(text);
+}
+
+struct job {
+	struct control *c;
+	const struct control_cmd *k;
+	cJSON *req;
+	int fd;
+};
+
+static void *job_thread(void *arg)
+{
+	struct job *j = arg;
+	struct kg_err e = { "" };
+	struct control_call call = { j->c->vm, j->c->ctx, j->req,
+				     cJSON_CreateObject(), j->fd };
+	int r = j->k->fn(&call, &e);
+	char *text = finish_reply(call.reply, r, &e);
+	if (text)
+		send_line(j->fd, text);
+	free(text);
+	close(j->fd);
+	cJSON_Delete(j->req);
+	pthread_mutex_lock(&j->c->job_lock);
+	j->c->job_done = true;
+	pthread_mutex_unlock(&j->c->job_lock);
+	free(j);
+	return NULL;
+}
+
+/* Joins a finished job; true if no job runs now. */
+static bool job_reap(struct control *c, bool wait)
+{
+	pthread_mutex_lock(&c->job_lock);
+	bool done = c->job_done;
+	pthread_mutex_unlock(&c->job_lock);
+	if (!c->job_running || (!done && !wait))
+		return !c->job_running;
+	pthread_join(c->job, NULL);
+	c->job_running = false;
+	c->job_done = false;
+	return true;
+}
+
+/* Starts a job on the client's fd (which the job then owns): 0, or -1
+ * with e set and the fd still the caller's. */
+static int job_start(struct control *c, const struct control_cmd *k,
+		     cJSON *req, int fd, struct kg_err *e)
+{
+	if (!job_reap(c, false))
+		return kg_errf(e, "%s: another job is running (one at a time)",
+			       k->name);
+	struct job *j = malloc(sizeof(*j));
+	if (!j)
+		return kg_errf(e, "out of memory");
+	*j = (struct job){ c, k, req, fd };
+	int r = pthread_create(&c->job, NULL, job_thread, j);
+	if (r) {
+		free(j);
+		errno = r;
+		return kg_errno(e, "%s: pthread_create", k->name);
+	}
+	c->job_running = true;
+	return 0;
+}
+
+/* Answers one request line: returns the malloc'd reply text, or NULL
+ * when a job took the client (*taken). */
+static char *handle_line(struct control *c, const char *line, int fd,
+			 bool *taken)
 {
 	cJSON *reply = cJSON_CreateObject();
 	struct kg_err e = { "" };
@@ -155,26 +249,25 @@ static char *handle_line(struct control *c, const char *line)
 		kg_errf(&e, "request has no \"cmd\" string");
 	} else {
 		const struct control_cmd *k = lookup(c, cmd->valuestring);
-		if (!k)
+		if (!k) {
 			kg_errf(&e, "unknown command '%.64s' (try help)",
 				cmd->valuestring);
-		else
-			r = k->fn(c->vm, req, reply, &e);
+		} else if (k->job) {
+			if (job_start(c, k, req, fd, &e) == 0) {
+				cJSON_Delete(reply);
+				*taken = true;
+				return NULL;
+			}
+		} else {
+			struct control_call call = { c->vm, c->ctx, req, reply,
+						     fd };
+			r = k->fn(&call, &e);
+		}
 		if (k && k->fn == do_help)
 			list_commands(c, reply);
 	}
 	cJSON_Delete(req);
-	if (r < 0) {
-		cJSON_Delete(reply);
-		reply = cJSON_CreateObject();
-		cJSON_AddBoolToObject(reply, "ok", 0);
-		cJSON_AddStringToObject(reply, "error", e.msg);
-	} else {
-		cJSON_AddBoolToObject(reply, "ok", 1);
-	}
-	char *text = cJSON_PrintUnformatted(reply);
-	cJSON_Delete(reply);
-	return text;
+	return finish_reply(reply, r, &e);
 }
 
 static void client_close(struct client *cl)
@@ -222,7 +315,15 @@ static void client_read(struct control *c, struct client *cl)
 	char *nl;
 	while (cl->fd >= 0 && (nl = memchr(cl->buf, '\n', cl->len))) {
 		*nl = 0;
-		char *reply = handle_line(c, cl->buf);
+		bool taken = false;
+		char *reply = handle_line(c, cl->buf, cl->fd, &taken);
+		if (taken) {
+			/* The job answers and closes; the rest of the
+			 * client's input is dropped with it. */
+			cl->fd = -1;
+			client_close(cl);
+			return;
+		}
 		if (reply)
 			send_line(cl->fd, reply);
 		free(reply);
@@ -276,7 +377,8 @@ static void *control_thread(void *arg)
 }
 
 struct control *control_open(const char *path, struct vm *vm,
-			     const struct control_cmd *extra, struct kg_err *e)
+			     const struct control_cmd *extra, void *ctx,
+			     struct kg_err *e)
 {
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
 	struct stat st;
@@ -292,6 +394,8 @@ struct control *control_open(const char *path, struct vm *vm,
 	}
 	c->vm = vm;
 	c->extra = extra;
+	c->ctx = ctx;
+	pthread_mutex_init(&c->job_lock, NULL);
 	c->stop_pipe[0] = c->stop_pipe[1] = -1;
 	for (int i = 0; i < CONTROL_MAX_CLIENTS; i++)
 		c->clients[i].fd = -1;
@@ -348,6 +452,9 @@ void control_close(struct control *c)
 		(void)w;
 		pthread_join(c->thread, NULL);
 	}
+	/* A job in flight ends with the VM (it checks for a stopping VM). */
+	job_reap(c, true);
+	pthread_mutex_destroy(&c->job_lock);
 	for (int i = 0; i < CONTROL_MAX_CLIENTS; i++)
 		client_close(&c->clients[i]);
 	for (int i = 0; i < 2; i++)

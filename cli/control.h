@@ -8,6 +8,8 @@
 #ifndef KG_CONTROL_H
 #define KG_CONTROL_H
 
+#include <stdbool.h>
+
 #include <cjson/cJSON.h>
 
 #include "../vmm/err.h"
@@ -15,23 +17,40 @@
 struct vm;
 struct control;
 
-/* A command handler fills `reply` (an object already holding "ok") and
- * returns 0, or returns -1 with e set (the reply becomes an error). */
-typedef int (*control_fn)(struct vm *vm, const cJSON *req, cJSON *reply,
-			  struct kg_err *e);
+/* One request being answered. */
+struct control_call {
+	struct vm *vm;
+	void *ctx;         /* control_open's ctx: the mode's own state */
+	const cJSON *req;  /* the request object */
+	cJSON *reply;      /* the answer, filled by the handler */
+	int fd;            /* the client, for control_event */
+};
+
+/* A command handler fills call->reply and returns 0, or returns -1 with e
+ * set (the reply becomes {"ok":false,"error":...}). */
+typedef int (*control_fn)(struct control_call *call, struct kg_err *e);
 
 struct control_cmd {
 	const char *name;
 	const char *help;
 	control_fn fn;
+	/* A long job (migrate, storage-migrate): it runs on its own thread,
+	 * so the socket keeps answering status meanwhile; one job at a
+	 * time. Its client receives control_event lines, then the reply. */
+	bool job;
 };
+
+/* Sends one progress line to the caller before the reply: the event
+ * object gets "event":name and is consumed. Jobs only. */
+void control_event(struct control_call *call, const char *name, cJSON *ev);
 
 /* The built-in commands: status, pause, resume, quit, help. */
 extern const struct control_cmd control_builtin[];
 
-/* `extra` (NULL-terminated, may be NULL) adds a mode's own commands. */
+/* `extra` (NULL-terminated, may be NULL) adds a mode's own commands;
+ * their handlers get ctx in call->ctx. */
 struct control *control_open(const char *path, struct vm *vm,
-			     const struct control_cmd *extra,
+			     const struct control_cmd *extra, void *ctx,
 			     struct kg_err *e);
 void control_close(struct control *c);
 

@@ -13,8 +13,12 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 source tests/lib.sh
 
-echo "== unit tests"
+# ONLY=PATTERN runs just the integration files whose name matches it
+# (while working on one area; `make test` runs everything).
+ONLY=${ONLY:-}
+[[ -n $ONLY ]] || echo "== unit tests"
 for bin in "$BUILD"/tests/test_*; do
+	[[ -z $ONLY ]] || break
 	[[ -x $bin ]] || continue
 	name=$(basename "$bin")
 	log=$(mktemp)
@@ -39,6 +43,7 @@ for bin in "$BUILD"/tests/test_*; do
 done
 
 for f in tests/integration/*.sh; do
+	[[ -z $ONLY || $(basename "$f") == *$ONLY* ]] || continue
 	echo "== $(basename "$f" .sh)"
 	source "$f"
 done
