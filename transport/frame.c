@@ -386,6 +386,11 @@ int kg_tp_recv(struct kg_transport *t, void *buf, size_t cap,
 	return 1;
 }
 
+void kg_tp_shutdown(struct kg_transport *t)
+{
+	t->link->ops->shutdown(t->link);
+}
+
 void kg_tp_close(struct kg_transport *t)
 {
 	if (!t)

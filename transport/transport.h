@@ -182,6 +182,11 @@ int kg_tp_recv(struct kg_transport *t, void *buf, size_t cap,
 	       struct kg_tp_rx *rx, struct kg_err *e);
 /* "tcp:127.0.0.1:7000", "unix:/run/k.sock (pid 42)": how errors name it. */
 const char *kg_tp_peer(const struct kg_transport *t);
+/* Cuts the connection now, both directions, without the close frame: the
+ * peer sees a broken link, and a send or recv blocked on another thread
+ * returns an error. t stays allocated until kg_tp_close. For abandoning a
+ * peer (failover) and for failure injection. */
+void kg_tp_shutdown(struct kg_transport *t);
 /* Sends the orderly-close frame if the connection is healthy (bounded by
  * io_timeout_ms), then frees everything. t may be NULL. */
 void kg_tp_close(struct kg_transport *t);

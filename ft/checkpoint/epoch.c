@@ -20,6 +20,7 @@ struct epoch_sender {
 	 * pages take memory); the encoder reads them from here. */
 	struct guest_mem staging;
 	uint64_t *bits;
+	uint64_t *pend; /* taken from the logs by epoch_dirty_pending, unsent */
 	uint64_t *gpas, ngpas;
 	uint8_t *out;
 	uint64_t seq;
@@ -35,6 +36,9 @@ struct epoch_sender {
 	uint64_t epoch_start; /* stream offset of its first section */
 	int result;
 	struct kg_err err;
+	const struct epoch_disk_ops *disk;
+	void *disk_ctx;
+	bool disk_started;
 };
 
 static uint64_t pages_of(const struct vm *vm)
@@ -68,12 +72,15 @@ void epoch_sender_free(struct epoch_sender *s)
 	}
 	page_encoder_free(s->pe);
 	free(s->bits);
+	free(s->pend);
 	free(s->gpas);
 	free(s->out);
 	free(s);
 }
 
-struct epoch_sender *epoch_sender_new(struct vm *vm, int fd, struct kg_err *e)
+static struct epoch_sender *sender_new(struct vm *vm, int fd,
+				       const struct kg_stream_io *io,
+				       void *ctx, struct kg_err *e)
 {
 	struct epoch_sender *s = calloc(1, sizeof(*s));
 	if (!s) {
@@ -82,9 +89,10 @@ struct epoch_sender *epoch_sender_new(struct vm *vm, int fd, struct kg_err *e)
 	}
 	s->vm = vm;
 	s->bits = calloc(guest_mem_bitmap_words(&vm->mem), sizeof(uint64_t));
+	s->pend = calloc(guest_mem_bitmap_words(&vm->mem), sizeof(uint64_t));
 	s->gpas = malloc(pages_of(vm) * sizeof(uint64_t));
 	s->out = malloc(EPOCH_BATCH);
-	if (!s->bits || !s->gpas || !s->out) {
+	if (!s->bits || !s->pend || !s->gpas || !s->out) {
 		kg_errf(e, "out of memory");
 		goto fail;
 	}
@@ -107,8 +115,11 @@ struct epoch_sender *epoch_sender_new(struct vm *vm, int fd, struct kg_err *e)
 	page_encoder_assume_zero(s->pe);
 	s->boot_count = vm->boot_count;
 	kg_writer_init(&s->w, fd, NULL, "replication stream");
+	if (io)
+		kg_writer_set_io(&s->w, io, ctx);
 	if (kg_writer_header(&s->w, NULL, e) < 0 ||
 	    vm_state_write_config(&s->w, vm, e) < 0 ||
+	    kg_writer_flush(&s->w, e) < 0 ||
 	    guest_mem_dirty_log(&vm->mem, vm->vm_fd, true, e) < 0)
 		goto fail;
 	s->logging = true;
@@ -116,6 +127,43 @@ struct epoch_sender *epoch_sender_new(struct vm *vm, int fd, struct kg_err *e)
 fail:
 	epoch_sender_free(s);
 	return NULL;
+}
+
+struct epoch_sender *epoch_sender_new(struct vm *vm, int fd, struct kg_err *e)
+{
+	return sender_new(vm, fd, NULL, NULL, e);
+}
+
+struct epoch_sender *epoch_sender_new_io(struct vm *vm,
+					 const struct kg_stream_io *io,
+					 void *ctx, struct kg_err *e)
+{
+	return sender_new(vm, -1, io, ctx, e);
+}
+
+void epoch_sender_set_disk(struct epoch_sender *s,
+			   const struct epoch_disk_ops *ops, void *ctx)
+{
+	s->disk = ops;
+	s->disk_ctx = ctx;
+}
+
+static int begin_epoch(struct epoch_sender *s, uint64_t seq, uint64_t flags,
+		       struct kg_err *e)
+{
+	uint64_t p[2] = { seq, flags };
+	return kg_writer_section(&s->w, KG_SEC_EPOCH_BEGIN, 0,
+				 EPOCH_BEGIN_VERSION, p, sizeof(p), e);
+}
+
+static int send_disk(struct epoch_sender *s, struct epoch_stats *st,
+		     struct kg_err *e)
+{
+	if (!s->disk)
+		return 0;
+	bool first = !s->disk_started;
+	s->disk_started = true;
+	return s->disk->send(s->disk_ctx, &s->w, first, &st->disk_bytes, e);
 }
 
 /* The dirty set as a sorted gpa list: memfd page order is gpa order. */
@@ -127,6 +175,10 @@ static uint64_t dirty_gpas(struct epoch_sender *s, bool full,
 	if (guest_mem_collect_dirty(&s->vm->mem, s->vm->vm_fd, s->bits, NULL,
 				    e) < 0)
 		return UINT64_MAX;
+	for (uint64_t i = 0; i < guest_mem_bitmap_words(m); i++) {
+		s->bits[i] |= s->pend[i];
+		s->pend[i] = 0;
+	}
 	for (unsigned r = 0; r < m->nregions; r++) {
 		const struct guest_mem_region *g = &m->regions[r];
 		for (uint64_t off = 0; off < g->size; off += PAGE) {
@@ -138,13 +190,13 @@ static uint64_t dirty_gpas(struct epoch_sender *s, bool full,
 	return n;
 }
 
-static int send_pages(struct epoch_sender *s, uint64_t n,
-		      struct epoch_stats *st, struct kg_err *e)
+static int send_chunk(struct epoch_sender *s, const uint64_t *gpas,
+		      uint64_t n, struct epoch_stats *st, struct kg_err *e)
 {
 	for (uint64_t i = 0; i < n;) {
 		size_t len;
 		struct page_codec_stats b;
-		long used = page_encode(s->pe, s->gpas + i, n - i, s->out,
+		long used = page_encode(s->pe, gpas + i, n - i, s->out,
 					EPOCH_BATCH, &len, &b, e);
 		if (used < 0)
 			return -1;
@@ -185,11 +237,12 @@ static void *encode_epoch(void *arg)
 	struct epoch_sender *s = arg;
 	uint64_t te = vm_now_ns();
 	s->result = -1;
-	if (send_pages(s, s->ngpas, s->st, &s->err) < 0)
+	if (send_chunk(s, s->gpas, s->ngpas, s->st, &s->err) < 0)
 		return NULL;
 	s->st->encode_us = (vm_now_ns() - te) / 1000;
 	if (kg_writer_section(&s->w, KG_SEC_EPOCH_END, 0, 1, &s->st->seq, 8,
-			      &s->err) < 0)
+			      &s->err) < 0 ||
+	    kg_writer_flush(&s->w, &s->err) < 0)
 		return NULL;
 	s->st->stream_bytes = s->w.offset - s->epoch_start;
 	/* Staged pages stay resident: faulting them in again would add
@@ -230,8 +283,8 @@ int epoch_send(struct epoch_sender *s, bool full, struct epoch_stats *st,
 	s->epoch_start = s->w.offset;
 	/* The state goes first: the receiver stages the whole epoch anyway,
 	 * and it must be taken while everything is stopped. */
-	if (kg_writer_section(&s->w, KG_SEC_EPOCH_BEGIN, 0, 1, &st->seq, 8, e) < 0 ||
-	    vm_state_write(&s->w, vm, e) < 0)
+	if (begin_epoch(s, st->seq, 0, e) < 0 ||
+	    vm_state_write(&s->w, vm, e) < 0 || send_disk(s, st, e) < 0)
 		goto out;
 	r = 0;
 out:
@@ -254,6 +307,95 @@ out:
 	return 0;
 }
 
+/* A live round stages and encodes a chunk at a time, then gives the
+ * chunk's staging memory back: a full round of a large guest would
+ * otherwise keep a second copy of its RAM. */
+#define LIVE_CHUNK 1024u
+
+static int live_round(struct epoch_sender *s, bool all, epoch_progress_fn fn,
+		      void *ctx, struct epoch_stats *st, struct kg_err *e);
+
+int epoch_send_live(struct epoch_sender *s, bool all, epoch_progress_fn fn,
+		    void *ctx, struct epoch_stats *st, struct kg_err *e)
+{
+	struct vm *vm = s->vm;
+	if (wait_encoder(s, e) < 0)
+		return -1;
+	memset(st, 0, sizeof(*st));
+	st->live = true;
+	st->seq = ++s->seq;
+	uint64_t t0 = vm_now_ns();
+	/* A guest reset waits for the round: RAM and the KVM VM stay put. */
+	vm_checkpoint_begin(vm);
+	int r = live_round(s, all, fn, ctx, st, e);
+	vm_checkpoint_end(vm);
+	st->stream_bytes = s->w.offset - s->epoch_start;
+	st->encode_us = (vm_now_ns() - t0) / 1000;
+	return r;
+}
+
+static int live_round(struct epoch_sender *s, bool all, epoch_progress_fn fn,
+		      void *ctx, struct epoch_stats *st, struct kg_err *e)
+{
+	struct vm *vm = s->vm;
+	s->epoch_start = s->w.offset;
+	if (vm->boot_count != s->boot_count || s->need_full) {
+		all = true;
+		s->boot_count = vm->boot_count;
+	}
+	/* Taken before any page is read: a page written from here on is
+	 * dirty for the next round. */
+	uint64_t n = dirty_gpas(s, all, e);
+	if (n == UINT64_MAX)
+		return -1;
+	st->dirty_pages = n;
+	s->need_full = true; /* until this round is on the stream */
+	if (begin_epoch(s, st->seq, EPOCH_F_LIVE, e) < 0)
+		return -1;
+	for (uint64_t i = 0; i < n; i += LIVE_CHUNK) {
+		uint64_t k = n - i < LIVE_CHUNK ? n - i : LIVE_CHUNK;
+		const struct guest_mem *m = &vm->mem;
+		for (uint64_t j = 0; j < k; j++)
+			memcpy(guest_mem_ptr(&s->staging, s->gpas[i + j], PAGE),
+			       guest_mem_ptr(m, s->gpas[i + j], PAGE), PAGE);
+		if (send_chunk(s, s->gpas + i, k, st, e) < 0)
+			return -1;
+		/* Only a large round gives its staging back: the last small
+		 * rounds keep their pages resident for the paused epoch,
+		 * where a fault costs ~1 us per page of downtime. */
+		uint8_t *lo = guest_mem_ptr(&s->staging, s->gpas[i], PAGE);
+		uint8_t *hi = guest_mem_ptr(&s->staging, s->gpas[i + k - 1], PAGE);
+		if (n >= 65536 && lo && hi && hi >= lo)
+			madvise(lo, (size_t)(hi - lo) + PAGE, MADV_DONTNEED);
+		if (fn)
+			fn(ctx, i + k, n);
+	}
+	if (send_disk(s, st, e) < 0 ||
+	    kg_writer_section(&s->w, KG_SEC_EPOCH_END, 0, 1, &st->seq, 8, e) < 0 ||
+	    kg_writer_flush(&s->w, e) < 0)
+		return -1;
+	s->need_full = false;
+	return 0;
+}
+
+int epoch_dirty_pending(struct epoch_sender *s, uint64_t *npages,
+			struct kg_err *e)
+{
+	struct vm *vm = s->vm;
+	vm_checkpoint_begin(vm);
+	int r = guest_mem_collect_dirty(&vm->mem, vm->vm_fd, s->bits, NULL, e);
+	vm_checkpoint_end(vm);
+	if (r < 0)
+		return -1;
+	uint64_t n = 0;
+	for (uint64_t i = 0; i < guest_mem_bitmap_words(&vm->mem); i++) {
+		s->pend[i] |= s->bits[i];
+		n += (uint64_t)__builtin_popcountll(s->pend[i]);
+	}
+	*npages = n;
+	return 0;
+}
+
 int epoch_wait(struct epoch_sender *s, struct kg_err *e)
 {
 	return wait_encoder(s, e);
@@ -272,6 +414,7 @@ struct staged {
 	uint8_t *payload;
 	size_t len;
 	uint32_t version;
+	uint16_t kind, instance;
 };
 
 struct epoch_receiver {
@@ -280,10 +423,16 @@ struct epoch_receiver {
 	struct vm_state_stage *stage;
 	struct staged *pages;
 	size_t npages, cap;
+	const struct epoch_disk_sink *disk;
+	void *disk_ctx;
+	bool committed;
 };
 
-struct epoch_receiver *epoch_receiver_new(int fd, struct vm_state_config *c,
-					  struct kg_err *e)
+static struct epoch_receiver *receiver_new(int fd,
+					   const struct kg_stream_io *io,
+					   void *ctx,
+					   struct vm_state_config *c,
+					   struct kg_err *e)
 {
 	struct epoch_receiver *r = calloc(1, sizeof(*r));
 	if (!r) {
@@ -291,6 +440,8 @@ struct epoch_receiver *epoch_receiver_new(int fd, struct vm_state_config *c,
 		return NULL;
 	}
 	kg_reader_init(&r->r, fd, NULL);
+	if (io)
+		kg_reader_set_io(&r->r, io, ctx);
 	struct kg_stream_header h;
 	struct kg_section s;
 	int n;
@@ -314,9 +465,35 @@ fail:
 	return NULL;
 }
 
+struct epoch_receiver *epoch_receiver_new(int fd, struct vm_state_config *c,
+					  struct kg_err *e)
+{
+	return receiver_new(fd, NULL, NULL, c, e);
+}
+
+struct epoch_receiver *epoch_receiver_new_io(const struct kg_stream_io *io,
+					     void *ctx,
+					     struct vm_state_config *c,
+					     struct kg_err *e)
+{
+	return receiver_new(-1, io, ctx, c, e);
+}
+
 void epoch_receiver_attach(struct epoch_receiver *r, struct vm *vm)
 {
 	r->vm = vm;
+}
+
+void epoch_receiver_set_disk(struct epoch_receiver *r,
+			     const struct epoch_disk_sink *sink, void *ctx)
+{
+	r->disk = sink;
+	r->disk_ctx = ctx;
+}
+
+bool epoch_receiver_committed(const struct epoch_receiver *r)
+{
+	return r->committed;
 }
 
 static void drop_staged(struct epoch_receiver *r)
@@ -346,7 +523,39 @@ static int stage_pages(struct epoch_receiver *r, const struct kg_section *s,
 		free(buf);
 		return -1;
 	}
-	r->pages[r->npages++] = (struct staged){ buf, s->length, s->version };
+	r->pages[r->npages++] = (struct staged){ buf, s->length, s->version,
+						 s->kind, s->instance };
+	return 0;
+}
+
+static int apply_disk(struct epoch_receiver *r, const struct staged *p,
+		      struct epoch_stats *st, struct kg_err *e)
+{
+	if (!r->disk)
+		return kg_errf(e, "disk contents in the stream, but this side "
+			       "has no disk to write them to");
+	if (p->version != 1 || p->len < 8)
+		return kg_errf(e, "disk-blocks section: version %u, %zu bytes",
+			       p->version, p->len);
+	uint64_t off;
+	memcpy(&off, p->payload, 8);
+	st->disk_bytes += p->len - 8;
+	return r->disk->apply(r->disk_ctx, p->instance, off, p->payload + 8,
+			      p->len - 8, e);
+}
+
+/* Applies one staged section: pages or disk blocks. */
+static int apply_staged(struct epoch_receiver *r, const struct staged *p,
+			struct epoch_stats *st, struct kg_err *e)
+{
+	if (p->kind == KG_SEC_DISK_BLOCKS)
+		return apply_disk(r, p, st, e);
+	struct page_codec_stats b;
+	if (page_decode(&r->vm->mem, p->version, p->payload, p->len, &b, e) < 0)
+		return -1;
+	page_codec_stats_add(&st->codec, &b);
+	st->dirty_pages += b.pages[KG_PAGE_ZERO] + b.pages[KG_PAGE_RAW] +
+			   b.pages[KG_PAGE_LZ4] + b.pages[KG_PAGE_DELTA];
 	return 0;
 }
 
@@ -358,19 +567,15 @@ static int commit(struct epoch_receiver *r, struct epoch_stats *st,
 	 * the epoch must leave the replica as it was. */
 	if (vm_state_complete(r->vm, r->stage, e) < 0)
 		return kg_err_prefix(e, "epoch %llu", (unsigned long long)st->seq);
-	for (size_t i = 0; i < r->npages; i++) {
-		struct page_codec_stats b;
-		if (page_decode(&r->vm->mem, r->pages[i].version,
-				r->pages[i].payload, r->pages[i].len, &b, e) < 0)
-			return kg_err_prefix(e, "epoch %llu: applying pages "
-					     "(the receiver now needs a full "
-					     "epoch)",
+	for (size_t i = 0; i < r->npages; i++)
+		if (apply_staged(r, &r->pages[i], st, e) < 0)
+			return kg_err_prefix(e, "epoch %llu: applying it (the "
+					     "receiver now needs a full epoch)",
 					     (unsigned long long)st->seq);
-		page_codec_stats_add(&st->codec, &b);
-		st->dirty_pages += b.pages[KG_PAGE_ZERO] + b.pages[KG_PAGE_RAW] +
-				   b.pages[KG_PAGE_LZ4] + b.pages[KG_PAGE_DELTA];
-	}
-	return vm_state_apply(r->vm, r->stage, e);
+	if (vm_state_apply(r->vm, r->stage, e) < 0)
+		return -1;
+	r->committed = true;
+	return 0;
 }
 
 int epoch_receive(struct epoch_receiver *r, struct epoch_stats *st,
@@ -382,12 +587,29 @@ int epoch_receive(struct epoch_receiver *r, struct epoch_stats *st,
 	int n = kg_reader_next(&r->r, &s, e);
 	if (n <= 0)
 		return n;
-	if (s.kind != KG_SEC_EPOCH_BEGIN || s.length != 8)
+	if (s.kind != KG_SEC_EPOCH_BEGIN)
 		return kg_errf(e, "expected an epoch, got section kind 0x%x",
 			       s.kind);
-	if (kg_section_read(&r->r, &st->seq, 8, e) < 0 ||
+	uint64_t begin[2] = { 0, 0 };
+	size_t blen = s.version == 1 ? 8 : 16;
+	if (s.version < 1 || s.version > EPOCH_BEGIN_VERSION ||
+	    s.length != blen)
+		return kg_errf(e, "epoch-begin section: version %u with %llu "
+			       "bytes", s.version,
+			       (unsigned long long)s.length);
+	if (kg_section_read(&r->r, begin, blen, e) < 0 ||
 	    kg_section_finish(&r->r, e) < 0)
 		return -1;
+	st->seq = begin[0];
+	if (begin[1] & ~(uint64_t)EPOCH_F_LIVE)
+		return kg_errf(e, "epoch %llu: unknown flags 0x%llx",
+			       (unsigned long long)st->seq,
+			       (unsigned long long)begin[1]);
+	st->live = begin[1] & EPOCH_F_LIVE;
+	if (st->live && r->committed)
+		return kg_errf(e, "epoch %llu: a live round after a committed "
+			       "epoch (the sender restarted its copy?)",
+			       (unsigned long long)st->seq);
 	memset(r->stage, 0, sizeof(*r->stage));
 	drop_staged(r);
 	int rc = -1;
@@ -413,9 +635,19 @@ int epoch_receive(struct epoch_receiver *r, struct epoch_stats *st,
 			break;
 		}
 		int sr;
-		if (s.kind == KG_SEC_RAM_PAGES)
+		if (s.kind == KG_SEC_RAM_PAGES || s.kind == KG_SEC_DISK_BLOCKS) {
 			sr = stage_pages(r, &s, e);
-		else if (vm_state_section(s.kind))
+			/* A live round: verified, so applied at once. */
+			if (sr == 0 && st->live) {
+				sr = apply_staged(r, &r->pages[r->npages - 1],
+						  st, e);
+				drop_staged(r);
+			}
+		} else if (st->live) {
+			sr = kg_errf(e, "epoch %llu: section kind 0x%x in a "
+				     "live round", (unsigned long long)st->seq,
+				     s.kind);
+		} else if (vm_state_section(s.kind))
 			sr = vm_state_stage_section(&r->r, &s, r->vm, r->stage, e);
 		else if (s.kind == KG_SEC_PAD || (s.kind & KG_SEC_ANCILLARY))
 			sr = kg_section_finish(&r->r, e);
@@ -424,7 +656,10 @@ int epoch_receive(struct epoch_receiver *r, struct epoch_stats *st,
 		if (sr < 0)
 			goto out;
 	}
-	rc = commit(r, st, e) < 0 ? -1 : 1;
+	if (st->live)
+		rc = 1;
+	else
+		rc = commit(r, st, e) < 0 ? -1 : 1;
 out:
 	drop_staged(r);
 	st->stream_bytes = r->r.offset - start;

@@ -15,6 +15,14 @@
  * The receiver reads an epoch completely — every section's checksum
  * verified, pages and state staged — before it applies any of it: a cut or
  * corrupted epoch leaves the receiving VM as it was.
+ *
+ * Live rounds (pre-copy: a migration's rounds, or the initial copy before
+ * continuous replication) carry pages, and disk blocks, read while the
+ * guest runs, without state: EPOCH_BEGIN version 2 carries flags after the
+ * sequence number, and EPOCH_F_LIVE marks such a round. A receiver applies
+ * a live round's sections as they arrive — it has nothing committed to
+ * protect yet — and refuses one once it has committed an epoch with state.
+ * The last, paused epoch makes the copy consistent.
  */
 #ifndef KG_EPOCH_H
 #define KG_EPOCH_H
@@ -27,11 +35,15 @@
 #include "vm_state.h"
 
 #define EPOCH_BATCH (1u << 20)
+#define EPOCH_BEGIN_VERSION 2 /* 1: seq only; 2: seq, flags */
+#define EPOCH_F_LIVE 1u      /* pages (and disk) only, read while running */
 
 struct vm;
 
 struct epoch_stats {
 	uint64_t seq;
+	bool live;
+	uint64_t disk_bytes;    /* disk payload bytes in this epoch */
 	uint64_t dirty_pages;   /* pages named by the dirty set */
 	uint64_t stream_bytes;  /* bytes of this epoch on the stream */
 	uint64_t pause_us;      /* vCPUs stopped (sender) */
@@ -43,6 +55,30 @@ struct epoch_sender;
 /* Writes the stream header and the configuration to fd, turns KVM's dirty
  * logging on. The receiver's RAM is assumed all zeros at first. */
 struct epoch_sender *epoch_sender_new(struct vm *vm, int fd, struct kg_err *e);
+/* The same over another carrier (the replication link); every epoch ends
+ * with kg_writer_flush. */
+struct epoch_sender *epoch_sender_new_io(struct vm *vm,
+					 const struct kg_stream_io *io,
+					 void *ctx, struct kg_err *e);
+
+/* Disk contents in the stream (migrate --with-storage). send writes
+ * KG_SEC_DISK sections for the blocks written since its last call (every
+ * block on the first): in a live round while the guest runs, and in a
+ * paused epoch with the vCPUs stopped and the devices held. */
+struct epoch_disk_ops {
+	int (*send)(void *ctx, struct kg_stream_writer *w, bool first,
+		    uint64_t *bytes, struct kg_err *e);
+};
+void epoch_sender_set_disk(struct epoch_sender *s,
+			   const struct epoch_disk_ops *ops, void *ctx);
+
+/* Called during a live round: pages encoded so far of the round's total. */
+typedef void (*epoch_progress_fn)(void *ctx, uint64_t done, uint64_t total);
+/* One live round on the caller's thread, while the guest runs: every page
+ * (all) or those dirtied since the last round or epoch, then the disk.
+ * Returns when the round is on the stream (flushed). */
+int epoch_send_live(struct epoch_sender *s, bool all, epoch_progress_fn fn,
+		    void *ctx, struct epoch_stats *st, struct kg_err *e);
 /* Starts one epoch: full (every page) or incremental (the dirty set). A
  * VM that was paused before stays paused. Returns once the guest runs
  * again; the encoder thread finishes the epoch and fills *st (which must
@@ -50,6 +86,10 @@ struct epoch_sender *epoch_sender_new(struct vm *vm, int fd, struct kg_err *e);
  * which report its error. */
 int epoch_send(struct epoch_sender *s, bool full, struct epoch_stats *st,
 	       struct kg_err *e);
+/* How many pages the next epoch or round would carry now: the dirty logs
+ * are taken (kept for that epoch), not cleared of meaning. */
+int epoch_dirty_pending(struct epoch_sender *s, uint64_t *npages,
+			struct kg_err *e);
 /* Waits until the epoch in flight is on the stream. */
 int epoch_wait(struct epoch_sender *s, struct kg_err *e);
 /* The end marker: the stream is complete. */
@@ -61,7 +101,22 @@ struct epoch_receiver;
  * which VM to build (no image) before epoch_receiver_attach. */
 struct epoch_receiver *epoch_receiver_new(int fd, struct vm_state_config *c,
 					  struct kg_err *e);
+struct epoch_receiver *epoch_receiver_new_io(const struct kg_stream_io *io,
+					     void *ctx,
+					     struct vm_state_config *c,
+					     struct kg_err *e);
 void epoch_receiver_attach(struct epoch_receiver *r, struct vm *vm);
+/* Where KG_SEC_DISK sections go (instance = disk index; payload: u64
+ * byte offset, then the data): applied at once in a live round, at
+ * commit otherwise. Without it, disk data in the stream is an error. */
+struct epoch_disk_sink {
+	int (*apply)(void *ctx, uint16_t disk, uint64_t offset,
+		     const uint8_t *data, size_t len, struct kg_err *e);
+};
+void epoch_receiver_set_disk(struct epoch_receiver *r,
+			     const struct epoch_disk_sink *sink, void *ctx);
+/* Whether an epoch with state has been committed. */
+bool epoch_receiver_committed(const struct epoch_receiver *r);
 /* Receives one whole epoch, then applies it to the attached VM (whose
  * vCPUs must not run): 1 applied, 0 the stream ended cleanly, -1 error
  * (nothing of this epoch applied, unless decoding failed after the

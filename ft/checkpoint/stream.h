@@ -42,12 +42,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include "../../vmm/err.h"
 
 #define KG_STREAM_MAGIC "KAGAMIST"
 #define KG_STREAM_MAJOR 1
-#define KG_STREAM_MINOR 0
+#define KG_STREAM_MINOR 1 /* 1.1: disk-blocks, epoch-begin v2 */
 #define KG_STREAM_HEADER_SIZE 32
 #define KG_STREAM_HEADER_MAX 4096 /* header size a 1.x reader accepts */
 #define KG_SECTION_HEADER_SIZE 16
@@ -76,7 +77,8 @@ enum kg_sec_kind {
 	KG_SEC_PAD = 0x0007,         /* zeros: aligns the next payload */
 	KG_SEC_RAM_FULL = 0x0010,    /* a span of guest RAM, raw */
 	KG_SEC_RAM_PAGES = 0x0011,   /* a batch of encoded pages */
-	KG_SEC_DISK = 0x0020,        /* disk identity or dirty blocks */
+	KG_SEC_DISK = 0x0020,        /* disk identity */
+	KG_SEC_DISK_BLOCKS = 0x0021, /* disk contents: u64 offset, data */
 	KG_SEC_EPOCH_BEGIN = 0x0030, /* opens an epoch */
 	KG_SEC_EPOCH_END = 0x0031,   /* closes it: the epoch is complete */
 	KG_SEC_END = 0x7fff,         /* mandatory last section */
@@ -156,10 +158,26 @@ void kg_section_header_encode(const struct kg_section *s,
 void kg_section_header_decode(const uint8_t in[KG_SECTION_HEADER_SIZE],
 			      struct kg_section *s);
 
+/* A carrier other than a file descriptor (the replication pipeline runs
+ * streams over transport/ frames). Either hook may be NULL when unused. */
+struct kg_stream_io {
+	/* Writes every byte of iov[0..cnt): 0, or -1 with e set. */
+	int (*writev)(void *ctx, const struct iovec *iov, int cnt,
+		      struct kg_err *e);
+	/* Reads up to n bytes, fewer only at the end of the stream: 0 with
+	 * *got set, or -1 with e set. */
+	int (*read)(void *ctx, void *buf, size_t n, size_t *got,
+		    struct kg_err *e);
+	/* Pushes out what the carrier gathered (may be NULL). */
+	int (*flush)(void *ctx, struct kg_err *e);
+};
+
 /* --- reading (stream_read.c) --- */
 
 struct kg_stream_reader {
 	int fd;
+	const struct kg_stream_io *io; /* NULL: read(fd) */
+	void *io_ctx;
 	struct kg_stream_opts opts;
 	struct kg_stream_header hdr;
 	int state;
@@ -175,6 +193,9 @@ struct kg_stream_reader {
 /* opts NULL: defaults. Reads nothing yet; fd stays the caller's. */
 void kg_reader_init(struct kg_stream_reader *r, int fd,
 		    const struct kg_stream_opts *opts);
+/* Reads through io instead of the fd (before the header). */
+void kg_reader_set_io(struct kg_stream_reader *r,
+		      const struct kg_stream_io *io, void *ctx);
 /* Reads and checks the file header: magic, major version, size, CRC,
  * architecture (unless opts.any_arch), page size, required flags. */
 int kg_reader_header(struct kg_stream_reader *r, struct kg_stream_header *h,
@@ -206,6 +227,8 @@ int kg_reader_expect_eof(struct kg_stream_reader *r, struct kg_err *e);
 
 struct kg_stream_writer {
 	int fd;
+	const struct kg_stream_io *io; /* NULL: writev(fd) */
+	void *io_ctx;
 	struct kg_stream_opts opts;
 	const char *what;     /* names the stream in errors: "snapshot" */
 	int state;
@@ -223,6 +246,12 @@ struct kg_stream_writer {
  * stream is cut mid-section and every later call fails. */
 void kg_writer_init(struct kg_stream_writer *w, int fd,
 		    const struct kg_stream_opts *opts, const char *what);
+/* Writes through io instead of the fd (before the header). */
+void kg_writer_set_io(struct kg_stream_writer *w,
+		      const struct kg_stream_io *io, void *ctx);
+/* Makes what was written leave now (a carrier that gathers small
+ * sections); a no-op on a file descriptor. */
+int kg_writer_flush(struct kg_stream_writer *w, struct kg_err *e);
 /* h NULL: kg_stream_header_host(). */
 int kg_writer_header(struct kg_stream_writer *w,
 		     const struct kg_stream_header *h, struct kg_err *e);

@@ -52,11 +52,25 @@ static int failf(struct kg_stream_reader *r, struct kg_err *e,
 	return fail(r);
 }
 
+void kg_reader_set_io(struct kg_stream_reader *r,
+		      const struct kg_stream_io *io, void *ctx)
+{
+	r->io = io;
+	r->io_ctx = ctx;
+}
+
 /* Reads up to n bytes, fewer only at end of file (*got says how many).
  * Retries EINTR and short reads; waits on a non-blocking fd. */
 static int read_full(struct kg_stream_reader *r, void *buf, size_t n,
 		     size_t *got, struct kg_err *e)
 {
+	if (r->io) {
+		if (r->io->read(r->io_ctx, buf, n, got, e) < 0)
+			return kg_err_prefix(e, "reading stream at offset %"
+					     PRIu64, r->offset);
+		r->offset += *got;
+		return 0;
+	}
 	size_t done = 0;
 	while (done < n) {
 		ssize_t k = read(r->fd, (char *)buf + done, n - done);

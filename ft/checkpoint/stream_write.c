@@ -32,12 +32,41 @@ void kg_writer_init(struct kg_stream_writer *w, int fd,
 	w->state = W_INIT;
 }
 
+void kg_writer_set_io(struct kg_stream_writer *w,
+		      const struct kg_stream_io *io, void *ctx)
+{
+	w->io = io;
+	w->io_ctx = ctx;
+}
+
+int kg_writer_flush(struct kg_stream_writer *w, struct kg_err *e)
+{
+	if (w->state == W_FAILED)
+		return kg_errf(e, "%s writer: failed earlier", w->what);
+	if (!w->io || !w->io->flush)
+		return 0;
+	if (w->io->flush(w->io_ctx, e) < 0) {
+		w->state = W_FAILED;
+		return kg_err_prefix(e, "writing %s", w->what);
+	}
+	return 0;
+}
+
 /* Writes every byte of iov[0..cnt) (cnt <= 3): retries EINTR and short
  * writes, waits on a non-blocking fd. A failure leaves a cut stream, so
  * the writer fails for good. */
 static int write_all(struct kg_stream_writer *w, struct iovec *iov, int cnt,
 		     struct kg_err *e)
 {
+	if (w->io) {
+		if (w->io->writev(w->io_ctx, iov, cnt, e) < 0) {
+			w->state = W_FAILED;
+			return kg_err_prefix(e, "writing %s", w->what);
+		}
+		for (int i = 0; i < cnt; i++)
+			w->offset += iov[i].iov_len;
+		return 0;
+	}
 	while (cnt > 0) {
 		ssize_t k = writev(w->fd, iov, cnt);
 		if (k == 0 && iov->iov_len) { /* no progress: never spin */

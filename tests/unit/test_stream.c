@@ -502,6 +502,7 @@ static void test_newer_major(void **state)
 	size_t len;
 	uint8_t *b = sample_bytes(&len);
 	b[8] = 2; /* major 2.0 */
+	b[10] = 0;
 	reseal_header(b, KG_STREAM_HEADER_SIZE);
 	expect_error(b, len, NULL,
 		     "format version 2.0 is newer than this kagami reads "

@@ -1,0 +1,104 @@
+/*
+ * The replication link: a kagami stream (snapshot format: header, config,
+ * epochs) and small control messages, multiplexed over one transport/
+ * connection. Every mode (migrate, HA, FT) talks over it.
+ *
+ * Stream bytes travel in frames with flag RLINK_STREAM: small sections are
+ * gathered into frames of up to RLINK_GATHER bytes, a large payload goes
+ * as its own frame without a copy, and rlink_flush (called by the epoch
+ * sender at every epoch end) sends what is gathered, so an epoch ends at a
+ * frame boundary. Control messages are frames with flag RLINK_MSG and a
+ * fixed layout (all little-endian):
+ *
+ *    0  type     u32 (enum rlink_msg_type)
+ *    4  reserved u32 (0)
+ *    8  a, b     u64 each (meaning per type)
+ *   24  text     the rest, up to RLINK_TEXT_MAX bytes, not NUL-terminated
+ *
+ * Receiving has two styles: the stream's consumer reads stream bytes
+ * through rlink_stream_io (control messages met on the way are queued for
+ * rlink_next), or a reader thread (rlink_start_reader) takes every frame
+ * as a message, for the side that only expects messages back; then
+ * rlink_wait_msg waits for one.
+ *
+ * One thread may send (stream and messages are serialised by a lock)
+ * while another receives. Errors follow vmm/err.h and name the peer.
+ */
+#ifndef KG_RLINK_H
+#define KG_RLINK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../../transport/transport.h"
+#include "../checkpoint/stream.h"
+
+#define RLINK_STREAM 1u
+#define RLINK_MSG 2u
+#define RLINK_GATHER (256u << 10)
+#define RLINK_MAX_FRAME (4u << 20)
+#define RLINK_TEXT_MAX 480
+#define RLINK_MSG_HEADER 24
+
+enum rlink_msg_type {
+	RLINK_HELLO = 1,   /* source: a = session id, b = mode | flags */
+	RLINK_READY = 2,   /* sink: epoch a is committed, ready to run */
+	RLINK_GO = 3,      /* source: run now; the guest is yours */
+	RLINK_RUNNING = 4, /* sink: the guest runs here */
+	RLINK_ABORT = 5,   /* either: giving up; text says why */
+	RLINK_ACK = 6,     /* sink: epoch a committed (continuous modes) */
+	RLINK_QUERY = 7,   /* source in doubt: a = session id */
+	RLINK_ANSWER = 8,  /* sink: a = session id, b = 1 if it runs it */
+	RLINK_BEAT = 9,    /* heartbeat: a = sender's clock in ms */
+};
+
+/* HELLO's b: the mode in bits 0-7, flags above. */
+enum { RLINK_MODE_MIGRATE = 1, RLINK_MODE_FT = 2, RLINK_MODE_HA = 3,
+       RLINK_MODE_QUERY = 4 };
+#define RLINK_F_STORAGE (1u << 8) /* disk contents travel in the stream */
+
+struct rlink_msg {
+	uint32_t type;
+	uint64_t a, b;
+	char text[RLINK_TEXT_MAX + 1]; /* NUL-terminated copy */
+};
+
+/* "ready", "go", ...; "?" for anything else. */
+const char *rlink_msg_name(uint32_t type);
+
+struct rlink;
+
+/* Takes t (closed by rlink_free). bandwidth: bytes/s for the stream, 0
+ * unlimited. */
+struct rlink *rlink_new(struct kg_transport *t, uint64_t bandwidth,
+			struct kg_err *e);
+/* Joins the reader thread, closes the transport (in order if healthy). */
+void rlink_free(struct rlink *l);
+const char *rlink_peer(const struct rlink *l);
+struct kg_transport *rlink_transport(struct rlink *l);
+
+/* The kg_stream_io to give a writer or reader (ctx = the rlink). */
+extern const struct kg_stream_io rlink_stream_io;
+/* Sends what the stream gathered. */
+int rlink_flush(struct rlink *l, struct kg_err *e);
+/* Stream bytes sent so far (frame payloads). */
+uint64_t rlink_stream_bytes(const struct rlink *l);
+
+int rlink_send(struct rlink *l, uint32_t type, uint64_t a, uint64_t b,
+	       const char *text, struct kg_err *e);
+
+/* Stream consumer: what comes next. 1: a message (*m); 0: stream bytes
+ * (read them through rlink_stream_io); 2: the peer closed in order;
+ * -1: error. */
+int rlink_next(struct rlink *l, struct rlink_msg *m, struct kg_err *e);
+
+/* Message-only side: a thread receives every frame; a stream frame or a
+ * malformed message is an error. */
+int rlink_start_reader(struct rlink *l, struct kg_err *e);
+/* Waits up to timeout_ms (< 0: forever) for a message of a type in mask
+ * (bit 1 << type) or RLINK_ABORT, skipping others (heartbeats): 1 with *m,
+ * 0 on timeout, -1 if the link failed or closed (e says how). */
+int rlink_wait_msg(struct rlink *l, uint32_t mask, int timeout_ms,
+		   struct rlink_msg *m, struct kg_err *e);
+
+#endif
