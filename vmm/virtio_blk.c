@@ -41,6 +41,14 @@ struct virtio_blk {
 	atomic_bool stop;
 	struct virtq_chain chain; /* worker-owned */
 	uint8_t *bounce;
+	uint64_t size;   /* bytes, the image's length at create */
+	bool locked;     /* holds its flock on fd */
+	/* Dirty tracking: one bit per DISK_TRACK_BLOCK, NULL when off. The
+	 * pointer changes only while the transport is quiesced, so the
+	 * worker (which reads it only inside a request) never sees it move;
+	 * the words are atomic because take_dirty runs concurrently. */
+	_Atomic uint64_t *dirty;
+	size_t dirty_words;
 };
 
 int disk_spec_parse(const char *s, struct disk_spec *d, struct kg_err *e)
@@ -64,6 +72,31 @@ int disk_spec_parse(const char *s, struct disk_spec *d, struct kg_err *e)
 			return kg_errf(e, "bad disk option '%.*s' (known: "
 				       "readonly)", (int)len, opt);
 	}
+	return 0;
+}
+
+/* Locks fd the way the device locks its image: shared when read-only. */
+static int lock_fd(int fd, bool readonly, const char *path, struct kg_err *e)
+{
+	if (flock(fd, (readonly ? LOCK_SH : LOCK_EX) | LOCK_NB) == 0)
+		return 0;
+	if (errno == EWOULDBLOCK)
+		return kg_errf(e, "disk %s: locked by another process (is "
+			       "another kagami using it?)", path);
+	return kg_errno(e, "disk %s: flock", path);
+}
+
+int virtio_blk_lock(struct virtio_blk *b, bool lock, struct kg_err *e)
+{
+	if (lock == b->locked)
+		return 0;
+	if (lock) {
+		if (lock_fd(b->fd, b->spec.readonly, b->spec.path, e) < 0)
+			return -1;
+	} else if (flock(b->fd, LOCK_UN) < 0) {
+		return kg_errno(e, "disk %s: flock(LOCK_UN)", b->spec.path);
+	}
+	b->locked = lock;
 	return 0;
 }
 
@@ -152,6 +185,34 @@ static uint8_t do_read(struct virtio_blk *b, uint64_t sector, uint64_t len,
 	return S_OK;
 }
 
+size_t disk_track_words(uint64_t size)
+{
+	uint64_t blocks = (size + DISK_TRACK_BLOCK - 1) / DISK_TRACK_BLOCK;
+	return (size_t)((blocks + 63) / 64);
+}
+
+void disk_track_mark(_Atomic uint64_t *bits, size_t words, uint64_t off,
+		     uint64_t len)
+{
+	if (!bits || !len)
+		return;
+	uint64_t first = off / DISK_TRACK_BLOCK;
+	uint64_t last = (off + len - 1) / DISK_TRACK_BLOCK;
+	for (uint64_t i = first; i <= last && i / 64 < words; i++)
+		atomic_fetch_or(&bits[i / 64], 1ull << (i % 64));
+}
+
+/* Called only once the write or discard has reached the image. A copier
+ * takes the bits, then reads the blocks: if this write completed before
+ * the take, the copier's read sees its data; if it completes after, the
+ * bit is set again here and the next round copies the block again. Marking
+ * before the write would let the copier clear the bit, read the old data,
+ * and never learn of the new. */
+static void mark_dirty(struct virtio_blk *b, uint64_t off, uint64_t len)
+{
+	disk_track_mark(b->dirty, b->dirty_words, off, len);
+}
+
 static uint8_t do_write(struct virtio_blk *b, uint64_t sector, uint64_t len)
 {
 	if (b->spec.readonly || !in_range(b, sector, len))
@@ -174,6 +235,7 @@ static uint8_t do_write(struct virtio_blk *b, uint64_t sector, uint64_t len)
 			}
 			off += (size_t)r;
 		}
+		mark_dirty(b, sector * SECTOR + done, chunk);
 		done += chunk;
 	}
 	return S_OK;
@@ -200,6 +262,7 @@ static uint8_t do_discard(struct virtio_blk *b, uint64_t data_len)
 			log_io_error(b, "discard", seg.sector);
 			return S_IOERR;
 		}
+		mark_dirty(b, seg.sector * SECTOR, (uint64_t)seg.num * SECTOR);
 	}
 	return S_OK;
 }
@@ -335,14 +398,9 @@ struct virtio_blk *virtio_blk_create(struct vm *vm, const struct disk_spec *d,
 			d->path);
 		goto fail;
 	}
-	if (flock(b->fd, (d->readonly ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0) {
-		if (errno == EWOULDBLOCK)
-			kg_errf(e, "disk %s: in use by another process",
-				d->path);
-		else
-			kg_errno(e, "disk %s: flock", d->path);
+	if (!d->defer_lock && virtio_blk_lock(b, true, e) < 0)
 		goto fail;
-	}
+	b->size = (uint64_t)st.st_size;
 	b->capacity = (uint64_t)st.st_size / SECTOR;
 	snprintf(b->serial, sizeof(b->serial), "kg%llx-%llx",
 		 (unsigned long long)st.st_dev, (unsigned long long)st.st_ino);
@@ -400,10 +458,92 @@ void virtio_blk_destroy(struct virtio_blk *b)
 	if (b->fd >= 0)
 		close(b->fd); /* releases the flock */
 	free(b->bounce);
+	free((void *)b->dirty);
 	free(b);
 }
 
 struct virtio_mmio *virtio_blk_transport(struct virtio_blk *b)
 {
 	return &b->t;
+}
+
+int virtio_blk_track(struct virtio_blk *b, bool on, struct kg_err *e)
+{
+	if (on == (b->dirty != NULL))
+		return on ? kg_errf(e, "disk %s: dirty tracking is already on "
+				    "(another storage migration?)", b->spec.path)
+			  : 0;
+	_Atomic uint64_t *bits = NULL;
+	size_t words = disk_track_words(b->size);
+	if (on && !(bits = calloc(words ? words : 1, sizeof(*bits))))
+		return kg_errf(e, "disk %s: out of memory for the dirty bitmap",
+			       b->spec.path);
+	/* No request in flight while the pointer moves (see struct). */
+	virtio_mmio_quiesce(&b->t);
+	_Atomic uint64_t *old = b->dirty;
+	b->dirty = bits;
+	b->dirty_words = on ? words : 0;
+	virtio_mmio_release(&b->t);
+	free((void *)old);
+	return 0;
+}
+
+uint64_t virtio_blk_take_dirty(struct virtio_blk *b, uint64_t *bits,
+			       size_t words)
+{
+	uint64_t n = 0;
+	if (!b->dirty)
+		return 0;
+	if (words > b->dirty_words)
+		words = b->dirty_words;
+	for (size_t i = 0; i < words; i++) {
+		uint64_t w = atomic_exchange(&b->dirty[i], 0);
+		bits[i] |= w;
+		n += (uint64_t)__builtin_popcountll(w);
+	}
+	return n;
+}
+
+int virtio_blk_fd(const struct virtio_blk *b)
+{
+	return b->fd;
+}
+
+uint64_t virtio_blk_size(const struct virtio_blk *b)
+{
+	return b->size;
+}
+
+const char *virtio_blk_path(const struct virtio_blk *b)
+{
+	return b->spec.path;
+}
+
+int virtio_blk_switch(struct virtio_blk *b, int fd, const char *path,
+		      struct kg_err *e)
+{
+	size_t n = strlen(path);
+	if (n == 0 || n >= sizeof(b->spec.path))
+		return kg_errf(e, "disk %s: new path is empty or too long",
+			       b->spec.path);
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return kg_errno(e, "disk %s: fstat", path);
+	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != b->size)
+		return kg_errf(e, "disk %s: not a regular file of %llu bytes "
+			       "(the size of %s)", path,
+			       (unsigned long long)b->size, b->spec.path);
+	if (b->locked && lock_fd(fd, b->spec.readonly, path, e) < 0)
+		return -1;
+	/* Closing drops the old image's lock: only now may another process
+	 * (the migration's other end) take it. */
+	if (close(b->fd) < 0)
+		fprintf(stderr, "kagami: disk %s: close: %s\n", b->spec.path,
+			strerror(errno));
+	b->fd = fd;
+	memcpy(b->spec.path, path, n + 1);
+	for (unsigned i = 0; i < VM_MAX_DISKS; i++)
+		if (b->vm->blks[i] == b)
+			memcpy(b->vm->cfg.disks[i].path, path, n + 1);
+	return 0;
 }

@@ -41,7 +41,7 @@ test_disk_in_use() {
 	kg run --disk disk.img "$GUESTS/hello.elf"
 	kill -TERM $pid
 	wait $pid
-	expect_status 2 && err_has "disk disk.img: in use by another process"
+	expect_status 2 && err_has "disk disk.img: locked by another process (is another kagami using it?)"
 }
 
 test_cmdline_announces_devices() {
