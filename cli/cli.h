@@ -12,5 +12,6 @@ int cmd_run(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_kv(int argc, char **argv);
+int cmd_receive(int argc, char **argv);
 
 #endif

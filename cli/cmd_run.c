@@ -12,6 +12,7 @@
 
 #include "cli.h"
 #include "control.h"
+#include "serve.h"
 #include "../ft/checkpoint/snapshot.h"
 #include "../vmm/size.h"
 #include "../vmm/vm.h"
@@ -66,110 +67,6 @@ static void run_usage(FILE *f)
 		VM_MAX_VCPUS, VM_MAX_DISKS, VM_MAX_NETS);
 }
 
-struct signal_waiter {
-	struct vm *vm;
-	double timeout_s; /* 0: none */
-	atomic_bool done;
-	int signo; /* the signal or timeout that stopped the VM, 0 if none */
-};
-
-/* Turns SIGINT/SIGTERM/SIGHUP (blocked everywhere) and the timeout into a
- * stop request, outside any signal handler. */
-static void *signal_thread(void *arg)
-{
-	struct signal_waiter *w = arg;
-	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGUSR2); /* the controlling thread's wake-up */
-	uint64_t deadline = w->timeout_s > 0
-		? vm_now_ns() + (uint64_t)(w->timeout_s * 1e9) : 0;
-	while (!atomic_load(&w->done)) {
-		struct timespec slice = { 0, 100 * 1000 * 1000 };
-		int sig = sigtimedwait(&set, NULL, &slice);
-		if (sig == SIGUSR2)
-			continue;
-		/* Keep listening after a request: a later signal must still
-		 * be taken from the queue (it matters if the first one raced
-		 * with a guest reset). */
-		if (sig > 0) {
-			w->signo = sig;
-			vm_request_stop(w->vm, VM_STOP_REQUEST, 128 + sig,
-					"stopped by SIG%s", sigabbrev_np(sig));
-		}
-		if (deadline && vm_now_ns() >= deadline) {
-			w->signo = -1;
-			deadline = 0;
-			vm_request_stop(w->vm, VM_STOP_REQUEST, KG_EXIT_TIMEOUT,
-					"stopped: --timeout of %g s expired",
-					w->timeout_s);
-		}
-	}
-	return NULL;
-}
-
-static const char *reason_name(enum vm_stop_reason r)
-{
-	switch (r) {
-	case VM_STOP_EXIT: return "guest exit";
-	case VM_STOP_POWEROFF: return "power-off";
-	case VM_STOP_CRASH: return "guest crash";
-	case VM_STOP_ERROR: return "host error";
-	case VM_STOP_REQUEST: return "stopped by host";
-	default: return "?";
-	}
-}
-
-static void print_summary(struct vm *vm, const struct vm_stop *st, int status)
-{
-	struct vm_stats *s = &vm->stats;
-	double run_ms = (double)(vm_now_ns() - s->run_start_ns) / 1e6;
-	uint64_t first = atomic_load(&s->first_output_ns);
-	fprintf(stderr,
-		"kagami: summary\n"
-		"  guest        %s%s%s%s\n"
-		"  machine      %llu MiB RAM, %u vCPU%s\n"
-		"  result       %s, exit status %d\n"
-		"  run time     %.1f ms",
-		vm->cfg.kernel_path ? vm->cfg.kernel_path : "restored from a snapshot",
-		vm->cfg.cmdline ? " (cmdline \"" : "",
-		vm->cfg.cmdline ? vm->cfg.cmdline : "",
-		vm->cfg.cmdline ? "\")" : "",
-		(unsigned long long)(vm->cfg.mem_size >> 20), vm->ncpus,
-		vm->ncpus == 1 ? "" : "s", reason_name(st->reason), status,
-		run_ms);
-	if (first)
-		fprintf(stderr, ", first console output after %.2f ms",
-			(double)first / 1e6);
-	fprintf(stderr,
-		"\n  exits        pio %llu, mmio %llu, other %llu\n"
-		"  input gate   pio-in %llu, mmio-read %llu, guest-write %llu, "
-		"irq %llu, time %llu (%s)\n"
-		"  resets       %u\n",
-		(unsigned long long)s->exits[VM_EXIT_PIO],
-		(unsigned long long)s->exits[VM_EXIT_MMIO],
-		(unsigned long long)s->exits[VM_EXIT_OTHER],
-		(unsigned long long)vm->gate.count[GATE_PIO_IN],
-		(unsigned long long)vm->gate.count[GATE_MMIO_READ],
-		(unsigned long long)vm->gate.count[GATE_GUEST_WRITE],
-		(unsigned long long)vm->gate.count[GATE_IRQ],
-		(unsigned long long)vm->gate.count[GATE_TIME],
-		vm->gate.ops->name, s->resets);
-}
-
-static int status_of(const struct vm_stop *st)
-{
-	switch (st->reason) {
-	case VM_STOP_EXIT: return st->exit_code;
-	case VM_STOP_POWEROFF: return 0;
-	case VM_STOP_CRASH: return KG_EXIT_CRASH;
-	case VM_STOP_REQUEST: return st->exit_code;
-	default: return KG_EXIT_HOST;
-	}
-}
-
 static int parse_uint(const char *opt, const char *s, unsigned long max,
 		      unsigned long *out)
 {
@@ -184,36 +81,6 @@ static int parse_uint(const char *opt, const char *s, unsigned long max,
 	*out = v;
 	return 0;
 }
-
-/* The control socket's snapshot command. */
-static int do_snapshot(struct control_call *call, struct kg_err *e)
-{
-	struct vm *vm = call->vm;
-	const cJSON *req = call->req;
-	cJSON *reply = call->reply;
-	const cJSON *path = cJSON_GetObjectItemCaseSensitive(req, "path");
-	const cJSON *args = cJSON_GetObjectItemCaseSensitive(req, "args");
-	if (!cJSON_IsString(path) && cJSON_GetArraySize(args) > 0)
-		path = cJSON_GetArrayItem(args, 0);
-	if (!cJSON_IsString(path) || !*path->valuestring)
-		return kg_errf(e, "snapshot needs a path (--path FILE)");
-	struct snapshot_stats st;
-	if (snapshot_save(vm, path->valuestring, &st, e) < 0)
-		return -1;
-	cJSON_AddStringToObject(reply, "path", path->valuestring);
-	cJSON_AddNumberToObject(reply, "bytes", (double)st.bytes);
-	cJSON_AddNumberToObject(reply, "pause_us", (double)st.pause_us);
-	cJSON_AddNumberToObject(reply, "total_ms", (double)st.total_us / 1e3);
-	cJSON_AddNumberToObject(reply, "second_pass_pages",
-				(double)st.second_pass_pages);
-	return 0;
-}
-
-static const struct control_cmd vm_commands[] = {
-	{ "snapshot", "save the VM to --path FILE while it runs "
-		      "(kagami restore FILE resumes it)", do_snapshot, false },
-	{ NULL, NULL, NULL, false },
-};
 
 static int run_main(const char *name, bool restore, int argc, char **argv);
 
@@ -363,14 +230,8 @@ static int run_main(const char *name, bool restore, int argc, char **argv)
 
 	/* Block the stop signals before any thread exists, so that only the
 	 * signal thread receives them. */
-	sigset_t set, old;
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGUSR2);
-	pthread_sigmask(SIG_BLOCK, &set, &old);
-
+	sigset_t old;
+	serve_block_signals(&old);
 	struct vm *vm = calloc(1, sizeof(*vm));
 	if (!vm) {
 		fprintf(stderr, "%s: out of memory\n", name);
@@ -383,47 +244,17 @@ static int run_main(const char *name, bool restore, int argc, char **argv)
 		free(vm);
 		return KG_EXIT_USAGE;
 	}
-	struct control *ctl = NULL;
-	if ((sr && snapshot_load(sr, vm, &e) < 0) ||
-	    (control_path &&
-	     !(ctl = control_open(control_path, vm, vm_commands, NULL, &e)))) {
+	if (sr && snapshot_load(sr, vm, &e) < 0) {
 		fprintf(stderr, "%s: %s\n", name, e.msg);
 		snapshot_close(sr);
 		vm_destroy(vm);
 		free(vm);
 		return KG_EXIT_USAGE;
 	}
-	struct signal_waiter w = { .vm = vm, .timeout_s = timeout_s };
-	pthread_t st;
-	int r = pthread_create(&st, NULL, signal_thread, &w);
-	if (r) {
-		fprintf(stderr, "%s: pthread_create: %s\n", name, strerror(r));
-		control_close(ctl);
-		snapshot_close(sr);
-		vm_destroy(vm);
-		free(vm);
-		return KG_EXIT_HOST;
-	}
-	struct vm_stop stop;
-	int status;
-	if (vm_run(vm, &stop, &e) < 0) {
-		fprintf(stderr, "%s: %s\n", name, e.msg);
-		stop.reason = VM_STOP_ERROR;
-		status = KG_EXIT_HOST;
-	} else {
-		status = status_of(&stop);
-		if (stop.reason == VM_STOP_CRASH || stop.reason == VM_STOP_ERROR)
-			fprintf(stderr, "kagami: %s\n", stop.message);
-		else if (stop.reason == VM_STOP_REQUEST)
-			fprintf(stderr, "kagami: %s\n", stop.message);
-	}
-	atomic_store(&w.done, true);
-	pthread_kill(st, SIGUSR2);
-	pthread_join(st, NULL);
-	control_close(ctl);
+	struct serve_opts so = { .name = name, .control_path = control_path,
+				 .timeout_s = timeout_s, .summary = summary };
+	int status = serve_vm(vm, &so);
 	snapshot_close(sr);
-	if (summary)
-		print_summary(vm, &stop, status);
 	vm_destroy(vm);
 	free(vm);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);

@@ -25,8 +25,11 @@ static void usage(FILE *f)
 		"             load, verify (see 'kagami kv --help')\n"
 		"  restore    resume a VM from a snapshot (see 'kagami restore "
 		"--help')\n"
+		"  receive    wait for a VM migrating in, then run it (see\n"
+		"             'kagami receive --help')\n"
 		"  ctl        send a command to a running kagami's control "
 		"socket\n"
+		"             (migrate, storage-migrate, snapshot, ...)\n"
 		"  inspect    list and check the sections of a snapshot or stream\n"
 		"  help       show this help\n"
 		"  version    print the version\n");
@@ -50,6 +53,8 @@ int main(int argc, char **argv)
 		return cmd_kv(argc - 1, argv + 1);
 	if (!strcmp(cmd, "restore"))
 		return cmd_restore(argc - 1, argv + 1);
+	if (!strcmp(cmd, "receive"))
+		return cmd_receive(argc - 1, argv + 1);
 	if (!strcmp(cmd, "ctl"))
 		return cmd_ctl(argc - 1, argv + 1);
 	if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") ||

@@ -200,6 +200,11 @@ int kg_tp_accept(struct kg_tp_listener *l, struct kg_transport **out,
 	return 0;
 }
 
+void kg_tp_listener_set_timeout(struct kg_tp_listener *l, int accept_ms)
+{
+	l->opts.accept_timeout_ms = accept_ms;
+}
+
 void kg_tp_listener_close(struct kg_tp_listener *l)
 {
 	if (!l)

@@ -165,6 +165,8 @@ const char *kg_tp_listener_addr(const struct kg_tp_listener *l);
  * usable, so a caller may accept again. */
 int kg_tp_accept(struct kg_tp_listener *l, struct kg_transport **out,
 		 struct kg_err *e);
+/* Changes how long kg_tp_accept waits (< 0: forever). */
+void kg_tp_listener_set_timeout(struct kg_tp_listener *l, int accept_ms);
 /* Closes the listener (and removes a unix socket's file). */
 void kg_tp_listener_close(struct kg_tp_listener *l);
 

@@ -43,7 +43,7 @@ const char *rlink_msg_name(uint32_t type)
 		[RLINK_GO] = "go", [RLINK_RUNNING] = "running",
 		[RLINK_ABORT] = "abort", [RLINK_ACK] = "ack",
 		[RLINK_QUERY] = "query", [RLINK_ANSWER] = "answer",
-		[RLINK_BEAT] = "beat",
+		[RLINK_BEAT] = "beat", [RLINK_DISK] = "disk",
 	};
 	if (type < sizeof(names) / sizeof(names[0]) && names[type])
 		return names[type];
@@ -275,7 +275,7 @@ static int parse_msg(const struct rlink *l, const uint8_t *p, size_t len,
 	size_t tl = len - RLINK_MSG_HEADER;
 	memcpy(m->text, p + RLINK_MSG_HEADER, tl);
 	m->text[tl] = 0;
-	if (m->type < RLINK_HELLO || m->type > RLINK_BEAT)
+	if (m->type < RLINK_HELLO || m->type > RLINK_DISK)
 		return kg_errf(e, "%s: unknown control message type %u",
 			       l->peer, m->type);
 	return 0;

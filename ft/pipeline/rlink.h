@@ -50,6 +50,7 @@ enum rlink_msg_type {
 	RLINK_QUERY = 7,   /* source in doubt: a = session id */
 	RLINK_ANSWER = 8,  /* sink: a = session id, b = 1 if it runs it */
 	RLINK_BEAT = 9,    /* heartbeat: a = sender's clock in ms */
+	RLINK_DISK = 10,   /* source, after HELLO: disk a has b bytes */
 };
 
 /* HELLO's b: the mode in bits 0-7, flags above. */

@@ -1,0 +1,253 @@
+#include "incoming.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../../vmm/vm.h"
+#include "rlink.h"
+
+#define ANSWER_POLL_MS 300
+
+static void maybe_die(const struct incoming *in, const char *phase)
+{
+	if (in->die_at && !strcmp(in->die_at, phase)) {
+		fprintf(stderr, "kagami receive: test injection: SIGKILL at "
+			"%s\n", phase);
+		kill(getpid(), SIGKILL);
+	}
+}
+
+static int accept_link(struct kg_tp_listener *l, struct rlink **out,
+		       struct kg_err *e)
+{
+	struct kg_transport *t;
+	if (kg_tp_accept(l, &t, e) < 0)
+		return -1;
+	*out = rlink_new(t, 0, e);
+	return *out ? 0 : -1;
+}
+
+/* The first message of a connection: HELLO, within the I/O timeout. */
+static int read_hello(struct rlink *l, struct rlink_msg *m, struct kg_err *e)
+{
+	int k = rlink_next(l, m, e);
+	if (k < 0)
+		return -1;
+	if (k != 1 || m->type != RLINK_HELLO)
+		return kg_errf(e, "%s: expected HELLO first", rlink_peer(l));
+	return 0;
+}
+
+int incoming_begin(struct incoming *in, struct kg_tp_listener *l,
+		   struct vm_state_config *c, struct kg_err *e)
+{
+	struct rlink_msg m;
+	for (;;) {
+		if (accept_link(l, &in->link, e) < 0)
+			return -1;
+		if (read_hello(in->link, &m, e) < 0)
+			goto fail;
+		if ((m.b & 0xff) != RLINK_MODE_QUERY)
+			break;
+		/* A source in doubt about another session: not here. */
+		struct kg_err ignore;
+		rlink_send(in->link, RLINK_ANSWER, m.a, 0, NULL, &ignore);
+		rlink_free(in->link);
+		in->link = NULL;
+	}
+	in->session = m.a;
+	in->mode = m.b;
+	if ((m.b & 0xff) != RLINK_MODE_MIGRATE) {
+		kg_errf(e, "%s: mode %llu is not a migration",
+			rlink_peer(in->link), (unsigned long long)(m.b & 0xff));
+		goto refuse;
+	}
+	maybe_die(in, "hello");
+	for (;;) {
+		int k = rlink_next(in->link, &m, e);
+		if (k < 0)
+			goto fail;
+		if (k == 2) {
+			kg_errf(e, "%s closed before the configuration",
+				rlink_peer(in->link));
+			goto fail;
+		}
+		if (k == 0)
+			break; /* the stream starts */
+		if (m.type == RLINK_ABORT) {
+			kg_errf(e, "the source gave up: %s", m.text);
+			goto fail;
+		}
+		if (m.type != RLINK_DISK || m.a != in->ndisk_sizes ||
+		    m.a >= sizeof(in->disk_size) / sizeof(in->disk_size[0])) {
+			kg_errf(e, "%s: unexpected %s message before the "
+				"stream", rlink_peer(in->link),
+				rlink_msg_name(m.type));
+			goto refuse;
+		}
+		in->disk_size[in->ndisk_sizes++] = m.b;
+	}
+	in->er = epoch_receiver_new_io(&rlink_stream_io, in->link, c, e);
+	if (!in->er)
+		goto refuse;
+	if (c->ndisks != in->ndisk_sizes) {
+		kg_errf(e, "the source announced %u disk sizes for %u disks",
+			in->ndisk_sizes, c->ndisks);
+		goto refuse;
+	}
+	return 0;
+refuse:
+	incoming_abort(in, e->msg);
+fail:
+	rlink_free(in->link);
+	in->link = NULL;
+	return -1;
+}
+
+void incoming_abort(struct incoming *in, const char *why)
+{
+	struct kg_err ignore;
+	if (in->link)
+		rlink_send(in->link, RLINK_ABORT, in->session, 0, why, &ignore);
+}
+
+int incoming_receive(struct incoming *in, struct vm *vm,
+		     const struct epoch_disk_sink *disk, void *ctx,
+		     struct kg_err *e)
+{
+	epoch_receiver_attach(in->er, vm);
+	if (disk)
+		epoch_receiver_set_disk(in->er, disk, ctx);
+	for (;;) {
+		struct rlink_msg m;
+		int k = rlink_next(in->link, &m, e);
+		if (k < 0)
+			goto fail;
+		if (k == 2) {
+			kg_errf(e, "%s closed the connection before hand-over",
+				rlink_peer(in->link));
+			goto fail;
+		}
+		if (k == 1) {
+			if (m.type == RLINK_ABORT) {
+				kg_errf(e, "the source gave up: %s", m.text);
+				goto fail;
+			}
+			if (m.type == RLINK_GO && m.a == in->session &&
+			    epoch_receiver_committed(in->er)) {
+				maybe_die(in, "go");
+				return 0;
+			}
+			if (m.type == RLINK_BEAT)
+				continue;
+			kg_errf(e, "%s: unexpected %s", rlink_peer(in->link),
+				rlink_msg_name(m.type));
+			goto refuse;
+		}
+		struct epoch_stats st;
+		int r = epoch_receive(in->er, &st, e);
+		in->bytes += st.stream_bytes;
+		if (r < 0)
+			goto refuse;
+		if (r == 0) {
+			kg_errf(e, "the stream ended before hand-over");
+			goto refuse;
+		}
+		if (st.live) {
+			in->rounds++;
+			maybe_die(in, "round");
+			continue;
+		}
+		in->epochs++;
+		maybe_die(in, "final");
+		if (rlink_send(in->link, RLINK_READY, st.seq, 0, NULL, e) < 0)
+			goto fail;
+	}
+refuse:
+	incoming_abort(in, e->msg);
+fail:
+	return -1;
+}
+
+int incoming_running(struct incoming *in, struct kg_err *e)
+{
+	return rlink_send(in->link, RLINK_RUNNING, in->session, 0, NULL, e);
+}
+
+void incoming_end(struct incoming *in)
+{
+	epoch_receiver_free(in->er);
+	rlink_free(in->link);
+	in->er = NULL;
+	in->link = NULL;
+}
+
+/* --- answering a source in doubt --- */
+
+struct incoming_answerer {
+	struct kg_tp_listener *l;
+	uint64_t session;
+	pthread_t thread;
+	atomic_bool stop;
+};
+
+static void *answer_thread(void *arg)
+{
+	struct incoming_answerer *a = arg;
+	while (!atomic_load(&a->stop)) {
+		struct rlink *l;
+		struct rlink_msg m;
+		struct kg_err e;
+		if (accept_link(a->l, &l, &e) < 0)
+			continue; /* timeout, or a refused peer (logged) */
+		if (read_hello(l, &m, &e) == 0) {
+			bool mine = (m.b & 0xff) == RLINK_MODE_QUERY &&
+				    m.a == a->session;
+			if ((m.b & 0xff) == RLINK_MODE_QUERY)
+				rlink_send(l, RLINK_ANSWER, m.a, mine, NULL, &e);
+			else
+				rlink_send(l, RLINK_ABORT, m.a, 0,
+					   "this kagami already runs a guest",
+					   &e);
+		}
+		rlink_free(l);
+	}
+	return NULL;
+}
+
+struct incoming_answerer *incoming_answer_start(struct kg_tp_listener *l,
+						uint64_t session,
+						struct kg_err *e)
+{
+	struct incoming_answerer *a = calloc(1, sizeof(*a));
+	if (!a) {
+		kg_errf(e, "out of memory");
+		return NULL;
+	}
+	a->l = l;
+	a->session = session;
+	kg_tp_listener_set_timeout(l, ANSWER_POLL_MS);
+	int r = pthread_create(&a->thread, NULL, answer_thread, a);
+	if (r) {
+		free(a);
+		errno = r;
+		kg_errno(e, "incoming: pthread_create");
+		return NULL;
+	}
+	return a;
+}
+
+void incoming_answer_stop(struct incoming_answerer *a)
+{
+	if (!a)
+		return;
+	atomic_store(&a->stop, true);
+	pthread_join(a->thread, NULL);
+	free(a);
+}

@@ -1,0 +1,65 @@
+/*
+ * The sink of a migration (`kagami receive`): accepts one source on a
+ * listener, learns the VM's shape (HELLO, DISK sizes, the stream's
+ * configuration) so the caller can build an empty VM, then applies live
+ * rounds and stages the final epoch until GO. The caller takes the disk
+ * locks, starts the VM and reports RUNNING; after that it keeps answering
+ * QUERY connections on the listener (incoming_answer_*), so that a source
+ * that lost the connection at hand-over learns the guest runs here.
+ *
+ * A failure before GO (cut link, bad checksum, the source's ABORT) leaves
+ * the sink with a VM that must never run: the caller discards it.
+ */
+#ifndef KG_INCOMING_H
+#define KG_INCOMING_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../../transport/transport.h"
+#include "../../vmm/err.h"
+#include "../checkpoint/epoch.h"
+#include "../checkpoint/vm_state.h"
+
+struct vm;
+struct rlink;
+
+struct incoming {
+	struct rlink *link;
+	struct epoch_receiver *er;
+	uint64_t session;
+	uint64_t mode;           /* HELLO's b: RLINK_MODE_* | RLINK_F_* */
+	unsigned ndisk_sizes;
+	uint64_t disk_size[8];   /* from DISK messages */
+	uint64_t rounds, epochs; /* live rounds, committed epochs */
+	uint64_t bytes;          /* stream bytes received */
+	/* tests: SIGKILL this process at "hello", "round", "final" or "go" */
+	const char *die_at;
+};
+
+/* Waits (listener's accept timeout) for a source and reads HELLO, the
+ * disk sizes and the configuration into *c. QUERY connections that come
+ * first are answered "not running here" and closed. */
+int incoming_begin(struct incoming *in, struct kg_tp_listener *l,
+		   struct vm_state_config *c, struct kg_err *e);
+/* Applies rounds and epochs to vm (built from *c, not running) until GO:
+ * 0 when GO came after a committed epoch; -1 otherwise (an ABORT is sent
+ * to the source when the link still works). */
+int incoming_receive(struct incoming *in, struct vm *vm,
+		     const struct epoch_disk_sink *disk, void *ctx,
+		     struct kg_err *e);
+/* Tells the source the guest runs here (a failure is only reported: the
+ * source can still learn it by QUERY). */
+int incoming_running(struct incoming *in, struct kg_err *e);
+/* Refuses the migration: ABORT with why, if the link works. */
+void incoming_abort(struct incoming *in, const char *why);
+void incoming_end(struct incoming *in);
+
+struct incoming_answerer;
+/* Answers QUERY connections on l with "session runs here" on a thread. */
+struct incoming_answerer *incoming_answer_start(struct kg_tp_listener *l,
+						uint64_t session,
+						struct kg_err *e);
+void incoming_answer_stop(struct incoming_answerer *a);
+
+#endif
