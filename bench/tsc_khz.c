@@ -30,8 +30,15 @@ static int cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	if (argc > 1) {
+		unsigned long long k = strtoull(argv[1], NULL, 10);
+		if (!k)
+			return 2;
+		printf("%llu\n", (unsigned long long)rdtsc() / k);
+		return 0;
+	}
 	uint64_t khz[5];
 	for (int i = 0; i < 5; i++) {
 		uint64_t n0 = ns(), c0 = rdtsc(), n1, c1;

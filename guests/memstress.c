@@ -13,6 +13,11 @@
  *   forever  ignore T: keep writing (at R MiB/s) until the VM is stopped.
  *   hold     after the T MiB (and the done line), keep the VM alive
  *            without writing to memory, until it is stopped.
+ *   stall_us=N  watch the clock between page writes, in the pace loop and
+ *            while holding; print "memstress: stall us=D end_ms=E" for
+ *            every gap of D >= N us (E: the clock at its end, in ms). A
+ *            gap is time the vCPU did not run: host preemption, or a
+ *            migration's downtime (source pause to destination resume).
  * The pace comes from the kagami clock device, or, when tsc_khz=K is given,
  * from rdtsc at K kHz (under QEMU, which has no kagami clock; the bench
  * passes the host's TSC rate, which a ring-3 guest reads unscaled here).
@@ -33,19 +38,69 @@ static uint64_t now_ns(void)
 	return t / tsc_khz * 1000000ull + t % tsc_khz * 1000000ull / tsc_khz;
 }
 
+static uint64_t stall_ns, last_ns;
+
+/* Prints a stall line a byte at a time, watching the gaps between bytes
+ * too: under QEMU each byte is an exit, and a pause (a migration's) can
+ * fall inside the line. Such a gap is reported on a line of its own. */
+static void report_stall(uint64_t gap, uint64_t end)
+{
+	while (gap) {
+		char line[64];
+		int n = sdk_snprintf(line, sizeof(line),
+				     "memstress: stall us=%lu end_ms=%lu\n",
+				     (unsigned long)(gap / 1000),
+				     (unsigned long)(end / 1000000));
+		uint64_t prev = now_ns();
+		gap = 0;
+		for (int i = 0; i < n; i++) {
+			sdk_write(line + i, 1);
+			uint64_t t = now_ns();
+			if (!gap && t - prev >= stall_ns) {
+				gap = t - prev;
+				end = t;
+			}
+			prev = t;
+		}
+		last_ns = prev;
+	}
+}
+
+/* The stall watch: call often; a gap since the last call is reported. */
+static inline void watch(void)
+{
+	if (!stall_ns)
+		return;
+	uint64_t t = now_ns();
+	if (t - last_ns >= stall_ns)
+		report_stall(t - last_ns, t);
+	else
+		last_ns = t;
+}
+
+static void watch_reset(void)
+{
+	last_ns = stall_ns ? now_ns() : 0;
+}
+
 static void pace(uint64_t start_ns, uint64_t done_pages, uint64_t rate_mib)
 {
 	uint64_t target = start_ns + done_pages * 1000000000ull /
 					     (rate_mib * 256ull);
-	while (now_ns() < target)
+	while (now_ns() < target) {
+		watch();
 		__asm__ volatile("pause");
+	}
 }
 
 static __attribute__((noreturn)) void hold_forever(void)
 {
-	/* Ring 3 cannot hlt; spin without touching memory or exiting. */
-	for (;;)
+	/* Ring 3 cannot hlt; spin without writing memory or exiting. */
+	watch_reset();
+	for (;;) {
+		watch();
 		__asm__ volatile("pause");
+	}
 }
 
 int main(const char *cmdline)
@@ -56,13 +111,15 @@ int main(const char *cmdline)
 	bool fill = sdk_arg_present("fill"), forever = sdk_arg_present("forever");
 	bool hold = sdk_arg_present("hold");
 	tsc_khz = sdk_arg_u64("tsc_khz", 0);
+	stall_ns = sdk_arg_u64("stall_us", 0) * 1000;
 	if (mib == 0 || mib > 3072 || total > (1ull << 40)) {
 		sdk_printf("memstress: bad arguments: need 0 < mib <= 3072\n");
 		return 2;
 	}
-	if ((rate || sdk_arg_present("stats")) && !tsc_khz &&
+	if ((rate || stall_ns || sdk_arg_present("stats")) && !tsc_khz &&
 	    !sdk_under_kagami()) {
-		sdk_printf("memstress: rate and stats need a clock: the kagami "
+		sdk_printf("memstress: rate, stall_us and stats need a clock: "
+			   "the kagami "
 			   "device or tsc_khz=\n");
 		return 2;
 	}
@@ -92,14 +149,18 @@ int main(const char *cmdline)
 
 	bool clock = rate || sdk_arg_present("stats");
 	uint64_t t0 = clock ? now_ns() : 0;
+	watch_reset();
 	for (uint64_t i = 0; forever || i < total_pages; i++) {
 		uint64_t r = memstress_next(&rng);
 		memstress_fill(ws + (r % pages) * MEMSTRESS_WORDS, r);
-		if ((i + 1) % pages == 0)
+		watch();
+		if ((i + 1) % pages == 0) {
 			sdk_printf("memstress: pass=%lu checksum=%016lx\n",
 				   (unsigned long)++pass,
 				   (unsigned long)memstress_checksum(
 					   ws, pages * MEMSTRESS_WORDS));
+			watch_reset(); /* the checksum is not a stall */
+		}
 		if (rate && (i + 1) % 256 == 0)
 			pace(t0, i + 1, rate);
 	}
