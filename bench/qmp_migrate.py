@@ -3,6 +3,7 @@
 
 usage: qmp_migrate.py SOCK URI [--downtime-limit MS] [--bandwidth MIBPS]
                       [--timeout S]
+       qmp_migrate.py SOCK --status     (prints query-status's status)
 
 SOCK is the source's QMP unix socket (-qmp unix:SOCK,server=on,wait=off),
 URI the destination's -incoming address (tcp:HOST:PORT). Optionally sets
@@ -50,6 +51,9 @@ def main(argv):
         print(__doc__, file=sys.stderr)
         return 2
     sock, uri = argv[1], argv[2]
+    if uri == "--status":
+        print(QMP(sock).cmd("query-status").get("status"))
+        return 0
     opts = {"--downtime-limit": None, "--bandwidth": None, "--timeout": "600"}
     rest = argv[3:]
     while rest:
