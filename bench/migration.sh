@@ -163,7 +163,7 @@ qemu_base() {
 # qemu_migrate RATE LIMIT: one QEMU -> QEMU migration. Records the figures
 # under qemu,RATE,LIMIT; returns 1 with WHY on failure.
 qemu_migrate() {
-	local rate=$1 limit=$2 key=qemu,$1,$2 port args sp dp t1 st
+	local rate=$1 limit=$2 key=qemu,$1,$2 port args sp dp t1 st i
 	local -a base
 	read -ra base < <(qemu_base)
 	args=$(guest_args "$rate")
@@ -222,7 +222,7 @@ qemu_migrate() {
 # kagami_migrate RATE: one kagami -> kagami migration, at kagami's default
 # downtime limit. Records the figures under kagami,RATE.
 kagami_migrate() {
-	local rate=$1 key=kagami,$1 port args sp dp t1 rc
+	local rate=$1 key=kagami,$1 port args sp dp t1 rc i
 	args=$(guest_args "$rate")
 	port=$(free_port)
 	rm -f "$TMP"/k.*
@@ -303,7 +303,7 @@ if [[ -z $QEMU_MISSING ]]; then
 fi
 
 log "migrations: $MIB MiB working set, $MEM RAM, rates {$RATES} MiB/s, $R runs each${KAGAMI_NA:+ (kagami $KAGAMI_NA)}"
-for ((i = 0; i < R; i++)); do
+for ((run = 0; run < R; run++)); do
 	for rate in $RATES; do
 		if [[ -z $KAGAMI_NA && -z ${FAIL[kagami,$rate]:-} ]]; then
 			if kagami_migrate "$rate"; then
