@@ -63,6 +63,14 @@ $(BUILD)/bench/memstress_host: bench/memstress_host.c guests/memstress_core.h
 	@mkdir -p $(@D)
 	$(CC) -std=c11 -D_GNU_SOURCE -O2 $(WARN) -Iguests -o $@ $<
 
+$(BUILD)/bench/tsc_khz: bench/tsc_khz.c
+	@mkdir -p $(@D)
+	$(CC) -std=c11 -D_GNU_SOURCE -O2 $(WARN) -o $@ $<
+
+$(BUILD)/bench/tcpbw: bench/tcpbw.c
+	@mkdir -p $(@D)
+	$(CC) -std=c11 -D_GNU_SOURCE -O2 $(WARN) -o $@ $<
+
 $(BUILD)/guests/exitbench.elf: bench/exitbench.c $(SDK_SRC) $(SDK_HDR)
 	@mkdir -p $(@D)
 	$(CC) $(GUEST_CFLAGS) $(GUEST_LDFLAGS) -o $@ $< $(SDK_SRC)
@@ -80,9 +88,10 @@ demo: deps
 	$(MAKE) all
 	scripts/demo.sh
 
-bench: all $(BUILD)/bench/memstress_host $(BUILD)/guests/exitbench.elf $(BUILD)/bench/codec $(BUILD)/bench/checkpoint
+bench: all $(BUILD)/bench/memstress_host $(BUILD)/guests/exitbench.elf $(BUILD)/bench/codec $(BUILD)/bench/checkpoint $(BUILD)/bench/tsc_khz $(BUILD)/bench/tcpbw
 	bench/run.sh
 	bench/kvstore.sh
+	bench/migration.sh
 	$(BUILD)/bench/codec
 	$(BUILD)/bench/checkpoint 3
 
