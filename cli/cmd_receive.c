@@ -49,6 +49,7 @@ static void receive_usage(FILE *f)
 
 struct recv_ctx {
 	struct incoming in;
+	struct vm *vm;
 	struct kg_tp_listener *l;
 	struct incoming_answerer *ans;
 };
@@ -60,6 +61,9 @@ static void on_started(void *arg)
 	if (incoming_running(&c->in, &e) < 0)
 		fprintf(stderr, "kagami receive: %s (the source can still ask)\n",
 			e.msg);
+	for (unsigned i = 0; i < c->vm->cfg.nnets; i++)
+		if (virtio_net_announce(c->vm->nets[i], &e) < 0)
+			fprintf(stderr, "kagami receive: %s\n", e.msg);
 	c->ans = incoming_answer_start(c->l, c->in.session, &e);
 	if (!c->ans)
 		fprintf(stderr, "kagami receive: %s\n", e.msg);
@@ -260,6 +264,7 @@ int cmd_receive(int argc, char **argv)
 		incoming_abort(&rc.in, e.msg);
 		goto fail;
 	}
+	rc.vm = vm;
 	bool storage = rc.in.mode & RLINK_F_STORAGE;
 	if (incoming_receive(&rc.in, vm, storage ? &disk_sync_sink : NULL, vm,
 			     &e) < 0)

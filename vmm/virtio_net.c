@@ -244,6 +244,25 @@ static void *rx_loop(void *arg)
 	return NULL;
 }
 
+int virtio_net_announce(struct virtio_net *n, struct kg_err *e)
+{
+	uint8_t f[60] = { 0 }; /* the minimum Ethernet frame, padded */
+	const uint8_t *mac = n->spec.mac;
+	memset(f, 0xff, 6);
+	memcpy(f + 6, mac, 6);
+	f[12] = 0x80, f[13] = 0x35;      /* RARP */
+	f[14] = 0, f[15] = 1;            /* hardware: Ethernet */
+	f[16] = 0x08, f[17] = 0x00;      /* protocol: IPv4 */
+	f[18] = 6, f[19] = 4;
+	f[20] = 0, f[21] = 3;            /* reverse request */
+	memcpy(f + 22, mac, 6);          /* sender hardware address */
+	memcpy(f + 32, mac, 6);          /* target hardware address */
+	if (write(n->tap_fd, f, sizeof(f)) != (ssize_t)sizeof(f))
+		return kg_errno(e, "--net tap:%s: announcing the MAC",
+				n->spec.ifname);
+	return 0;
+}
+
 static int open_tap(const struct net_spec *s, struct kg_err *e)
 {
 	int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);

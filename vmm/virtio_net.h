@@ -32,5 +32,9 @@ void virtio_net_reset(struct virtio_net *n);
 /* Its transport (state tables, quiesce). */
 struct virtio_mmio *virtio_net_transport(struct virtio_net *n);
 void virtio_net_destroy(struct virtio_net *n);
+/* Announces the guest's MAC on the TAP with a broadcast RARP frame (what
+ * QEMU's announce-self and VMware send after a move), so that switches
+ * learn the VM's new port before the guest itself sends anything. */
+int virtio_net_announce(struct virtio_net *n, struct kg_err *e);
 
 #endif

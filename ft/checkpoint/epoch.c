@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../../vmm/vm.h"
 #include "stream.h"
@@ -28,6 +29,8 @@ struct epoch_sender {
 	/* The next epoch must be full: after a guest reset (RAM was cleared
 	 * and reloaded outside the dirty log) or a failed epoch. */
 	bool need_full;
+	/* Nothing sent yet: the receiver's RAM is all zeros. */
+	bool receiver_zero;
 	uint32_t boot_count;
 	/* The encoder thread of the epoch in flight. */
 	pthread_t encoder;
@@ -113,6 +116,7 @@ static struct epoch_sender *sender_new(struct vm *vm, int fd,
 	if (!s->pe)
 		goto fail;
 	page_encoder_assume_zero(s->pe);
+	s->receiver_zero = true;
 	s->boot_count = vm->boot_count;
 	kg_writer_init(&s->w, fd, NULL, "replication stream");
 	if (io)
@@ -179,9 +183,26 @@ static uint64_t dirty_gpas(struct epoch_sender *s, bool full,
 		s->bits[i] |= s->pend[i];
 		s->pend[i] = 0;
 	}
+	/* The first epoch of a session: a hole in the memfd was never
+	 * written, and the receiver's zeros already match it. */
+	bool skip_holes = full && s->receiver_zero && !m->file_mapped &&
+			  m->fd >= 0;
 	for (unsigned r = 0; r < m->nregions; r++) {
 		const struct guest_mem_region *g = &m->regions[r];
-		for (uint64_t off = 0; off < g->size; off += PAGE) {
+		uint64_t end = g->offset + g->size;
+		for (uint64_t off = g->offset; skip_holes && off < end;) {
+			off_t d = lseek(m->fd, (off_t)off, SEEK_DATA);
+			if (d < 0 || (uint64_t)d >= end)
+				break;
+			off_t h = lseek(m->fd, d, SEEK_HOLE);
+			uint64_t stop = h < 0 || (uint64_t)h > end ? end
+								   : (uint64_t)h;
+			for (uint64_t p = (uint64_t)d & ~(uint64_t)(PAGE - 1);
+			     p < stop; p += PAGE)
+				s->gpas[n++] = g->gpa + (p - g->offset);
+			off = stop;
+		}
+		for (uint64_t off = 0; !skip_holes && off < g->size; off += PAGE) {
 			uint64_t pg = (g->offset + off) / PAGE;
 			if (full || (s->bits[pg / 64] >> (pg % 64) & 1))
 				s->gpas[n++] = g->gpa + off;
@@ -295,6 +316,8 @@ out:
 	st->pause_us = (vm_now_ns() - t0) / 1000;
 	/* A failed epoch lost the dirty bits it took: resend everything. */
 	s->need_full = r < 0;
+	if (r == 0)
+		s->receiver_zero = false;
 	if (r < 0)
 		return -1;
 	s->st = st;
@@ -375,6 +398,7 @@ static int live_round(struct epoch_sender *s, bool all, epoch_progress_fn fn,
 	    kg_writer_flush(&s->w, e) < 0)
 		return -1;
 	s->need_full = false;
+	s->receiver_zero = false;
 	return 0;
 }
 
