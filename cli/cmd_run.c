@@ -212,6 +212,9 @@ static int do_snapshot(struct control_call *call, struct kg_err *e)
 static const struct control_cmd vm_commands[] = {
 	{ "snapshot", "save the VM to --path FILE while it runs "
 		      "(kagami restore FILE resumes it)", do_snapshot, false },
+	{ "storage-migrate", "NEWPATH [--disk N]: move disk N (default 0) "
+			     "to a new image while the guest runs",
+	  cmd_storage_migrate, true },
 	{ NULL, NULL, NULL, false },
 };
 
