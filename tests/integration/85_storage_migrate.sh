@@ -59,7 +59,7 @@ test_storage_migrate_while_writing() {
 
 test_storage_migrate_with_snapshot() {
 	truncate -s 16M old.img
-	start_churn old.img 3 || return
+	start_churn old.img 5 || return
 	"$KAGAMI" ctl ctl.sock snapshot --path snap.kgs >snap.json 2>snap.err ||
 		why "snapshot: $(cat snap.err)" || return
 	kg ctl ctl.sock storage-migrate new.img
