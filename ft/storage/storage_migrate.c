@@ -174,8 +174,10 @@ static int final_copy(struct sm *m, const char *newpath,
 	struct virtio_mmio *t = virtio_blk_transport(m->b);
 	uint64_t t0 = vm_now_ns();
 	virtio_mmio_quiesce(t);
-	uint64_t n = virtio_blk_take_dirty(m->b, m->bits, m->words);
-	st->final_blocks = m->dirty + n;
+	virtio_blk_take_dirty(m->b, m->bits, m->words);
+	st->final_blocks = 0; /* the last round's leftovers and the new ones */
+	for (size_t i = 0; i < m->words; i++)
+		st->final_blocks += (uint64_t)__builtin_popcountll(m->bits[i]);
 	m->c.tick = NULL; /* nothing to cancel or report in here */
 	int r = image_copy_blocks(&m->c, m->bits, m->words, e);
 	if (r == 0)
