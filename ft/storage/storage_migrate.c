@@ -195,7 +195,7 @@ static int migrate(struct sm *m, const char *newpath,
 	if (create_target(m, newpath, e) < 0 || fsync_dir(newpath, e) < 0)
 		return -1;
 	if (virtio_blk_track(m->b, true, e) < 0)
-		return -1;
+		return -1; /* someone else's tracking: left alone */
 	/* Every write from here on is tracked, so whatever the full copy
 	 * reads too early is copied again in a round. */
 	start_round(m);
@@ -210,7 +210,7 @@ static int migrate(struct sm *m, const char *newpath,
 	if (r == 0)
 		r = final_copy(m, newpath, st, e);
 	struct kg_err ignored;
-	virtio_blk_track(m->b, false, &ignored); /* cannot fail when off */
+	virtio_blk_track(m->b, false, &ignored); /* stopping never fails */
 	if (r == 0)
 		m->c.dst = -1; /* the device's now */
 	st->rounds = m->round + 1;
