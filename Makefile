@@ -59,6 +59,11 @@ $(BUILD)/tests/mkstream: tests/tools/mkstream.c $(STREAM_SRC) vmm/err.c $(HOST_H
 	@mkdir -p $(@D)
 	$(CC) $(HOST_CFLAGS) -O1 $(SAN) -o $@ $< $(STREAM_SRC) vmm/err.c $(HOST_LIBS)
 
+# The host half of guests/disksum.h (tests/integration/85_storage_migrate.sh).
+$(BUILD)/tests/disksum: tests/tools/disksum.c guests/disksum.h
+	@mkdir -p $(@D)
+	$(CC) $(HOST_CFLAGS) -O2 -o $@ $<
+
 $(BUILD)/bench/memstress_host: bench/memstress_host.c guests/memstress_core.h
 	@mkdir -p $(@D)
 	$(CC) -std=c11 -D_GNU_SOURCE -O2 $(WARN) -Iguests -o $@ $<
@@ -81,7 +86,8 @@ deps:
 unit: $(UNIT_TESTS)
 
 test: deps
-	$(MAKE) all $(BUILD)/asan/kagami $(UNIT_TESTS) $(BUILD)/tests/mkstream
+	$(MAKE) all $(BUILD)/asan/kagami $(UNIT_TESTS) $(BUILD)/tests/mkstream \
+		$(BUILD)/tests/disksum
 	tests/run.sh
 
 demo: deps

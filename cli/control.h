@@ -54,6 +54,9 @@ struct control *control_open(const char *path, struct vm *vm,
 			     struct kg_err *e);
 void control_close(struct control *c);
 
+/* cmd_storage.c: `storage-migrate NEWPATH [--disk N]`, a job. */
+int cmd_storage_migrate(struct control_call *call, struct kg_err *e);
+
 /* `kagami ctl PATH COMMAND [KEY=VALUE...]`. */
 int cmd_ctl(int argc, char **argv);
 

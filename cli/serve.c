@@ -147,6 +147,9 @@ const struct control_cmd vm_commands[] = {
 	{ "migrate", "move the running VM to 'kagami receive' at ADDR "
 		     "(tcp:HOST:PORT) [--downtime-limit MS] [--bandwidth MBPS] "
 		     "[--with-storage] [--key FILE]", ctl_migrate, true },
+	{ "storage-migrate", "NEWPATH [--disk N]: move disk N (default 0) "
+			     "to a new image while the guest runs",
+	  cmd_storage_migrate, true },
 	{ NULL, NULL, NULL, false },
 };
 

@@ -6,11 +6,17 @@
  *   mode=write (default): write them (batched), flush, read back and
  *     verify; discard the first chunk (if offered), rewrite and verify it.
  *   mode=verify: only read back and verify, e.g. after a VMM restart.
- * Both also read the serial (get-id) and check that reads past the end
- * fail with IOERR and leave the device working. Prints `blktest: ok ...`
+ *   mode=churn secs=S: for S seconds, write runs of 1..16 sectors at
+ *     pseudo-random (unaligned) places, discard now and then, flush now
+ *     and then; then flush, read the whole disk back and print
+ *     `blktest: churn writes=N discards=N checksum=HEX` (guests/disksum.h:
+ *     the host computes the same over the image). For storage migration.
+ * write and verify also read the serial (get-id) and check that reads
+ * past the end fail with IOERR and leave the device working. Prints `blktest: ok ...`
  * lines and exits 0, or one `blktest: FAIL ...` line and exits 1 (2 for
  * bad arguments or no disk). `stats` adds timings (under kagami).
  */
+#include "disksum.h"
 #include "sdk/blk.h"
 
 #define GROUP_SECTORS 2048u /* 1 MiB of chunks in flight at a time */
@@ -134,6 +140,68 @@ static void out_of_range(void)
 	sdk_printf("blktest: ok out-of-range reads fail with IOERR\n");
 }
 
+#define CHURN_BATCH 16 /* writes per notify */
+
+/* mode=churn: see the top. */
+static int churn(void)
+{
+	uint64_t secs = sdk_arg_u64("secs", 3), rnd = seed, gen = 0;
+	uint64_t writes = 0, discards = 0, t0 = sdk_clock_ns();
+	if (disk.capacity < 64 || disk.read_only) {
+		sdk_printf("blktest: FAIL churn needs a writable disk of 64+ "
+			   "sectors\n");
+		return 2;
+	}
+	sdk_printf("blktest: churning capacity=%lu secs=%lu\n",
+		   (unsigned long)disk.capacity, (unsigned long)secs);
+	while (sdk_clock_ns() - t0 < secs * 1000000000ull) {
+		uint64_t used = 0;
+		for (unsigned i = 0; i < CHURN_BATCH; i++) {
+			rnd = mix(rnd);
+			uint64_t len = 1 + rnd % 16;
+			uint64_t s = (rnd >> 8) % (disk.capacity - len + 1);
+			uint8_t *p = buf + used * BLK_SECTOR;
+			gen++;
+			for (uint64_t k = 0; k < len; k++)
+				fill((uint64_t *)(p + k * BLK_SECTOR),
+				     (s + k) ^ (gen << 40));
+			int r = blk_queue_write(&disk, s, p, (uint32_t)len);
+			if (r)
+				fail("churn queue write", r);
+			used += len;
+			writes++;
+		}
+		int r = blk_complete(&disk);
+		if (r)
+			fail("churn write", r);
+		if (gen % (8 * CHURN_BATCH) == 0 && disk.has_discard) {
+			rnd = mix(rnd);
+			uint64_t len = 8 + rnd % 57;
+			uint64_t s = (rnd >> 8) % (disk.capacity - len + 1);
+			if ((r = blk_discard(&disk, s, len)))
+				fail("churn discard", r);
+			discards++;
+		}
+		if (gen % (4 * CHURN_BATCH) == 0 && (r = blk_flush(&disk)))
+			fail("churn flush", r);
+	}
+	int r = blk_flush(&disk);
+	if (r)
+		fail("churn flush", r);
+	uint64_t h = DISKSUM_INIT;
+	for (uint64_t s = 0; s < disk.capacity; s += GROUP_SECTORS) {
+		uint64_t n = disk.capacity - s < GROUP_SECTORS
+				     ? disk.capacity - s : GROUP_SECTORS;
+		if ((r = blk_read(&disk, s, buf, (uint32_t)n)))
+			fail("churn read back", r);
+		h = disksum(h, buf, n * BLK_SECTOR);
+	}
+	sdk_printf("blktest: churn writes=%lu discards=%lu checksum=%016lx\n",
+		   (unsigned long)writes, (unsigned long)discards,
+		   (unsigned long)h);
+	return 0;
+}
+
 int main(const char *cmdline)
 {
 	char mode[16] = "write", id[21];
@@ -141,12 +209,13 @@ int main(const char *cmdline)
 	(void)cmdline;
 	sdk_arg_str("mode", mode, sizeof(mode));
 	bool write = !strncmp(mode, "write", 6);
+	bool churning = !strncmp(mode, "churn", 6);
 	seed = sdk_arg_u64("seed", 1);
 	nsect = sdk_arg_u64("sectors", 4096);
 	run = sdk_arg_u64("run", 8);
-	if ((!write && strncmp(mode, "verify", 7)) || !nsect || !run ||
-	    run > GROUP_SECTORS) {
-		sdk_printf("blktest: bad arguments: mode=write|verify, "
+	if ((!write && !churning && strncmp(mode, "verify", 7)) || !nsect ||
+	    !run || run > GROUP_SECTORS) {
+		sdk_printf("blktest: bad arguments: mode=write|verify|churn, "
 			   "sectors>0, 0<run<=%u\n", GROUP_SECTORS);
 		return 2;
 	}
@@ -175,6 +244,8 @@ int main(const char *cmdline)
 		   disk.has_discard, disk.read_only, disk.max_req_sectors,
 		   disk.q.size);
 
+	if (churning)
+		return churn();
 	if (write && disk.read_only) {
 		sdk_printf("blktest: FAIL mode=write on a read-only disk\n");
 		return 1;

@@ -78,7 +78,8 @@ const char *virtio_blk_path(const struct virtio_blk *b);
  * image. If the device holds its lock (not deferred), it locks fd first
  * and fails without change if it cannot; then it closes the old fd, which
  * drops the old image's lock. On success the device owns fd, and both its
- * spec and vm->cfg.disks[i].path say path. Tracking, if on, goes on. The
+ * spec and vm->cfg.disks[i].path say path: they change under the transport
+ * lock, so another thread reads that path while holding it (quiesce). Tracking, if on, goes on. The
  * guest-visible serial stays the one derived from the first image. */
 int virtio_blk_switch(struct virtio_blk *b, int fd, const char *path,
 		      struct kg_err *e);

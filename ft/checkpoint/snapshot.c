@@ -171,8 +171,16 @@ static int write_disks(struct kg_stream_writer *w, struct vm *vm,
 {
 	for (unsigned i = 0; i < vm->cfg.ndisks; i++) {
 		struct stat st;
-		if (stat(vm->cfg.disks[i].path, &st) < 0)
-			return kg_errno(e, "disk %s", vm->cfg.disks[i].path);
+		/* A storage migration may switch the image (and rewrite the
+		 * path) meanwhile; it does so only under the transport lock. */
+		struct virtio_mmio *t = virtio_blk_transport(vm->blks[i]);
+		virtio_mmio_quiesce(t);
+		int r = stat(vm->cfg.disks[i].path, &st);
+		if (r < 0)
+			kg_errno(e, "disk %s", vm->cfg.disks[i].path);
+		virtio_mmio_release(t);
+		if (r < 0)
+			return -1;
 		struct snap_disk d = {
 			(uint64_t)st.st_size,
 			(uint64_t)st.st_mtim.tv_sec * 1000000000ull +
