@@ -108,6 +108,11 @@ int ctl_migrate(struct control_call *call, struct kg_err *e)
 	cJSON_AddStringToObject(rep, "destination", res.dest);
 	cJSON_AddNumberToObject(rep, "total_ms", res.total_ms);
 	cJSON_AddNumberToObject(rep, "downtime_ms", res.downtime_ms);
+	cJSON *parts = cJSON_AddObjectToObject(rep, "downtime_parts_ms");
+	cJSON_AddNumberToObject(parts, "pause", res.pause_ms);
+	cJSON_AddNumberToObject(parts, "last_epoch", res.copy_ms);
+	cJSON_AddNumberToObject(parts, "commit", res.commit_ms);
+	cJSON_AddNumberToObject(parts, "resume", res.resume_ms);
 	cJSON_AddNumberToObject(rep, "bytes", (double)res.bytes);
 	cJSON_AddNumberToObject(rep, "rounds", res.rounds);
 	cJSON_AddNumberToObject(rep, "final_pages", (double)res.final_pages);

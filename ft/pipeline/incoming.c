@@ -44,6 +44,31 @@ static int read_hello(struct rlink *l, struct rlink_msg *m, struct kg_err *e)
 	return 0;
 }
 
+#define BEAT_MS 1000
+
+static void *beat_thread(void *arg)
+{
+	struct incoming *in = arg;
+	while (!atomic_load(&in->beat_stop)) {
+		struct kg_err e;
+		if (rlink_send(in->link, RLINK_BEAT, (uint64_t)(vm_now_ns() / 1000000),
+			       0, NULL, &e) < 0)
+			return NULL; /* the main loop meets the error too */
+		for (int i = 0; i < BEAT_MS / 50 && !atomic_load(&in->beat_stop); i++)
+			usleep(50000);
+	}
+	return NULL;
+}
+
+static void beat_stop(struct incoming *in)
+{
+	if (!in->beating)
+		return;
+	atomic_store(&in->beat_stop, true);
+	pthread_join(in->beat, NULL);
+	in->beating = false;
+}
+
 int incoming_begin(struct incoming *in, struct kg_tp_listener *l,
 		   struct vm_state_config *c, struct kg_err *e)
 {
@@ -69,6 +94,9 @@ int incoming_begin(struct incoming *in, struct kg_tp_listener *l,
 		goto refuse;
 	}
 	maybe_die(in, "hello");
+	atomic_store(&in->beat_stop, false);
+	if (pthread_create(&in->beat, NULL, beat_thread, in) == 0)
+		in->beating = true;
 	for (;;) {
 		int k = rlink_next(in->link, &m, e);
 		if (k < 0)
@@ -105,6 +133,7 @@ int incoming_begin(struct incoming *in, struct kg_tp_listener *l,
 refuse:
 	incoming_abort(in, e->msg);
 fail:
+	beat_stop(in);
 	rlink_free(in->link);
 	in->link = NULL;
 	return -1;
@@ -182,6 +211,7 @@ int incoming_running(struct incoming *in, struct kg_err *e)
 
 void incoming_end(struct incoming *in)
 {
+	beat_stop(in);
 	epoch_receiver_free(in->er);
 	rlink_free(in->link);
 	in->er = NULL;

@@ -13,6 +13,8 @@
 #ifndef KG_INCOMING_H
 #define KG_INCOMING_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -35,6 +37,11 @@ struct incoming {
 	uint64_t bytes;          /* stream bytes received */
 	/* tests: SIGKILL this process at "hello", "round", "final" or "go" */
 	const char *die_at;
+	/* Heartbeats to the source while it streams (it would otherwise hear
+	 * nothing for a whole first round and take us for dead). */
+	pthread_t beat;
+	bool beating;
+	atomic_bool beat_stop;
 };
 
 /* Waits (listener's accept timeout) for a source and reads HELLO, the

@@ -67,6 +67,9 @@ typedef void (*migrate_progress_fn)(void *ctx, const struct migrate_progress *p)
 struct migrate_result {
 	double total_ms;
 	double downtime_ms;   /* vCPUs paused here until RUNNING arrived */
+	/* Its parts: pausing and writing the last epoch; until the
+	 * destination committed it (READY); from GO to RUNNING. */
+	double pause_ms, copy_ms, commit_ms, resume_ms;
 	uint64_t bytes;       /* stream bytes sent */
 	unsigned rounds;      /* live rounds */
 	uint64_t final_pages; /* pages in the stop-and-copy epoch */
