@@ -330,9 +330,7 @@ out:
 	return 0;
 }
 
-/* A live round stages and encodes a chunk at a time, then gives the
- * chunk's staging memory back: a full round of a large guest would
- * otherwise keep a second copy of its RAM. */
+/* Pages per progress report in a live round. */
 #define LIVE_CHUNK 1024u
 
 static int live_round(struct epoch_sender *s, bool all, epoch_progress_fn fn,
@@ -375,24 +373,24 @@ static int live_round(struct epoch_sender *s, bool all, epoch_progress_fn fn,
 	s->need_full = true; /* until this round is on the stream */
 	if (begin_epoch(s, st->seq, EPOCH_F_LIVE, e) < 0)
 		return -1;
+	/* The encoder copies each page once before it looks at it, so a
+	 * live round reads the running guest's RAM directly. */
+	page_encoder_set_src(s->pe, &vm->mem);
+	/* The first copy of everything keeps no shadow (see page_codec.h);
+	 * later rounds do, for deltas of pages written again. */
+	page_encoder_set_shadowing(s->pe, !all);
 	for (uint64_t i = 0; i < n; i += LIVE_CHUNK) {
 		uint64_t k = n - i < LIVE_CHUNK ? n - i : LIVE_CHUNK;
-		const struct guest_mem *m = &vm->mem;
-		for (uint64_t j = 0; j < k; j++)
-			memcpy(guest_mem_ptr(&s->staging, s->gpas[i + j], PAGE),
-			       guest_mem_ptr(m, s->gpas[i + j], PAGE), PAGE);
-		if (send_chunk(s, s->gpas + i, k, st, e) < 0)
+		if (send_chunk(s, s->gpas + i, k, st, e) < 0) {
+			page_encoder_set_src(s->pe, &s->staging);
+			page_encoder_set_shadowing(s->pe, true);
 			return -1;
-		/* Only a large round gives its staging back: the last small
-		 * rounds keep their pages resident for the paused epoch,
-		 * where a fault costs ~1 us per page of downtime. */
-		uint8_t *lo = guest_mem_ptr(&s->staging, s->gpas[i], PAGE);
-		uint8_t *hi = guest_mem_ptr(&s->staging, s->gpas[i + k - 1], PAGE);
-		if (n >= 65536 && lo && hi && hi >= lo)
-			madvise(lo, (size_t)(hi - lo) + PAGE, MADV_DONTNEED);
+		}
 		if (fn)
 			fn(ctx, i + k, n);
 	}
+	page_encoder_set_src(s->pe, &s->staging);
+	page_encoder_set_shadowing(s->pe, true);
 	if (send_disk(s, st, e) < 0 ||
 	    kg_writer_section(&s->w, KG_SEC_EPOCH_END, 0, 1, &st->seq, 8, e) < 0 ||
 	    kg_writer_flush(&s->w, e) < 0)
@@ -400,6 +398,51 @@ static int live_round(struct epoch_sender *s, bool all, epoch_progress_fn fn,
 	s->need_full = false;
 	s->receiver_zero = false;
 	return 0;
+}
+
+int epoch_send_final(struct epoch_sender *s, struct epoch_stats *st,
+		     struct kg_err *e)
+{
+	struct vm *vm = s->vm;
+	if (wait_encoder(s, e) < 0)
+		return -1;
+	memset(st, 0, sizeof(*st));
+	pthread_mutex_lock(&vm->lock);
+	bool paused = vm->req == VM_REQ_PAUSE;
+	pthread_mutex_unlock(&vm->lock);
+	if (!paused)
+		return kg_errf(e, "final epoch: the VM is not paused");
+	uint64_t t0 = vm_now_ns();
+	vm_checkpoint_begin(vm);
+	vm_state_hold(vm);
+	st->seq = ++s->seq;
+	s->epoch_start = s->w.offset;
+	bool full = vm->boot_count != s->boot_count || s->need_full;
+	s->boot_count = vm->boot_count;
+	int r = -1;
+	uint64_t n = dirty_gpas(s, full, e);
+	if (n == UINT64_MAX)
+		goto out;
+	st->dirty_pages = n;
+	/* Nothing runs: the pages are read where they are, without the
+	 * staging copy (whose first touch costs a fault per page here). */
+	page_encoder_set_src(s->pe, &vm->mem);
+	/* Nothing follows a final epoch: no shadow to keep. */
+	page_encoder_set_shadowing(s->pe, false);
+	r = begin_epoch(s, st->seq, 0, e) < 0 ||
+	    vm_state_write(&s->w, vm, e) < 0 || send_disk(s, st, e) < 0 ||
+	    send_chunk(s, s->gpas, n, st, e) < 0 ||
+	    kg_writer_section(&s->w, KG_SEC_EPOCH_END, 0, 1, &st->seq, 8, e) < 0 ||
+	    kg_writer_flush(&s->w, e) < 0 ? -1 : 0;
+	page_encoder_set_src(s->pe, &s->staging);
+	page_encoder_set_shadowing(s->pe, true);
+out:
+	vm_state_release(vm);
+	vm_checkpoint_end(vm);
+	s->need_full = r < 0;
+	st->stream_bytes = s->w.offset - s->epoch_start;
+	st->encode_us = (vm_now_ns() - t0) / 1000;
+	return r;
 }
 
 int epoch_dirty_pending(struct epoch_sender *s, uint64_t *npages,
@@ -436,6 +479,7 @@ int epoch_sender_finish(struct epoch_sender *s, struct kg_err *e)
 
 struct staged {
 	uint8_t *payload;
+	size_t bufcap;
 	size_t len;
 	uint32_t version;
 	uint16_t kind, instance;
@@ -520,10 +564,23 @@ bool epoch_receiver_committed(const struct epoch_receiver *r)
 	return r->committed;
 }
 
+/* Staged buffers are kept for the next epoch, up to STAGE_KEEP bytes: a
+ * fresh 1 MiB malloc is a fresh mmap, and its first touch costs a fault
+ * per page, on the critical path of a final epoch. */
+#define STAGE_KEEP (64u << 20)
+
 static void drop_staged(struct epoch_receiver *r)
 {
-	for (size_t i = 0; i < r->npages; i++)
-		free(r->pages[i].payload);
+	size_t kept = 0;
+	for (size_t i = 0; i < r->cap; i++) {
+		struct staged *p = &r->pages[i];
+		if (kept + p->bufcap > STAGE_KEEP) {
+			free(p->payload);
+			p->payload = NULL;
+			p->bufcap = 0;
+		}
+		kept += p->bufcap;
+	}
 	r->npages = 0;
 }
 
@@ -535,20 +592,28 @@ static int stage_pages(struct epoch_receiver *r, const struct kg_section *s,
 		struct staged *p = realloc(r->pages, cap * sizeof(*p));
 		if (!p)
 			return kg_errf(e, "out of memory");
+		memset(p + r->cap, 0, (cap - r->cap) * sizeof(*p));
 		r->pages = p;
 		r->cap = cap;
 	}
-	uint8_t *buf = malloc(s->length ? s->length : 1);
-	if (!buf)
-		return kg_errf(e, "out of memory for %llu bytes",
-			       (unsigned long long)s->length);
-	if (kg_section_read(&r->r, buf, s->length, e) < 0 ||
-	    kg_section_finish(&r->r, e) < 0) {
-		free(buf);
-		return -1;
+	struct staged *p = &r->pages[r->npages];
+	size_t need = s->length ? (size_t)s->length : 1;
+	if (p->bufcap < need) {
+		free(p->payload);
+		p->bufcap = 0;
+		if (!(p->payload = malloc(need)))
+			return kg_errf(e, "out of memory for %llu bytes",
+				       (unsigned long long)s->length);
+		p->bufcap = need;
 	}
-	r->pages[r->npages++] = (struct staged){ buf, s->length, s->version,
-						 s->kind, s->instance };
+	if (kg_section_read(&r->r, p->payload, s->length, e) < 0 ||
+	    kg_section_finish(&r->r, e) < 0)
+		return -1;
+	p->len = s->length;
+	p->version = s->version;
+	p->kind = s->kind;
+	p->instance = s->instance;
+	r->npages++;
 	return 0;
 }
 
@@ -694,7 +759,8 @@ void epoch_receiver_free(struct epoch_receiver *r)
 {
 	if (!r)
 		return;
-	drop_staged(r);
+	for (size_t i = 0; i < r->cap; i++)
+		free(r->pages[i].payload);
 	free(r->pages);
 	free(r->stage);
 	free(r);

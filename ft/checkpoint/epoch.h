@@ -86,6 +86,11 @@ int epoch_send_live(struct epoch_sender *s, bool all, epoch_progress_fn fn,
  * which report its error. */
 int epoch_send(struct epoch_sender *s, bool full, struct epoch_stats *st,
 	       struct kg_err *e);
+/* The last epoch of a migration, on the caller's thread, with the VM
+ * paused by the caller (and staying paused): dirty pages read in place,
+ * state, disk. Returns once it is on the stream. */
+int epoch_send_final(struct epoch_sender *s, struct epoch_stats *st,
+		     struct kg_err *e);
 /* How many pages the next epoch or round would carry now: the dirty logs
  * are taken (kept for that epoch), not cleared of meaning. */
 int epoch_dirty_pending(struct epoch_sender *s, uint64_t *npages,

@@ -409,7 +409,15 @@ struct page_encoder {
 	 * known to be zero (the shadow page is then stale, never read),
 	 * and pending (in a batch neither committed nor aborted). */
 	uint64_t *known, *zero, *pending;
+	/* LZ4 on incompressible data costs more than it saves: after
+	 * LZ4_GIVE_UP failures in a row, skip it for
+	 * LZ4_SKIP pages, then try again. */
+	unsigned lz4_fails, lz4_skip;
+	bool no_shadow; /* page_encoder_set_shadowing(false) */
 };
+
+#define LZ4_GIVE_UP 32
+#define LZ4_SKIP 1024
 
 /* The page at gpa in src: its index (by RAM offset) and live address. */
 static bool src_page(const struct guest_mem *m, uint64_t gpa, uint64_t *pg,
@@ -470,6 +478,16 @@ struct page_encoder *page_encoder_new(const struct guest_mem *src,
 	return pe;
 }
 
+void page_encoder_set_shadowing(struct page_encoder *pe, bool on)
+{
+	pe->no_shadow = !on;
+}
+
+void page_encoder_set_src(struct page_encoder *pe, const struct guest_mem *src)
+{
+	pe->src = src;
+}
+
 void page_encoder_free(struct page_encoder *pe)
 {
 	if (!pe)
@@ -522,7 +540,12 @@ static int encode_page(struct page_encoder *pe, const uint8_t *live,
 		if (z != SIZE_MAX && cap > HASH_SIZE)
 			best = HASH_SIZE + z;
 	}
-	if (best > DELTA_GOOD) {
+	bool try_lz4 = best > DELTA_GOOD;
+	if (try_lz4 && pe->lz4_skip) {
+		pe->lz4_skip--;
+		try_lz4 = false;
+	}
+	if (try_lz4) {
 		/* Not seen before, or a poor delta: LZ4, if it beats both
 		 * the delta and the 3/4-page bar. Into scratch when a delta
 		 * sits in dst. */
@@ -535,7 +558,12 @@ static int encode_page(struct page_encoder *pe, const uint8_t *live,
 				memcpy(dst, to, (size_t)n);
 			*coding = KG_PAGE_LZ4;
 			*dlen = (size_t)n;
+			pe->lz4_fails = 0;
 			return 1;
+		}
+		if (++pe->lz4_fails >= LZ4_GIVE_UP) {
+			pe->lz4_fails = 0;
+			pe->lz4_skip = LZ4_SKIP;
 		}
 	}
 	if (best != SIZE_MAX) {
@@ -656,6 +684,12 @@ int page_encoder_commit(struct page_encoder *pe, const void *payload,
 		bit_set(pe->known, pg);
 		if (r.coding == KG_PAGE_ZERO) {
 			bit_set(pe->zero, pg); /* the shadow page stays as is */
+			continue;
+		}
+		if (pe->no_shadow) {
+			/* Not kept: the next send of this page is whole. */
+			bit_clear(pe->known, pg);
+			bit_clear(pe->zero, pg);
 			continue;
 		}
 		uint8_t *sh = pe->shadow + pg * PAGE;

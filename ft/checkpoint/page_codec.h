@@ -56,6 +56,7 @@
 #ifndef KG_PAGE_CODEC_H
 #define KG_PAGE_CODEC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -110,6 +111,15 @@ struct page_encoder;
 struct page_encoder *page_encoder_new(const struct guest_mem *src,
 				      struct kg_err *e);
 void page_encoder_free(struct page_encoder *pe);
+/* Reads pages from another copy of the same RAM layout from now on (the
+ * encoder copies each page once before it looks at it, so src may be the
+ * live RAM of a running guest; the shadow is kept). */
+void page_encoder_set_src(struct page_encoder *pe, const struct guest_mem *src);
+/* Off: committed pages with data are forgotten (unknown: sent whole next
+ * time) instead of copied into the shadow. A first full copy of a large
+ * guest would otherwise fill and copy a shadow as large as its RAM, when
+ * most of those pages are never sent again. Zero pages stay known. */
+void page_encoder_set_shadowing(struct page_encoder *pe, bool on);
 
 /* Encodes pages from gpas[0..n) (page aligned, strictly increasing, inside
  * src's RAM, none pending) into out[0..cap), cap >= PAGE_CODEC_MIN_OUT.

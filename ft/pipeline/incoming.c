@@ -191,6 +191,8 @@ int incoming_receive(struct incoming *in, struct vm *vm,
 		if (st.live) {
 			in->rounds++;
 			maybe_die(in, "round");
+			if (rlink_send(in->link, RLINK_ACK, st.seq, 0, NULL, e) < 0)
+				goto fail;
 			continue;
 		}
 		in->epochs++;

@@ -135,19 +135,6 @@ static int connect_peer(struct run *r, struct kg_err *e)
 	return 0;
 }
 
-/* An ABORT the sink sent while we were busy sending: its reason is the
- * better error. */
-static int check_abort(struct run *r, struct kg_err *e)
-{
-	struct rlink_msg m;
-	int k = rlink_wait_msg(r->link, 0, 0, &m, e);
-	if (k < 0)
-		return -1;
-	if (k == 1)
-		return kg_errf(e, "the destination gave up: %s", m.text);
-	return 0;
-}
-
 /* After a send failed: the sink's ABORT, if it said why. */
 static void explain_failure(struct run *r, struct kg_err *e)
 {
@@ -155,6 +142,28 @@ static void explain_failure(struct run *r, struct kg_err *e)
 	struct kg_err ignore;
 	if (r->link && rlink_wait_msg(r->link, 0, 200, &m, &ignore) == 1)
 		kg_errf(e, "the destination gave up: %s", m.text);
+}
+
+/* Until the destination has applied round seq: a round is only done when
+ * it is there (not in socket buffers), or the pause would wait for the
+ * backlog, and the throughput measured would be the sender's alone. */
+static int wait_applied(struct run *r, uint64_t seq, struct kg_err *e)
+{
+	for (;;) {
+		struct rlink_msg m;
+		int k = rlink_wait_msg(r->link, 1u << RLINK_ACK, READY_TIMEOUT_MS,
+				       &m, e);
+		if (k < 0)
+			return -1;
+		if (k == 0)
+			return kg_errf(e, "the destination did not apply round "
+				       "%llu within %d ms", (unsigned long long)seq,
+				       READY_TIMEOUT_MS);
+		if (m.type == RLINK_ABORT)
+			return kg_errf(e, "the destination gave up: %s", m.text);
+		if (m.a >= seq)
+			return 0;
+	}
 }
 
 static int precopy(struct run *r, struct throttle *th, struct kg_err *e)
@@ -210,7 +219,7 @@ static int precopy(struct run *r, struct throttle *th, struct kg_err *e)
 		uint64_t t = vm_now_ns();
 		if (epoch_send_live(r->es, round == 1, round_progress, r, &st,
 				    e) < 0 ||
-		    check_abort(r, e) < 0)
+		    wait_applied(r, st.seq, e) < 0)
 			return -1;
 		double secs = (double)(vm_now_ns() - t) / 1e9;
 		r->res->rounds = round;
@@ -236,7 +245,7 @@ static int stop_and_copy(struct run *r, struct kg_err *e)
 		kg_tp_shutdown(rlink_transport(r->link));
 	struct epoch_stats st;
 	uint64_t t = vm_now_ns();
-	if (epoch_send(r->es, false, &st, e) < 0 || epoch_wait(r->es, e) < 0)
+	if (epoch_send_final(r->es, &st, e) < 0)
 		return -1;
 	r->res->copy_ms = (double)(vm_now_ns() - t) / 1e6;
 	t = vm_now_ns();

@@ -46,7 +46,7 @@ enum rlink_msg_type {
 	RLINK_GO = 3,      /* source: run now; the guest is yours */
 	RLINK_RUNNING = 4, /* sink: the guest runs here */
 	RLINK_ABORT = 5,   /* either: giving up; text says why */
-	RLINK_ACK = 6,     /* sink: epoch a committed (continuous modes) */
+	RLINK_ACK = 6,     /* sink: round or epoch a applied / committed */
 	RLINK_QUERY = 7,   /* source in doubt: a = session id */
 	RLINK_ANSWER = 8,  /* sink: a = session id, b = 1 if it runs it */
 	RLINK_BEAT = 9,    /* heartbeat: a = sender's clock in ms */
