@@ -72,8 +72,7 @@ static void on_started(void *arg)
 		(double)c->in.bytes / 1e6);
 }
 
-/* The images: checked (shared) or created (--with-storage). */
-static int prepare_disks(struct vm_config *cfg, const struct incoming *in,
+int receive_prepare_disks(struct vm_config *cfg, const struct incoming *in,
 			 bool created[], struct kg_err *e)
 {
 	bool storage = in->mode & RLINK_F_STORAGE;
@@ -109,7 +108,7 @@ static int prepare_disks(struct vm_config *cfg, const struct incoming *in,
 	return 0;
 }
 
-static void remove_created(const struct vm_config *cfg, const bool created[])
+void receive_remove_created(const struct vm_config *cfg, const bool created[])
 {
 	for (unsigned i = 0; i < cfg->ndisks; i++)
 		if (created[i])
@@ -251,7 +250,7 @@ int cmd_receive(int argc, char **argv)
 	}
 	cfg.mem_size = sc.mem_size;
 	cfg.ncpus = sc.ncpus;
-	if (prepare_disks(&cfg, &rc.in, created, &e) < 0) {
+	if (receive_prepare_disks(&cfg, &rc.in, created, &e) < 0) {
 		incoming_abort(&rc.in, e.msg);
 		goto fail;
 	}
@@ -289,7 +288,7 @@ int cmd_receive(int argc, char **argv)
 fail:
 	fprintf(stderr, "%s: incoming migration failed: %s; nothing runs "
 		"here\n", name, e.msg);
-	remove_created(&cfg, created);
+	receive_remove_created(&cfg, created);
 	status = 1;
 out:
 	incoming_end(&rc.in);

@@ -58,6 +58,18 @@ static void run_usage(FILE *f)
 "  --summary           print a run summary to stderr at the end\n"
 "  --control PATH      a control socket (JSON lines, mode 0600) for\n"
 "                      'kagami ctl PATH status|pause|resume|quit|help'\n"
+"  --replicate ft|ha   protect the VM on a secondary ('kagami secondary'):\n"
+"                      ft: checkpoint FT, an epoch every --epoch-ms (10);\n"
+"                      the guest's network and console output is held\n"
+"                      until the secondary has the state that produced it,\n"
+"                      so a failover loses nothing a client saw (RPO 0).\n"
+"                      ha: a checkpoint every --interval ms (1000), output\n"
+"                      not held: a failover loses up to one interval\n"
+"  --peer ADDR         the secondary, tcp:HOST:PORT (with --replicate)\n"
+"  --key FILE          pre-shared key for the replication link\n"
+"  --epoch-ms MS       FT epoch length (default 10)\n"
+"  --interval MS       HA checkpoint interval (default 1000)\n"
+"  --failover-timeout MS  silence that ends the link (default 100)\n"
 "  -h, --help          show this help\n"
 "\n"
 "exit status: the code the guest wrote to the exit port (0xf4); 0 on a\n"
@@ -97,7 +109,8 @@ int cmd_restore(int argc, char **argv)
 static int run_main(const char *name, bool restore, int argc, char **argv)
 {
 	enum { O_MEM = 256, O_CPUS, O_CONSOLE, O_CMDLINE, O_INITRD, O_TIMEOUT,
-	       O_SUMMARY, O_DISK, O_NET, O_CONTROL };
+	       O_SUMMARY, O_DISK, O_NET, O_CONTROL, O_REPLICATE, O_PEER, O_KEY,
+	       O_EPOCH_MS, O_INTERVAL, O_FAILOVER, O_FAULT };
 	static const struct option opts[] = {
 		{ "mem", required_argument, NULL, O_MEM },
 		{ "cpus", required_argument, NULL, O_CPUS },
@@ -109,6 +122,13 @@ static int run_main(const char *name, bool restore, int argc, char **argv)
 		{ "disk", required_argument, NULL, O_DISK },
 		{ "net", required_argument, NULL, O_NET },
 		{ "control", required_argument, NULL, O_CONTROL },
+		{ "replicate", required_argument, NULL, O_REPLICATE },
+		{ "peer", required_argument, NULL, O_PEER },
+		{ "key", required_argument, NULL, O_KEY },
+		{ "epoch-ms", required_argument, NULL, O_EPOCH_MS },
+		{ "interval", required_argument, NULL, O_INTERVAL },
+		{ "failover-timeout", required_argument, NULL, O_FAILOVER },
+		{ "test-fault", required_argument, NULL, O_FAULT },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -119,6 +139,8 @@ static int run_main(const char *name, bool restore, int argc, char **argv)
 	double timeout_s = 0;
 	unsigned long n;
 	char *end;
+	struct protect_opts po = { .mode = 0 };
+	const char *keyfile = NULL;
 
 	opterr = 0;
 	optind = 1;
@@ -164,6 +186,54 @@ static int run_main(const char *name, bool restore, int argc, char **argv)
 		case O_CONTROL:
 			control_path = optarg;
 			break;
+		case O_REPLICATE:
+			if (!strcmp(optarg, "ft"))
+				po.mode = PROTECT_FT;
+			else if (!strcmp(optarg, "ha"))
+				po.mode = PROTECT_HA;
+			else {
+				fprintf(stderr, "%s: --replicate '%s': ft or "
+					"ha\n", name, optarg);
+				return KG_EXIT_USAGE;
+			}
+			break;
+		case O_PEER: {
+			struct kg_tp_addr a;
+			if (kg_tp_addr_parse(optarg, &a, &e) < 0) {
+				fprintf(stderr, "%s: --peer: %s\n", name, e.msg);
+				return KG_EXIT_USAGE;
+			}
+			snprintf(po.peer, sizeof(po.peer), "%s", optarg);
+			break;
+		}
+		case O_KEY:
+			keyfile = optarg;
+			break;
+		case O_FAULT:
+			if (kg_tp_fault_parse(optarg, &po.fault, &e) < 0) {
+				fprintf(stderr, "%s: --test-fault: %s\n", name,
+					e.msg);
+				return KG_EXIT_USAGE;
+			}
+			po.have_fault = true;
+			break;
+		case O_EPOCH_MS:
+		case O_INTERVAL:
+		case O_FAILOVER:
+			if (parse_uint(opts[li].name, optarg, 600000, &n) < 0)
+				return KG_EXIT_USAGE;
+			if (n == 0) {
+				fprintf(stderr, "%s: --%s: must be at least 1\n",
+					name, opts[li].name);
+				return KG_EXIT_USAGE;
+			}
+			if (c == O_EPOCH_MS)
+				po.epoch_ms = (unsigned)n;
+			else if (c == O_INTERVAL)
+				po.interval_ms = (unsigned)n;
+			else
+				po.failover_ms = (unsigned)n;
+			break;
 		case O_DISK:
 			if (cfg.ndisks == VM_MAX_DISKS) {
 				fprintf(stderr, "%s: at most %d --disk\n",
@@ -206,6 +276,23 @@ static int run_main(const char *name, bool restore, int argc, char **argv)
 				name, opts[li].name);
 			return KG_EXIT_USAGE;
 		}
+	}
+	if (po.mode && !po.peer[0]) {
+		fprintf(stderr, "%s: --replicate needs --peer tcp:HOST:PORT (a "
+			"'kagami secondary --listen')\n", name);
+		return KG_EXIT_USAGE;
+	}
+	if (!po.mode && (po.peer[0] || keyfile)) {
+		fprintf(stderr, "%s: --peer and --key need --replicate ft|ha\n",
+			name);
+		return KG_EXIT_USAGE;
+	}
+	if (keyfile) {
+		if (kg_tp_key_load(keyfile, &po.key, &e) < 0) {
+			fprintf(stderr, "%s: --key: %s\n", name, e.msg);
+			return KG_EXIT_USAGE;
+		}
+		po.have_key = true;
 	}
 	const char *what = restore ? "snapshot" : "guest image";
 	if (optind != argc - 1) {
@@ -252,7 +339,8 @@ static int run_main(const char *name, bool restore, int argc, char **argv)
 		return KG_EXIT_USAGE;
 	}
 	struct serve_opts so = { .name = name, .control_path = control_path,
-				 .timeout_s = timeout_s, .summary = summary };
+				 .timeout_s = timeout_s, .summary = summary,
+				 .protect = po.mode ? &po : NULL };
 	int status = serve_vm(vm, &so);
 	snapshot_close(sr);
 	vm_destroy(vm);

@@ -27,6 +27,9 @@ static void usage(FILE *f)
 		"--help')\n"
 		"  receive    wait for a VM migrating in, then run it (see\n"
 		"             'kagami receive --help')\n"
+		"  secondary  hold the replica of a VM protected with 'run\n"
+		"             --replicate ft|ha'; take over when the primary "
+		"dies\n"
 		"  ctl        send a command to a running kagami's control "
 		"socket\n"
 		"             (migrate, storage-migrate, snapshot, ...)\n"
@@ -55,6 +58,8 @@ int main(int argc, char **argv)
 		return cmd_restore(argc - 1, argv + 1);
 	if (!strcmp(cmd, "receive"))
 		return cmd_receive(argc - 1, argv + 1);
+	if (!strcmp(cmd, "secondary"))
+		return cmd_secondary(argc - 1, argv + 1);
 	if (!strcmp(cmd, "ctl"))
 		return cmd_ctl(argc - 1, argv + 1);
 	if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") ||

@@ -147,6 +147,12 @@ const struct control_cmd vm_commands[] = {
 	{ "migrate", "move the running VM to 'kagami receive' at ADDR "
 		     "(tcp:HOST:PORT) [--downtime-limit MS] [--bandwidth MBPS] "
 		     "[--with-storage] [--key FILE]", ctl_migrate, true },
+	{ "protection", "the replication state: protected or not, and why; "
+			"epoch pause, ACK and output-hold latencies",
+	  ctl_protection, false },
+	{ "protect", "--peer ADDR [--mode ft|ha] [--key FILE]: protect the "
+		     "VM onto a (new) secondary without stopping it",
+	  ctl_protect, false },
 	{ "storage-migrate", "NEWPATH [--disk N]: move disk N (default 0) "
 			     "to a new image while the guest runs",
 	  cmd_storage_migrate, true },
@@ -168,9 +174,16 @@ int serve_vm(struct vm *vm, const struct serve_opts *o)
 {
 	struct kg_err e = { "" };
 	struct control *ctl = NULL;
+	struct serve_ctx sc = { .prot = NULL };
+	pthread_mutex_init(&sc.lock, NULL);
+	if (o->protect) {
+		sc.popts = *o->protect;
+		sc.have_popts = true;
+	}
 	if (o->control_path &&
-	    !(ctl = control_open(o->control_path, vm, vm_commands, NULL, &e))) {
+	    !(ctl = control_open(o->control_path, vm, vm_commands, &sc, &e))) {
 		fprintf(stderr, "%s: %s\n", o->name, e.msg);
+		pthread_mutex_destroy(&sc.lock);
 		return KG_EXIT_USAGE;
 	}
 	struct signal_waiter w = { .vm = vm, .timeout_s = o->timeout_s };
@@ -184,6 +197,9 @@ int serve_vm(struct vm *vm, const struct serve_opts *o)
 	}
 	if (o->started)
 		o->started(o->ctx);
+	if (o->protect && !(sc.prot = protect_start(vm, o->protect, &e)))
+		fprintf(stderr, "%s: %s (the VM runs UNPROTECTED)\n", o->name,
+			e.msg);
 	struct vm_stop stop;
 	int status;
 	if (vm_run(vm, &stop, &e) < 0) {
@@ -200,6 +216,8 @@ int serve_vm(struct vm *vm, const struct serve_opts *o)
 	pthread_kill(st, SIGUSR2);
 	pthread_join(st, NULL);
 	control_close(ctl);
+	protect_stop(sc.prot);
+	pthread_mutex_destroy(&sc.lock);
 	if (o->summary)
 		print_summary(vm, &stop, status);
 	return status;

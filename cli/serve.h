@@ -7,10 +7,12 @@
 #ifndef KG_SERVE_H
 #define KG_SERVE_H
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 
 #include "control.h"
+#include "../ft/pipeline/protect.h"
 
 struct vm;
 
@@ -23,6 +25,8 @@ struct serve_opts {
 	 * start (receive reports RUNNING here); may be NULL. */
 	void (*started)(void *ctx);
 	void *ctx;
+	/* Protect the VM from the start (run --replicate); NULL: not. */
+	const struct protect_opts *protect;
 };
 
 /* Blocks the stop signals in the calling thread (before any other thread
@@ -33,6 +37,27 @@ int serve_vm(struct vm *vm, const struct serve_opts *o);
 
 /* The commands every running VM's control socket adds to the built-ins. */
 extern const struct control_cmd vm_commands[];
+
+/* The control socket's context: the replication of this VM. */
+struct serve_ctx {
+	pthread_mutex_t lock;
+	struct protect *prot;
+	struct protect_opts popts;
+	bool have_popts;
+};
+
+/* cmd_protect.c: the protection and protect commands. */
+int ctl_protection(struct control_call *call, struct kg_err *e);
+int ctl_protect(struct control_call *call, struct kg_err *e);
+
+/* cmd_receive.c, shared with cmd_secondary.c: the incoming VM's images
+ * are checked (shared storage) or created empty at the announced sizes
+ * (the stream fills them; created[i] says which to remove on failure). */
+struct incoming;
+struct vm_config;
+int receive_prepare_disks(struct vm_config *cfg, const struct incoming *in,
+			  bool created[], struct kg_err *e);
+void receive_remove_created(const struct vm_config *cfg, const bool created[]);
 
 /* cmd_migrate.c: the migrate job. */
 int ctl_migrate(struct control_call *call, struct kg_err *e);

@@ -12,18 +12,30 @@ static void note_first_output(struct dev_uart *d)
 				       vm_now_ns() - d->vm->stats.run_start_ns);
 }
 
+static void emit(void *ctx, const void *data, size_t n)
+{
+	struct console *c = ctx;
+	console_write(c, data, n);
+	console_flush(c);
+}
+
 static void uart_tx(void *opaque, uint8_t byte)
 {
 	struct dev_uart *d = opaque;
 	note_first_output(d);
-	console_write(d->console, &byte, 1);
+	if (d->vm->out && outbuf_holding(d->vm->out))
+		outbuf_put(d->vm->out, emit, d->console, &byte, 1);
+	else
+		console_write(d->console, &byte, 1);
 }
 
 void dev_uart_output(struct dev_uart *d, const void *data, size_t n)
 {
 	note_first_output(d);
-	console_write(d->console, data, n);
-	console_flush(d->console);
+	if (d->vm->out)
+		outbuf_put(d->vm->out, emit, d->console, data, n);
+	else
+		emit(d->console, data, n);
 }
 
 static void uart_irq(void *opaque, int level)

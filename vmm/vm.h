@@ -24,6 +24,7 @@
 #include "err.h"
 #include "gate.h"
 #include "mem.h"
+#include "outbuf.h"
 #include "virtio_blk.h"
 #include "virtio_net.h"
 
@@ -104,6 +105,9 @@ struct vm {
 	struct dev_platform platform;
 	struct virtio_blk *blks[VM_MAX_DISKS];
 	struct virtio_net *nets[VM_MAX_NETS];
+	/* Network frames and console bytes pass here: held under FT until
+	 * the secondary commits the epoch that produced them. */
+	struct outbuf *out;
 	char *cmdline; /* the user's plus the virtio_mmio.device= entries */
 
 	/* boot inputs, kept for reset */

@@ -42,7 +42,16 @@ struct epoch_sender {
 	const struct epoch_disk_ops *disk;
 	void *disk_ctx;
 	bool disk_started;
+	epoch_pause_fn on_pause;
+	void *pause_ctx;
 };
+
+void epoch_sender_set_pause_hook(struct epoch_sender *s, epoch_pause_fn fn,
+				 void *ctx)
+{
+	s->on_pause = fn;
+	s->pause_ctx = ctx;
+}
 
 static uint64_t pages_of(const struct vm *vm)
 {
@@ -307,6 +316,8 @@ int epoch_send(struct epoch_sender *s, bool full, struct epoch_stats *st,
 	if (begin_epoch(s, st->seq, 0, e) < 0 ||
 	    vm_state_write(&s->w, vm, e) < 0 || send_disk(s, st, e) < 0)
 		goto out;
+	if (s->on_pause)
+		s->on_pause(s->pause_ctx, st->seq);
 	r = 0;
 out:
 	vm_state_release(vm);

@@ -72,6 +72,12 @@ struct epoch_disk_ops {
 void epoch_sender_set_disk(struct epoch_sender *s,
 			   const struct epoch_disk_ops *ops, void *ctx);
 
+/* Called while the vCPUs are stopped for paused epoch seq (FT seals the
+ * outputs of the epoch there). */
+typedef void (*epoch_pause_fn)(void *ctx, uint64_t seq);
+void epoch_sender_set_pause_hook(struct epoch_sender *s, epoch_pause_fn fn,
+				 void *ctx);
+
 /* Called during a live round: pages encoded so far of the round's total. */
 typedef void (*epoch_progress_fn)(void *ctx, uint64_t done, uint64_t total);
 /* One live round on the caller's thread, while the guest runs: every page

@@ -54,8 +54,10 @@ static void *beat_thread(void *arg)
 		if (rlink_send(in->link, RLINK_BEAT, (uint64_t)(vm_now_ns() / 1000000),
 			       0, NULL, &e) < 0)
 			return NULL; /* the main loop meets the error too */
-		for (int i = 0; i < BEAT_MS / 50 && !atomic_load(&in->beat_stop); i++)
-			usleep(50000);
+		unsigned ms = in->beat_ms ? in->beat_ms : BEAT_MS;
+		for (unsigned i = 0; i < ms && !atomic_load(&in->beat_stop);
+		     i += 5)
+			usleep(5000);
 	}
 	return NULL;
 }
@@ -88,9 +90,13 @@ int incoming_begin(struct incoming *in, struct kg_tp_listener *l,
 	}
 	in->session = m.a;
 	in->mode = m.b;
-	if ((m.b & 0xff) != RLINK_MODE_MIGRATE) {
-		kg_errf(e, "%s: mode %llu is not a migration",
-			rlink_peer(in->link), (unsigned long long)(m.b & 0xff));
+	unsigned mode = m.b & 0xff;
+	bool ok = in->standby ? mode == RLINK_MODE_FT || mode == RLINK_MODE_HA
+			      : mode == RLINK_MODE_MIGRATE;
+	if (!ok) {
+		kg_errf(e, "%s: mode %u is not %s", rlink_peer(in->link), mode,
+			in->standby ? "ft or ha (this is a secondary)"
+				    : "a migration (this is kagami receive)");
 		goto refuse;
 	}
 	maybe_die(in, "hello");
@@ -204,6 +210,55 @@ refuse:
 	incoming_abort(in, e->msg);
 fail:
 	return -1;
+}
+
+int incoming_follow(struct incoming *in, struct vm *vm,
+		    const struct epoch_disk_sink *disk, void *ctx,
+		    struct kg_err *e)
+{
+	epoch_receiver_attach(in->er, vm);
+	if (disk)
+		epoch_receiver_set_disk(in->er, disk, ctx);
+	for (;;) {
+		struct rlink_msg m;
+		int k = rlink_next(in->link, &m, e);
+		if (k < 0)
+			return 1;
+		if (k == 2) {
+			kg_errf(e, "%s closed the connection",
+				rlink_peer(in->link));
+			return 1;
+		}
+		if (k == 1) {
+			if (m.type == RLINK_ABORT) {
+				kg_errf(e, "%s", m.text);
+				return 0;
+			}
+			continue; /* heartbeats */
+		}
+		struct epoch_stats st;
+		int r = epoch_receive(in->er, &st, e);
+		in->bytes += st.stream_bytes;
+		if (r < 0) {
+			/* A bad epoch is never committed. A transport error
+			 * means the primary is gone or the link broke. */
+			if (strstr(e->msg, "stream at offset") ||
+			    strstr(e->msg, "receive from"))
+				return 1;
+			incoming_abort(in, e->msg);
+			return -1;
+		}
+		if (r == 0) {
+			kg_errf(e, "the primary ended the stream");
+			return 0;
+		}
+		if (st.live)
+			in->rounds++;
+		else
+			in->epochs++, in->committed_seq = st.seq;
+		if (rlink_send(in->link, RLINK_ACK, st.seq, 0, NULL, e) < 0)
+			return 1;
+	}
 }
 
 int incoming_running(struct incoming *in, struct kg_err *e)

@@ -37,6 +37,11 @@ struct incoming {
 	uint64_t bytes;          /* stream bytes received */
 	/* tests: SIGKILL this process at "hello", "round", "final" or "go" */
 	const char *die_at;
+	/* The secondary of FT/HA: accept those modes instead of migrate,
+	 * and beat every beat_ms (0: 1000). */
+	bool standby;
+	unsigned beat_ms;
+	uint64_t committed_seq;
 	/* Heartbeats to the source while it streams (it would otherwise hear
 	 * nothing for a whole first round and take us for dead). */
 	pthread_t beat;
@@ -55,6 +60,13 @@ int incoming_begin(struct incoming *in, struct kg_tp_listener *l,
 int incoming_receive(struct incoming *in, struct vm *vm,
 		     const struct epoch_disk_sink *disk, void *ctx,
 		     struct kg_err *e);
+/* The secondary (standby): applies rounds and epochs, ACKing each, until
+ * the primary goes away. 1: the link failed or went silent (e says how)
+ * — fail over if an epoch is committed; 0: the primary said not to take
+ * over (its ABORT; e has its words); -1: this side failed. */
+int incoming_follow(struct incoming *in, struct vm *vm,
+		    const struct epoch_disk_sink *disk, void *ctx,
+		    struct kg_err *e);
 /* Tells the source the guest runs here (a failure is only reported: the
  * source can still learn it by QUERY). */
 int incoming_running(struct incoming *in, struct kg_err *e);

@@ -1,0 +1,99 @@
+/* The control socket's replication commands: protection, protect. */
+#include <stdio.h>
+#include <string.h>
+
+#include "serve.h"
+#include "../vmm/vm.h"
+
+int ctl_protection(struct control_call *call, struct kg_err *e)
+{
+	(void)e;
+	struct serve_ctx *sc = call->ctx;
+	cJSON *r = call->reply;
+	pthread_mutex_lock(&sc->lock);
+	if (!sc->prot) {
+		cJSON_AddStringToObject(r, "state", "unprotected");
+		cJSON_AddStringToObject(r, "why", "no replication configured "
+					"(run --replicate, or ctl protect)");
+		pthread_mutex_unlock(&sc->lock);
+		return 0;
+	}
+	struct protect_status st;
+	protect_get_status(sc->prot, &st);
+	cJSON_AddStringToObject(r, "mode", protect_mode_name(sc->popts.mode));
+	cJSON_AddStringToObject(r, "peer", sc->popts.peer);
+	pthread_mutex_unlock(&sc->lock);
+	cJSON_AddStringToObject(r, "state", st.state);
+	cJSON_AddBoolToObject(r, "protected", st.protected_ && st.running);
+	if (st.why[0])
+		cJSON_AddStringToObject(r, "why", st.why);
+	cJSON_AddNumberToObject(r, "epochs", (double)st.epochs);
+	cJSON_AddNumberToObject(r, "acked", (double)st.acked);
+	cJSON_AddNumberToObject(r, "pause_p50_us", st.pause_p50_us);
+	cJSON_AddNumberToObject(r, "pause_p99_us", st.pause_p99_us);
+	cJSON_AddNumberToObject(r, "ack_p50_us", st.ack_p50_us);
+	cJSON_AddNumberToObject(r, "ack_p99_us", st.ack_p99_us);
+	cJSON_AddNumberToObject(r, "bytes_per_epoch", st.bytes_per_epoch);
+	cJSON_AddNumberToObject(r, "output_hold_p50_us", st.hold_p50_us);
+	cJSON_AddNumberToObject(r, "output_hold_p99_us", st.hold_p99_us);
+	return 0;
+}
+
+int ctl_protect(struct control_call *call, struct kg_err *e)
+{
+	struct serve_ctx *sc = call->ctx;
+	const cJSON *peer = cJSON_GetObjectItemCaseSensitive(call->req, "peer");
+	const cJSON *mode = cJSON_GetObjectItemCaseSensitive(call->req, "mode");
+	const cJSON *key = cJSON_GetObjectItemCaseSensitive(call->req, "key");
+	if (!cJSON_IsString(peer))
+		return kg_errf(e, "protect needs --peer tcp:HOST:PORT (where "
+			       "'kagami secondary --listen' waits)");
+	struct kg_tp_addr a;
+	if (kg_tp_addr_parse(peer->valuestring, &a, e) < 0)
+		return kg_err_prefix(e, "protect --peer");
+	pthread_mutex_lock(&sc->lock);
+	struct protect_opts o = sc->popts;
+	if (!sc->have_popts)
+		o = (struct protect_opts){ .mode = PROTECT_FT };
+	int rc = -1;
+	if (sc->prot) {
+		struct protect_status st;
+		protect_get_status(sc->prot, &st);
+		if (st.running) {
+			kg_errf(e, "protect: already replicating to %s (%s)",
+				sc->popts.peer, st.state);
+			goto out;
+		}
+	}
+	if (cJSON_IsString(mode)) {
+		if (!strcmp(mode->valuestring, "ft"))
+			o.mode = PROTECT_FT;
+		else if (!strcmp(mode->valuestring, "ha"))
+			o.mode = PROTECT_HA;
+		else {
+			kg_errf(e, "protect --mode '%s': ft or ha",
+				mode->valuestring);
+			goto out;
+		}
+	}
+	if (cJSON_IsString(key)) {
+		if (kg_tp_key_load(key->valuestring, &o.key, e) < 0) {
+			kg_err_prefix(e, "protect --key");
+			goto out;
+		}
+		o.have_key = true;
+	}
+	snprintf(o.peer, sizeof(o.peer), "%s", peer->valuestring);
+	protect_stop(sc->prot);
+	sc->prot = protect_start(call->vm, &o, e);
+	if (!sc->prot)
+		goto out;
+	sc->popts = o;
+	sc->have_popts = true;
+	cJSON_AddStringToObject(call->reply, "peer", o.peer);
+	cJSON_AddStringToObject(call->reply, "mode", protect_mode_name(o.mode));
+	rc = 0;
+out:
+	pthread_mutex_unlock(&sc->lock);
+	return rc;
+}

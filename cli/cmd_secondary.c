@@ -1,0 +1,277 @@
+/* kagami secondary: hold the replica of a protected VM; take over when
+ * the primary dies. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "serve.h"
+#include "../ft/pipeline/disk_sync.h"
+#include "../ft/pipeline/incoming.h"
+#include "../ft/pipeline/rlink.h"
+#include "../vmm/vm.h"
+
+static void secondary_usage(FILE *f)
+{
+	fprintf(f,
+"usage: kagami secondary --listen ADDR [OPTIONS]\n"
+"\n"
+"Holds the replica of a VM protected by 'kagami run --replicate ft|ha\n"
+"--peer ADDR' on another host: it receives a full copy while the primary\n"
+"runs, then every epoch (FT) or checkpoint (HA), commits each one whole\n"
+"and acknowledges it. When the primary falls silent for\n"
+"--failover-timeout ms (killed, host or link dead), the secondary resumes\n"
+"the guest from the last committed epoch, announces its MAC on its\n"
+"networks (RARP) and runs it from then on, like 'kagami run'.\n"
+"With FT nothing a client saw is lost (the primary held every output\n"
+"until this side had the state behind it); with HA up to one interval.\n"
+"\n"
+"  --listen ADDR       tcp:HOST:PORT (or unix:PATH) the primary's --peer\n"
+"  --key FILE          pre-shared key (as the primary's --key)\n"
+"  --disk PATH         the replica's image, one per primary disk: created\n"
+"                      here (must not exist or be empty), filled and kept\n"
+"                      equal to the committed state\n"
+"  --net tap:IFNAME[,mac=MAC]   as for 'kagami run' (same MAC as primary)\n"
+"  --console SPEC      as for 'kagami run' (default stdio; output starts\n"
+"                      at failover)\n"
+"  --control PATH      control socket once the guest runs here\n"
+"  --failover-timeout MS  silence before taking over (default 100)\n"
+"  --timeout SECONDS   stop the guest this long after taking over\n"
+"  --summary           print a run summary at the end\n"
+"  -h, --help          show this help\n"
+"\n"
+"Without a committed epoch there is nothing to resume: a primary lost\n"
+"during the initial copy leaves the secondary waiting for the next one.\n"
+"Split brain: without a witness or lease, a cut link looks like a dead\n"
+"primary, and both sides run the guest.\n"
+"exit status: 0 when the primary ended protection on purpose (its guest\n"
+"ended); after a failover, as for 'kagami run'; 1 on errors.\n");
+}
+
+struct sec_ctx {
+	struct vm *vm;
+	uint64_t fail_ns; /* when the primary was declared gone */
+};
+
+static void on_started(void *arg)
+{
+	struct sec_ctx *c = arg;
+	struct kg_err e;
+	for (unsigned i = 0; i < c->vm->cfg.nnets; i++)
+		if (virtio_net_announce(c->vm->nets[i], &e) < 0)
+			fprintf(stderr, "kagami secondary: %s\n", e.msg);
+	fprintf(stderr, "kagami secondary: the guest runs here (%.1f ms after "
+		"the primary was declared lost)\n",
+		(double)(vm_now_ns() - c->fail_ns) / 1e6);
+}
+
+int cmd_secondary(int argc, char **argv)
+{
+	enum { O_LISTEN = 256, O_KEY, O_DISK, O_NET, O_CONSOLE, O_CONTROL,
+	       O_TIMEOUT, O_SUMMARY, O_FAILOVER };
+	static const struct option opts[] = {
+		{ "listen", required_argument, NULL, O_LISTEN },
+		{ "key", required_argument, NULL, O_KEY },
+		{ "disk", required_argument, NULL, O_DISK },
+		{ "net", required_argument, NULL, O_NET },
+		{ "console", required_argument, NULL, O_CONSOLE },
+		{ "control", required_argument, NULL, O_CONTROL },
+		{ "timeout", required_argument, NULL, O_TIMEOUT },
+		{ "summary", no_argument, NULL, O_SUMMARY },
+		{ "failover-timeout", required_argument, NULL, O_FAILOVER },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *name = "kagami secondary";
+	struct vm_config cfg = { 0 };
+	struct kg_err e = { "" };
+	const char *listen_addr = NULL, *keyfile = NULL, *control = NULL;
+	double timeout_s = 0;
+	unsigned long failover_ms = 100;
+	bool summary = false;
+	char *end;
+	opterr = 0;
+	optind = 1;
+	int c;
+	while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
+		switch (c) {
+		case O_LISTEN: listen_addr = optarg; break;
+		case O_KEY: keyfile = optarg; break;
+		case O_CONTROL: control = optarg; break;
+		case O_SUMMARY: summary = true; break;
+		case O_FAILOVER:
+			failover_ms = strtoul(optarg, &end, 10);
+			if (!*optarg || *end || failover_ms < 10 ||
+			    failover_ms > 600000) {
+				fprintf(stderr, "%s: --failover-timeout '%s': "
+					"milliseconds, 10 to 600000\n", name,
+					optarg);
+				return KG_EXIT_USAGE;
+			}
+			break;
+		case O_TIMEOUT:
+			timeout_s = strtod(optarg, &end);
+			if (!*optarg || *end || !(timeout_s > 0)) {
+				fprintf(stderr, "%s: --timeout '%s': expected a "
+					"positive number of seconds\n", name,
+					optarg);
+				return KG_EXIT_USAGE;
+			}
+			break;
+		case O_CONSOLE:
+			if (console_parse(optarg, &cfg.console, &e) < 0) {
+				fprintf(stderr, "%s: --console: %s\n", name, e.msg);
+				return KG_EXIT_USAGE;
+			}
+			break;
+		case O_DISK:
+			if (cfg.ndisks == VM_MAX_DISKS ||
+			    disk_spec_parse(optarg, &cfg.disks[cfg.ndisks++],
+					    &e) < 0) {
+				fprintf(stderr, "%s: --disk: %s\n", name,
+					cfg.ndisks > VM_MAX_DISKS ? "too many"
+								  : e.msg);
+				return KG_EXIT_USAGE;
+			}
+			break;
+		case O_NET:
+			if (cfg.nnets == VM_MAX_NETS ||
+			    net_spec_parse(optarg, &cfg.nets[cfg.nnets++],
+					   &e) < 0) {
+				fprintf(stderr, "%s: --net: %s\n", name,
+					cfg.nnets > VM_MAX_NETS ? "too many"
+								: e.msg);
+				return KG_EXIT_USAGE;
+			}
+			break;
+		case 'h':
+			secondary_usage(stdout);
+			return 0;
+		case ':':
+			fprintf(stderr, "%s: option %s needs a value\n", name,
+				argv[optind - 1]);
+			return KG_EXIT_USAGE;
+		default:
+			fprintf(stderr, "%s: unknown option '%s' (try '%s "
+				"--help')\n", name, argv[optind - 1], name);
+			return KG_EXIT_USAGE;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "%s: unexpected argument '%s'\n", name,
+			argv[optind]);
+		return KG_EXIT_USAGE;
+	}
+	if (!listen_addr) {
+		fprintf(stderr, "%s: --listen ADDR is required (try '%s "
+			"--help')\n", name, name);
+		return KG_EXIT_USAGE;
+	}
+	struct kg_tp_key key;
+	struct kg_tp_opts to;
+	kg_tp_opts_default(&to);
+	to.max_frame = RLINK_MAX_FRAME;
+	/* The primary sends an epoch or a heartbeat at least every 20 ms:
+	 * this much silence means it is gone. */
+	to.io_timeout_ms = (int)failover_ms;
+	if (keyfile) {
+		if (kg_tp_key_load(keyfile, &key, &e) < 0) {
+			fprintf(stderr, "%s: --key: %s\n", name, e.msg);
+			return KG_EXIT_USAGE;
+		}
+		to.key = &key;
+	}
+	struct kg_tp_listener *l;
+	if (kg_tp_listen(listen_addr, &to, &l, &e) < 0) {
+		fprintf(stderr, "%s: %s\n", name, e.msg);
+		return KG_EXIT_USAGE;
+	}
+	fprintf(stderr, "%s: listening on %s\n", name, kg_tp_listener_addr(l));
+	sigset_t old;
+	serve_block_signals(&old);
+	bool created[VM_MAX_DISKS] = { false };
+	int status = 1;
+	struct vm *vm = NULL;
+	for (;;) {
+		struct incoming in = { .standby = true,
+				       .beat_ms = (unsigned)failover_ms / 4 };
+		struct vm_state_config sc;
+		if (incoming_begin(&in, l, &sc, &e) < 0) {
+			fprintf(stderr, "%s: %s; waiting for a primary\n", name,
+				e.msg);
+			continue;
+		}
+		if (sc.ndisks != cfg.ndisks || sc.nnets != cfg.nnets) {
+			kg_errf(&e, "the protected VM has %u disk(s) and %u "
+				"network(s); give as many --disk and --net (%u "
+				"and %u given)", sc.ndisks, sc.nnets,
+				cfg.ndisks, cfg.nnets);
+			incoming_abort(&in, e.msg);
+			incoming_end(&in);
+			fprintf(stderr, "%s: %s\n", name, e.msg);
+			goto out;
+		}
+		/* A new session starts a new copy: our own images again. */
+		receive_remove_created(&cfg, created);
+		cfg.mem_size = sc.mem_size;
+		cfg.ncpus = sc.ncpus;
+		vm = calloc(1, sizeof(*vm));
+		if (!vm || receive_prepare_disks(&cfg, &in, created, &e) < 0 ||
+		    vm_create(vm, &cfg, &e) < 0) {
+			if (!vm)
+				kg_errf(&e, "out of memory");
+			free(vm);
+			vm = NULL;
+			incoming_abort(&in, e.msg);
+			incoming_end(&in);
+			fprintf(stderr, "%s: %s\n", name, e.msg);
+			goto out;
+		}
+		fprintf(stderr, "%s: protecting a %s VM for %s\n", name,
+			(in.mode & 0xff) == RLINK_MODE_FT ? "FT" : "HA",
+			rlink_peer(in.link));
+		int r = incoming_follow(&in, vm, &disk_sync_sink, vm, &e);
+		uint64_t fail_ns = vm_now_ns();
+		uint64_t committed = in.committed_seq;
+		incoming_end(&in);
+		if (r == 0) {
+			fprintf(stderr, "%s: the primary ended protection: %s\n",
+				name, e.msg);
+			status = 0;
+			goto out;
+		}
+		if (r < 0 || !committed) {
+			fprintf(stderr, "%s: %s%s; waiting for a primary\n", name,
+				e.msg, r > 0 ? " (no epoch committed yet: "
+					       "nothing to resume)" : "");
+			vm_destroy(vm);
+			free(vm);
+			vm = NULL;
+			continue;
+		}
+		fprintf(stderr, "%s: primary lost: %s; resuming epoch %llu\n",
+			name, e.msg, (unsigned long long)committed);
+		if (disk_sync_flush(vm, &e) < 0) {
+			fprintf(stderr, "%s: %s\n", name, e.msg);
+			goto out;
+		}
+		struct sec_ctx sx = { vm, fail_ns };
+		struct serve_opts so = { .name = name, .control_path = control,
+					 .timeout_s = timeout_s,
+					 .summary = summary,
+					 .started = on_started, .ctx = &sx };
+		status = serve_vm(vm, &so);
+		goto out;
+	}
+out:
+	if (vm) {
+		vm_destroy(vm);
+		free(vm);
+	}
+	kg_tp_listener_close(l);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return status;
+}

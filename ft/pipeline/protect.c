@@ -1,0 +1,355 @@
+#include "protect.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "../../vmm/vm.h"
+#include "../checkpoint/epoch.h"
+#include "disk_sync.h"
+#include "rlink.h"
+
+#define SAMPLES 2048
+#define CONNECT_RETRY_MS 200
+#define SYNC_MAX_ROUNDS 30
+#define SYNC_DONE_PAGES 2048 /* a first paused epoch of at most ~8 MiB */
+#define MAX_UNACKED 3        /* epochs in flight before we wait */
+#define BEAT_MS 20
+
+struct protect {
+	struct vm *vm;
+	struct protect_opts o;
+	pthread_t thread;
+	atomic_bool stop;
+	pthread_mutex_t lock; /* guards the status fields below */
+	struct protect_status st;
+	uint32_t pause_us[SAMPLES], ack_us[SAMPLES];
+	uint64_t npause, nack;
+	uint64_t bytes;
+	/* the epochs in flight: seq -> the time it was paused */
+	uint64_t sent_ns[MAX_UNACKED + 1], sent_seq[MAX_UNACKED + 1];
+};
+
+const char *protect_mode_name(enum protect_mode m)
+{
+	return m == PROTECT_FT ? "ft" : "ha";
+}
+
+static void set_state(struct protect *p, const char *state, const char *why)
+{
+	pthread_mutex_lock(&p->lock);
+	snprintf(p->st.state, sizeof(p->st.state), "%s", state);
+	if (why)
+		snprintf(p->st.why, sizeof(p->st.why), "%s", why);
+	pthread_mutex_unlock(&p->lock);
+}
+
+static void sleep_ms(unsigned ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+static struct rlink *connect_secondary(struct protect *p, struct kg_err *e)
+{
+	struct kg_tp_opts to;
+	kg_tp_opts_default(&to);
+	to.max_frame = RLINK_MAX_FRAME;
+	to.connect_timeout_ms = 1000;
+	/* The secondary beats every failover_ms / 4: silence this long
+	 * means it is gone. */
+	to.io_timeout_ms = (int)p->o.failover_ms * 2;
+	if (p->o.have_key)
+		to.key = &p->o.key;
+	if (p->o.have_fault)
+		to.fault = &p->o.fault;
+	while (!atomic_load(&p->stop)) {
+		struct kg_transport *t;
+		if (kg_tp_connect(p->o.peer, &to, &t, e) == 0)
+			return rlink_new(t, 0, e);
+		/* A refused key will not get better by retrying. */
+		if (strstr(e->msg, "authentic") || strstr(e->msg, "key"))
+			return NULL;
+		set_state(p, "connecting", e->msg);
+		sleep_ms(CONNECT_RETRY_MS);
+	}
+	kg_errf(e, "stopped");
+	return NULL;
+}
+
+static void on_pause(void *ctx, uint64_t seq)
+{
+	struct protect *p = ctx;
+	if (p->o.mode == PROTECT_FT)
+		outbuf_seal(p->vm->out, seq);
+}
+
+static int wait_ack(struct rlink *l, uint64_t seq, struct kg_err *e)
+{
+	for (;;) {
+		struct rlink_msg m;
+		int k = rlink_wait_msg(l, 1u << RLINK_ACK, 5000, &m, e);
+		if (k < 0)
+			return -1;
+		if (k == 0)
+			return kg_errf(e, "no acknowledgement of round %llu",
+				       (unsigned long long)seq);
+		if (m.type == RLINK_ABORT)
+			return kg_errf(e, "the secondary gave up: %s", m.text);
+		if (m.a >= seq)
+			return 0;
+	}
+}
+
+/* The initial copy while the guest runs, as a migration's pre-copy. */
+static int sync_live(struct protect *p, struct rlink *l,
+		     struct epoch_sender *es, struct kg_err *e)
+{
+	set_state(p, "syncing", NULL);
+	for (unsigned round = 1; round <= SYNC_MAX_ROUNDS; round++) {
+		struct epoch_stats st;
+		if (atomic_load(&p->stop))
+			return kg_errf(e, "stopped");
+		if (epoch_send_live(es, round == 1, NULL, NULL, &st, e) < 0 ||
+		    wait_ack(l, st.seq, e) < 0)
+			return -1;
+		uint64_t dirty;
+		if (epoch_dirty_pending(es, &dirty, e) < 0)
+			return -1;
+		if (dirty <= SYNC_DONE_PAGES)
+			return 0;
+	}
+	return 0; /* the first paused epoch takes what is left */
+}
+
+static void sample(uint32_t *arr, uint64_t *n, uint64_t us)
+{
+	arr[(*n)++ % SAMPLES] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static void percentiles(const uint32_t *arr, uint64_t n, double *p50,
+			double *p99)
+{
+	size_t k = n < SAMPLES ? (size_t)n : SAMPLES;
+	*p50 = *p99 = 0;
+	if (!k)
+		return;
+	uint32_t *c = malloc(k * sizeof(*c));
+	if (!c)
+		return;
+	memcpy(c, arr, k * sizeof(*c));
+	qsort(c, k, sizeof(*c), cmp_u32);
+	*p50 = c[k / 2];
+	*p99 = c[k * 99 / 100];
+	free(c);
+}
+
+/* ACKs that arrived: release their outputs; 0 or -1 (link failed). */
+static int take_acks(struct protect *p, struct rlink *l, int timeout_ms,
+		     uint64_t *acked, struct kg_err *e)
+{
+	struct rlink_msg m;
+	int k = rlink_wait_msg(l, 1u << RLINK_ACK, timeout_ms, &m, e);
+	if (k < 0)
+		return -1;
+	if (k == 0)
+		return 0;
+	if (m.type == RLINK_ABORT)
+		return kg_errf(e, "the secondary gave up: %s", m.text);
+	if (m.a <= *acked)
+		return 0;
+	*acked = m.a;
+	if (p->o.mode == PROTECT_FT)
+		outbuf_release(p->vm->out, m.a);
+	uint64_t now = vm_now_ns();
+	pthread_mutex_lock(&p->lock);
+	for (unsigned i = 0; i <= MAX_UNACKED; i++)
+		if (p->sent_seq[i] == m.a)
+			sample(p->ack_us, &p->nack, (now - p->sent_ns[i]) / 1000);
+	p->st.acked = m.a;
+	p->st.protected_ = true;
+	snprintf(p->st.state, sizeof(p->st.state), "protected");
+	pthread_mutex_unlock(&p->lock);
+	return 0;
+}
+
+static int replicate(struct protect *p, struct rlink *l, struct kg_err *e)
+{
+	struct vm *vm = p->vm;
+	uint64_t session;
+	if (getrandom(&session, sizeof(session), 0) != sizeof(session))
+		return kg_errno(e, "getrandom");
+	uint64_t mode = (p->o.mode == PROTECT_FT ? RLINK_MODE_FT : RLINK_MODE_HA) |
+			RLINK_F_STORAGE;
+	if (rlink_start_reader(l, e) < 0 ||
+	    rlink_send(l, RLINK_HELLO, session, mode, NULL, e) < 0)
+		return -1;
+	for (unsigned i = 0; i < vm->cfg.ndisks; i++)
+		if (rlink_send(l, RLINK_DISK, i, virtio_blk_size(vm->blks[i]),
+			       NULL, e) < 0)
+			return -1;
+	struct disk_sync ds;
+	if (vm->cfg.ndisks && disk_sync_init(&ds, vm, e) < 0)
+		return -1;
+	struct epoch_sender *es = epoch_sender_new_io(vm, &rlink_stream_io, l, e);
+	int rc = -1;
+	if (!es)
+		goto out;
+	if (vm->cfg.ndisks)
+		epoch_sender_set_disk(es, &disk_sync_ops, &ds);
+	epoch_sender_set_pause_hook(es, on_pause, p);
+	if (sync_live(p, l, es, e) < 0)
+		goto out;
+	if (p->o.mode == PROTECT_FT)
+		outbuf_hold(vm->out, true);
+	unsigned period = p->o.mode == PROTECT_FT ? p->o.epoch_ms
+						  : p->o.interval_ms;
+	uint64_t acked = 0, next = vm_now_ns();
+	while (!atomic_load(&p->stop)) {
+		struct epoch_stats st;
+		uint64_t t = vm_now_ns();
+		if (epoch_send(es, false, &st, e) < 0)
+			goto out;
+		pthread_mutex_lock(&p->lock);
+		sample(p->pause_us, &p->npause, st.pause_us);
+		p->sent_seq[st.seq % (MAX_UNACKED + 1)] = st.seq;
+		p->sent_ns[st.seq % (MAX_UNACKED + 1)] = t;
+		p->st.epochs = st.seq;
+		pthread_mutex_unlock(&p->lock);
+		/* Until the next epoch is due, take ACKs; never more than
+		 * MAX_UNACKED epochs in flight. */
+		next += (uint64_t)period * 1000000u;
+		for (;;) {
+			uint64_t now = vm_now_ns();
+			bool behind = st.seq - acked >= MAX_UNACKED;
+			if (!behind && now >= next)
+				break;
+			int wait = behind ? 1000
+				: (int)((next - now) / 1000000u) + 1;
+			if (wait > BEAT_MS)
+				wait = BEAT_MS;
+			if (take_acks(p, l, wait, &acked, e) < 0)
+				goto out;
+			/* A long HA interval: show we are alive. */
+			if (!behind && vm_now_ns() < next &&
+			    rlink_send(l, RLINK_BEAT, vm_now_ns() / 1000000, 0,
+				       NULL, e) < 0)
+				goto out;
+			if (atomic_load(&p->stop))
+				break;
+		}
+		if (vm_now_ns() > next + (uint64_t)period * 1000000u)
+			next = vm_now_ns(); /* fell behind: no burst */
+		if (epoch_wait(es, e) < 0)
+			goto out;
+		p->bytes += st.stream_bytes;
+	}
+	rc = 0;
+out:
+	epoch_sender_free(es);
+	if (vm->cfg.ndisks)
+		disk_sync_fini(&ds);
+	return rc;
+}
+
+static void *protect_thread(void *arg)
+{
+	struct protect *p = arg;
+	struct kg_err e = { "" };
+	set_state(p, "connecting", NULL);
+	struct rlink *l = connect_secondary(p, &e);
+	int r = l ? replicate(p, l, &e) : -1;
+	bool vm_stopping = p->vm->req == VM_REQ_STOP;
+	if (l && (atomic_load(&p->stop) || vm_stopping)) {
+		/* Not a failure: tell the secondary not to take over. */
+		struct kg_err ignore;
+		rlink_send(l, RLINK_ABORT, 0, 0, "the primary stopped "
+			   "protecting the VM (it ended or was stopped)",
+			   &ignore);
+	}
+	rlink_free(l);
+	/* Whatever happened, nothing waits for an ACK any more. */
+	outbuf_hold(p->vm->out, false);
+	if (atomic_load(&p->stop) || vm_stopping) {
+		set_state(p, "stopped", NULL);
+	} else if (r < 0) {
+		fprintf(stderr, "kagami: replication to %s lost: %s; the VM "
+			"runs UNPROTECTED ('ctl protect --peer ADDR' to "
+			"protect it again)\n", p->o.peer, e.msg);
+		pthread_mutex_lock(&p->lock);
+		p->st.protected_ = false;
+		pthread_mutex_unlock(&p->lock);
+		set_state(p, "unprotected", e.msg);
+	}
+	pthread_mutex_lock(&p->lock);
+	p->st.running = false;
+	pthread_mutex_unlock(&p->lock);
+	return NULL;
+}
+
+struct protect *protect_start(struct vm *vm, const struct protect_opts *o,
+			      struct kg_err *e)
+{
+	struct protect *p = calloc(1, sizeof(*p));
+	if (!p) {
+		kg_errf(e, "out of memory");
+		return NULL;
+	}
+	p->vm = vm;
+	p->o = *o;
+	if (!p->o.epoch_ms)
+		p->o.epoch_ms = 10;
+	if (!p->o.interval_ms)
+		p->o.interval_ms = 1000;
+	if (!p->o.failover_ms)
+		p->o.failover_ms = 100;
+	pthread_mutex_init(&p->lock, NULL);
+	p->st.running = true;
+	int r = pthread_create(&p->thread, NULL, protect_thread, p);
+	if (r) {
+		pthread_mutex_destroy(&p->lock);
+		free(p);
+		errno = r;
+		kg_errno(e, "replication: pthread_create");
+		return NULL;
+	}
+	return p;
+}
+
+void protect_stop(struct protect *p)
+{
+	if (!p)
+		return;
+	atomic_store(&p->stop, true);
+	pthread_join(p->thread, NULL);
+	pthread_mutex_destroy(&p->lock);
+	free(p);
+}
+
+void protect_get_status(struct protect *p, struct protect_status *st)
+{
+	pthread_mutex_lock(&p->lock);
+	*st = p->st;
+	percentiles(p->pause_us, p->npause, &st->pause_p50_us,
+		    &st->pause_p99_us);
+	percentiles(p->ack_us, p->nack, &st->ack_p50_us, &st->ack_p99_us);
+	st->bytes_per_epoch = st->epochs ? (double)p->bytes / (double)st->epochs
+					 : 0;
+	pthread_mutex_unlock(&p->lock);
+	struct outbuf_stats os;
+	outbuf_stats(p->vm->out, &os);
+	st->hold_p50_us = os.hold_p50_us;
+	st->hold_p99_us = os.hold_p99_us;
+}
