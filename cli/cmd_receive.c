@@ -10,6 +10,7 @@
 
 #include "cli.h"
 #include "serve.h"
+#include "../ft/checkpoint/vm_state.h"
 #include "../ft/pipeline/disk_sync.h"
 #include "../ft/pipeline/incoming.h"
 #include "../ft/pipeline/rlink.h"
@@ -263,6 +264,7 @@ int cmd_receive(int argc, char **argv)
 		incoming_abort(&rc.in, e.msg);
 		goto fail;
 	}
+	vm_state_park(vm);
 	rc.vm = vm;
 	bool storage = rc.in.mode & RLINK_F_STORAGE;
 	if (incoming_receive(&rc.in, vm, storage ? &disk_sync_sink : NULL, vm,
@@ -279,6 +281,7 @@ int cmd_receive(int argc, char **argv)
 		incoming_abort(&rc.in, e.msg);
 		goto fail;
 	}
+	vm_state_activate(vm);
 	struct serve_opts so = { .name = name, .control_path = control,
 				 .timeout_s = timeout_s, .summary = summary,
 				 .started = on_started, .ctx = &rc };
@@ -293,6 +296,7 @@ fail:
 out:
 	incoming_end(&rc.in);
 	if (vm) {
+		vm_state_unpark(vm);
 		vm_destroy(vm);
 		free(vm);
 	}

@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "serve.h"
+#include "../ft/checkpoint/vm_state.h"
 #include "../ft/pipeline/disk_sync.h"
 #include "../ft/pipeline/incoming.h"
 #include "../ft/pipeline/rlink.h"
@@ -230,6 +231,7 @@ int cmd_secondary(int argc, char **argv)
 			fprintf(stderr, "%s: %s\n", name, e.msg);
 			goto out;
 		}
+		vm_state_park(vm);
 		fprintf(stderr, "%s: protecting a %s VM for %s\n", name,
 			(in.mode & 0xff) == RLINK_MODE_FT ? "FT" : "HA",
 			rlink_peer(in.link));
@@ -247,6 +249,7 @@ int cmd_secondary(int argc, char **argv)
 			fprintf(stderr, "%s: %s%s; waiting for a primary\n", name,
 				e.msg, r > 0 ? " (no epoch committed yet: "
 					       "nothing to resume)" : "");
+			vm_state_unpark(vm);
 			vm_destroy(vm);
 			free(vm);
 			vm = NULL;
@@ -258,6 +261,7 @@ int cmd_secondary(int argc, char **argv)
 			fprintf(stderr, "%s: %s\n", name, e.msg);
 			goto out;
 		}
+		vm_state_activate(vm);
 		struct sec_ctx sx = { vm, fail_ns };
 		struct serve_opts so = { .name = name, .control_path = control,
 					 .timeout_s = timeout_s,
@@ -268,6 +272,7 @@ int cmd_secondary(int argc, char **argv)
 	}
 out:
 	if (vm) {
+		vm_state_unpark(vm);
 		vm_destroy(vm);
 		free(vm);
 	}

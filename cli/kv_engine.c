@@ -212,6 +212,15 @@ static int engine_finish(struct kv_engine *en, unsigned idx, int status,
 		.latency_ns = now - s->first_ns,
 	};
 	s->busy = false;
+	if (en->last_answer_ns && now - en->last_answer_ns > en->max_gap_ns) {
+		en->max_gap_ns = now - en->last_answer_ns;
+		struct timespec rt;
+		clock_gettime(CLOCK_REALTIME, &rt);
+		uint64_t rt_ms = (uint64_t)rt.tv_sec * 1000 +
+				 (uint64_t)rt.tv_nsec / 1000000;
+		en->max_gap_start_ms = rt_ms - en->max_gap_ns / 1000000;
+	}
+	en->last_answer_ns = now;
 	if (status == KV_OK || status == KV_NOT_FOUND) {
 		en->acked++;
 		if (lat_push(en, res.latency_ns) < 0)
@@ -409,9 +418,12 @@ void kv_print_json(struct kv_engine *en, uint64_t lost,
 	printf("{\"ops\":%" PRIu64 ",\"acked\":%" PRIu64 ",\"retries\":%"
 	       PRIu64 ",\"errors\":%" PRIu64 ",\"lost\":%" PRIu64
 	       ",\"p50_us\":%" PRIu64 ",\"p99_us\":%" PRIu64
-	       ",\"duration_s\":%.3f%s}\n", en->ops, en->acked, en->retries,
-	       en->errors, lost, kv_lat_pct_us(en, 50), kv_lat_pct_us(en, 99),
-	       (double)(en->stop_ns - en->start_ns) / 1e9, extra);
+	       ",\"duration_s\":%.3f,\"max_gap_ms\":%.3f,"
+	       "\"max_gap_start_ms\":%" PRIu64 "%s}\n", en->ops, en->acked,
+	       en->retries, en->errors, lost, kv_lat_pct_us(en, 50),
+	       kv_lat_pct_us(en, 99),
+	       (double)(en->stop_ns - en->start_ns) / 1e9,
+	       (double)en->max_gap_ns / 1e6, en->max_gap_start_ms, extra);
 	fflush(stdout);
 }
 

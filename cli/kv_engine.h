@@ -85,6 +85,9 @@ struct kv_engine {
 	uint64_t ignored; /* stray datagrams: late duplicates, garbage */
 	uint64_t *lat;
 	size_t nlat, caplat;
+	/* The longest silence between two answers (a failover's recovery
+	 * time under load) and when it began, CLOCK_REALTIME ms. */
+	uint64_t last_answer_ns, max_gap_ns, max_gap_start_ms;
 };
 
 extern volatile sig_atomic_t kv_interrupted;

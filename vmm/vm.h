@@ -108,6 +108,7 @@ struct vm {
 	/* Network frames and console bytes pass here: held under FT until
 	 * the secondary commits the epoch that produced them. */
 	struct outbuf *out;
+	bool parked; /* vm_state_park: devices held until activated */
 	char *cmdline; /* the user's plus the virtio_mmio.device= entries */
 
 	/* boot inputs, kept for reset */

@@ -69,6 +69,30 @@ void vm_state_hold(struct vm *vm)
 		virtio_mmio_quiesce(virtio_at(vm, i));
 }
 
+void vm_state_park(struct vm *vm)
+{
+	vm_state_hold(vm);
+	vm->parked = true;
+}
+
+void vm_state_unpark(struct vm *vm)
+{
+	if (!vm->parked)
+		return;
+	vm->parked = false;
+	vm_state_release(vm);
+}
+
+void vm_state_activate(struct vm *vm)
+{
+	if (!vm->parked)
+		return;
+	vm->parked = false;
+	vm_state_release(vm);
+	for (unsigned i = 0; i < nvirtio(vm); i++)
+		virtio_mmio_kick(virtio_at(vm, i));
+}
+
 void vm_state_release(struct vm *vm)
 {
 	for (unsigned i = nvirtio(vm); i-- > 0;)
@@ -282,14 +306,19 @@ int vm_state_apply(struct vm *vm, struct vm_state_stage *st, struct kg_err *e)
 	for (unsigned i = 0; i < vm->ncpus; i++)
 		if (cpu_state_load(&vm->vcpus[i], &st->cpu[i], e) < 0)
 			return -1;
-	vm_state_hold(vm);
+	/* A parked replica's devices are held already, and must not act
+	 * on what the state says is pending until the VM is activated. */
+	if (!vm->parked)
+		vm_state_hold(vm);
 	vs_copy(&dev_uart_vs, &vm->uart.uart, &st->uart);
 	vs_copy(&dev_platform_vs, &vm->platform, &st->platform);
 	for (unsigned i = 0; i < nvirtio(vm); i++)
 		vs_copy(&dev_virtio_vs, virtio_at(vm, i), &st->virtio[i]);
-	vm_state_release(vm);
-	for (unsigned i = 0; i < nvirtio(vm); i++)
-		virtio_mmio_kick(virtio_at(vm, i));
+	if (!vm->parked) {
+		vm_state_release(vm);
+		for (unsigned i = 0; i < nvirtio(vm); i++)
+			virtio_mmio_kick(virtio_at(vm, i));
+	}
 	/* The guest clock goes on from where it stopped. */
 	vm->gate.clock_base_ns = vm_now_ns() - st->guest_ns;
 	return 0;

@@ -52,6 +52,15 @@ int vm_state_get_table(struct kg_stream_reader *r, const struct kg_section *s,
  * their state and the RAM they write hold still; vCPUs must be paused. */
 void vm_state_hold(struct vm *vm);
 void vm_state_release(struct vm *vm);
+/* A VM being received (migration, a secondary's replica) is parked: its
+ * devices stay held — a frame arriving on its TAP, a queue the state says
+ * was notified, must not write its RAM or disk, or send anything, before
+ * it runs. vm_state_apply then leaves them held. Activating releases
+ * them and serves what the state left pending. */
+void vm_state_park(struct vm *vm);
+void vm_state_activate(struct vm *vm);
+/* Releases a parked VM that will never run (before vm_destroy). */
+void vm_state_unpark(struct vm *vm);
 
 /* Writes IRQCHIP, one VCPU per vCPU, the devices and CLOCK. */
 int vm_state_write(struct kg_stream_writer *w, struct vm *vm,
