@@ -14,5 +14,6 @@ int cmd_inspect(int argc, char **argv);
 int cmd_kv(int argc, char **argv);
 int cmd_receive(int argc, char **argv);
 int cmd_secondary(int argc, char **argv);
+int cmd_drill(int argc, char **argv);
 
 #endif

@@ -175,9 +175,10 @@ int cmd_secondary(int argc, char **argv)
 	struct kg_tp_opts to;
 	kg_tp_opts_default(&to);
 	to.max_frame = RLINK_MAX_FRAME;
-	/* The primary sends an epoch or a heartbeat at least every 20 ms:
-	 * this much silence means it is gone. */
-	to.io_timeout_ms = (int)failover_ms;
+	/* Patient during the first copy; once an epoch is committed the
+	 * primary sends one or a heartbeat at least every 20 ms, and
+	 * --failover-timeout of silence means it is gone. */
+	to.io_timeout_ms = 10000;
 	if (keyfile) {
 		if (kg_tp_key_load(keyfile, &key, &e) < 0) {
 			fprintf(stderr, "%s: --key: %s\n", name, e.msg);
@@ -198,7 +199,8 @@ int cmd_secondary(int argc, char **argv)
 	struct vm *vm = NULL;
 	for (;;) {
 		struct incoming in = { .standby = true,
-				       .beat_ms = (unsigned)failover_ms / 4 };
+				       .beat_ms = (unsigned)failover_ms / 4,
+				       .failover_ms = (int)failover_ms };
 		struct vm_state_config sc;
 		if (incoming_begin(&in, l, &sc, &e) < 0) {
 			fprintf(stderr, "%s: %s; waiting for a primary\n", name,

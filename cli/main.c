@@ -30,6 +30,9 @@ static void usage(FILE *f)
 		"  secondary  hold the replica of a VM protected with 'run\n"
 		"             --replicate ft|ha'; take over when the primary "
 		"dies\n"
+		"  drill      failover drills: a protected kvstore pair under "
+		"load,\n"
+		"             a host killed, recovery time and lost writes\n"
 		"  ctl        send a command to a running kagami's control "
 		"socket\n"
 		"             (migrate, storage-migrate, snapshot, ...)\n"
@@ -58,6 +61,8 @@ int main(int argc, char **argv)
 		return cmd_restore(argc - 1, argv + 1);
 	if (!strcmp(cmd, "receive"))
 		return cmd_receive(argc - 1, argv + 1);
+	if (!strcmp(cmd, "drill"))
+		return cmd_drill(argc - 1, argv + 1);
 	if (!strcmp(cmd, "secondary"))
 		return cmd_secondary(argc - 1, argv + 1);
 	if (!strcmp(cmd, "ctl"))

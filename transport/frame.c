@@ -7,6 +7,7 @@
 #include "../ft/checkpoint/crc32c.h"
 
 #include <stdio.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,6 +23,7 @@ struct kg_transport {
 	struct kg_mac tx_mac, rx_mac;
 	uint64_t tx_seq, rx_seq;
 	bool tx_broken, rx_broken, peer_closed;
+	atomic_int io_timeout_ms; /* opts.io_timeout_ms, changeable */
 };
 
 void kg_tp_opts_default(struct kg_tp_opts *o)
@@ -107,6 +109,7 @@ static int establish(struct kg_link *link, bool server,
 		goto fail;
 	}
 	t->opts = *o;
+	atomic_init(&t->io_timeout_ms, o->io_timeout_ms);
 	t->opts.key = NULL; /* the session keys replace it */
 	t->opts.fault = NULL;
 	const uint8_t *kt = o->key ? txk : NULL, *kr = o->key ? rxk : NULL;
@@ -314,7 +317,7 @@ int kg_tp_send(struct kg_transport *t, const struct kg_tp_frame *frames,
 				       t->link->peer);
 	if (n == 0)
 		return 0;
-	return send_frames(t, frames, n, t->opts.io_timeout_ms, e);
+	return send_frames(t, frames, n, atomic_load(&t->io_timeout_ms), e);
 }
 
 /* Reads n bytes of frame seq; EOF and errors become one line naming both. */
@@ -324,7 +327,8 @@ static int read_part(struct kg_transport *t, void *buf, size_t n, bool first,
 	size_t got;
 	const char *peer = t->link->peer;
 	unsigned long long seq = (unsigned long long)t->rx_seq;
-	int r = t->link->ops->recv(t->link, buf, n, t->opts.io_timeout_ms, &got, e);
+	int r = t->link->ops->recv(t->link, buf, n,
+					 atomic_load(&t->io_timeout_ms), &got, e);
 	if (r < 0)
 		return kg_err_prefix(e, "receive from %s: frame seq %llu", peer, seq);
 	if (r == 0 && first && got == 0)
@@ -391,6 +395,11 @@ int kg_tp_recv(struct kg_transport *t, void *buf, size_t cap,
 	return 1;
 }
 
+void kg_tp_set_io_timeout(struct kg_transport *t, int io_ms)
+{
+	atomic_store(&t->io_timeout_ms, io_ms);
+}
+
 void kg_tp_shutdown(struct kg_transport *t)
 {
 	t->link->ops->shutdown(t->link);
@@ -405,7 +414,7 @@ void kg_tp_close(struct kg_transport *t)
 		 * peer must see a failure, not a clean end. Best effort and
 		 * bounded: a dead peer must not hold us. */
 		struct kg_tp_frame f = { NULL, 0, KG_FRAME_CLOSE };
-		int tmo = t->opts.io_timeout_ms;
+		int tmo = atomic_load(&t->io_timeout_ms);
 		if (tmo < 0 || tmo > CLOSE_TIMEOUT_MS)
 			tmo = CLOSE_TIMEOUT_MS;
 		(void)send_frames(t, &f, 1, tmo, NULL);

@@ -184,6 +184,10 @@ int kg_tp_recv(struct kg_transport *t, void *buf, size_t cap,
 	       struct kg_tp_rx *rx, struct kg_err *e);
 /* "tcp:127.0.0.1:7000", "unix:/run/k.sock (pid 42)": how errors name it. */
 const char *kg_tp_peer(const struct kg_transport *t);
+/* Changes the longest wait without progress for later reads and writes
+ * (< 0: forever): a replication link is patient while a first copy
+ * streams, and strict once failover depends on it. */
+void kg_tp_set_io_timeout(struct kg_transport *t, int io_ms);
 /* Cuts the connection now, both directions, without the close frame: the
  * peer sees a broken link, and a send or recv blocked on another thread
  * returns an error. t stays allocated until kg_tp_close. For abandoning a

@@ -252,10 +252,17 @@ int incoming_follow(struct incoming *in, struct vm *vm,
 			kg_errf(e, "the primary ended the stream");
 			return 0;
 		}
-		if (st.live)
+		if (st.live) {
 			in->rounds++;
-		else
-			in->epochs++, in->committed_seq = st.seq;
+		} else {
+			/* Something to fail over to: from now on silence
+			 * means the primary is gone. */
+			if (!in->epochs && in->failover_ms > 0)
+				kg_tp_set_io_timeout(rlink_transport(in->link),
+						     in->failover_ms);
+			in->epochs++;
+			in->committed_seq = st.seq;
+		}
 		if (rlink_send(in->link, RLINK_ACK, st.seq, 0, NULL, e) < 0)
 			return 1;
 	}

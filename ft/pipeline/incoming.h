@@ -41,6 +41,7 @@ struct incoming {
 	 * and beat every beat_ms (0: 1000). */
 	bool standby;
 	unsigned beat_ms;
+	int failover_ms; /* standby: the link's timeout once committed */
 	uint64_t committed_seq;
 	/* Heartbeats to the source while it streams (it would otherwise hear
 	 * nothing for a whole first round and take us for dead). */

@@ -62,9 +62,8 @@ static struct rlink *connect_secondary(struct protect *p, struct kg_err *e)
 	kg_tp_opts_default(&to);
 	to.max_frame = RLINK_MAX_FRAME;
 	to.connect_timeout_ms = 1000;
-	/* The secondary beats every failover_ms / 4: silence this long
-	 * means it is gone. */
-	to.io_timeout_ms = (int)p->o.failover_ms * 2;
+	/* Patient while the first copy streams (replicate() tightens it). */
+	to.io_timeout_ms = 10000;
 	if (p->o.have_key)
 		to.key = &p->o.key;
 	if (p->o.have_fault)
@@ -212,6 +211,9 @@ static int replicate(struct protect *p, struct rlink *l, struct kg_err *e)
 	epoch_sender_set_pause_hook(es, on_pause, p);
 	if (sync_live(p, l, es, e) < 0)
 		goto out;
+	/* From here the secondary beats every failover_ms / 4: silence
+	 * this long means it is gone. */
+	kg_tp_set_io_timeout(rlink_transport(l), (int)p->o.failover_ms * 2);
 	if (p->o.mode == PROTECT_FT)
 		outbuf_hold(vm->out, true);
 	unsigned period = p->o.mode == PROTECT_FT ? p->o.epoch_ms
