@@ -197,12 +197,23 @@ int cmd_secondary(int argc, char **argv)
 	bool created[VM_MAX_DISKS] = { false };
 	int status = 1;
 	struct vm *vm = NULL;
+	/* After a corrupted link, the replica we hold while the primary
+	 * reconnects (it will, unless it died in the meantime). */
+	bool held = false;
+	uint64_t committed = 0;
 	for (;;) {
 		struct incoming in = { .standby = true,
 				       .beat_ms = (unsigned)failover_ms / 4,
 				       .failover_ms = (int)failover_ms };
 		struct vm_state_config sc;
+		kg_tp_listener_set_timeout(l, held ? (int)(failover_ms * 10 < 1000
+					   ? 1000 : failover_ms * 10) : -1);
 		if (incoming_begin(&in, l, &sc, &e) < 0) {
+			if (held && strstr(e.msg, "no peer within")) {
+				kg_errf(&e, "the primary did not come back after "
+					"a corrupted link");
+				goto failover;
+			}
 			fprintf(stderr, "%s: %s; waiting for a primary\n", name,
 				e.msg);
 			continue;
@@ -217,7 +228,14 @@ int cmd_secondary(int argc, char **argv)
 			fprintf(stderr, "%s: %s\n", name, e.msg);
 			goto out;
 		}
-		/* A new session starts a new copy: our own images again. */
+		/* A new session starts a new copy: a new VM, our images anew. */
+		if (vm) {
+			vm_state_unpark(vm);
+			vm_destroy(vm);
+			free(vm);
+			vm = NULL;
+		}
+		held = false;
 		receive_remove_created(&cfg, created);
 		cfg.mem_size = sc.mem_size;
 		cfg.ncpus = sc.ncpus;
@@ -238,8 +256,7 @@ int cmd_secondary(int argc, char **argv)
 			(in.mode & 0xff) == RLINK_MODE_FT ? "FT" : "HA",
 			rlink_peer(in.link));
 		int r = incoming_follow(&in, vm, &disk_sync_sink, vm, &e);
-		uint64_t fail_ns = vm_now_ns();
-		uint64_t committed = in.committed_seq;
+		committed = in.committed_seq;
 		incoming_end(&in);
 		if (r == 0) {
 			fprintf(stderr, "%s: the primary ended protection: %s\n",
@@ -247,7 +264,14 @@ int cmd_secondary(int argc, char **argv)
 			status = 0;
 			goto out;
 		}
-		if (r < 0 || !committed) {
+		if (r == 2 && committed) {
+			fprintf(stderr, "%s: %s; keeping epoch %llu while the "
+				"primary reconnects\n", name, e.msg,
+				(unsigned long long)committed);
+			held = true;
+			continue;
+		}
+		if (r != 1 || !committed) {
 			fprintf(stderr, "%s: %s%s; waiting for a primary\n", name,
 				e.msg, r > 0 ? " (no epoch committed yet: "
 					       "nothing to resume)" : "");
@@ -257,21 +281,22 @@ int cmd_secondary(int argc, char **argv)
 			vm = NULL;
 			continue;
 		}
-		fprintf(stderr, "%s: primary lost: %s; resuming epoch %llu\n",
-			name, e.msg, (unsigned long long)committed);
-		if (disk_sync_flush(vm, &e) < 0) {
-			fprintf(stderr, "%s: %s\n", name, e.msg);
-			goto out;
-		}
-		vm_state_activate(vm);
-		struct sec_ctx sx = { vm, fail_ns };
-		struct serve_opts so = { .name = name, .control_path = control,
-					 .timeout_s = timeout_s,
-					 .summary = summary,
-					 .started = on_started, .ctx = &sx };
-		status = serve_vm(vm, &so);
+		goto failover;
+	}
+failover:;
+	uint64_t fail_ns = vm_now_ns();
+	fprintf(stderr, "%s: primary lost: %s; resuming epoch %llu\n", name,
+		e.msg, (unsigned long long)committed);
+	if (disk_sync_flush(vm, &e) < 0) {
+		fprintf(stderr, "%s: %s\n", name, e.msg);
 		goto out;
 	}
+	vm_state_activate(vm);
+	struct sec_ctx sx = { vm, fail_ns };
+	struct serve_opts so = { .name = name, .control_path = control,
+				 .timeout_s = timeout_s, .summary = summary,
+				 .started = on_started, .ctx = &sx };
+	status = serve_vm(vm, &so);
 out:
 	if (vm) {
 		vm_state_unpark(vm);

@@ -735,7 +735,14 @@ int epoch_receive(struct epoch_receiver *r, struct epoch_stats *st,
 			break;
 		}
 		int sr;
-		if (s.kind == KG_SEC_RAM_PAGES || s.kind == KG_SEC_DISK_BLOCKS) {
+		if (s.kind == KG_SEC_DISK_BLOCKS && !r->disk) {
+			/* Refused whole, before anything is applied. */
+			sr = kg_errf(e, "epoch %llu: disk contents in the "
+				     "stream, but this side has no disk to "
+				     "write them to",
+				     (unsigned long long)st->seq);
+		} else if (s.kind == KG_SEC_RAM_PAGES ||
+			   s.kind == KG_SEC_DISK_BLOCKS) {
 			sr = stage_pages(r, &s, e);
 			/* A live round: verified, so applied at once. */
 			if (sr == 0 && st->live) {

@@ -212,6 +212,14 @@ fail:
 	return -1;
 }
 
+/* A corrupted frame or epoch: the primary is alive (it sent bytes), the
+ * link is not to be trusted; unlike silence, no reason to take over. */
+static bool corrupted(const char *msg)
+{
+	return strstr(msg, "corrupted") || strstr(msg, "out of sequence") ||
+	       strstr(msg, "checksum") || strstr(msg, "exceeds the limit");
+}
+
 int incoming_follow(struct incoming *in, struct vm *vm,
 		    const struct epoch_disk_sink *disk, void *ctx,
 		    struct kg_err *e)
@@ -223,7 +231,7 @@ int incoming_follow(struct incoming *in, struct vm *vm,
 		struct rlink_msg m;
 		int k = rlink_next(in->link, &m, e);
 		if (k < 0)
-			return 1;
+			return corrupted(e->msg) ? 2 : 1;
 		if (k == 2) {
 			kg_errf(e, "%s closed the connection",
 				rlink_peer(in->link));
@@ -240,8 +248,12 @@ int incoming_follow(struct incoming *in, struct vm *vm,
 		int r = epoch_receive(in->er, &st, e);
 		in->bytes += st.stream_bytes;
 		if (r < 0) {
-			/* A bad epoch is never committed. A transport error
-			 * means the primary is gone or the link broke. */
+			/* Nothing of a bad epoch is committed. */
+			if (corrupted(e->msg) || strstr(e->msg, "CRC") ||
+			    strstr(e->msg, "section")) {
+				incoming_abort(in, e->msg);
+				return 2;
+			}
 			if (strstr(e->msg, "stream at offset") ||
 			    strstr(e->msg, "receive from"))
 				return 1;

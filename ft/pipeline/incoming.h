@@ -62,9 +62,11 @@ int incoming_receive(struct incoming *in, struct vm *vm,
 		     const struct epoch_disk_sink *disk, void *ctx,
 		     struct kg_err *e);
 /* The secondary (standby): applies rounds and epochs, ACKing each, until
- * the primary goes away. 1: the link failed or went silent (e says how)
- * — fail over if an epoch is committed; 0: the primary said not to take
- * over (its ABORT; e has its words); -1: this side failed. */
+ * the primary goes away. 1: the link closed or went silent (e says how)
+ * — fail over if an epoch is committed; 2: a frame or epoch was corrupted
+ * (nothing of it committed): the primary is alive and will reconnect;
+ * 0: the primary said not to take over (its ABORT; e has its words);
+ * -1: this side failed. */
 int incoming_follow(struct incoming *in, struct vm *vm,
 		    const struct epoch_disk_sink *disk, void *ctx,
 		    struct kg_err *e);

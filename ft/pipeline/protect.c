@@ -68,18 +68,10 @@ static struct rlink *connect_secondary(struct protect *p, struct kg_err *e)
 		to.key = &p->o.key;
 	if (p->o.have_fault)
 		to.fault = &p->o.fault;
-	while (!atomic_load(&p->stop)) {
-		struct kg_transport *t;
-		if (kg_tp_connect(p->o.peer, &to, &t, e) == 0)
-			return rlink_new(t, 0, e);
-		/* A refused key will not get better by retrying. */
-		if (strstr(e->msg, "authentic") || strstr(e->msg, "key"))
-			return NULL;
-		set_state(p, "connecting", e->msg);
-		sleep_ms(CONNECT_RETRY_MS);
-	}
-	kg_errf(e, "stopped");
-	return NULL;
+	struct kg_transport *t;
+	if (kg_tp_connect(p->o.peer, &to, &t, e) < 0)
+		return NULL;
+	return rlink_new(t, 0, e);
 }
 
 static void on_pause(void *ctx, uint64_t seq)
@@ -266,34 +258,51 @@ out:
 	return rc;
 }
 
+/* Connects, replicates until the link fails, and starts over: a secondary
+ * that comes back (or the same one after a corrupted link) gets a fresh
+ * copy. Until then the VM runs UNPROTECTED, and says so once. */
 static void *protect_thread(void *arg)
 {
 	struct protect *p = arg;
-	struct kg_err e = { "" };
-	set_state(p, "connecting", NULL);
-	struct rlink *l = connect_secondary(p, &e);
-	int r = l ? replicate(p, l, &e) : -1;
-	bool vm_stopping = p->vm->req == VM_REQ_STOP;
-	if (l && (atomic_load(&p->stop) || vm_stopping)) {
-		/* Not a failure: tell the secondary not to take over. */
-		struct kg_err ignore;
-		rlink_send(l, RLINK_ABORT, 0, 0, "the primary stopped "
-			   "protecting the VM (it ended or was stopped)",
-			   &ignore);
-	}
-	rlink_free(l);
-	/* Whatever happened, nothing waits for an ACK any more. */
-	outbuf_hold(p->vm->out, false);
-	if (atomic_load(&p->stop) || vm_stopping) {
-		set_state(p, "stopped", NULL);
-	} else if (r < 0) {
-		fprintf(stderr, "kagami: replication to %s lost: %s; the VM "
-			"runs UNPROTECTED ('ctl protect --peer ADDR' to "
-			"protect it again)\n", p->o.peer, e.msg);
+	bool said = false;
+	while (!atomic_load(&p->stop)) {
+		struct kg_err e = { "" };
+		set_state(p, said ? "unprotected" : "connecting", NULL);
+		struct rlink *l = connect_secondary(p, &e);
+		/* A test's fault applies to the first connection only. */
+		p->o.have_fault = false;
+		int r = l ? replicate(p, l, &e) : -1;
+		bool vm_stopping = p->vm->req == VM_REQ_STOP;
+		if (l && (atomic_load(&p->stop) || vm_stopping)) {
+			/* Not a failure: tell the secondary not to take over. */
+			struct kg_err ignore;
+			rlink_send(l, RLINK_ABORT, 0, 0, "the primary stopped "
+				   "protecting the VM (it ended or was stopped)",
+				   &ignore);
+		}
+		rlink_free(l);
+		/* Whatever happened, nothing waits for an ACK any more. */
+		outbuf_hold(p->vm->out, false);
 		pthread_mutex_lock(&p->lock);
 		p->st.protected_ = false;
 		pthread_mutex_unlock(&p->lock);
+		if (atomic_load(&p->stop) || vm_stopping || r == 0) {
+			set_state(p, "stopped", NULL);
+			break;
+		}
+		if (!said)
+			fprintf(stderr, "kagami: replication to %s %s: %s; the "
+				"VM runs UNPROTECTED (reconnecting; 'ctl protect "
+				"--peer ADDR' for another secondary)\n",
+				p->o.peer, l ? "lost" : "not established",
+				e.msg);
+		/* At once after a lost link (a corrupted one: the secondary
+		 * holds its replica for us), then every second. */
+		int wait = said ? 10 : 1;
+		said = true;
 		set_state(p, "unprotected", e.msg);
+		for (int i = 0; i < wait && !atomic_load(&p->stop); i++)
+			sleep_ms(CONNECT_RETRY_MS / 2);
 	}
 	pthread_mutex_lock(&p->lock);
 	p->st.running = false;

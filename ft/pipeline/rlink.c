@@ -199,8 +199,7 @@ static int send_big(struct rlink *l, const struct iovec *iov, int cnt,
 			plen += take;
 			p += take;
 			left -= take;
-			bool last = i == cnt - 1 && !left;
-			if (plen == RLINK_MAX_FRAME || np == 8 || last) {
+			if (plen == RLINK_MAX_FRAME || np == 8) {
 				struct kg_tp_frame f = { part, np, RLINK_STREAM };
 				if (send_locked(l, &f, 1, plen, e) < 0)
 					return -1;
@@ -209,6 +208,12 @@ static int send_big(struct rlink *l, const struct iovec *iov, int cnt,
 				plen = 0;
 			}
 		}
+	}
+	if (np) { /* the rest: a partial frame (empty iovecs may trail) */
+		struct kg_tp_frame f = { part, np, RLINK_STREAM };
+		if (send_locked(l, &f, 1, plen, e) < 0)
+			return -1;
+		l->stream_bytes += plen;
 	}
 	return 0;
 }
