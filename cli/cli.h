@@ -13,5 +13,6 @@ int cmd_restore(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_kv(int argc, char **argv);
 int cmd_receive(int argc, char **argv);
+int cmd_witness(int argc, char **argv);
 
 #endif
