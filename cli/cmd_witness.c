@@ -169,6 +169,8 @@ int cmd_witness(int argc, char **argv)
 		fprintf(stderr, "%s: stopped by %s\n", name,
 			sc.sig == SIGINT ? "SIGINT" : "SIGTERM");
 	kg_tp_listener_close(l);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	/* The signals stay blocked until exit: a second SIGTERM (timeout(1)
+	 * also signals the process group) must not turn a clean stop into
+	 * death by signal. */
 	return status;
 }
