@@ -15,5 +15,6 @@ int cmd_kv(int argc, char **argv);
 int cmd_receive(int argc, char **argv);
 int cmd_secondary(int argc, char **argv);
 int cmd_drill(int argc, char **argv);
+int cmd_witness(int argc, char **argv);
 
 #endif

@@ -37,6 +37,8 @@ static void usage(FILE *f)
 		"socket\n"
 		"             (migrate, storage-migrate, snapshot, ...)\n"
 		"  inspect    list and check the sections of a snapshot or stream\n"
+		"  witness    serve leases against split brain (see 'kagami\n"
+		"             witness --help')\n"
 		"  help       show this help\n"
 		"  version    print the version\n");
 }
@@ -67,6 +69,8 @@ int main(int argc, char **argv)
 		return cmd_secondary(argc - 1, argv + 1);
 	if (!strcmp(cmd, "ctl"))
 		return cmd_ctl(argc - 1, argv + 1);
+	if (!strcmp(cmd, "witness"))
+		return cmd_witness(argc - 1, argv + 1);
 	if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") ||
 	    !strcmp(cmd, "-h")) {
 		usage(stdout);

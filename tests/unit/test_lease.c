@@ -1,0 +1,640 @@
+/*
+ * Unit tests for ft/lease/ (lease.h, witness.h, witness_table.h): the
+ * witness server runs in a thread of this process on a unix socket or
+ * tcp:127.0.0.1:0; the file backend works in a temporary directory. Two
+ * holders contend, a lease runs out, is renewed, released, the generation
+ * bumps, and every failure (witness gone, wrong key, corrupt file) is -1
+ * with a clear line. The grant logic is also driven with a hand clock.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../../ft/lease/lease.h"
+#include "../../ft/lease/witness.h"
+#include "../../ft/lease/witness_table.h"
+
+#define TTL 300u /* ms: short leases keep the suite quick */
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	nanosleep(&ts, NULL);
+}
+
+static void make_key(struct kg_tp_key *k, uint8_t seed)
+{
+	memset(k, 0, sizeof(*k));
+	k->len = 32;
+	for (size_t i = 0; i < k->len; i++)
+		k->bytes[i] = (uint8_t)(seed + i * 13);
+}
+
+/* --- fixture: a temporary directory and, if asked, a witness --- */
+
+struct fx {
+	char dir[64];
+	char spec[200]; /* witness:ADDR or file:PATH */
+	struct kg_tp_listener *l;
+	struct witness_opts o;
+	atomic_bool stop;
+	pthread_t th;
+	bool running;
+	int rc;
+	struct kg_err e;
+};
+
+static void *serve_main(void *arg)
+{
+	struct fx *f = arg;
+	f->rc = witness_serve(f->l, &f->o, &f->stop, &f->e);
+	return NULL;
+}
+
+static void witness_start(struct fx *f, bool tcp, const struct kg_tp_key *key)
+{
+	char addr[128];
+	struct kg_err e = { "" };
+	if (tcp)
+		snprintf(addr, sizeof(addr), "tcp:127.0.0.1:0");
+	else
+		snprintf(addr, sizeof(addr), "unix:%s/w.sock", f->dir);
+	witness_opts_default(&f->o);
+	f->o.grace_ms = 0; /* a fresh witness, not a restarted one */
+	f->o.io_timeout_ms = 300;
+	if (witness_listen(addr, key, &f->o, &f->l, &e) < 0)
+		fail_msg("witness_listen: %s", e.msg);
+	snprintf(f->spec, sizeof(f->spec), "witness:%s",
+		 kg_tp_listener_addr(f->l));
+	atomic_store(&f->stop, false);
+	assert_int_equal(pthread_create(&f->th, NULL, serve_main, f), 0);
+	f->running = true;
+}
+
+static void witness_stop(struct fx *f)
+{
+	if (!f->running)
+		return;
+	atomic_store(&f->stop, true);
+	pthread_join(f->th, NULL);
+	kg_tp_listener_close(f->l);
+	f->running = false;
+	assert_int_equal(f->rc, 0);
+}
+
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	if (!f)
+		return -1;
+	snprintf(f->dir, sizeof(f->dir), "/tmp/kg_lease.XXXXXX");
+	if (!mkdtemp(f->dir))
+		return -1;
+	snprintf(f->spec, sizeof(f->spec), "file:%s/lease", f->dir);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+	witness_stop(f);
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+	int r = system(cmd);
+	free(f);
+	return r == 0 ? 0 : -1;
+}
+
+static struct lease *open_as(const struct fx *f, const char *holder,
+			     const struct kg_tp_key *key)
+{
+	struct kg_err e = { "" };
+	struct lease *l = lease_open(f->spec, holder, key, &e);
+	if (!l)
+		fail_msg("lease_open %s: %s", f->spec, e.msg);
+	return l;
+}
+
+/* --- the cases every backend must pass (f->spec chooses) --- */
+
+/* A takes it; B is refused while it runs and told who holds it; B gets
+ * it once it ran out; the generation bumps; A, back, sees it lost. */
+static void check_two_holders(struct fx *f)
+{
+	struct lease *a = open_as(f, "primary@hostA", NULL);
+	struct lease *b = open_as(f, "secondary@hostB", NULL);
+	struct kg_err e = { "" };
+	long long until = 0, t0 = now_ms();
+	assert_int_equal(lease_acquire(a, TTL, &until, &e), 1);
+	assert_true(until >= t0 + TTL && until <= now_ms() + TTL);
+	assert_int_equal(lease_generation(a), 1);
+	assert_int_equal(lease_acquire(b, TTL, &until, &e), 0);
+	assert_non_null(strstr(e.msg, "held by primary@hostA for"));
+	assert_int_equal(lease_generation(b), 1);
+
+	sleep_ms(TTL + 150); /* past the file backend's skew margin too */
+	assert_int_equal(lease_acquire(b, TTL, &until, &e), 1);
+	assert_int_equal(lease_generation(b), 2);
+	assert_int_equal(lease_acquire(a, TTL, &until, &e), 0);
+	assert_non_null(strstr(e.msg, "held by secondary@hostB"));
+	assert_int_equal(lease_generation(a), 2);
+	lease_close(a);
+	lease_close(b);
+}
+
+/* Renewing moves the end; the other side stays out past the first end. */
+static void check_renew(struct fx *f)
+{
+	struct lease *a = open_as(f, "primary@hostA", NULL);
+	struct lease *b = open_as(f, "secondary@hostB", NULL);
+	struct kg_err e = { "" };
+	long long u1 = 0, u2 = 0;
+	assert_int_equal(lease_acquire(a, TTL, &u1, &e), 1);
+	sleep_ms(TTL / 2);
+	assert_int_equal(lease_acquire(a, TTL, &u2, &e), 1);
+	assert_true(u2 >= u1 + TTL / 2);
+	assert_int_equal(lease_generation(a), 1); /* same holder */
+	while (now_ms() < u1 + 50)
+		sleep_ms(10);
+	assert_int_equal(lease_acquire(b, TTL, &u1, &e), 0);
+	/* A holder whose lease ran out (nobody took it) gets it back with
+	 * the same generation. */
+	sleep_ms(TTL + 150);
+	assert_int_equal(lease_acquire(a, TTL, &u1, &e), 1);
+	assert_int_equal(lease_generation(a), 1);
+	lease_close(a);
+	lease_close(b);
+}
+
+/* A release frees the lease at once; closing a holder releases too. */
+static void check_release(struct fx *f)
+{
+	struct lease *a = open_as(f, "primary@hostA", NULL);
+	struct lease *b = open_as(f, "secondary@hostB", NULL);
+	struct kg_err e = { "" };
+	long long until = 0;
+	assert_int_equal(lease_acquire(a, 60000, &until, &e), 1);
+	assert_int_equal(lease_acquire(b, 60000, &until, &e), 0);
+	assert_int_equal(lease_release(a, &e), 0);
+	assert_int_equal(lease_acquire(b, 60000, &until, &e), 1);
+	assert_int_equal(lease_generation(b), 2);
+	/* A release by someone who does not hold it changes nothing. */
+	assert_int_equal(lease_release(a, &e), 0);
+	assert_int_equal(lease_acquire(a, 60000, &until, &e), 0);
+	lease_close(b); /* releases */
+	assert_int_equal(lease_acquire(a, 60000, &until, &e), 1);
+	assert_int_equal(lease_generation(a), 3);
+	lease_close(a);
+}
+
+/* --- witness backend --- */
+
+static void test_witness_two_holders(void **state)
+{
+	struct fx *f = *state;
+	witness_start(f, false, NULL);
+	check_two_holders(f);
+}
+
+static void test_witness_renew(void **state)
+{
+	struct fx *f = *state;
+	witness_start(f, true, NULL);
+	check_renew(f);
+}
+
+static void test_witness_release(void **state)
+{
+	struct fx *f = *state;
+	witness_start(f, false, NULL);
+	check_release(f);
+}
+
+/* Names keep the leases of different VMs apart on one witness. */
+static void test_witness_names(void **state)
+{
+	struct fx *f = *state;
+	witness_start(f, false, NULL);
+	char base[200], spec[220];
+	snprintf(base, sizeof(base), "%s", f->spec);
+	struct kg_err e = { "" };
+	long long until;
+	snprintf(spec, sizeof(spec), "%s#vm1", base);
+	struct lease *a = lease_open(spec, "primary@hostA", NULL, &e);
+	snprintf(spec, sizeof(spec), "%s#vm2", base);
+	struct lease *b = lease_open(spec, "secondary@hostB", NULL, &e);
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_int_equal(lease_acquire(a, 60000, &until, &e), 1);
+	assert_int_equal(lease_acquire(b, 60000, &until, &e), 1);
+	lease_close(a);
+	lease_close(b);
+}
+
+/* A key on both sides works; a wrong key or a missing one is -1 with an
+ * authentication error, not a refusal (0). */
+static void test_witness_key(void **state)
+{
+	struct fx *f = *state;
+	struct kg_tp_key k1, k2;
+	make_key(&k1, 1);
+	make_key(&k2, 2);
+	witness_start(f, true, &k1);
+	struct kg_err e = { "" };
+	long long until;
+	struct lease *good = open_as(f, "primary@hostA", &k1);
+	struct lease *bad = open_as(f, "secondary@hostB", &k2);
+	struct lease *none = open_as(f, "third@hostC", NULL);
+	assert_int_equal(lease_acquire(good, TTL, &until, &e), 1);
+	assert_int_equal(lease_acquire(bad, TTL, &until, &e), -1);
+	assert_non_null(strstr(e.msg, "lease witness tcp:127.0.0.1:"));
+	assert_non_null(strstr(e.msg, "authentication"));
+	assert_non_null(strstr(e.msg, "wrong key"));
+	assert_int_equal(lease_acquire(none, TTL, &until, &e), -1);
+	assert_non_null(strstr(e.msg, "authentication"));
+	lease_close(good);
+	lease_close(bad);
+	lease_close(none);
+}
+
+/* No witness: -1 at once, naming the address; the lease we had is still
+ * ours until its end (the caller stops the guest then). */
+static void test_witness_gone(void **state)
+{
+	struct fx *f = *state;
+	witness_start(f, false, NULL);
+	struct lease *a = open_as(f, "primary@hostA", NULL);
+	struct kg_err e = { "" };
+	long long until = 0, until2 = 0;
+	assert_int_equal(lease_acquire(a, TTL, &until, &e), 1);
+	witness_stop(f);
+	long long t0 = now_ms();
+	assert_int_equal(lease_acquire(a, TTL, &until2, &e), -1);
+	assert_true(now_ms() - t0 < 1000);
+	assert_non_null(strstr(e.msg, "lease witness unix:"));
+	assert_non_null(strstr(e.msg, "w.sock"));
+	assert_int_equal(until2, 0); /* untouched */
+	lease_close(a); /* the release fails quietly */
+
+	e.msg[0] = 0;
+	assert_null(lease_open("witness:tcp:127.0.0.1", "a", NULL, &e));
+	assert_non_null(strstr(e.msg, "lease witness"));
+}
+
+/* A client that connects and says nothing delays the others by at most
+ * the server's io timeout, never blocks it. */
+static void test_witness_silent_client(void **state)
+{
+	struct fx *f = *state;
+	witness_start(f, false, NULL);
+	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(s >= 0);
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/w.sock", f->dir);
+	assert_int_equal(connect(s, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	struct lease *a = open_as(f, "primary@hostA", NULL);
+	struct kg_err e = { "" };
+	long long until, t0 = now_ms();
+	assert_int_equal(lease_acquire(a, TTL, &until, &e), 1);
+	assert_true(now_ms() - t0 < 1500);
+	close(s);
+	lease_close(a);
+}
+
+/* A request that is not ours is answered with an error, and the witness
+ * carries on. */
+static void test_witness_bad_request(void **state)
+{
+	struct fx *f = *state;
+	witness_start(f, false, NULL);
+	struct kg_transport *t;
+	struct kg_err e = { "" };
+	assert_int_equal(kg_tp_connect(f->spec + 8, NULL, &t, &e), 0);
+	const char *junk = "{\"op\":\"steal\",\"name\":\"x\",\"holder\":\"y\","
+			   "\"gen\":0}";
+	struct iovec iov = { (void *)junk, strlen(junk) };
+	struct kg_tp_frame fr = { &iov, 1, 0 };
+	assert_int_equal(kg_tp_send(t, &fr, 1, &e), 0);
+	char buf[512];
+	struct kg_tp_rx rx;
+	assert_int_equal(kg_tp_recv(t, buf, sizeof(buf) - 1, &rx, &e), 1);
+	buf[rx.len] = 0;
+	assert_non_null(strstr(buf, "\"error\""));
+	assert_non_null(strstr(buf, "unknown op 'steal'"));
+	kg_tp_close(t);
+	struct lease *a = open_as(f, "primary@hostA", NULL);
+	long long until;
+	assert_int_equal(lease_acquire(a, TTL, &until, &e), 1);
+	lease_close(a);
+}
+
+/* --- the table, with a hand clock --- */
+
+static void req(struct witness_req *r, enum witness_op op, const char *holder,
+		unsigned ttl, uint64_t gen, bool holding)
+{
+	memset(r, 0, sizeof(*r));
+	r->op = op;
+	snprintf(r->name, sizeof(r->name), "vm");
+	snprintf(r->holder, sizeof(r->holder), "%s", holder);
+	r->ttl_ms = ttl;
+	r->gen = gen;
+	r->holding = holding;
+}
+
+static void test_table(void **state)
+{
+	(void)state;
+	struct kg_err e;
+	struct witness_table *t = witness_table_new(1000, 2, 0, 0, &e);
+	assert_non_null(t);
+	struct witness_req r;
+	struct witness_reply rep;
+	char log[640];
+	/* ttl clamped to max_ttl; a client's higher generation is kept. */
+	req(&r, WITNESS_ACQUIRE, "a", 5000, 7, false);
+	witness_table_apply(t, &r, 100, &rep, log, sizeof(log));
+	assert_int_equal(rep.status, WITNESS_GRANTED);
+	assert_int_equal(rep.ttl_ms, 1000);
+	assert_int_equal(rep.gen, 8);
+	assert_non_null(strstr(log, "granted to a (generation 8, 1000 ms)"));
+	/* A renewal is not logged. */
+	witness_table_apply(t, &r, 500, &rep, log, sizeof(log));
+	assert_int_equal(rep.status, WITNESS_GRANTED);
+	assert_string_equal(log, "");
+	/* A refusal is logged once, then not again while nothing changes. */
+	req(&r, WITNESS_ACQUIRE, "b", 1000, 0, false);
+	witness_table_apply(t, &r, 600, &rep, log, sizeof(log));
+	assert_int_equal(rep.status, WITNESS_HELD);
+	assert_string_equal(rep.holder, "a");
+	assert_int_equal(rep.remaining_ms, 900);
+	assert_non_null(strstr(log, "refused b: held by a for 900 ms"));
+	witness_table_apply(t, &r, 700, &rep, log, sizeof(log));
+	assert_int_equal(rep.status, WITNESS_HELD);
+	assert_string_equal(log, "");
+	/* Expired at 1500: b takes it. */
+	witness_table_apply(t, &r, 1500, &rep, log, sizeof(log));
+	assert_int_equal(rep.status, WITNESS_GRANTED);
+	assert_int_equal(rep.gen, 9);
+	assert_non_null(strstr(log, "handed over from a to b (generation 9"));
+	/* Release by a non-holder: nothing; by the holder: free at once. */
+	req(&r, WITNESS_RELEASE, "a", 0, 8, false);
+	witness_table_apply(t, &r, 1600, &rep, log, sizeof(log));
+	assert_int_equal(rep.status, WITNESS_RELEASED);
+	assert_string_equal(log, "");
+	req(&r, WITNESS_RELEASE, "b", 0, 9, false);
+	witness_table_apply(t, &r, 1600, &rep, log, sizeof(log));
+	assert_non_null(strstr(log, "released by b"));
+	req(&r, WITNESS_ACQUIRE, "a", 1000, 8, false);
+	witness_table_apply(t, &r, 1601, &rep, log, sizeof(log));
+	assert_int_equal(rep.status, WITNESS_GRANTED);
+	assert_int_equal(rep.gen, 10);
+	/* Two names fill the table; a third fits only once one expired. */
+	req(&r, WITNESS_ACQUIRE, "a", 1000, 0, false);
+	snprintf(r.name, sizeof(r.name), "vm2");
+	witness_table_apply(t, &r, 1700, &rep, log, sizeof(log));
+	assert_int_equal(rep.status, WITNESS_GRANTED);
+	snprintf(r.name, sizeof(r.name), "vm3");
+	witness_table_apply(t, &r, 1800, &rep, log, sizeof(log));
+	assert_int_equal(rep.status, WITNESS_BAD);
+	assert_non_null(strstr(rep.error, "table full"));
+	witness_table_apply(t, &r, 2650, &rep, log, sizeof(log));
+	assert_int_equal(rep.status, WITNESS_GRANTED);
+	witness_table_free(t);
+}
+
+/* A restarted witness grants, during its grace period, only renewals of
+ * leases it forgot (keeping their generation); fresh claims wait. */
+static void test_table_restart_grace(void **state)
+{
+	(void)state;
+	struct kg_err e;
+	struct witness_table *t = witness_table_new(1000, 8, 0, 1000, &e);
+	assert_non_null(t);
+	struct witness_req r;
+	struct witness_reply rep;
+	char log[640];
+	req(&r, WITNESS_ACQUIRE, "b", 1000, 4, false);
+	witness_table_apply(t, &r, 10, &rep, log, sizeof(log));
+	assert_int_equal(rep.status, WITNESS_HELD);
+	assert_non_null(strstr(rep.holder, "restarted"));
+	assert_int_equal(rep.remaining_ms, 990);
+	req(&r, WITNESS_ACQUIRE, "a", 1000, 4, true);
+	witness_table_apply(t, &r, 20, &rep, log, sizeof(log));
+	assert_int_equal(rep.status, WITNESS_GRANTED);
+	assert_int_equal(rep.gen, 4);
+	assert_non_null(strstr(log, "across a witness restart"));
+	req(&r, WITNESS_ACQUIRE, "b", 1000, 4, false);
+	witness_table_apply(t, &r, 30, &rep, log, sizeof(log));
+	assert_int_equal(rep.status, WITNESS_HELD);
+	assert_string_equal(rep.holder, "a");
+	/* After the grace period a name nobody renewed is free. */
+	snprintf(r.name, sizeof(r.name), "other");
+	witness_table_apply(t, &r, 1000, &rep, log, sizeof(log));
+	assert_int_equal(rep.status, WITNESS_GRANTED);
+	assert_int_equal(rep.gen, 5);
+	witness_table_free(t);
+}
+
+/* --- file backend --- */
+
+static void test_file_two_holders(void **state)
+{
+	check_two_holders(*state);
+}
+
+static void test_file_renew(void **state)
+{
+	check_renew(*state);
+}
+
+static void test_file_release(void **state)
+{
+	check_release(*state);
+}
+
+static void write_text(const char *path, const char *s)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, s, strlen(s)), (ssize_t)strlen(s));
+	close(fd);
+}
+
+static void test_file_corrupt(void **state)
+{
+	struct fx *f = *state;
+	char path[128];
+	snprintf(path, sizeof(path), "%s/lease", f->dir);
+	struct lease *a = open_as(f, "primary@hostA", NULL);
+	struct kg_err e = { "" };
+	long long until;
+	const char *bad[] = {
+		"garbage\n",
+		"",
+		"{\"kagami_lease\":1,\"holder\":\"a b\",\"generation\":1,"
+		"\"expiry_ms\":1}\n",
+		"{\"kagami_lease\":2,\"holder\":\"a\",\"generation\":1,"
+		"\"expiry_ms\":1}\n",
+		"{\"kagami_lease\":1,\"holder\":\"a\",\"generation\":-1,"
+		"\"expiry_ms\":1}\n",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		write_text(path, bad[i]);
+		e.msg[0] = 0;
+		assert_int_equal(lease_acquire(a, TTL, &until, &e), -1);
+		assert_non_null(strstr(e.msg, path));
+		assert_non_null(strstr(e.msg, "corrupt"));
+	}
+	lease_close(a);
+	/* A directory that does not exist: -1 naming the file. */
+	snprintf(f->spec, sizeof(f->spec), "file:%s/nodir/lease", f->dir);
+	a = open_as(f, "primary@hostA", NULL);
+	assert_int_equal(lease_acquire(a, TTL, &until, &e), -1);
+	assert_non_null(strstr(e.msg, "nodir/lease"));
+	lease_close(a);
+}
+
+/* The record on disk is what the header says, and the temporary file is
+ * gone after the rename. */
+static void test_file_format(void **state)
+{
+	struct fx *f = *state;
+	struct lease *a = open_as(f, "primary@hostA", NULL);
+	struct kg_err e = { "" };
+	long long until;
+	assert_int_equal(lease_acquire(a, TTL, &until, &e), 1);
+	char path[128], buf[256] = "";
+	snprintf(path, sizeof(path), "%s/lease", f->dir);
+	int fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_true(read(fd, buf, sizeof(buf) - 1) > 0);
+	close(fd);
+	assert_non_null(strstr(buf, "{\"kagami_lease\":1,\"holder\":"
+				    "\"primary@hostA\",\"generation\":1,"
+				    "\"expiry_ms\":"));
+	snprintf(path, sizeof(path), "%s/lease.tmp.primary@hostA", f->dir);
+	assert_int_equal(access(path, F_OK), -1);
+	lease_close(a);
+}
+
+/* Two sides find the file free at the same moment: exactly one wins. */
+struct racer {
+	struct fx *f;
+	const char *holder;
+	pthread_barrier_t *go;
+	int r;
+	struct lease *l;
+};
+
+static void *race_main(void *arg)
+{
+	struct racer *r = arg;
+	struct kg_err e;
+	long long until;
+	pthread_barrier_wait(r->go);
+	r->r = lease_acquire(r->l, 5000, &until, &e);
+	return NULL;
+}
+
+static void test_file_race(void **state)
+{
+	struct fx *f = *state;
+	for (int round = 0; round < 5; round++) {
+		char path[128];
+		snprintf(path, sizeof(path), "%s/lease", f->dir);
+		unlink(path);
+		pthread_barrier_t go;
+		pthread_barrier_init(&go, NULL, 2);
+		struct racer rs[2] = {
+			{ f, "primary@hostA", &go, -2, NULL },
+			{ f, "secondary@hostB", &go, -2, NULL },
+		};
+		pthread_t th[2];
+		for (int i = 0; i < 2; i++) {
+			rs[i].l = open_as(f, rs[i].holder, NULL);
+			assert_int_equal(pthread_create(&th[i], NULL, race_main,
+							&rs[i]), 0);
+		}
+		for (int i = 0; i < 2; i++)
+			pthread_join(th[i], NULL);
+		pthread_barrier_destroy(&go);
+		/* Never both; one may be -1 (slow write) but then not 1. */
+		assert_false(rs[0].r == 1 && rs[1].r == 1);
+		assert_true(rs[0].r == 1 || rs[1].r == 1 ||
+			    rs[0].r < 0 || rs[1].r < 0);
+		for (int i = 0; i < 2; i++)
+			lease_close(rs[i].l);
+	}
+}
+
+/* --- specs and names --- */
+
+static void test_open_errors(void **state)
+{
+	(void)state;
+	struct kg_err e = { "" };
+	assert_null(lease_open("nfs:/x", "a", NULL, &e));
+	assert_non_null(strstr(e.msg, "expected witness:ADDR[#NAME] or file:PATH"));
+	assert_null(lease_open("file:/tmp/x", "has space", NULL, &e));
+	assert_non_null(strstr(e.msg, "lease holder 'has space'"));
+	assert_null(lease_open("file:/tmp/x", "a/b", NULL, &e));
+	assert_null(lease_open("file:/tmp/x", "", NULL, &e));
+	assert_null(lease_open("file:", "a", NULL, &e));
+	assert_null(lease_open("witness:unix:/tmp/w#", "a", NULL, &e));
+	assert_non_null(strstr(e.msg, "bad lease name"));
+	assert_null(lease_open("witness:", "a", NULL, &e));
+	struct lease *l = lease_open("witness:unix:/tmp/w#vm1", "a", NULL, &e);
+	assert_non_null(l);
+	long long until;
+	assert_int_equal(lease_acquire(l, 0, &until, &e), -1);
+	assert_non_null(strstr(e.msg, "ttl"));
+	lease_close(l);
+}
+
+int main(void)
+{
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+	const struct CMUnitTest tests[] = {
+		T(test_witness_two_holders),
+		T(test_witness_renew),
+		T(test_witness_release),
+		T(test_witness_names),
+		T(test_witness_key),
+		T(test_witness_gone),
+		T(test_witness_silent_client),
+		T(test_witness_bad_request),
+		cmocka_unit_test(test_table),
+		cmocka_unit_test(test_table_restart_grace),
+		T(test_file_two_holders),
+		T(test_file_renew),
+		T(test_file_release),
+		T(test_file_corrupt),
+		T(test_file_format),
+		T(test_file_race),
+		cmocka_unit_test(test_open_errors),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
