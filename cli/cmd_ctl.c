@@ -1,5 +1,6 @@
 /* kagami ctl: a client for the control socket. */
 #include <errno.h>
+#include <stdbool.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,7 +85,13 @@ static cJSON *build_request(int argc, char **argv)
 		for (char *p = key; *p; p++)
 			if (*p == '-')
 				*p = '_';
-		const char *val = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+		/* Switches take no value unless given one with '='. */
+		static const char *const switches[] = { "with_storage", NULL };
+		bool sw = false;
+		for (const char *const *k = switches; *k; k++)
+			sw |= !strcmp(key, *k);
+		const char *val = eq ? eq + 1
+			: sw ? "true" : (i + 1 < argc ? argv[++i] : NULL);
 		if (!val) {
 			fprintf(stderr, "kagami ctl: option %s needs a value\n", a);
 			goto fail;

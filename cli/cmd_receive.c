@@ -116,6 +116,18 @@ void receive_remove_created(const struct vm_config *cfg, const bool created[])
 			unlink(cfg->disks[i].path);
 }
 
+struct early_cleanup {
+	const struct vm_config *cfg;
+	const bool *created;
+};
+
+static void early_cleanup(void *arg)
+{
+	struct early_cleanup *c = arg;
+	if (c->created)
+		receive_remove_created(c->cfg, c->created);
+}
+
 int cmd_receive(int argc, char **argv)
 {
 	enum { O_LISTEN = 256, O_KEY, O_DISK, O_NET, O_CONSOLE, O_CONTROL,
@@ -230,8 +242,11 @@ int cmd_receive(int argc, char **argv)
 
 	sigset_t old;
 	serve_block_signals(&old);
+	struct early_cleanup ec = { &cfg, NULL };
 	struct vm_state_config sc;
 	bool created[VM_MAX_DISKS] = { false };
+	ec.created = created;
+	struct early_signals *es = early_signals_start(name, early_cleanup, &ec);
 	struct vm *vm = NULL;
 	int status = 1;
 	/* A refused peer (wrong key) is logged and we wait for the next. */
@@ -281,6 +296,8 @@ int cmd_receive(int argc, char **argv)
 		incoming_abort(&rc.in, e.msg);
 		goto fail;
 	}
+	early_signals_stop(es);
+	es = NULL;
 	vm_state_activate(vm);
 	struct serve_opts so = { .name = name, .control_path = control,
 				 .timeout_s = timeout_s, .summary = summary,
@@ -294,6 +311,7 @@ fail:
 	receive_remove_created(&cfg, created);
 	status = 1;
 out:
+	early_signals_stop(es);
 	incoming_end(&rc.in);
 	if (vm) {
 		vm_state_unpark(vm);

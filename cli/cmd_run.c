@@ -70,6 +70,11 @@ static void run_usage(FILE *f)
 "  --epoch-ms MS       FT epoch length (default 10)\n"
 "  --interval MS       HA checkpoint interval (default 1000)\n"
 "  --failover-timeout MS  silence that ends the link (default 100)\n"
+"  --lease SPEC        split-brain guard: witness:tcp:HOST:PORT[#NAME] (a\n"
+"                      'kagami witness') or file:PATH on shared storage;\n"
+"                      the guest runs only while this side holds it\n"
+"  --lease-ttl MS      lease length, renewed every third (default 3x the\n"
+"                      failover timeout)\n"
 "  -h, --help          show this help\n"
 "\n"
 "exit status: the code the guest wrote to the exit port (0xf4); 0 on a\n"
@@ -110,7 +115,8 @@ static int run_main(const char *name, bool restore, int argc, char **argv)
 {
 	enum { O_MEM = 256, O_CPUS, O_CONSOLE, O_CMDLINE, O_INITRD, O_TIMEOUT,
 	       O_SUMMARY, O_DISK, O_NET, O_CONTROL, O_REPLICATE, O_PEER, O_KEY,
-	       O_EPOCH_MS, O_INTERVAL, O_FAILOVER, O_FAULT };
+	       O_EPOCH_MS, O_INTERVAL, O_FAILOVER, O_FAULT, O_LEASE,
+	       O_LEASE_TTL };
 	static const struct option opts[] = {
 		{ "mem", required_argument, NULL, O_MEM },
 		{ "cpus", required_argument, NULL, O_CPUS },
@@ -129,6 +135,8 @@ static int run_main(const char *name, bool restore, int argc, char **argv)
 		{ "interval", required_argument, NULL, O_INTERVAL },
 		{ "failover-timeout", required_argument, NULL, O_FAILOVER },
 		{ "test-fault", required_argument, NULL, O_FAULT },
+		{ "lease", required_argument, NULL, O_LEASE },
+		{ "lease-ttl", required_argument, NULL, O_LEASE_TTL },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -140,7 +148,8 @@ static int run_main(const char *name, bool restore, int argc, char **argv)
 	unsigned long n;
 	char *end;
 	struct protect_opts po = { .mode = 0 };
-	const char *keyfile = NULL;
+	const char *keyfile = NULL, *lease = NULL;
+	unsigned lease_ttl = 0;
 
 	opterr = 0;
 	optind = 1;
@@ -217,9 +226,13 @@ static int run_main(const char *name, bool restore, int argc, char **argv)
 			}
 			po.have_fault = true;
 			break;
+		case O_LEASE:
+			lease = optarg;
+			break;
 		case O_EPOCH_MS:
 		case O_INTERVAL:
 		case O_FAILOVER:
+		case O_LEASE_TTL:
 			if (parse_uint(opts[li].name, optarg, 600000, &n) < 0)
 				return KG_EXIT_USAGE;
 			if (n == 0) {
@@ -231,6 +244,8 @@ static int run_main(const char *name, bool restore, int argc, char **argv)
 				po.epoch_ms = (unsigned)n;
 			else if (c == O_INTERVAL)
 				po.interval_ms = (unsigned)n;
+			else if (c == O_LEASE_TTL)
+				lease_ttl = (unsigned)n;
 			else
 				po.failover_ms = (unsigned)n;
 			break;
@@ -282,9 +297,9 @@ static int run_main(const char *name, bool restore, int argc, char **argv)
 			"'kagami secondary --listen')\n", name);
 		return KG_EXIT_USAGE;
 	}
-	if (!po.mode && (po.peer[0] || keyfile)) {
-		fprintf(stderr, "%s: --peer and --key need --replicate ft|ha\n",
-			name);
+	if (!po.mode && (po.peer[0] || keyfile || lease)) {
+		fprintf(stderr, "%s: --peer, --key and --lease need --replicate "
+			"ft|ha\n", name);
 		return KG_EXIT_USAGE;
 	}
 	if (keyfile) {
@@ -340,7 +355,11 @@ static int run_main(const char *name, bool restore, int argc, char **argv)
 	}
 	struct serve_opts so = { .name = name, .control_path = control_path,
 				 .timeout_s = timeout_s, .summary = summary,
-				 .protect = po.mode ? &po : NULL };
+				 .protect = po.mode ? &po : NULL,
+				 .lease = lease,
+				 .lease_key = po.have_key ? &po.key : NULL,
+				 .lease_ttl_ms = lease_ttl ? lease_ttl
+					 : 3 * (po.failover_ms ? po.failover_ms : 100) };
 	int status = serve_vm(vm, &so);
 	snapshot_close(sr);
 	vm_destroy(vm);

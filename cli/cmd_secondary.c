@@ -11,6 +11,7 @@
 #include "serve.h"
 #include "../ft/checkpoint/vm_state.h"
 #include "../ft/pipeline/disk_sync.h"
+#include "../ft/pipeline/guard.h"
 #include "../ft/pipeline/incoming.h"
 #include "../ft/pipeline/rlink.h"
 #include "../vmm/vm.h"
@@ -40,14 +41,19 @@ static void secondary_usage(FILE *f)
 "                      at failover)\n"
 "  --control PATH      control socket once the guest runs here\n"
 "  --failover-timeout MS  silence before taking over (default 100)\n"
+"  --lease SPEC        split-brain guard, as the primary's --lease: take\n"
+"                      over only once the primary's lease has run out (a\n"
+"                      primary cut off from us but alive keeps it, and we\n"
+"                      stand down and wait for it to reconnect)\n"
+"  --lease-ttl MS      as the primary's (default 3x the failover timeout)\n"
 "  --timeout SECONDS   stop the guest this long after taking over\n"
 "  --summary           print a run summary at the end\n"
 "  -h, --help          show this help\n"
 "\n"
 "Without a committed epoch there is nothing to resume: a primary lost\n"
 "during the initial copy leaves the secondary waiting for the next one.\n"
-"Split brain: without a witness or lease, a cut link looks like a dead\n"
-"primary, and both sides run the guest.\n"
+"Split brain: without --lease, a cut link looks like a dead primary, and\n"
+"both sides run the guest.\n"
 "exit status: 0 when the primary ended protection on purpose (its guest\n"
 "ended); after a failover, as for 'kagami run'; 1 on errors.\n");
 }
@@ -69,10 +75,71 @@ static void on_started(void *arg)
 		(double)(vm_now_ns() - c->fail_ns) / 1e6);
 }
 
+static void drop_vm(struct vm **vm)
+{
+	if (!*vm)
+		return;
+	vm_state_unpark(*vm);
+	vm_destroy(*vm);
+	free(*vm);
+	*vm = NULL;
+}
+
+struct prev_ctx {
+	struct vm **vm;
+	const struct vm_config *cfg;
+};
+
+/* The held replica is no longer needed: the new copy committed. */
+static void drop_prev(struct prev_ctx *c)
+{
+	if (!*c->vm)
+		return;
+	drop_vm(c->vm);
+	for (unsigned i = 0; i < c->cfg->ndisks; i++) {
+		char held[sizeof(c->cfg->disks[i].path) + 8];
+		snprintf(held, sizeof(held), "%s.held", c->cfg->disks[i].path);
+		unlink(held);
+	}
+}
+
+static void drop_old(void *ctx)
+{
+	drop_prev(ctx);
+}
+
+/* The held replica's images move aside (PATH.held) while a new copy is
+ * made at PATH, and come back if that copy never commits. */
+static void held_images(const struct vm_config *cfg, bool created[],
+			bool aside)
+{
+	for (unsigned i = 0; i < cfg->ndisks; i++) {
+		char held[sizeof(cfg->disks[i].path) + 8];
+		snprintf(held, sizeof(held), "%s.held", cfg->disks[i].path);
+		if (aside)
+			rename(cfg->disks[i].path, held);
+		else
+			rename(held, cfg->disks[i].path);
+		created[i] = !aside;
+	}
+}
+
+struct early_ctx {
+	const struct vm_config *cfg;
+	const bool *created;
+};
+
+/* A secondary stopped before it ran anything: its replica images go. */
+static void early_cleanup(void *arg)
+{
+	struct early_ctx *c = arg;
+	receive_remove_created(c->cfg, c->created);
+}
+
 int cmd_secondary(int argc, char **argv)
 {
 	enum { O_LISTEN = 256, O_KEY, O_DISK, O_NET, O_CONSOLE, O_CONTROL,
-	       O_TIMEOUT, O_SUMMARY, O_FAILOVER };
+	       O_TIMEOUT, O_SUMMARY, O_FAILOVER, O_LEASE, O_LEASE_TTL };
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, O_LISTEN },
 		{ "key", required_argument, NULL, O_KEY },
@@ -83,6 +150,8 @@ int cmd_secondary(int argc, char **argv)
 		{ "timeout", required_argument, NULL, O_TIMEOUT },
 		{ "summary", no_argument, NULL, O_SUMMARY },
 		{ "failover-timeout", required_argument, NULL, O_FAILOVER },
+		{ "lease", required_argument, NULL, O_LEASE },
+		{ "lease-ttl", required_argument, NULL, O_LEASE_TTL },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -90,6 +159,8 @@ int cmd_secondary(int argc, char **argv)
 	struct vm_config cfg = { 0 };
 	struct kg_err e = { "" };
 	const char *listen_addr = NULL, *keyfile = NULL, *control = NULL;
+	const char *lease = NULL;
+	unsigned long lease_ttl = 0;
 	double timeout_s = 0;
 	unsigned long failover_ms = 100;
 	bool summary = false;
@@ -103,6 +174,17 @@ int cmd_secondary(int argc, char **argv)
 		case O_KEY: keyfile = optarg; break;
 		case O_CONTROL: control = optarg; break;
 		case O_SUMMARY: summary = true; break;
+		case O_LEASE: lease = optarg; break;
+		case O_LEASE_TTL:
+			lease_ttl = strtoul(optarg, &end, 10);
+			if (!*optarg || *end || lease_ttl < 10 ||
+			    lease_ttl > 600000) {
+				fprintf(stderr, "%s: --lease-ttl '%s': "
+					"milliseconds, 10 to 600000\n", name,
+					optarg);
+				return KG_EXIT_USAGE;
+			}
+			break;
 		case O_FAILOVER:
 			failover_ms = strtoul(optarg, &end, 10);
 			if (!*optarg || *end || failover_ms < 10 ||
@@ -195,12 +277,17 @@ int cmd_secondary(int argc, char **argv)
 	sigset_t old;
 	serve_block_signals(&old);
 	bool created[VM_MAX_DISKS] = { false };
+	struct early_ctx ec = { &cfg, created };
+	struct early_signals *es = early_signals_start(name, early_cleanup, &ec);
 	int status = 1;
 	struct vm *vm = NULL;
 	/* After a corrupted link, the replica we hold while the primary
 	 * reconnects (it will, unless it died in the meantime). */
 	bool held = false;
-	uint64_t committed = 0;
+	uint64_t committed = 0, old_committed = 0;
+	struct vm *prev = NULL;
+	struct prev_ctx pc = { &prev, &cfg };
+again:
 	for (;;) {
 		struct incoming in = { .standby = true,
 				       .beat_ms = (unsigned)failover_ms / 4,
@@ -228,15 +315,21 @@ int cmd_secondary(int argc, char **argv)
 			fprintf(stderr, "%s: %s\n", name, e.msg);
 			goto out;
 		}
-		/* A new session starts a new copy: a new VM, our images anew. */
-		if (vm) {
-			vm_state_unpark(vm);
-			vm_destroy(vm);
-			free(vm);
-			vm = NULL;
+		/* A new session starts a new copy: a new VM and images. A
+		 * replica held from the last session stays until the new one
+		 * commits: the primary held its outputs meanwhile, so failing
+		 * over to it loses nothing a client saw. */
+		drop_prev(&pc);
+		if (held) {
+			prev = vm;
+			old_committed = committed;
+			held_images(&cfg, created, true);
+		} else {
+			drop_vm(&vm);
+			receive_remove_created(&cfg, created);
 		}
+		vm = NULL;
 		held = false;
-		receive_remove_created(&cfg, created);
 		cfg.mem_size = sc.mem_size;
 		cfg.ncpus = sc.ncpus;
 		vm = calloc(1, sizeof(*vm));
@@ -255,9 +348,22 @@ int cmd_secondary(int argc, char **argv)
 		fprintf(stderr, "%s: protecting a %s VM for %s\n", name,
 			(in.mode & 0xff) == RLINK_MODE_FT ? "FT" : "HA",
 			rlink_peer(in.link));
+		in.on_first_commit = drop_old;
+		in.commit_ctx = &pc;
 		int r = incoming_follow(&in, vm, &disk_sync_sink, vm, &e);
 		committed = in.committed_seq;
 		incoming_end(&in);
+		if (!committed && prev) {
+			/* The new copy never committed: back to the last. */
+			drop_vm(&vm);
+			receive_remove_created(&cfg, created);
+			held_images(&cfg, created, false);
+			vm = prev;
+			prev = NULL;
+			committed = old_committed;
+			if (r > 0)
+				r = 2;
+		}
 		if (r == 0) {
 			fprintf(stderr, "%s: the primary ended protection: %s\n",
 				name, e.msg);
@@ -271,6 +377,7 @@ int cmd_secondary(int argc, char **argv)
 			held = true;
 			continue;
 		}
+		drop_prev(&pc);
 		if (r != 1 || !committed) {
 			fprintf(stderr, "%s: %s%s; waiting for a primary\n", name,
 				e.msg, r > 0 ? " (no epoch committed yet: "
@@ -285,19 +392,43 @@ int cmd_secondary(int argc, char **argv)
 	}
 failover:;
 	uint64_t fail_ns = vm_now_ns();
+	struct guard *guard = NULL;
+	if (lease) {
+		unsigned ttl = lease_ttl ? (unsigned)lease_ttl
+					 : 3 * (unsigned)failover_ms;
+		struct kg_err ge;
+		guard = guard_start(vm, lease, keyfile ? &key : NULL, ttl,
+				    2 * ttl, &ge);
+		if (!guard) {
+			fprintf(stderr, "%s: primary unreachable (%s) but %s: it "
+				"lives, cut off from us, and goes on without us: "
+				"dropping epoch %llu and waiting for it to "
+				"reconnect\n", name, e.msg, ge.msg,
+				(unsigned long long)committed);
+			drop_vm(&vm);
+			held = false;
+			goto again;
+		}
+	}
 	fprintf(stderr, "%s: primary lost: %s; resuming epoch %llu\n", name,
 		e.msg, (unsigned long long)committed);
 	if (disk_sync_flush(vm, &e) < 0) {
 		fprintf(stderr, "%s: %s\n", name, e.msg);
 		goto out;
 	}
+	early_signals_stop(es);
+	es = NULL;
 	vm_state_activate(vm);
 	struct sec_ctx sx = { vm, fail_ns };
 	struct serve_opts so = { .name = name, .control_path = control,
 				 .timeout_s = timeout_s, .summary = summary,
-				 .started = on_started, .ctx = &sx };
+				 .started = on_started, .ctx = &sx,
+				 .guard = guard };
 	status = serve_vm(vm, &so);
+	guard_stop(guard);
 out:
+	early_signals_stop(es);
+	drop_prev(&pc);
 	if (vm) {
 		vm_state_unpark(vm);
 		vm_destroy(vm);

@@ -10,6 +10,7 @@
 
 #include "cli.h"
 #include "serve.h"
+#include "../ft/pipeline/guard.h"
 #include "../ft/checkpoint/snapshot.h"
 #include "../vmm/vm.h"
 
@@ -159,6 +160,63 @@ const struct control_cmd vm_commands[] = {
 	{ NULL, NULL, NULL, false },
 };
 
+struct early_signals {
+	const char *name;
+	void (*cleanup)(void *ctx);
+	void *ctx;
+	pthread_t thread;
+	atomic_bool stop;
+};
+
+static void *early_thread(void *arg)
+{
+	struct early_signals *s = arg;
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR2); /* early_signals_stop's wake-up */
+	while (!atomic_load(&s->stop)) {
+		struct timespec slice = { 0, 100 * 1000 * 1000 };
+		int sig = sigtimedwait(&set, NULL, &slice);
+		if (sig <= 0 || sig == SIGUSR2)
+			continue;
+		fprintf(stderr, "%s: stopped by SIG%s before any guest ran "
+			"here\n", s->name, sigabbrev_np(sig));
+		if (s->cleanup)
+			s->cleanup(s->ctx);
+		_exit(128 + sig);
+	}
+	return NULL;
+}
+
+struct early_signals *early_signals_start(const char *name,
+					  void (*cleanup)(void *ctx),
+					  void *ctx)
+{
+	struct early_signals *s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	*s = (struct early_signals){ .name = name, .cleanup = cleanup,
+				     .ctx = ctx };
+	if (pthread_create(&s->thread, NULL, early_thread, s)) {
+		free(s);
+		return NULL;
+	}
+	return s;
+}
+
+void early_signals_stop(struct early_signals *s)
+{
+	if (!s)
+		return;
+	atomic_store(&s->stop, true);
+	pthread_kill(s->thread, SIGUSR2);
+	pthread_join(s->thread, NULL);
+	free(s);
+}
+
 void serve_block_signals(sigset_t *old)
 {
 	sigset_t set;
@@ -197,9 +255,31 @@ int serve_vm(struct vm *vm, const struct serve_opts *o)
 	}
 	if (o->started)
 		o->started(o->ctx);
-	if (o->protect && !(sc.prot = protect_start(vm, o->protect, &e)))
-		fprintf(stderr, "%s: %s (the VM runs UNPROTECTED)\n", o->name,
-			e.msg);
+	struct guard *guard = o->guard;
+	if (!guard && o->lease) {
+		/* Another holder's lease must run out first; one that keeps
+		 * renewing runs this guest already. */
+		guard = guard_start(vm, o->lease, o->lease_key, o->lease_ttl_ms,
+				    o->lease_ttl_ms * 2, &e);
+		if (!guard) {
+			fprintf(stderr, "%s: %s: not starting the guest (it may "
+				"run elsewhere)\n", o->name, e.msg);
+			atomic_store(&w.done, true);
+			pthread_kill(st, SIGUSR2);
+			pthread_join(st, NULL);
+			control_close(ctl);
+			pthread_mutex_destroy(&sc.lock);
+			return KG_EXIT_USAGE;
+		}
+	}
+	if (o->protect) {
+		struct protect_opts po = *o->protect;
+		po.guard = guard;
+		sc.popts.guard = guard;
+		if (!(sc.prot = protect_start(vm, &po, &e)))
+			fprintf(stderr, "%s: %s (the VM runs UNPROTECTED)\n",
+				o->name, e.msg);
+	}
 	struct vm_stop stop;
 	int status;
 	if (vm_run(vm, &stop, &e) < 0) {
@@ -217,6 +297,8 @@ int serve_vm(struct vm *vm, const struct serve_opts *o)
 	pthread_join(st, NULL);
 	control_close(ctl);
 	protect_stop(sc.prot);
+	if (guard != o->guard)
+		guard_stop(guard); /* ours; a caller's guard is the caller's */
 	pthread_mutex_destroy(&sc.lock);
 	if (o->summary)
 		print_summary(vm, &stop, status);

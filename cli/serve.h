@@ -27,11 +27,28 @@ struct serve_opts {
 	void *ctx;
 	/* Protect the VM from the start (run --replicate); NULL: not. */
 	const struct protect_opts *protect;
+	/* Split-brain guard: the lease held while the guest runs (run
+	 * --lease, secondary --lease); NULL: none. An already started guard
+	 * (the secondary's, taken before it resumes) is passed in guard. */
+	const char *lease;
+	const struct kg_tp_key *lease_key;
+	unsigned lease_ttl_ms;
+	struct guard *guard;
 };
 
 /* Blocks the stop signals in the calling thread (before any other thread
  * exists, so that only the signal thread takes them); *old to restore. */
 void serve_block_signals(sigset_t *old);
+/* Before a VM runs (receive and secondary waiting for a stream), the
+ * stop signals are blocked already: this thread takes them, calls
+ * cleanup (removes images created for the incoming VM) and exits the
+ * process with 128+N — nothing runs yet, so there is nothing to stop in
+ * order. Stop it before serve_vm, which has its own. */
+struct early_signals;
+struct early_signals *early_signals_start(const char *name,
+					  void (*cleanup)(void *ctx),
+					  void *ctx);
+void early_signals_stop(struct early_signals *s);
 /* Runs vm to its end; returns the exit status (see 'kagami run --help'). */
 int serve_vm(struct vm *vm, const struct serve_opts *o);
 

@@ -147,6 +147,14 @@ void outbuf_seal(struct outbuf *o, uint64_t seq)
 	pthread_mutex_unlock(&o->lock);
 }
 
+void outbuf_reseal(struct outbuf *o, uint64_t seq)
+{
+	pthread_mutex_lock(&o->lock);
+	for (struct item *i = o->head; i; i = i->next)
+		i->seq = seq;
+	pthread_mutex_unlock(&o->lock);
+}
+
 void outbuf_release(struct outbuf *o, uint64_t seq)
 {
 	release(o, seq);
@@ -155,6 +163,24 @@ void outbuf_release(struct outbuf *o, uint64_t seq)
 void outbuf_release_all(struct outbuf *o)
 {
 	release(o, OPEN_EPOCH);
+}
+
+void outbuf_discard(struct outbuf *o)
+{
+	pthread_mutex_lock(&o->emit_lock);
+	pthread_mutex_lock(&o->lock);
+	struct item *list = o->head;
+	o->head = NULL;
+	o->tail = &o->head;
+	o->dropped += o->items;
+	o->items = o->bytes = 0;
+	o->hold = false;
+	pthread_mutex_unlock(&o->lock);
+	pthread_mutex_unlock(&o->emit_lock);
+	for (struct item *i = list, *n; i; i = n) {
+		n = i->next;
+		free(i);
+	}
 }
 
 static int cmp_u32(const void *a, const void *b)

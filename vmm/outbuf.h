@@ -42,8 +42,14 @@ bool outbuf_holding(struct outbuf *o);
 void outbuf_put(struct outbuf *o, outbuf_emit_fn fn, void *ctx,
 		const void *buf, size_t len);
 void outbuf_seal(struct outbuf *o, uint64_t seq);
+/* Seals everything held, sealed before or not, with seq. */
+void outbuf_reseal(struct outbuf *o, uint64_t seq);
 void outbuf_release(struct outbuf *o, uint64_t seq);
 void outbuf_release_all(struct outbuf *o);
+/* Drops everything held, unsent (another side took over: what this copy
+ * produced since its last acknowledged epoch never happened), and stops
+ * holding. */
+void outbuf_discard(struct outbuf *o);
 
 struct outbuf_stats {
 	uint64_t held_items, held_bytes; /* now */

@@ -177,10 +177,10 @@ void vm_destroy(struct vm *vm)
 	free(vm->cmdline);
 	vm->cmdline = NULL;
 	kvm_vm_teardown(vm);
-	/* Held output of a VM that ends now is emitted: nothing that
-	 * waits for an acknowledgement remains. */
+	/* Output still held here was never acknowledged (replication
+	 * released everything it could when it stopped): dropped. */
 	if (vm->out)
-		outbuf_release_all(vm->out);
+		outbuf_discard(vm->out);
 	dev_uart_destroy(&vm->uart);
 	dev_platform_destroy(&vm->platform);
 	guest_mem_destroy(&vm->mem);

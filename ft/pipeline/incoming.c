@@ -272,6 +272,8 @@ int incoming_follow(struct incoming *in, struct vm *vm,
 			if (!in->epochs && in->failover_ms > 0)
 				kg_tp_set_io_timeout(rlink_transport(in->link),
 						     in->failover_ms);
+			if (!in->epochs && in->on_first_commit)
+				in->on_first_commit(in->commit_ctx);
 			in->epochs++;
 			in->committed_seq = st.seq;
 		}

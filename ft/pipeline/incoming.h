@@ -42,6 +42,9 @@ struct incoming {
 	bool standby;
 	unsigned beat_ms;
 	int failover_ms; /* standby: the link's timeout once committed */
+	/* standby: called once, at the first committed epoch */
+	void (*on_first_commit)(void *ctx);
+	void *commit_ctx;
 	uint64_t committed_seq;
 	/* Heartbeats to the source while it streams (it would otherwise hear
 	 * nothing for a whole first round and take us for dead). */

@@ -12,6 +12,7 @@
 #include "../../vmm/vm.h"
 #include "../checkpoint/epoch.h"
 #include "disk_sync.h"
+#include "guard.h"
 #include "rlink.h"
 
 #define SAMPLES 2048
@@ -20,6 +21,10 @@
 #define SYNC_DONE_PAGES 2048 /* a first paused epoch of at most ~8 MiB */
 #define MAX_UNACKED 3        /* epochs in flight before we wait */
 #define BEAT_MS 20
+/* How long the primary keeps its outputs held and tries to reach the
+ * secondary again before going on unprotected; the secondary keeps its
+ * replica as long (cmd_secondary.c). */
+#define RECONNECT_WINDOW_MS 1000
 
 struct protect {
 	struct vm *vm;
@@ -33,6 +38,8 @@ struct protect {
 	uint64_t bytes;
 	/* the epochs in flight: seq -> the time it was paused */
 	uint64_t sent_ns[MAX_UNACKED + 1], sent_seq[MAX_UNACKED + 1];
+	bool reseal;       /* the next paused epoch is a session's first */
+	uint64_t lost_ns;  /* when the link was lost; 0 while protected */
 };
 
 const char *protect_mode_name(enum protect_mode m)
@@ -77,8 +84,15 @@ static struct rlink *connect_secondary(struct protect *p, struct kg_err *e)
 static void on_pause(void *ctx, uint64_t seq)
 {
 	struct protect *p = ctx;
-	if (p->o.mode == PROTECT_FT)
+	if (p->o.mode != PROTECT_FT)
+		return;
+	/* A new session's epoch numbers start over: what is still held
+	 * from the last one belongs to its first epoch. */
+	if (p->reseal)
+		outbuf_reseal(p->vm->out, seq);
+	else
 		outbuf_seal(p->vm->out, seq);
+	p->reseal = false;
 }
 
 static int wait_ack(struct rlink *l, uint64_t seq, struct kg_err *e)
@@ -100,7 +114,7 @@ static int wait_ack(struct rlink *l, uint64_t seq, struct kg_err *e)
 
 /* The initial copy while the guest runs, as a migration's pre-copy. */
 static int sync_live(struct protect *p, struct rlink *l,
-		     struct epoch_sender *es, struct kg_err *e)
+		     struct epoch_sender *es, uint64_t *acked, struct kg_err *e)
 {
 	set_state(p, "syncing", NULL);
 	for (unsigned round = 1; round <= SYNC_MAX_ROUNDS; round++) {
@@ -110,6 +124,7 @@ static int sync_live(struct protect *p, struct rlink *l,
 		if (epoch_send_live(es, round == 1, NULL, NULL, &st, e) < 0 ||
 		    wait_ack(l, st.seq, e) < 0)
 			return -1;
+		*acked = st.seq;
 		uint64_t dirty;
 		if (epoch_dirty_pending(es, &dirty, e) < 0)
 			return -1;
@@ -171,6 +186,7 @@ static int take_acks(struct protect *p, struct rlink *l, int timeout_ms,
 			sample(p->ack_us, &p->nack, (now - p->sent_ns[i]) / 1000);
 	p->st.acked = m.a;
 	p->st.protected_ = true;
+	p->lost_ns = 0;
 	snprintf(p->st.state, sizeof(p->st.state), "protected");
 	pthread_mutex_unlock(&p->lock);
 	return 0;
@@ -201,7 +217,8 @@ static int replicate(struct protect *p, struct rlink *l, struct kg_err *e)
 	if (vm->cfg.ndisks)
 		epoch_sender_set_disk(es, &disk_sync_ops, &ds);
 	epoch_sender_set_pause_hook(es, on_pause, p);
-	if (sync_live(p, l, es, e) < 0)
+	uint64_t acked = 0;
+	if (sync_live(p, l, es, &acked, e) < 0)
 		goto out;
 	/* From here the secondary beats every failover_ms / 4: silence
 	 * this long means it is gone. */
@@ -210,7 +227,8 @@ static int replicate(struct protect *p, struct rlink *l, struct kg_err *e)
 		outbuf_hold(vm->out, true);
 	unsigned period = p->o.mode == PROTECT_FT ? p->o.epoch_ms
 						  : p->o.interval_ms;
-	uint64_t acked = 0, next = vm_now_ns();
+	uint64_t next = vm_now_ns();
+	p->reseal = true;
 	while (!atomic_load(&p->stop)) {
 		struct epoch_stats st;
 		uint64_t t = vm_now_ns();
@@ -230,7 +248,17 @@ static int replicate(struct protect *p, struct rlink *l, struct kg_err *e)
 			bool behind = st.seq - acked >= MAX_UNACKED;
 			if (!behind && now >= next)
 				break;
-			int wait = behind ? 1000
+			/* A secondary that hears us but acknowledges nothing
+			 * (a one-way cut) is as gone as a silent one. */
+			uint64_t oldest = p->sent_ns[(acked + 1) %
+						     (MAX_UNACKED + 1)];
+			if (behind && now - oldest >
+				      (uint64_t)p->o.failover_ms * 2000000u) {
+				kg_errf(e, "the secondary acknowledged nothing "
+					"for %u ms", p->o.failover_ms * 2);
+				goto out;
+			}
+			int wait = behind ? 5
 				: (int)((next - now) / 1000000u) + 1;
 			if (wait > BEAT_MS)
 				wait = BEAT_MS;
@@ -258,6 +286,35 @@ out:
 	return rc;
 }
 
+/* The secondary is gone or cut off: with a guard, go on only while the
+ * lease is ours (else the secondary may be taking over): pause until it
+ * is confirmed, or until the guard sees another holder (the guard stops
+ * the VM then). */
+static void fence(struct protect *p, const struct kg_err *why)
+{
+	struct kg_err ge;
+	if (!p->o.guard || guard_confirm(p->o.guard, &ge))
+		return;
+	vm_pause(p->vm);
+	fprintf(stderr, "kagami: the secondary is unreachable (%s) and the "
+		"lease cannot be confirmed (%s): the guest is PAUSED so that "
+		"it cannot run twice\n", why->msg, ge.msg);
+	set_state(p, "fenced", ge.msg);
+	while (!atomic_load(&p->stop) && p->vm->req != VM_REQ_STOP &&
+	       !guard_fenced(p->o.guard)) {
+		sleep_ms(100);
+		if (guard_confirm(p->o.guard, &ge)) {
+			fprintf(stderr, "kagami: the lease is ours again: the "
+				"guest resumes, unprotected\n");
+			vm_resume(p->vm);
+			return;
+		}
+	}
+	if (guard_fenced(p->o.guard))
+		vm_request_stop(p->vm, VM_STOP_ERROR, 0, "split-brain guard: "
+				"another side holds the lease; this copy stops");
+}
+
 /* Connects, replicates until the link fails, and starts over: a secondary
  * that comes back (or the same one after a corrupted link) gets a fresh
  * copy. Until then the VM runs UNPROTECTED, and says so once. */
@@ -281,8 +338,33 @@ static void *protect_thread(void *arg)
 				   &ignore);
 		}
 		rlink_free(l);
-		/* Whatever happened, nothing waits for an ACK any more. */
-		outbuf_hold(p->vm->out, false);
+		bool ending = atomic_load(&p->stop) || vm_stopping || r == 0;
+		pthread_mutex_lock(&p->lock);
+		if (!p->lost_ns)
+			p->lost_ns = vm_now_ns();
+		bool in_window = vm_now_ns() - p->lost_ns <
+				 (uint64_t)RECONNECT_WINDOW_MS * 1000000u;
+		pthread_mutex_unlock(&p->lock);
+		/* Refused: no secondary process, so no replica to respect. */
+		bool gone = !l && strstr(e.msg, "refused");
+		if (!ending && !gone && p->o.mode == PROTECT_FT && in_window &&
+		    outbuf_holding(p->vm->out)) {
+			/* A corrupted frame or a blip: the secondary keeps its
+			 * replica for a while. Outputs stay held — the guest
+			 * runs on, unseen — until a new session covers them or
+			 * the window closes. */
+			set_state(p, "reconnecting", e.msg);
+			sleep_ms(50);
+			continue;
+		}
+		if (!ending)
+			fence(p, &e);
+		/* Whatever happened, nothing waits for an ACK any more: held
+		 * output goes out, unless another side took over. */
+		if (guard_fenced(p->o.guard))
+			outbuf_discard(p->vm->out);
+		else
+			outbuf_hold(p->vm->out, false);
 		pthread_mutex_lock(&p->lock);
 		p->st.protected_ = false;
 		pthread_mutex_unlock(&p->lock);

@@ -42,6 +42,7 @@ struct protect_opts {
 	unsigned failover_ms;        /* silence that ends the link: 100 */
 	bool have_fault;             /* tests */
 	struct kg_tp_fault fault;
+	struct guard *guard;         /* split-brain guard (may be NULL) */
 };
 
 /* "ft" or "ha". */
