@@ -400,9 +400,10 @@ failover:;
 		guard = guard_start(vm, lease, keyfile ? &key : NULL, ttl,
 				    2 * ttl, &ge);
 		if (!guard) {
-			fprintf(stderr, "%s: primary unreachable (%s) but %s: it "
-				"lives, cut off from us, and goes on without us: "
-				"dropping epoch %llu and waiting for it to "
+			fprintf(stderr, "%s: primary unreachable (%s), but the "
+				"lease cannot be taken (%s): the primary may be "
+				"alive and go on without us, so we do not take "
+				"over; dropping epoch %llu and waiting for it to "
 				"reconnect\n", name, e.msg, ge.msg,
 				(unsigned long long)committed);
 			drop_vm(&vm);

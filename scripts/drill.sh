@@ -15,14 +15,16 @@ set -uo pipefail
 
 usage() {
 	cat <<'EOF'
-usage: kagami drill [--mode ft|ha] [--count N] [--kill primary|secondary]
+usage: kagami drill [--mode ft|ha] [--count N] [--kill primary|secondary|link]
                     [--seed S] [--duration S] [--json FILE] [--keep DIR]
 
 Runs N failover drills (default 1) of a kvstore guest protected with
 --replicate MODE (default ft) between two network-namespace hosts, under
 the client's load for --duration seconds (default 4), killing the primary
-(default) or the secondary with SIGKILL at a random moment (--seed makes
-it repeatable). Prints a table per drill and p50/p99/max, and writes JSON
+(default) or the secondary with SIGKILL, or cutting the secondary's
+network link, at a random moment (--seed makes it repeatable). Both sides
+hold a lease from a 'kagami witness' on the client's host, so a cut link
+must leave exactly one side running (the primary). Prints a table per drill and p50/p99/max, and writes JSON
 (default build/drill.json). FT must lose nothing; HA may lose the writes of
 up to one interval (--interval, 1000 ms). Needs root.
 exit status: 0 if every drill kept its promise (FT: lost 0; HA: the guest
@@ -45,8 +47,8 @@ while (($#)); do
 	esac
 done
 [[ $MODE == ft || $MODE == ha ]] || { echo "kagami drill: --mode '$MODE': ft or ha" >&2; exit 2; }
-[[ $KILL == primary || $KILL == secondary ]] ||
-	{ echo "kagami drill: --kill '$KILL': primary or secondary" >&2; exit 2; }
+[[ $KILL == primary || $KILL == secondary || $KILL == link ]] ||
+	{ echo "kagami drill: --kill '$KILL': primary, secondary or link" >&2; exit 2; }
 [[ $COUNT =~ ^[1-9][0-9]*$ ]] || { echo "kagami drill: --count '$COUNT': a positive number" >&2; exit 2; }
 [[ $SEED =~ ^[0-9]+$ ]] || { echo "kagami drill: --seed '$SEED': a number" >&2; exit 2; }
 [[ $DURATION =~ ^[0-9]+$ ]] && ((DURATION >= 3)) ||
@@ -99,15 +101,20 @@ drill() {
 	truncate -s 64M "$d/pri.img"
 	local extra=()
 	[[ $MODE == ha ]] && extra=(--interval 1000)
+	# The witness on the client's host: the side cut off from it stops.
+	netns_spawn cli "$KAGAMI" witness --listen tcp:10.77.0.2:7900 \
+		--grace 0 >"$d/witness.out" 2>&1
+	local wit=$NETNS_PID
+	local lease=(--lease "witness:tcp:10.77.0.2:7900#drill$n")
 	netns_spawn sec "$KAGAMI" secondary --listen tcp:10.77.0.3:7700 \
 		--disk "$d/sec.img" --net "tap:kvs,mac=$MAC" \
-		--console "file:$d/sec.console" >"$d/sec.out" 2>&1
+		--console "file:$d/sec.console" "${lease[@]}" >"$d/sec.out" 2>&1
 	local sec=$NETNS_PID
 	wait_for "$d/sec.out" "listening" 5
 	netns_spawn pri "$KAGAMI" run --mem 128M --disk "$d/pri.img" \
 		--net "tap:kvp,mac=$MAC" --console "file:$d/pri.console" \
 		--control "$d/pri.sock" --replicate "$MODE" \
-		--peer tcp:10.77.0.3:7700 "${extra[@]}" \
+		--peer tcp:10.77.0.3:7700 "${extra[@]}" "${lease[@]}" \
 		--cmdline "ip=$IP/24 port=$PORT" "$GUEST" >"$d/pri.out" 2>&1
 	local pri=$NETNS_PID
 	if ! wait_for "$d/pri.console" "kvstore: ready" 20; then
@@ -130,23 +137,32 @@ drill() {
 	local span=$(((DURATION * 1000 - 2500)))
 	local at=$((1000 + RANDOM % (span > 0 ? span : 1)))
 	sleep "$(printf '%d.%03d' $((at / 1000)) $((at % 1000)))"
-	if [[ $KILL == primary ]]; then
-		kill -9 "$pri"
-	else
-		kill -9 "$sec"
-	fi
+	case $KILL in
+	primary) kill -9 "$pri" ;;
+	secondary) kill -9 "$sec" ;;
+	link) ip -n "$(netns_name sec)" link set eth0 down ;;
+	esac
 	wait "$load" 2>/dev/null
 	netns_exec cli timeout 30 "$KAGAMI" kv --server "$IP:$PORT" verify \
 		--journal "$d/journal" >"$d/verify.json" 2>"$d/verify.err"
 	local vrc=$?
-	kill -9 "$pri" "$sec" 2>/dev/null
-	wait "$pri" "$sec" 2>/dev/null
+	# Exactly one side may run the guest.
+	local both=""
+	if [[ $KILL == link ]] && grep -q "runs here" "$d/sec.out" &&
+	   kill -0 "$pri" 2>/dev/null; then
+		both=yes
+	fi
+	kill -9 "$pri" "$sec" "$wit" 2>/dev/null
+	wait "$pri" "$sec" "$wit" 2>/dev/null
 	local gap lost acked
 	gap=$(grep -o '"max_gap_ms":[0-9.]*' "$d/load.json" | cut -d: -f2)
 	acked=$(grep -o '"acked":[0-9]*' "$d/load.json" | cut -d: -f2)
 	lost=$(grep -o '"lost":[0-9]*' "$d/verify.json" | cut -d: -f2)
 	local verdict=ok note="killed $KILL at ${at} ms"
-	if [[ -z $lost || -z $gap ]]; then
+	[[ $KILL == link ]] && note="cut the secondary's link at ${at} ms"
+	if [[ -n $both ]]; then
+		verdict=FAIL note="$note; split brain: both sides ran the guest"
+	elif [[ -z $lost || -z $gap ]]; then
 		verdict=FAIL note="no load or verify report ($(tail -c 200 "$d/verify.err"))"
 	elif [[ $MODE == ft && $lost != 0 ]]; then
 		verdict=FAIL note="$note; FT lost $lost acknowledged writes"
