@@ -73,7 +73,7 @@ static void run_usage(FILE *f)
 "  --lease SPEC        split-brain guard: witness:tcp:HOST:PORT[#NAME] (a\n"
 "                      'kagami witness') or file:PATH on shared storage;\n"
 "                      the guest runs only while this side holds it\n"
-"  --lease-ttl MS      lease length, renewed every third (default 3x the\n"
+"  --lease-ttl MS      lease length, renewed every third (default 1.5x the\n"
 "                      failover timeout)\n"
 "  -h, --help          show this help\n"
 "\n"
@@ -359,7 +359,7 @@ static int run_main(const char *name, bool restore, int argc, char **argv)
 				 .lease = lease,
 				 .lease_key = po.have_key ? &po.key : NULL,
 				 .lease_ttl_ms = lease_ttl ? lease_ttl
-					 : 3 * (po.failover_ms ? po.failover_ms : 100) };
+					 : 3 * (po.failover_ms ? po.failover_ms : 100) / 2 };
 	int status = serve_vm(vm, &so);
 	snapshot_close(sr);
 	vm_destroy(vm);

@@ -45,7 +45,7 @@ static void secondary_usage(FILE *f)
 "                      over only once the primary's lease has run out (a\n"
 "                      primary cut off from us but alive keeps it, and we\n"
 "                      stand down and wait for it to reconnect)\n"
-"  --lease-ttl MS      as the primary's (default 3x the failover timeout)\n"
+"  --lease-ttl MS      as the primary's (default 1.5x the failover timeout)\n"
 "  --timeout SECONDS   stop the guest this long after taking over\n"
 "  --summary           print a run summary at the end\n"
 "  -h, --help          show this help\n"
@@ -395,7 +395,7 @@ failover:;
 	struct guard *guard = NULL;
 	if (lease) {
 		unsigned ttl = lease_ttl ? (unsigned)lease_ttl
-					 : 3 * (unsigned)failover_ms;
+					 : 3 * (unsigned)failover_ms / 2;
 		struct kg_err ge;
 		guard = guard_start(vm, lease, keyfile ? &key : NULL, ttl,
 				    2 * ttl, &ge);
