@@ -95,8 +95,9 @@ int receive_prepare_disks(struct vm_config *cfg, const struct incoming *in,
 		}
 		if (exists && st.st_size > 0)
 			return kg_errf(e, "disk %s: exists and is not empty; "
-				       "migrate --with-storage writes a new "
-				       "image here", d->path);
+				       "the incoming copy is written to a new "
+				       "image (give a path that does not exist)",
+				       d->path);
 		int fd = open(d->path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
 		if (fd < 0)
 			return kg_errno(e, "disk %s: open", d->path);

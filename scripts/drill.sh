@@ -172,7 +172,12 @@ drill() {
 	elif ((vrc != 0 && lost == 0)); then
 		verdict=FAIL note="verify exited $vrc"
 	fi
-	echo "${gap:--} ${lost:--} ${acked:--} $verdict $note"
+	if [[ $verdict != ok ]]; then
+		# What the surviving side said, for whoever reads the log.
+		note="$note [secondary: $(tail -c 240 "$d/sec.out" | tr '\n' '|')]"
+		note="$note [guest: $(tail -c 160 "$d/sec.console" 2>/dev/null | tr '\n' '|')]"
+	fi
+	echo "${gap:--} ${lost:--} ${acked:--} $verdict ${note//\"/\'}"
 	netns_cleanup
 }
 

@@ -71,6 +71,11 @@ static void release(struct outbuf *o, uint64_t seq)
 	struct item *list = o->head, **cut = &o->head;
 	while (*cut && (seq == OPEN_EPOCH || (*cut)->seq <= seq))
 		cut = &(*cut)->next;
+	if (cut == &o->head) { /* nothing that old: keep everything */
+		pthread_mutex_unlock(&o->lock);
+		pthread_mutex_unlock(&o->emit_lock);
+		return;
+	}
 	o->head = *cut;
 	*cut = NULL;
 	if (!o->head)

@@ -187,6 +187,7 @@ static int take_acks(struct protect *p, struct rlink *l, int timeout_ms,
 	p->st.acked = m.a;
 	p->st.protected_ = true;
 	p->lost_ns = 0;
+	p->st.why[0] = 0;
 	snprintf(p->st.state, sizeof(p->st.state), "protected");
 	pthread_mutex_unlock(&p->lock);
 	return 0;
@@ -376,13 +377,15 @@ static void *protect_thread(void *arg)
 			fprintf(stderr, "kagami: replication to %s %s: %s; the "
 				"VM runs UNPROTECTED (reconnecting; 'ctl protect "
 				"--peer ADDR' for another secondary)\n",
-				p->o.peer, l ? "lost" : "not established",
+				p->o.peer, p->st.acked ? "lost" : "not established",
 				e.msg);
 		/* At once after a lost link (a corrupted one: the secondary
 		 * holds its replica for us), then every second. */
 		int wait = said ? 10 : 1;
+		/* The outage's first reason is the one worth showing: later
+		 * attempts mostly fail to connect. */
+		set_state(p, "unprotected", said ? NULL : e.msg);
 		said = true;
-		set_state(p, "unprotected", e.msg);
 		for (int i = 0; i < wait && !atomic_load(&p->stop); i++)
 			sleep_ms(CONNECT_RETRY_MS / 2);
 	}

@@ -177,11 +177,12 @@ mig_check_ok() {
 	mig_check_output
 }
 
-# mig_check_output [ARGS]: src.txt + dst.txt == the reference, and both
-# sides printed something (the guest ran on each, in turn).
+# mig_check_output: src.txt + dst.txt == the reference (memstress
+# $MIG_ARGS), and both sides printed something (the guest ran on each,
+# in turn).
 mig_check_output() {
 	local ref
-	ref=$(mig_ref "${1:-$MIG_ARGS}") || why "the reference run failed: $(cat "$MIG_CACHE"/*.err)" || return
+	ref=$(mig_ref "$MIG_ARGS") || why "the reference run failed: $(cat "$MIG_CACHE"/*.err)" || return
 	[[ -s src.txt && -s dst.txt ]] ||
 		why "src.txt $(wc -l <src.txt 2>/dev/null) lines, dst.txt $(wc -l <dst.txt 2>/dev/null) lines: one side printed nothing" || return
 	cat src.txt dst.txt >joined.txt
