@@ -98,6 +98,7 @@ bench: all $(BUILD)/bench/memstress_host $(BUILD)/guests/exitbench.elf $(BUILD)/
 	bench/run.sh
 	bench/kvstore.sh
 	bench/migration.sh
+	bench/replication.sh
 	$(BUILD)/bench/codec
 	$(BUILD)/bench/checkpoint 3
 

@@ -69,8 +69,9 @@ static struct rlink *connect_secondary(struct protect *p, struct kg_err *e)
 	kg_tp_opts_default(&to);
 	to.max_frame = RLINK_MAX_FRAME;
 	to.connect_timeout_ms = 1000;
-	/* Patient while the first copy streams (replicate() tightens it). */
-	to.io_timeout_ms = 10000;
+	/* The handshake must not hold up a stop for long; the first copy
+	 * is then streamed patiently (replicate() tightens it after). */
+	to.io_timeout_ms = 2000;
 	if (p->o.have_key)
 		to.key = &p->o.key;
 	if (p->o.have_fault)
@@ -78,6 +79,7 @@ static struct rlink *connect_secondary(struct protect *p, struct kg_err *e)
 	struct kg_transport *t;
 	if (kg_tp_connect(p->o.peer, &to, &t, e) < 0)
 		return NULL;
+	kg_tp_set_io_timeout(t, 10000);
 	return rlink_new(t, 0, e);
 }
 
@@ -253,10 +255,14 @@ static int replicate(struct protect *p, struct rlink *l, struct kg_err *e)
 			 * (a one-way cut) is as gone as a silent one. */
 			uint64_t oldest = p->sent_ns[(acked + 1) %
 						     (MAX_UNACKED + 1)];
-			if (behind && now - oldest >
-				      (uint64_t)p->o.failover_ms * 2000000u) {
+			/* Generous: a large epoch takes a while to apply,
+			 * and the secondary's silence detection is the
+			 * fast path; this catches a one-way cut. */
+			uint64_t ack_ms = p->o.failover_ms * 5 < 1000
+				? 1000 : (uint64_t)p->o.failover_ms * 5;
+			if (behind && now - oldest > ack_ms * 1000000u) {
 				kg_errf(e, "the secondary acknowledged nothing "
-					"for %u ms", p->o.failover_ms * 2);
+					"for %llu ms", (unsigned long long)ack_ms);
 				goto out;
 			}
 			int wait = behind ? 5
