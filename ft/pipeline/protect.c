@@ -232,8 +232,10 @@ static int replicate(struct protect *p, struct rlink *l, struct kg_err *e)
 						  : p->o.interval_ms;
 	uint64_t next = vm_now_ns();
 	p->reseal = true;
+	/* The encoder thread fills st after epoch_send returns: it must
+	 * outlive the loop until epoch_sender_free joins that thread. */
+	struct epoch_stats st;
 	while (!atomic_load(&p->stop)) {
-		struct epoch_stats st;
 		uint64_t t = vm_now_ns();
 		if (epoch_send(es, false, &st, e) < 0)
 			goto out;

@@ -500,6 +500,40 @@ test_drill_ft_kill_secondary() {
 		why "lost writes after the secondary's death: $(grep -o '"lost":[0-9]*' fts.json | tr '\n' ' ')"
 }
 
+test_drill_ft_kill_link() {
+	rp_drill ftl.json --mode ft --kill link --count 2 --duration 3
+	rp_drill_ok ftl.json 2 || return
+	[[ $(grep -o '"lost":0[,}]' ftl.json | wc -l) == 2 ]] ||
+		why "lost writes after a link cut: $(grep -o '"lost":[0-9]*' ftl.json | tr '\n' ' ')"
+}
+
+# The witness dies while the pair runs: nothing needs it while the link
+# is healthy (the primary goes on, protected, and warns); a failover then
+# cannot take the lease, so the secondary does not run the guest: no
+# split brain, at the price of availability (said in its log).
+test_witness_loss() {
+	"$KAGAMI" witness --listen "tcp:$RP_HOST:17270" --grace 0 >wit.out 2>&1 &
+	local wit=$!
+	RP_PIDS+=" $wit"
+	rp_wait_line wit.out "serving" 100 || why "no witness: $(cat wit.out)" || return
+	local lease=(--lease "witness:tcp:$RP_HOST:17270" --lease-ttl 600)
+	rp_sec sec 17271 --failover-timeout $RP_FO "${lease[@]}" || return
+	rp_pri ft 17271 "$RP_ARGS" --failover-timeout $RP_FO "${lease[@]}"
+	rp_wait_protected pri.sock || return
+	kill -9 "$wit"
+	wait "$wit" 2>/dev/null
+	rp_wait_line pri.err "cannot renew the lease" 100 ||
+		why "the primary did not warn: $(tail -c 300 pri.err)" || return
+	sleep 1
+	rp_prot pri.sock
+	[[ $(rp_bool protected) == true ]] || why "protection dropped with the witness: $(cat prot.json)" || return
+	rp_kill "$PRI_PID"
+	rp_wait_line sec.err "lease cannot be taken" 200 ||
+		why "the secondary did not stand down: $(tail -c 400 sec.err)" || return
+	grep -q "the guest runs here" sec.err && { why "the secondary ran the guest without the lease"; return; }
+	return 0
+}
+
 # tdrill NAME FUNC: t, but the drills need the release build, the kvstore
 # guest (skip while missing) and network namespaces (skip, or fail under
 # CI, as in 40_kvstore.sh).
@@ -535,5 +569,7 @@ t "replicate: disk count mismatch, the secondary says so" test_disk_count_mismat
 tdrill "drill: 20 FT failovers, no acknowledged write lost" test_drill_ft
 tdrill "drill: 20 HA failovers, each within one interval" test_drill_ha
 tdrill "drill: FT, secondary killed 3 times, nothing lost" test_drill_ft_kill_secondary
+tdrill "drill: FT, link cut twice (witness), one side runs, nothing lost" test_drill_ft_kill_link
+t "replicate ft: the witness dies, the pair runs on; a failover then stands down" test_witness_loss kvm
 
 rm -rf "$RP_CACHE"
