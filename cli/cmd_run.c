@@ -168,11 +168,11 @@ static int run_main(const char *name, bool restore, int argc, char **argv)
 			cfg.ncpus = (unsigned)n;
 			break;
 		case O_CONSOLE:
-			if (console_parse(optarg, &cfg.console, &e) < 0) {
-				fprintf(stderr, "%s: --console: %s\n", name,
-					e.msg);
+		case O_DISK:
+		case O_NET:
+			if (serve_resource_opt(name, opts[li].name, optarg,
+					       &cfg) < 0)
 				return KG_EXIT_USAGE;
-			}
 			break;
 		case O_CMDLINE:
 			cfg.cmdline = optarg;
@@ -248,30 +248,6 @@ static int run_main(const char *name, bool restore, int argc, char **argv)
 				lease_ttl = (unsigned)n;
 			else
 				po.failover_ms = (unsigned)n;
-			break;
-		case O_DISK:
-			if (cfg.ndisks == VM_MAX_DISKS) {
-				fprintf(stderr, "%s: at most %d --disk\n",
-					name, VM_MAX_DISKS);
-				return KG_EXIT_USAGE;
-			}
-			if (disk_spec_parse(optarg, &cfg.disks[cfg.ndisks++],
-					    &e) < 0) {
-				fprintf(stderr, "%s: --disk: %s\n", name, e.msg);
-				return KG_EXIT_USAGE;
-			}
-			break;
-		case O_NET:
-			if (cfg.nnets == VM_MAX_NETS) {
-				fprintf(stderr, "%s: at most %d --net\n",
-					name, VM_MAX_NETS);
-				return KG_EXIT_USAGE;
-			}
-			if (net_spec_parse(optarg, &cfg.nets[cfg.nnets++],
-					   &e) < 0) {
-				fprintf(stderr, "%s: --net: %s\n", name, e.msg);
-				return KG_EXIT_USAGE;
-			}
 			break;
 		case 'h':
 			(restore ? restore_usage : run_usage)(stdout);

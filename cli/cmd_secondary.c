@@ -167,8 +167,8 @@ int cmd_secondary(int argc, char **argv)
 	char *end;
 	opterr = 0;
 	optind = 1;
-	int c;
-	while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
+	int c, li = 0;
+	while ((c = getopt_long(argc, argv, "+:h", opts, &li)) != -1) {
 		switch (c) {
 		case O_LISTEN: listen_addr = optarg; break;
 		case O_KEY: keyfile = optarg; break;
@@ -205,30 +205,11 @@ int cmd_secondary(int argc, char **argv)
 			}
 			break;
 		case O_CONSOLE:
-			if (console_parse(optarg, &cfg.console, &e) < 0) {
-				fprintf(stderr, "%s: --console: %s\n", name, e.msg);
-				return KG_EXIT_USAGE;
-			}
-			break;
 		case O_DISK:
-			if (cfg.ndisks == VM_MAX_DISKS ||
-			    disk_spec_parse(optarg, &cfg.disks[cfg.ndisks++],
-					    &e) < 0) {
-				fprintf(stderr, "%s: --disk: %s\n", name,
-					cfg.ndisks > VM_MAX_DISKS ? "too many"
-								  : e.msg);
-				return KG_EXIT_USAGE;
-			}
-			break;
 		case O_NET:
-			if (cfg.nnets == VM_MAX_NETS ||
-			    net_spec_parse(optarg, &cfg.nets[cfg.nnets++],
-					   &e) < 0) {
-				fprintf(stderr, "%s: --net: %s\n", name,
-					cfg.nnets > VM_MAX_NETS ? "too many"
-								: e.msg);
+			if (serve_resource_opt(name, opts[li].name, optarg,
+					       &cfg) < 0)
 				return KG_EXIT_USAGE;
-			}
 			break;
 		case 'h':
 			secondary_usage(stdout);

@@ -217,6 +217,33 @@ void early_signals_stop(struct early_signals *s)
 	free(s);
 }
 
+int serve_resource_opt(const char *name, const char *opt, const char *arg,
+		       struct vm_config *cfg)
+{
+	struct kg_err e = { "" };
+	int r;
+	if (!strcmp(opt, "disk")) {
+		if (cfg->ndisks == VM_MAX_DISKS) {
+			fprintf(stderr, "%s: at most %d --disk\n", name,
+				VM_MAX_DISKS);
+			return -1;
+		}
+		r = disk_spec_parse(arg, &cfg->disks[cfg->ndisks++], &e);
+	} else if (!strcmp(opt, "net")) {
+		if (cfg->nnets == VM_MAX_NETS) {
+			fprintf(stderr, "%s: at most %d --net\n", name,
+				VM_MAX_NETS);
+			return -1;
+		}
+		r = net_spec_parse(arg, &cfg->nets[cfg->nnets++], &e);
+	} else {
+		r = console_parse(arg, &cfg->console, &e);
+	}
+	if (r < 0)
+		fprintf(stderr, "%s: --%s: %s\n", name, opt, e.msg);
+	return r;
+}
+
 void serve_block_signals(sigset_t *old)
 {
 	sigset_t set;

@@ -36,6 +36,13 @@ struct serve_opts {
 	struct guard *guard;
 };
 
+/* --console, --disk and --net, which run, restore, receive and secondary
+ * share: parses arg for option opt ("console", "disk", "net") into cfg.
+ * 0, or -1 after printing one line prefixed with name. */
+struct vm_config;
+int serve_resource_opt(const char *name, const char *opt, const char *arg,
+		       struct vm_config *cfg);
+
 /* Blocks the stop signals in the calling thread (before any other thread
  * exists, so that only the signal thread takes them); *old to restore. */
 void serve_block_signals(sigset_t *old);
