@@ -60,6 +60,11 @@ static uint64_t pt_time_ns(struct gate *g)
 	return mono_ns() - g->clock_base_ns;
 }
 
+static void pt_idle(struct gate *g, uint64_t max_ns)
+{
+	(void)g, (void)max_ns;
+}
+
 static const struct gate_ops passthrough_ops = {
 	.name = "passthrough",
 	.pio_in = pt_pio_in,
@@ -67,6 +72,7 @@ static const struct gate_ops passthrough_ops = {
 	.guest_write = pt_guest_write,
 	.irq_line = pt_irq_line,
 	.time_ns = pt_time_ns,
+	.idle = pt_idle,
 };
 
 void gate_init_passthrough(struct gate *g, struct guest_mem *mem, int vm_fd)

@@ -12,6 +12,7 @@
 #define KG_GATE_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "err.h"
@@ -28,6 +29,25 @@ enum gate_input {
 
 struct gate;
 
+/*
+ * The userspace interrupt controller and timer of deterministic mode
+ * (dev_irq: 8259A pair + 8254 PIT). Set by the VM when cfg.deterministic;
+ * NULL otherwise (the in-kernel irqchip takes KVM_IRQ_LINE). Every hook
+ * takes the controller's own lock; callers hold none of the VM's.
+ */
+struct gate_irqchip {
+	void *ctx;
+	void (*set_line)(void *ctx, unsigned irq, int level);
+	/* Advances the timer to guest time now_ns (raising IRQ 0 edges),
+	 * then, if an unmasked interrupt is pending, performs the INTA cycle
+	 * and returns its vector; -1 when none is. */
+	int (*ack)(void *ctx, uint64_t now_ns);
+	/* Whether ack would return a vector at now_ns (no state change). */
+	bool (*pending)(void *ctx, uint64_t now_ns);
+	/* Guest time at which the timer next raises IRQ 0, or UINT64_MAX. */
+	uint64_t (*next_deadline)(void *ctx, uint64_t now_ns);
+};
+
 struct gate_ops {
 	const char *name;
 	/* `data` holds the device's value; the gate may log or replace it. */
@@ -40,12 +60,17 @@ struct gate_ops {
 	int (*irq_line)(struct gate *g, unsigned irq, int level,
 			struct kg_err *e);
 	uint64_t (*time_ns)(struct gate *g);
+	/* The guest has nothing to do (KAGAMI_PORT_IDLE): a deterministic
+	 * gate may block the vCPU up to max_ns until an input is pending;
+	 * the pass-through gate returns at once. vCPU thread only. */
+	void (*idle)(struct gate *g, uint64_t max_ns);
 };
 
 struct gate {
 	const struct gate_ops *ops;
 	struct guest_mem *mem;
 	int vm_fd; /* updated by the VM when it is re-created on reset */
+	const struct gate_irqchip *irqchip; /* deterministic mode only */
 	uint64_t clock_base_ns;
 	_Atomic uint64_t count[GATE_NINPUTS];
 };
@@ -78,6 +103,10 @@ static inline int gate_irq_line(struct gate *g, unsigned irq, int level,
 static inline uint64_t gate_time_ns(struct gate *g)
 {
 	return g->ops->time_ns(g);
+}
+static inline void gate_idle(struct gate *g, uint64_t max_ns)
+{
+	g->ops->idle(g, max_ns);
 }
 
 #endif

@@ -30,11 +30,14 @@ static int kvm_vm_build(struct vm *vm, struct kg_err *e)
 		return -1;
 	if (kvm_ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, (void *)0xfffbd000ul, e) < 0)
 		return -1;
-	if (kvm_ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, NULL, e) < 0)
-		return -1;
-	struct kvm_pit_config pit = { .flags = 0 };
-	if (kvm_ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit, e) < 0)
-		return -1;
+	/* Deterministic mode keeps interrupts in userspace (dev_irq). */
+	if (!vm->cfg.deterministic) {
+		if (kvm_ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, NULL, e) < 0)
+			return -1;
+		struct kvm_pit_config pit = { .flags = 0 };
+		if (kvm_ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit, e) < 0)
+			return -1;
+	}
 	if (guest_mem_register(&vm->mem, vm->vm_fd, e) < 0)
 		return -1;
 	vm->gate.vm_fd = vm->vm_fd;
@@ -119,6 +122,14 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct kg_err *e)
 	if (cfg->ncpus < 1 || cfg->ncpus > VM_MAX_VCPUS) {
 		kg_errf(e, "--cpus %u: must be between 1 and %d", cfg->ncpus,
 			VM_MAX_VCPUS);
+		goto fail;
+	}
+	if (cfg->deterministic && cfg->ncpus != 1) {
+		kg_errf(e, "--cpus %u: deterministic mode (record, replay, "
+			"lockstep) needs exactly 1 vCPU: inputs are placed by "
+			"exit index on one instruction stream, and the order "
+			"of two vCPUs' memory accesses cannot be recorded",
+			cfg->ncpus);
 		goto fail;
 	}
 	if (guest_mem_check_size(cfg->mem_size, e) < 0)

@@ -42,6 +42,10 @@ struct vm_config {
 	unsigned ndisks, nnets; /* virtio slots: disks first, then nets */
 	struct disk_spec disks[VM_MAX_DISKS];
 	struct net_spec nets[VM_MAX_NETS];
+	/* Deterministic inputs (record, replay, lockstep): no in-kernel
+	 * irqchip or PIT; the userspace interrupt controller and timer
+	 * (dev_irq) deliver interrupts only at synchronous exits. One vCPU. */
+	bool deterministic;
 };
 
 enum vm_stop_reason {
