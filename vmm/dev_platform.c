@@ -1,6 +1,7 @@
 /*
  * Platform ports: isa-debug-exit (0xf4), PC reset control (0xcf9) and the
- * kagami device (0xee0: identity, clock, power, fault report).
+ * kagami device (0xee0: identity, clock, power, fault report, console,
+ * mode, idle).
  */
 #include <stdio.h>
 #include <string.h>
@@ -96,6 +97,9 @@ static void kdev_read(void *opaque, uint64_t off, void *data, unsigned size)
 	case KAGAMI_PORT_BOOT_COUNT:
 		v = d->vm->boot_count;
 		break;
+	case KAGAMI_PORT_MODE:
+		v = d->vm->cfg.deterministic ? KAGAMI_MODE_DETERMINISTIC : 0;
+		break;
 	}
 	put_le32(data, size, v);
 }
@@ -181,6 +185,13 @@ static void kdev_write(void *opaque, uint64_t off, const void *data,
 	case KAGAMI_PORT_CONSOLE:
 		console_out(d, v);
 		break;
+	case KAGAMI_PORT_IDLE: {
+		/* Bounded so that a guest cannot keep its vCPU away from a
+		 * pause or stop request for long. */
+		uint64_t us = v < KAGAMI_IDLE_MAX_US ? v : KAGAMI_IDLE_MAX_US;
+		gate_idle(&d->vm->gate, us * 1000u);
+		break;
+	}
 	}
 }
 

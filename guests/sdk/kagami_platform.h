@@ -3,15 +3,23 @@
  *
  * Self-contained (no includes) and shared verbatim by the host (vmm/) and the
  * guest SDK (guests/sdk/), so the two can never disagree. Bump
- * KAGAMI_PLATFORM_VERSION on any incompatible change; the guest can read the
- * version the host implements from KAGAMI_PORT_VERSION.
+ * KAGAMI_PLATFORM_VERSION on any change; the guest can read the version the
+ * host implements from KAGAMI_PORT_VERSION. Versions only add ports: a guest
+ * built for version N runs on a host of version >= N.
+ *
+ * Version 2 adds KAGAMI_PORT_MODE and KAGAMI_PORT_IDLE (the device range
+ * grows from 0x20 to 0x28 ports). A version 1 host has neither: a guest
+ * checks KAGAMI_PORT_VERSION >= 2 before trusting MODE (under QEMU, or past
+ * the end of a version 1 device, a read returns ~0, which would look like
+ * every mode bit set).
  *
  * Ports (all little-endian, 32-bit accesses unless noted):
  *   0x3f8-0x3ff  COM1 16550 UART (IRQ 4), byte accesses
  *   0x0f4        isa-debug-exit layout: a write ends the VM. kagami exits with
  *                the value written (& 0xff); QEMU exits with (value << 1) | 1.
  *   0xcf9        PC reset control: writing 0x06 or 0x0e resets the VM.
- *   0xee0-0xeff  the kagami device: identity, clock, power, fault report.
+ *   0xee0-0xf07  the kagami device: identity, clock, power, fault report,
+ *                console, mode, idle.
  *
  * Guest-physical memory: RAM from 0 up to min(mem, 3 GiB), the rest of RAM
  * from 4 GiB; the PVH start_info memory map is authoritative. The range
@@ -20,7 +28,7 @@
 #ifndef KAGAMI_PLATFORM_H
 #define KAGAMI_PLATFORM_H
 
-#define KAGAMI_PLATFORM_VERSION 1u
+#define KAGAMI_PLATFORM_VERSION 2u
 
 #define KAGAMI_COM1_PORT 0x3f8u
 #define KAGAMI_COM1_IRQ 4u
@@ -28,7 +36,7 @@
 #define KAGAMI_RESET_PORT 0xcf9u
 
 #define KAGAMI_PORT_BASE 0xee0u
-#define KAGAMI_PORT_COUNT 0x20u
+#define KAGAMI_PORT_COUNT 0x28u
 /* R: KAGAMI_DEVICE_MAGIC when running under kagami (QEMU reads ~0). */
 #define KAGAMI_PORT_MAGIC (KAGAMI_PORT_BASE + 0x00u)
 /* R: KAGAMI_PLATFORM_VERSION implemented by the host. */
@@ -49,10 +57,30 @@
  * to the console (the same one as COM1's) in one exit, where COM1 takes
  * one exit per byte. */
 #define KAGAMI_PORT_CONSOLE (KAGAMI_PORT_BASE + 0x1cu)
+/* R (version 2): KAGAMI_MODE_* bits describing how the host runs the VM. */
+#define KAGAMI_PORT_MODE (KAGAMI_PORT_BASE + 0x20u)
+/* W (version 2): the guest has nothing to do for up to the value written,
+ * in microseconds. The host may return at once (it always does outside
+ * deterministic mode) and never holds the vCPU longer than
+ * KAGAMI_IDLE_MAX_US. In deterministic mode this write is where the guest
+ * collects what is pending — completed requests, received frames,
+ * interrupts — so a guest that waits on memory a device writes must make
+ * it (or another port/MMIO access) while it waits: a loop that only reads
+ * RAM never sees the device's answer. */
+#define KAGAMI_PORT_IDLE (KAGAMI_PORT_BASE + 0x24u)
 
 #define KAGAMI_DEVICE_MAGIC 0x494d474bu /* "KGMI" */
 #define KAGAMI_POWER_OFF 1u
 #define KAGAMI_POWER_RESET 2u
+/* Deterministic inputs (record/replay, lockstep): everything from outside
+ * — bytes devices write into RAM, interrupts, time — reaches the guest
+ * only at its port and MMIO exits. The guest must read time from
+ * KAGAMI_PORT_CLOCK_LO/HI (never rdtsc, rdrand or cpuid for values that
+ * matter: the host cannot trap or log them) and wait with
+ * KAGAMI_PORT_IDLE. One vCPU. */
+#define KAGAMI_MODE_DETERMINISTIC 0x1u
+/* The longest the host blocks one KAGAMI_PORT_IDLE write. */
+#define KAGAMI_IDLE_MAX_US 10000u
 
 /* Exit status kagami uses when the guest crashed (fault report or triple
  * fault); the guest SDK writes the same value to the debug-exit port. */

@@ -25,6 +25,10 @@ extern uint64_t sdk_gdt[];
 extern uint8_t sdk_idt[];
 extern uint64_t sdk_vec_table[32];
 
+/* The grants below cover the kagami device in whole bytes of the bitmap. */
+_Static_assert(KAGAMI_PORT_BASE % 8 == 0 && KAGAMI_PORT_COUNT == 5 * 8,
+	       "grant the kagami device's ports in the TSS I/O bitmap");
+
 /* Deny everything, then grant: the overrides are the point. */
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Woverride-init"
@@ -35,10 +39,11 @@ static struct tss64 tss __attribute__((aligned(16))) = {
 		[0 ... 65536 / 8] = 0xff,
 		GRANT_BYTE(KAGAMI_COM1_PORT) = 0x00,             /* 0x3f8-0x3ff */
 		GRANT_BYTE(KAGAMI_DEBUG_EXIT_PORT) = 0x0f,       /* 0xf4-0xf7 */
-		GRANT_BYTE(KAGAMI_PORT_BASE) = 0x00,             /* 0xee0-0xeff */
+		GRANT_BYTE(KAGAMI_PORT_BASE) = 0x00,             /* 0xee0-0xf07 */
 		GRANT_BYTE(KAGAMI_PORT_BASE + 8) = 0x00,
 		GRANT_BYTE(KAGAMI_PORT_BASE + 16) = 0x00,
 		GRANT_BYTE(KAGAMI_PORT_BASE + 24) = 0x00,
+		GRANT_BYTE(KAGAMI_PORT_BASE + 32) = 0x00,
 		GRANT_BYTE(KAGAMI_RESET_PORT) = 0xfd,            /* 0xcf9 */
 	},
 };
