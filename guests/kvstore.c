@@ -349,5 +349,7 @@ int main(const char *cmdline)
 		}
 		if (n > 0)
 			finish_round(s);
+		else /* deterministic mode: frames arrive at this exit */
+			sdk_idle(KAGAMI_IDLE_MAX_US);
 	}
 }

@@ -46,7 +46,9 @@ typedef void (*udp_handler)(void *ctx, const struct udp_meta *m,
 /* Processes up to `budget` received frames (memory reads only when none
  * arrived), refills the RX ring, and notifies TX for any ARP/ICMP
  * replies (and sends the handler made). Returns the frames processed, or
- * -1 once the device has asked for a reset. */
+ * -1 once the device has asked for a reset. It never idles: a caller
+ * whose round found nothing to do calls sdk_idle(), or, in deterministic
+ * mode, nothing ever arrives. */
 int ip_poll(unsigned budget, udp_handler fn, void *ctx);
 
 /* Queues one datagram (at most UDP_PAYLOAD_MAX bytes). When the next

@@ -11,7 +11,11 @@
 /* struct virtio_net_hdr_v1: flags, gso_type, hdr_len, gso_size,
  * csum_start, csum_offset, num_buffers. All zero on TX: no offloads. */
 #define HDR_LEN 12u
+/* net_rx_next reads Status once per IDLE_CHECK_MASK + 1 empty polls. In
+ * deterministic mode the caller idles between polls (an exit, up to
+ * milliseconds each), so far fewer polls span a comparable time. */
 #define IDLE_CHECK_MASK ((1u << 20) - 1)
+#define IDLE_CHECK_MASK_DET 1023u
 
 /* Each chain is one descriptor. A TX buffer belongs to its descriptor
  * (tx_mem + id * BUF_SIZE); RX buffers may be released in any order, so
@@ -94,7 +98,9 @@ bool net_rx_next(struct net_frame *f)
 		return true;
 	}
 	/* Nothing arrived: now and then, see whether the device broke. */
-	if ((++nic.idle & IDLE_CHECK_MASK) == 0)
+	uint32_t mask = sdk_deterministic() ? IDLE_CHECK_MASK_DET
+					    : IDLE_CHECK_MASK;
+	if ((++nic.idle & mask) == 0)
 		virtio_check_broken(&nic.dev);
 	return false;
 }

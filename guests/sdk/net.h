@@ -18,11 +18,14 @@
  * when there is no virtio-net device on the command line. */
 int net_open(const char **why);
 void net_mac(uint8_t mac[6]);
-/* True once the device asked for a reset (checked every ~1M idle polls). */
+/* True once the device asked for a reset (checked every ~1M empty polls;
+ * every 1024 in deterministic mode). */
 bool net_broken(void);
 
-/* The next received frame, if any (memory reads only). The buffer stays
- * the caller's until net_rx_release(). */
+/* The next received frame, if any (memory reads only: it never waits or
+ * idles; a caller with nothing else to do calls sdk_idle() between empty
+ * polls, without which no frame arrives in deterministic mode). The
+ * buffer stays the caller's until net_rx_release(). */
 struct net_frame {
 	uint8_t *data;
 	uint32_t len;

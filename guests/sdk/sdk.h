@@ -9,6 +9,10 @@
  * The same image boots under QEMU (-M microvm -kernel); there the kagami
  * device is absent: sdk_clock_ns() returns 0 and sdk_under_kagami() false.
  *
+ * Deterministic guests (record/replay, lockstep): read time only through
+ * sdk_clock_ns(), never rdtsc/rdrand/cpuid for values that matter, and wait
+ * with sdk_idle() — the SDK's own waits (virtio_wait_step) already do.
+ *
  * Devices: virtio.h (virtio-mmio transport, split virtqueues), blk.h
  * (virtio-blk), net.h (virtio-net) and ip.h (ARP, IPv4, ICMP echo, UDP),
  * all polled from ring 3.
@@ -36,6 +40,21 @@ bool sdk_under_kagami(void);
 uint64_t sdk_clock_ns(void);
 /* Resets since the VM was created (0 when not under kagami). */
 uint32_t sdk_boot_count(void);
+
+/* True when the host runs the VM in deterministic mode (record/replay,
+ * lockstep: KAGAMI_MODE_DETERMINISTIC): device completions, received
+ * frames and interrupts reach the guest only when it exits (port I/O or
+ * MMIO). Probed once (a few exits), then a load from the SDK's cache;
+ * false under QEMU and on hosts older than platform version 2. */
+bool sdk_deterministic(void);
+/* "Nothing to do for now, up to max_us microseconds": call it once per
+ * empty round of any loop that waits for a device (or anything else from
+ * outside). Deterministic mode: one write to KAGAMI_PORT_IDLE, an exit at
+ * which the host delivers what is pending and may block the vCPU (at most
+ * min(max_us, KAGAMI_IDLE_MAX_US)) until something is; it can return at
+ * once, so re-check and call again. Otherwise: one `pause`, no exit —
+ * devices write RAM asynchronously and polling memory sees them. */
+void sdk_idle(uint32_t max_us);
 
 /* Console (COM1). Output is batched into one string-I/O exit per call. */
 void sdk_write(const char *s, size_t n);

@@ -24,6 +24,12 @@
 #define R_CONFIG_GENERATION 0x0fcu
 #define R_CONFIG 0x100u
 
+/* virtio_wait_step: how long one step may idle (deterministic mode), and
+ * after how many steps it reads Status. */
+#define WAIT_IDLE_US 1000u
+#define WAIT_CHECK_MASK ((1u << 20) - 1)
+#define WAIT_CHECK_MASK_DET 63u
+
 #define VIRTIO_MMIO_MAGIC 0x74726976u /* "virt" */
 #define VIRTIO_MMIO_VERSION 2u
 
@@ -319,8 +325,13 @@ bool virtq_get(struct virtq *q, uint32_t *id, uint32_t *len)
 
 bool virtio_wait_step(struct virtio_dev *d, uint64_t *spins)
 {
-	__asm__ volatile("pause");
-	if ((++*spins & ((1u << 20) - 1)) == 0)
+	/* A deterministic step is already an exit that may block for up to
+	 * WAIT_IDLE_US, so Status (one more exit) is read after far fewer
+	 * steps than the 2^20 pauses of a free-running wait. */
+	uint64_t mask = sdk_deterministic() ? WAIT_CHECK_MASK_DET
+					    : WAIT_CHECK_MASK;
+	sdk_idle(WAIT_IDLE_US);
+	if ((++*spins & mask) == 0)
 		return !virtio_check_broken(d);
 	return !d->broken;
 }

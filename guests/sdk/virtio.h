@@ -8,7 +8,9 @@
  * drivers touch registers only at setup, for QueueNotify (at most once per
  * batch) and, rarely, to read Status while waiting for a stuck device. The
  * rings live in RAM and are polled there: the SDK runs with interrupts off,
- * and asks devices not to interrupt (VRING_AVAIL_F_NO_INTERRUPT).
+ * and asks devices not to interrupt (VRING_AVAIL_F_NO_INTERRUPT). In
+ * deterministic mode (sdk_deterministic) what a device writes to the rings
+ * becomes visible only at an exit, so every wait goes through sdk_idle.
  *
  * RAM is identity-mapped, so a buffer's address is its guest-physical one.
  */
@@ -126,9 +128,11 @@ static inline bool virtq_has_used(const struct virtq *q)
 	return q->used->idx != q->last_used;
 }
 
-/* Busy-wait helper for drivers: call once per empty poll; every so many
- * spins it reads Status (one exit) and returns false if the device is
- * broken. `spins` is the caller's counter. */
+/* Wait helper for drivers: call once per empty poll. It idles through
+ * sdk_idle (a `pause`; in deterministic mode an exit, at which the
+ * device's answer is delivered), every so many steps reads Status (one
+ * exit: every 2^20 steps, every 64 in deterministic mode) and returns
+ * false if the device is broken. `spins` is the caller's counter. */
 bool virtio_wait_step(struct virtio_dev *d, uint64_t *spins);
 
 /* Barriers: x86 keeps stores ordered and loads ordered, so the compiler
