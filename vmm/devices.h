@@ -12,6 +12,9 @@
 #include <stdint.h>
 #include "console.h"
 #include "err.h"
+#include "gate.h"
+#include "pic.h"
+#include "pit.h"
 #include "uart.h"
 
 struct vm;
@@ -46,5 +49,33 @@ void dev_platform_destroy(struct dev_platform *d);
 
 /* Formats a guest's fault frame (pure; for the report and unit tests). */
 void fault_frame_format(const void *frame, char *buf, size_t size);
+
+/*
+ * The userspace interrupt controller and timer of deterministic mode: the
+ * 8259A pair and the 8254 (pic.h, pit.h) on ports 0x20/0x21, 0xa0/0xa1,
+ * 0x40-0x43 and 0x61, and the hooks the input gate drives (gate.h). Time
+ * comes only from gate_time_ns() on port accesses and from the now_ns the
+ * gate passes to the hooks, so replaying the gate's inputs replays every
+ * count the guest reads and every IRQ 0 edge. IRQ 0 is the PIT's: the
+ * edges due by a time are collected (coalesced into one IRR latch, as
+ * the 8259A keeps one request per line) before anything else is done at
+ * that time. The lock covers pic and pit; it is taken last (after any
+ * device's lock) and nothing is called while it is held.
+ */
+struct dev_irq {
+	pthread_mutex_t lock;
+	struct pic pic;
+	struct pit pit;
+	struct vm *vm;
+	struct gate_irqchip hooks; /* ctx: this struct */
+};
+
+/* Registers the ports on vm->pio and fills hooks (the caller sets
+ * vm->gate.irqchip = &d->hooks). */
+int dev_irq_init(struct dev_irq *d, struct vm *vm, struct kg_err *e);
+/* Power-on state of both chips (a guest reboot). */
+void dev_irq_reset(struct dev_irq *d);
+/* Safe on a zeroed, never initialised struct. */
+void dev_irq_destroy(struct dev_irq *d);
 
 #endif

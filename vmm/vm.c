@@ -163,6 +163,11 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct kg_err *e)
 		goto fail;
 	if (dev_platform_init(&vm->platform, vm, e) < 0)
 		goto fail;
+	if (cfg->deterministic) {
+		if (dev_irq_init(&vm->irq, vm, e) < 0)
+			goto fail;
+		vm->gate.irqchip = &vm->irq.hooks;
+	}
 	if (dev_uart_init(&vm->uart, vm, &cfg->console, e) < 0)
 		goto fail;
 	if (create_virtio(vm, e) < 0)
@@ -194,6 +199,7 @@ void vm_destroy(struct vm *vm)
 		outbuf_discard(vm->out);
 	dev_uart_destroy(&vm->uart);
 	dev_platform_destroy(&vm->platform);
+	dev_irq_destroy(&vm->irq); /* nothing unless it was initialised */
 	guest_mem_destroy(&vm->mem);
 	outbuf_free(vm->out);
 	vm->out = NULL;
@@ -346,6 +352,8 @@ static int vm_reset(struct vm *vm, struct kg_err *e)
 			virtio_net_reset(vm->nets[i]);
 	dev_uart_reset(&vm->uart);
 	dev_platform_reset(&vm->platform);
+	if (vm->cfg.deterministic)
+		dev_irq_reset(&vm->irq);
 	kvm_vm_teardown(vm);
 	if (guest_mem_clear(&vm->mem, e) < 0)
 		return -1;

@@ -107,6 +107,7 @@ struct vm {
 
 	struct dev_uart uart;
 	struct dev_platform platform;
+	struct dev_irq irq; /* deterministic mode only */
 	struct virtio_blk *blks[VM_MAX_DISKS];
 	struct virtio_net *nets[VM_MAX_NETS];
 	/* Network frames and console bytes pass here: held under FT until
