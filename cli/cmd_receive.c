@@ -248,6 +248,7 @@ int cmd_receive(int argc, char **argv)
 	}
 	cfg.mem_size = sc.mem_size;
 	cfg.ncpus = sc.ncpus;
+	cfg.deterministic = sc.flags & VM_STATE_CONFIG_DETERMINISTIC;
 	if (receive_prepare_disks(&cfg, &rc.in, created, &e) < 0) {
 		incoming_abort(&rc.in, e.msg);
 		goto fail;

@@ -313,6 +313,7 @@ again:
 		held = false;
 		cfg.mem_size = sc.mem_size;
 		cfg.ncpus = sc.ncpus;
+		cfg.deterministic = sc.flags & VM_STATE_CONFIG_DETERMINISTIC;
 		vm = calloc(1, sizeof(*vm));
 		if (!vm || receive_prepare_disks(&cfg, &in, created, &e) < 0 ||
 		    vm_create(vm, &cfg, &e) < 0) {

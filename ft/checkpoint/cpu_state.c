@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <asm/kvm_para.h>
 
 #include "../../vmm/kvm.h"
 #include "../../vmm/vm.h"
@@ -60,6 +61,23 @@ static int save_msrs(struct vcpu *v, const uint32_t *idx, uint32_t n,
 	return 0;
 }
 
+/* A deterministic VM has no in-kernel irqchip, so no local APIC. */
+static bool has_lapic(const struct vcpu *v)
+{
+	return !v->vm->cfg.deterministic;
+}
+
+/* KVM reads async-PF-as-interrupt without a local APIC but refuses to
+ * set it (the interrupt goes through the APIC): not state to carry. */
+static void drop_lapic_msrs(struct cpu_state *s)
+{
+	uint32_t k = 0;
+	for (uint32_t i = 0; i < s->nmsrs; i++)
+		if (s->msrs[i].index != MSR_KVM_ASYNC_PF_INT)
+			s->msrs[k++] = s->msrs[i];
+	s->nmsrs = k;
+}
+
 int cpu_state_save(struct vcpu *v, const uint32_t *msr_idx, uint32_t nmsr,
 		   struct cpu_state *s, struct kg_err *e)
 {
@@ -71,9 +89,14 @@ int cpu_state_save(struct vcpu *v, const uint32_t *msr_idx, uint32_t nmsr,
 	    kvm_ioctl(v->fd, KVM_GET_XCRS, &s->xcrs, e) < 0 ||
 	    kvm_ioctl(v->fd, KVM_GET_VCPU_EVENTS, &s->events, e) < 0 ||
 	    kvm_ioctl(v->fd, KVM_GET_DEBUGREGS, &s->debugregs, e) < 0 ||
-	    kvm_ioctl(v->fd, KVM_GET_LAPIC, &s->lapic, e) < 0)
+	    (has_lapic(v) &&
+	     kvm_ioctl(v->fd, KVM_GET_LAPIC, &s->lapic, e) < 0))
 		return kg_err_prefix(e, "vCPU %u", v->id);
-	return save_msrs(v, msr_idx, nmsr, s, e);
+	if (save_msrs(v, msr_idx, nmsr, s, e) < 0)
+		return -1;
+	if (!has_lapic(v))
+		drop_lapic_msrs(s);
+	return 0;
 }
 
 static int load_msrs(struct vcpu *v, const struct cpu_state *s,
@@ -118,7 +141,7 @@ int cpu_state_load(struct vcpu *v, const struct cpu_state *s,
 	struct kvm_lapic_state lapic = s->lapic;
 	struct kvm_regs regs = s->regs;
 	if (kvm_ioctl(v->fd, KVM_SET_SREGS, &sregs, e) < 0 ||
-	    kvm_ioctl(v->fd, KVM_SET_LAPIC, &lapic, e) < 0 ||
+	    (has_lapic(v) && kvm_ioctl(v->fd, KVM_SET_LAPIC, &lapic, e) < 0) ||
 	    load_msrs(v, s, e) < 0 ||
 	    kvm_ioctl(v->fd, KVM_SET_XSAVE, &xsave, e) < 0 ||
 	    kvm_ioctl(v->fd, KVM_SET_XCRS, &xcrs, e) < 0 ||
@@ -133,6 +156,9 @@ int cpu_state_load(struct vcpu *v, const struct cpu_state *s,
 int vm_kvm_state_save(struct vm *vm, struct vm_kvm_state *s, struct kg_err *e)
 {
 	memset(s, 0, sizeof(*s));
+	if (vm->cfg.deterministic)
+		return kg_errf(e, "a deterministic VM has no in-kernel "
+			       "irqchip or PIT to save");
 	s->pic_master.chip_id = KVM_IRQCHIP_PIC_MASTER;
 	s->pic_slave.chip_id = KVM_IRQCHIP_PIC_SLAVE;
 	s->ioapic.chip_id = KVM_IRQCHIP_IOAPIC;
@@ -148,6 +174,9 @@ int vm_kvm_state_save(struct vm *vm, struct vm_kvm_state *s, struct kg_err *e)
 int vm_kvm_state_load(struct vm *vm, const struct vm_kvm_state *s,
 		      struct kg_err *e)
 {
+	if (vm->cfg.deterministic)
+		return kg_errf(e, "a deterministic VM has no in-kernel "
+			       "irqchip or PIT to load");
 	struct vm_kvm_state c = *s;
 	/* Only the value is restored; the host-side fields are this host's. */
 	struct kvm_clock_data clock = { .clock = c.clock.clock };

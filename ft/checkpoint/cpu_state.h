@@ -5,6 +5,12 @@
  * (PIC, IOAPIC, PIT, kvmclock). Save requires vm_pause() (which also
  * completes any half-done PIO/MMIO instruction); load targets a VM with the
  * same vCPU count whose vCPUs are not running.
+ *
+ * A deterministic VM (cfg.deterministic) has no in-kernel irqchip: its
+ * vCPUs have no local APIC (the lapic field is left zero and not loaded)
+ * and vm_kvm_state_save/load refuse it; its PIC and PIT are userspace
+ * devices (vm_state.h). kvmclock is not carried for it either: its guests
+ * read time from the kagami device, through the input gate.
  */
 #ifndef KG_CPU_STATE_H
 #define KG_CPU_STATE_H

@@ -38,6 +38,69 @@ static const struct vs_field platform_fields[] = {
 const struct vs_desc dev_platform_vs = { "platform", 1,
 					 VS_TABLE(platform_fields), NULL };
 
+/* The deterministic mode's 8259A pair and 8254 (vmm/pic.h, vmm/pit.h):
+ * every field, since the models hold nothing but guest-visible state. */
+static int pic_check(const void *obj, const void *ctx, struct kg_err *e)
+{
+	const struct pic *p = obj;
+	(void)ctx;
+	for (unsigned i = 0; i < 2; i++) {
+		const struct pic_chip *c = &p->chip[i];
+		if (c->init_step == 1 || c->init_step > 4 || c->base & 7 ||
+		    c->priority_add > 7)
+			return kg_errf(e, "chip %u: bad initialisation state", i);
+		if ((c->auto_eoi | c->rotate_on_aeoi | c->read_isr | c->poll |
+		     c->special_mask) > 1)
+			return kg_errf(e, "chip %u: bad flag", i);
+	}
+	return 0;
+}
+
+#define CHIP(f) VS_STRUCT_ARRAY(struct pic, chip, 2, struct pic_chip, f, \
+				VS_U8, "chip." #f)
+static const struct vs_field pic_fields[] = {
+	CHIP(irr), CHIP(isr), CHIP(imr), CHIP(lines), CHIP(base),
+	CHIP(init_step), CHIP(icw1), CHIP(icw3), CHIP(icw4), CHIP(auto_eoi),
+	CHIP(rotate_on_aeoi), CHIP(priority_add), CHIP(read_isr), CHIP(poll),
+	CHIP(special_mask),
+};
+const struct vs_desc dev_pic_vs = { "pic", 1, VS_TABLE(pic_fields),
+				    pic_check };
+
+static int pit_check(const void *obj, const void *ctx, struct kg_err *e)
+{
+	const struct pit *p = obj;
+	(void)ctx;
+	if (p->sysctl > 0x0f)
+		return kg_errf(e, "port 0x61: 0x%x", p->sysctl);
+	for (unsigned i = 0; i < 3; i++) {
+		const struct pit_channel *c = &p->ch[i];
+		if (c->mode > 5 || c->access < 1 || c->access > 3 ||
+		    c->count < 1 || c->count > 65536 || c->latched > 3)
+			return kg_errf(e, "counter %u: bad mode, access or "
+				       "count", i);
+		if ((c->status_latched | c->bcd | c->read_hi | c->write_hi |
+		     c->armed | c->counting | c->gate) > 1 ||
+		    (c->counting && !c->armed) || (i < 2 && !c->gate))
+			return kg_errf(e, "counter %u: bad flag", i);
+	}
+	return 0;
+}
+
+#define CH(f, t) VS_STRUCT_ARRAY(struct pit, ch, 3, struct pit_channel, f, \
+				 t, "ch." #f)
+static const struct vs_field pit_fields[] = {
+	CH(load_ns, VS_U64), CH(base_ticks, VS_U64), CH(edges_seen, VS_U64),
+	CH(count, VS_U32), CH(latch, VS_U16), CH(latched, VS_U8),
+	CH(status, VS_U8), CH(status_latched, VS_U8), CH(mode, VS_U8),
+	CH(access, VS_U8), CH(bcd, VS_U8), CH(read_hi, VS_U8),
+	CH(write_hi, VS_U8), CH(write_lo, VS_U8), CH(armed, VS_U8),
+	CH(counting, VS_U8), CH(gate, VS_U8),
+	VS_FIELD(struct pit, sysctl, VS_U8),
+};
+const struct vs_desc dev_pit_vs = { "pit", 1, VS_TABLE(pit_fields),
+				    pit_check };
+
 static int virtio_check(const void *obj, const void *ctx, struct kg_err *e)
 {
 	const struct virtio_mmio *t = obj;

@@ -11,6 +11,8 @@
 
 extern const struct vs_desc dev_uart_vs;     /* struct uart */
 extern const struct vs_desc dev_platform_vs; /* struct dev_platform */
+extern const struct vs_desc dev_pic_vs;      /* struct pic (deterministic) */
+extern const struct vs_desc dev_pit_vs;      /* struct pit (deterministic) */
 extern const struct vs_desc dev_virtio_vs;   /* struct virtio_mmio; ctx:
 						struct guest_mem */
 

@@ -358,6 +358,7 @@ struct snapshot_reader *snapshot_open(const char *path, struct vm_config *cfg,
 	}
 	cfg->mem_size = sr->config.mem_size;
 	cfg->ncpus = sr->config.ncpus;
+	cfg->deterministic = sr->config.flags & VM_STATE_CONFIG_DETERMINISTIC;
 	return sr;
 fail:
 	kg_err_prefix(e, "snapshot %s", path);

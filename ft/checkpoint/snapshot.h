@@ -40,8 +40,9 @@ int snapshot_save(struct vm *vm, const char *path, struct snapshot_stats *st,
 		  struct kg_err *e);
 
 struct snapshot_reader;
-/* Opens a snapshot and reads its config into cfg's mem_size and ncpus;
- * checks that cfg's disks and networks match the snapshot's devices. */
+/* Opens a snapshot and reads its config into cfg's mem_size, ncpus and
+ * deterministic; checks that cfg's disks and networks match the
+ * snapshot's devices. */
 struct snapshot_reader *snapshot_open(const char *path, struct vm_config *cfg,
 				      struct kg_err *e);
 /* Applies the rest to a VM created from cfg without an image. */

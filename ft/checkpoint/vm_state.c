@@ -36,6 +36,8 @@ static const struct vs_field config_fields[] = {
 	VS_FIELD_MAX(struct vm_state_config, ndisks, VS_U32, VM_MAX_DISKS),
 	VS_FIELD_MAX(struct vm_state_config, nnets, VS_U32, VM_MAX_NETS),
 	VS_FIELD(struct vm_state_config, boot_count, VS_U32),
+	VS_FIELD_MAX(struct vm_state_config, flags, VS_U32,
+		     VM_STATE_CONFIG_DETERMINISTIC),
 };
 static int config_check(const void *obj, const void *ctx, struct kg_err *e)
 {
@@ -45,9 +47,16 @@ static int config_check(const void *obj, const void *ctx, struct kg_err *e)
 		return kg_errf(e, "no vCPUs");
 	return guest_mem_check_size(c->mem_size, e);
 }
-static const struct vs_desc config_vs = { "vm-config", 1,
+/* Version 2 added flags. A stream without flags is written as version 1,
+ * which every kagami reads alike; one with flags set is version 2, which
+ * a kagami that knows no deterministic VM refuses at the first section
+ * instead of building the wrong kind of VM. */
+static const struct vs_desc config_vs = { "vm-config", 2,
 					  VS_TABLE(config_fields),
 					  config_check };
+static const struct vs_desc config_vs_v1 = { "vm-config", 1,
+					     VS_TABLE(config_fields),
+					     config_check };
 
 static unsigned nvirtio(const struct vm *vm)
 {
@@ -67,6 +76,9 @@ void vm_state_hold(struct vm *vm)
 	pthread_mutex_lock(&vm->platform.lock);
 	for (unsigned i = 0; i < nvirtio(vm); i++)
 		virtio_mmio_quiesce(virtio_at(vm, i));
+	/* Last: devices raise lines into it while holding their own. */
+	if (vm->cfg.deterministic)
+		pthread_mutex_lock(&vm->irq.lock);
 }
 
 void vm_state_park(struct vm *vm)
@@ -95,6 +107,8 @@ void vm_state_activate(struct vm *vm)
 
 void vm_state_release(struct vm *vm)
 {
+	if (vm->cfg.deterministic)
+		pthread_mutex_unlock(&vm->irq.lock);
 	for (unsigned i = nvirtio(vm); i-- > 0;)
 		virtio_mmio_release(virtio_at(vm, i));
 	pthread_mutex_unlock(&vm->platform.lock);
@@ -124,9 +138,11 @@ int vm_state_write(struct kg_stream_writer *w, struct vm *vm, struct kg_err *e)
 		kg_errf(e, "out of memory");
 		goto out;
 	}
-	if (cpu_msr_index_list(vm->kvm_fd, idx, &nmsr, e) < 0 ||
-	    vm_kvm_state_save(vm, ks, e) < 0 ||
-	    vm_state_put_table(w, KG_SEC_IRQCHIP, 0, &kvm_vs, ks, e) < 0)
+	if (cpu_msr_index_list(vm->kvm_fd, idx, &nmsr, e) < 0)
+		goto out;
+	if (!vm->cfg.deterministic &&
+	    (vm_kvm_state_save(vm, ks, e) < 0 ||
+	     vm_state_put_table(w, KG_SEC_IRQCHIP, 0, &kvm_vs, ks, e) < 0))
 		goto out;
 	for (unsigned i = 0; i < vm->ncpus; i++)
 		if (cpu_state_save(&vm->vcpus[i], idx, nmsr, cs, e) < 0 ||
@@ -136,6 +152,12 @@ int vm_state_write(struct kg_stream_writer *w, struct vm *vm, struct kg_err *e)
 		      &vm->uart.uart, e) < 0 ||
 	    vm_state_put_table(w, KG_SEC_DEVICE, VM_STATE_DEV_PLATFORM, &dev_platform_vs,
 		      &vm->platform, e) < 0)
+		goto out;
+	if (vm->cfg.deterministic &&
+	    (vm_state_put_table(w, KG_SEC_DEVICE, VM_STATE_DEV_PIC, &dev_pic_vs,
+				&vm->irq.pic, e) < 0 ||
+	     vm_state_put_table(w, KG_SEC_DEVICE, VM_STATE_DEV_PIT, &dev_pit_vs,
+				&vm->irq.pit, e) < 0))
 		goto out;
 	for (unsigned i = 0; i < nvirtio(vm); i++)
 		if (vm_state_put_table(w, KG_SEC_DEVICE, (uint16_t)(VM_STATE_DEV_VIRTIO + i),
@@ -154,8 +176,12 @@ int vm_state_write_config(struct kg_stream_writer *w, const struct vm *vm,
 {
 	struct vm_state_config c = { vm->cfg.mem_size, vm->ncpus,
 				     vm->cfg.ndisks, vm->cfg.nnets,
-				     vm->boot_count };
-	return vm_state_put_table(w, KG_SEC_VM_CONFIG, 0, &config_vs, &c, e);
+				     vm->boot_count,
+				     vm->cfg.deterministic
+					     ? VM_STATE_CONFIG_DETERMINISTIC
+					     : 0 };
+	return vm_state_put_table(w, KG_SEC_VM_CONFIG, 0,
+				  c.flags ? &config_vs : &config_vs_v1, &c, e);
 }
 
 static int decode(const struct kg_section *s, const struct vs_desc *d,
@@ -231,7 +257,18 @@ int vm_state_stage_section(struct kg_stream_reader *r,
 	if (s->kind == KG_SEC_VCPU && s->instance >= vm->ncpus)
 		return kg_errf(e, "%s: this VM has %u vCPUs", where, vm->ncpus);
 	unsigned vi = s->instance - VM_STATE_DEV_VIRTIO;
-	if (s->kind == KG_SEC_DEVICE && s->instance != VM_STATE_DEV_UART &&
+	bool det_dev = s->kind == KG_SEC_DEVICE &&
+		       (s->instance == VM_STATE_DEV_PIC ||
+			s->instance == VM_STATE_DEV_PIT);
+	if ((det_dev || s->kind == KG_SEC_IRQCHIP) &&
+	    det_dev != vm->cfg.deterministic)
+		return kg_errf(e, "%s: %s", where, vm->cfg.deterministic
+			? "in-kernel irqchip state cannot be restored into a "
+			  "deterministic VM (it has a userspace PIC and PIT)"
+			: "deterministic-mode PIC/PIT state cannot be restored "
+			  "into a VM with an in-kernel irqchip");
+	if (s->kind == KG_SEC_DEVICE && !det_dev &&
+	    s->instance != VM_STATE_DEV_UART &&
 	    s->instance != VM_STATE_DEV_PLATFORM &&
 	    (s->instance < VM_STATE_DEV_VIRTIO || vi >= nvirtio(vm)))
 		return kg_errf(e, "%s: no such device in this VM", where);
@@ -265,6 +302,14 @@ int vm_state_stage_section(struct kg_stream_reader *r,
 			rc = decode(s, &dev_platform_vs, &st->platform, NULL,
 				    buf, e);
 			st->have_platform = rc == 0;
+		} else if (s->instance == VM_STATE_DEV_PIC) {
+			pic_init(&st->pic);
+			rc = decode(s, &dev_pic_vs, &st->pic, NULL, buf, e);
+			st->have_pic = rc == 0;
+		} else if (s->instance == VM_STATE_DEV_PIT) {
+			pit_init(&st->pit);
+			rc = decode(s, &dev_pit_vs, &st->pit, NULL, buf, e);
+			st->have_pit = rc == 0;
 		} else {
 			/* staged in a plain copy: only table fields matter */
 			memset(&st->virtio[vi], 0, sizeof(st->virtio[vi]));
@@ -283,7 +328,9 @@ int vm_state_complete(const struct vm *vm, const struct vm_state_stage *st,
 {
 	uint64_t cpus = vm->ncpus == 64 ? ~0ull : (1ull << vm->ncpus) - 1;
 	uint32_t virtio = (1u << nvirtio(vm)) - 1;
-	if (!st->have_kvm || !st->have_clock || !st->have_uart ||
+	bool det = vm->cfg.deterministic;
+	bool irqs = det ? st->have_pic && st->have_pit : st->have_kvm;
+	if (!irqs || !st->have_clock || !st->have_uart ||
 	    !st->have_platform || st->cpus_seen != cpus ||
 	    st->virtio_seen != virtio)
 		return kg_errf(e, "incomplete state: %d of %u vCPUs, %d of %u "
@@ -291,7 +338,7 @@ int vm_state_complete(const struct vm *vm, const struct vm_state_stage *st,
 			       __builtin_popcountll(st->cpus_seen), vm->ncpus,
 			       __builtin_popcount(st->virtio_seen), nvirtio(vm),
 			       st->have_clock ? "" : ", no clock",
-			       st->have_kvm ? "" : ", no irqchip",
+			       irqs ? "" : det ? ", no PIC/PIT" : ", no irqchip",
 			       st->have_uart && st->have_platform
 				       ? "" : ", no platform devices");
 	return 0;
@@ -301,7 +348,7 @@ int vm_state_apply(struct vm *vm, struct vm_state_stage *st, struct kg_err *e)
 {
 	if (vm_state_complete(vm, st, e) < 0)
 		return -1;
-	if (vm_kvm_state_load(vm, &st->kvm, e) < 0)
+	if (!vm->cfg.deterministic && vm_kvm_state_load(vm, &st->kvm, e) < 0)
 		return -1;
 	for (unsigned i = 0; i < vm->ncpus; i++)
 		if (cpu_state_load(&vm->vcpus[i], &st->cpu[i], e) < 0)
@@ -312,6 +359,10 @@ int vm_state_apply(struct vm *vm, struct vm_state_stage *st, struct kg_err *e)
 		vm_state_hold(vm);
 	vs_copy(&dev_uart_vs, &vm->uart.uart, &st->uart);
 	vs_copy(&dev_platform_vs, &vm->platform, &st->platform);
+	if (vm->cfg.deterministic) {
+		vs_copy(&dev_pic_vs, &vm->irq.pic, &st->pic);
+		vs_copy(&dev_pit_vs, &vm->irq.pit, &st->pit);
+	}
 	for (unsigned i = 0; i < nvirtio(vm); i++)
 		vs_copy(&dev_virtio_vs, virtio_at(vm, i), &st->virtio[i]);
 	if (!vm->parked) {

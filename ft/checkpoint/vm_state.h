@@ -24,6 +24,8 @@
 /* Device section instances. */
 #define VM_STATE_DEV_UART 0
 #define VM_STATE_DEV_PLATFORM 1
+#define VM_STATE_DEV_PIC 2 /* deterministic VMs: instead of the irqchip */
+#define VM_STATE_DEV_PIT 3
 #define VM_STATE_DEV_VIRTIO 16 /* + slot order: disks, then networks */
 
 /* The VM's shape, the first section of a snapshot or replication stream:
@@ -31,7 +33,10 @@
 struct vm_state_config {
 	uint64_t mem_size;
 	uint32_t ncpus, ndisks, nnets, boot_count;
+	uint32_t flags; /* VM_STATE_CONFIG_*; 0 in streams that predate it */
 };
+/* cfg.deterministic: a userspace PIC and PIT, no in-kernel irqchip. */
+#define VM_STATE_CONFIG_DETERMINISTIC 1u
 int vm_state_write_config(struct kg_stream_writer *w, const struct vm *vm,
 			  struct kg_err *e);
 /* Reads the current section (it must be KG_SEC_VM_CONFIG), verified. */
@@ -62,7 +67,8 @@ void vm_state_activate(struct vm *vm);
 /* Releases a parked VM that will never run (before vm_destroy). */
 void vm_state_unpark(struct vm *vm);
 
-/* Writes IRQCHIP, one VCPU per vCPU, the devices and CLOCK. */
+/* Writes IRQCHIP (not for a deterministic VM: it has none; its PIC and
+ * PIT are devices), one VCPU per vCPU, the devices and CLOCK. */
 int vm_state_write(struct kg_stream_writer *w, struct vm *vm,
 		   struct kg_err *e);
 
@@ -71,9 +77,11 @@ struct vm_state_stage {
 	struct cpu_state cpu[VM_MAX_VCPUS];
 	struct uart uart;
 	struct dev_platform platform;
+	struct pic pic;
+	struct pit pit;
 	struct virtio_mmio virtio[KAGAMI_VIRTIO_SLOTS];
 	uint64_t guest_ns;
-	bool have_kvm, have_clock, have_uart, have_platform;
+	bool have_kvm, have_clock, have_uart, have_platform, have_pic, have_pit;
 	uint64_t cpus_seen;   /* bit per vCPU instance */
 	uint32_t virtio_seen; /* bit per virtio slot */
 };
@@ -85,7 +93,9 @@ bool vm_state_section(uint16_t kind);
 int vm_state_stage_section(struct kg_stream_reader *r,
 			   const struct kg_section *s, struct vm *vm,
 			   struct vm_state_stage *st, struct kg_err *e);
-/* Whether the stage holds every section vm needs, each once. */
+/* Whether the stage holds every section vm needs, each once: the
+ * irqchip for a VM with an in-kernel one, the PIC and PIT for a
+ * deterministic VM. Staging refuses the other kind's sections. */
 int vm_state_complete(const struct vm *vm, const struct vm_state_stage *st,
 		      struct kg_err *e);
 /* Applies a complete stage (every vCPU, clock, irqchip, devices) to a VM

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "../../ft/checkpoint/cpu_state.h"
+#include "../../ft/checkpoint/dev_state.h"
 #include "../../ft/checkpoint/snapshot.h"
 #include "vm_fixture.h"
 
@@ -235,12 +236,167 @@ static void test_no_lost_dirty_pages(void **state)
 	free(r);
 }
 
+/* Guest-visible state of a table, encoded: compares structs field by
+ * field, padding aside. */
+static void same_table(const struct vs_desc *d, const void *a, const void *b)
+{
+	struct vs_buf ea = { 0 }, eb = { 0 };
+	assert_int_equal(vs_encode(d, a, &ea, NULL), 0);
+	assert_int_equal(vs_encode(d, b, &eb, NULL), 0);
+	assert_int_equal(ea.len, eb.len);
+	assert_memory_equal(ea.data, eb.data, ea.len);
+	vs_buf_free(&ea);
+	vs_buf_free(&eb);
+}
+
+/* Opens path into a fresh VM of the snapshot's kind, or of the other kind
+ * when `flip`; returns snapshot_load's result (0 or -1, message in e). */
+static int restore_into(const char *path, bool flip, struct vm_run *b,
+			struct snapshot_reader **sr, struct kg_err *e)
+{
+	struct vm_config cfg;
+	make_config(b, &cfg, NULL, NULL);
+	*sr = snapshot_open(path, &cfg, e);
+	if (!*sr)
+		fail_msg("snapshot_open: %s", e->msg);
+	cfg.deterministic ^= flip;
+	if (vm_create(&b->vm, &cfg, e) < 0)
+		fail_msg("vm_create: %s", e->msg);
+	return snapshot_load(*sr, &b->vm, e);
+}
+
+/* A deterministic VM (userspace PIC and PIT, no in-kernel irqchip) builds
+ * with one vCPU only, and its state — vCPU without a local APIC, PIC, PIT
+ * — round-trips through a snapshot into a fresh deterministic VM; the
+ * snapshot refuses a VM of the other kind, and the reverse. */
+static void test_deterministic_roundtrip(void **state)
+{
+	(void)state;
+	if (!kvm_or_skip())
+		skip();
+	struct vm_run *a = calloc(1, sizeof(*a));
+	struct vm_config cfg;
+	struct kg_err e;
+	make_config(a, &cfg, MEMSTRESS, "mib=8 total=64 seed=3");
+	cfg.deterministic = true;
+	cfg.ncpus = 2;
+	assert_int_equal(vm_create(&a->vm, &cfg, &e), -1);
+	assert_non_null(strstr(e.msg, "needs exactly 1 vCPU"));
+	cfg.ncpus = 1;
+	if (vm_create(&a->vm, &cfg, &e) < 0)
+		fail_msg("vm_create: %s", e.msg);
+	assert_ptr_equal(a->vm.gate.irqchip, &a->vm.irq.hooks);
+	/* Some state a guest would leave: PIC programmed, IRQ 4 in service,
+	 * IRQ 3 requested; PIT counter 0 at 1 kHz, counter 2 latched. */
+	struct dev_irq *d = &a->vm.irq;
+	static const uint8_t init[][2] = {
+		{ 0x20, 0x11 }, { 0x21, 0x20 }, { 0x21, 0x04 }, { 0x21, 0x01 },
+		{ 0xa0, 0x11 }, { 0xa1, 0x28 }, { 0xa1, 0x02 }, { 0xa1, 0x01 },
+		{ 0x21, 0xf8 }, { 0xa1, 0xfe },
+	};
+	for (size_t i = 0; i < sizeof(init) / sizeof(init[0]); i++)
+		pic_io_write(&d->pic, init[i][0], init[i][1]);
+	a->vm.gate.irqchip->set_line(d, 4, 1);
+	a->vm.gate.irqchip->set_line(d, 3, 1);
+	pic_io_write(&d->pic, 0x21, 0xe0);
+	uint64_t now = gate_time_ns(&a->vm.gate);
+	assert_int_equal(a->vm.gate.irqchip->ack(d, now), 0x23);
+	pit_io_write(&d->pit, 0x43, 0x34, now);
+	pit_io_write(&d->pit, 0x40, 0xa9, now);
+	pit_io_write(&d->pit, 0x40, 0x04, now);
+	pit_io_write(&d->pit, 0x43, 0xb0, now);
+	pit_io_write(&d->pit, 0x42, 0x34, now);
+	pit_io_write(&d->pit, 0x42, 0x12, now);
+	pit_io_write(&d->pit, 0x43, 0x80, now);
+	/* IRQ 0 outranks IRQ 3 in service: the timer's edge is a deadline;
+	 * masked, it is none */
+	assert_true(a->vm.gate.irqchip->next_deadline(d, now) ==
+		    pit_next_edge_ns(&d->pit, now));
+	assert_true(pit_next_edge_ns(&d->pit, now) > now);
+	pic_io_write(&d->pic, 0x21, 0xe1);
+	assert_true(a->vm.gate.irqchip->next_deadline(d, now) == UINT64_MAX);
+	pic_io_write(&d->pic, 0x21, 0xe0);
+
+	char path[96], path2[96];
+	snprintf(path, sizeof(path), "/tmp/kagami-det-%d.kgs", getpid());
+	snprintf(path2, sizeof(path2), "/tmp/kagami-nondet-%d.kgs", getpid());
+	struct snapshot_stats st;
+	if (snapshot_save(&a->vm, path, &st, &e) < 0)
+		fail_msg("snapshot: %s", e.msg);
+
+	struct vm_run *b = calloc(1, sizeof(*b));
+	struct snapshot_reader *sr;
+	if (restore_into(path, false, b, &sr, &e) < 0)
+		fail_msg("restore: %s", e.msg);
+	assert_true(b->vm.cfg.deterministic);
+	same_table(&dev_pic_vs, &a->vm.irq.pic, &b->vm.irq.pic);
+	same_table(&dev_pit_vs, &a->vm.irq.pit, &b->vm.irq.pit);
+	uint32_t idx[CPU_STATE_MAX_MSRS], n;
+	assert_int_equal(cpu_msr_index_list(a->vm.kvm_fd, idx, &n, &e), 0);
+	struct cpu_state *ca = malloc(sizeof(*ca)), *cb = malloc(sizeof(*cb));
+	if (cpu_state_save(&a->vm.vcpus[0], idx, n, ca, &e) < 0 ||
+	    cpu_state_save(&b->vm.vcpus[0], idx, n, cb, &e) < 0)
+		fail_msg("cpu_state_save: %s", e.msg);
+	SAME(ca, cb, regs);
+	SAME(ca, cb, sregs);
+	/* the restored controller carries on: EOI, then IRQ 4 (at the
+	 * time the timer was loaded: no IRQ 0 edge yet) */
+	pic_io_write(&b->vm.irq.pic, 0x20, 0x20);
+	assert_true(b->vm.gate.irqchip->pending(b->vm.irq.hooks.ctx, now));
+	assert_int_equal(b->vm.gate.irqchip->ack(b->vm.irq.hooks.ctx, now),
+			 0x24);
+	/* and the timer's next edge is where it was */
+	assert_true(pit_next_edge_ns(&b->vm.irq.pit, now) ==
+		    pit_next_edge_ns(&a->vm.irq.pit, now));
+	snapshot_close(sr);
+	vm_destroy(&b->vm);
+	unlink(b->console);
+
+	/* deterministic state into a VM with an in-kernel irqchip */
+	memset(b, 0, sizeof(*b));
+	assert_int_equal(restore_into(path, true, b, &sr, &e), -1);
+	assert_non_null(strstr(e.msg, "cannot be restored into a VM with an "
+				      "in-kernel irqchip"));
+	assert_null(strchr(e.msg, '\n'));
+	snapshot_close(sr);
+	vm_destroy(&b->vm);
+	unlink(b->console);
+
+	/* and the reverse */
+	struct vm_run *c = calloc(1, sizeof(*c));
+	make_config(c, &cfg, MEMSTRESS, "mib=8 total=64 seed=3");
+	if (vm_create(&c->vm, &cfg, &e) < 0)
+		fail_msg("vm_create: %s", e.msg);
+	if (snapshot_save(&c->vm, path2, &st, &e) < 0)
+		fail_msg("snapshot: %s", e.msg);
+	memset(b, 0, sizeof(*b));
+	assert_int_equal(restore_into(path2, true, b, &sr, &e), -1);
+	assert_non_null(strstr(e.msg, "cannot be restored into a "
+				      "deterministic VM"));
+	snapshot_close(sr);
+	vm_destroy(&b->vm);
+	unlink(b->console);
+
+	vm_destroy(&a->vm);
+	vm_destroy(&c->vm);
+	unlink(a->console);
+	unlink(c->console);
+	unlink(path);
+	unlink(path2);
+	free(ca);
+	free(cb);
+	free(a);
+	free(b);
+	free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_cpu_roundtrip_random_points),
 		cmocka_unit_test(test_snapshot_random_points),
 		cmocka_unit_test(test_no_lost_dirty_pages),
+		cmocka_unit_test(test_deterministic_roundtrip),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
