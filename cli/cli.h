@@ -10,6 +10,8 @@
 
 int cmd_run(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
+int cmd_record(int argc, char **argv);
+int cmd_replay(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_kv(int argc, char **argv);
 int cmd_receive(int argc, char **argv);

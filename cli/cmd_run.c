@@ -1,5 +1,5 @@
-/* kagami run and kagami restore: boot a PVH guest, or resume a snapshot,
- * and run it to the end. */
+/* kagami run, restore and record: boot a PVH guest (recording it), or
+ * resume a snapshot, and run it to the end. */
 #include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
@@ -14,6 +14,7 @@
 #include "control.h"
 #include "serve.h"
 #include "../ft/checkpoint/snapshot.h"
+#include "../ft/record/recording.h"
 #include "../vmm/size.h"
 #include "../vmm/vm.h"
 
@@ -65,6 +66,12 @@ static void run_usage(FILE *f)
 "                      so a failover loses nothing a client saw (RPO 0).\n"
 "                      ha: a checkpoint every --interval ms (1000), output\n"
 "                      not held: a failover loses up to one interval\n"
+"  --replicate lockstep  deterministic mode (one vCPU): the secondary\n"
+"                      replays this VM's execution log in a live VM;\n"
+"                      outputs leave once the secondary has the log up to\n"
+"                      them (RPO 0); a failover replays what it has, then\n"
+"                      goes live. Disks: as for ft (copied at the start,\n"
+"                      then the secondary applies the guest's writes)\n"
 "  --peer ADDR         the secondary, tcp:HOST:PORT (with --replicate)\n"
 "  --key FILE          pre-shared key for the replication link\n"
 "  --epoch-ms MS       FT epoch length (default 10)\n"
@@ -75,6 +82,8 @@ static void run_usage(FILE *f)
 "                      the guest runs only while this side holds it\n"
 "  --lease-ttl MS      lease length, renewed every third (default 1.5x the\n"
 "                      failover timeout)\n"
+"  --deterministic     inputs enter only at exits, kagami's own PIC and PIT\n"
+"                      (what 'kagami record' runs); one vCPU\n"
 "  -h, --help          show this help\n"
 "\n"
 "exit status: the code the guest wrote to the exit port (0xf4); 0 on a\n"
@@ -84,39 +93,106 @@ static void run_usage(FILE *f)
 		VM_MAX_VCPUS, VM_MAX_DISKS, VM_MAX_NETS);
 }
 
-static int parse_uint(const char *opt, const char *s, unsigned long max,
-		      unsigned long *out)
+static int parse_uint(const char *name, const char *opt, const char *s,
+		      unsigned long max, unsigned long *out)
 {
 	char *end;
 	errno = 0;
 	unsigned long v = strtoul(s, &end, 10);
 	if (!*s || *end || errno || v > max || *s == '-') {
-		fprintf(stderr, "kagami run: %s '%s': expected a whole number "
-			"up to %lu\n", opt, s, max);
+		fprintf(stderr, "%s: %s '%s': expected a whole number "
+			"up to %lu\n", name, opt, s, max);
 		return -1;
 	}
 	*out = v;
 	return 0;
 }
 
-static int run_main(const char *name, bool restore, int argc, char **argv);
+static void record_usage(FILE *f)
+{
+	fprintf(f,
+"usage: kagami record --log FILE [--digest-ms MS] [RUN OPTIONS] GUEST.elf\n"
+"\n"
+"Boots the guest in deterministic mode and records its execution: FILE gets\n"
+"the VM's state at the first instruction, then every input the guest takes\n"
+"from outside (port and MMIO read values, bytes devices write into its\n"
+"RAM, interrupts, clock reads), each tied to the index of the exit where it\n"
+"entered, and a digest of registers and RAM every --digest-ms. 'kagami\n"
+"replay FILE' re-executes it exactly. FILE appears once the recording is\n"
+"complete (FILE.tmp until then).\n"
+"\n"
+"Deterministic mode needs one vCPU, no in-kernel irqchip (kagami's own PIC\n"
+"and PIT), and a guest that reads time only from the clock port, never\n"
+"rdtsc (see docs/architecture.md, 'Deterministic guests').\n"
+"\n"
+"options:\n"
+"  --log FILE          the recording to write (required)\n"
+"  --digest-ms MS      state digest interval (default 100; 0: none)\n"
+"  --mem, --console, --cmdline, --initrd, --disk, --net, --timeout,\n"
+"  --summary, --control   as for 'kagami run' (see 'kagami run --help')\n"
+"\n"
+"exit status: as for 'kagami run'; 4 also when the recording could not be\n"
+"written (the guest is stopped: a recording with a gap is no recording).\n");
+}
+
+enum run_kind { RUN_BOOT, RUN_RESTORE, RUN_RECORD };
+
+static int run_main(const char *name, enum run_kind kind, int argc,
+		    char **argv);
 
 int cmd_run(int argc, char **argv)
 {
-	return run_main("kagami run", false, argc, argv);
+	return run_main("kagami run", RUN_BOOT, argc, argv);
 }
 
 int cmd_restore(int argc, char **argv)
 {
-	return run_main("kagami restore", true, argc, argv);
+	return run_main("kagami restore", RUN_RESTORE, argc, argv);
 }
 
-static int run_main(const char *name, bool restore, int argc, char **argv)
+int cmd_record(int argc, char **argv)
 {
+	return run_main("kagami record", RUN_RECORD, argc, argv);
+}
+
+static int finish_recording(const char *name, struct recording *rec,
+			    const char *path, uint64_t run_ns)
+{
+	struct recorder_stats st = { 0 };
+	struct kg_err e = { "" };
+	uint64_t bytes = 0;
+	int rc = recording_finish(rec, &st, &bytes, &e);
+	recording_free(rec);
+	if (rc < 0) {
+		fprintf(stderr, "%s: %s\n", name, e.msg);
+		return -1;
+	}
+	double s = run_ns ? (double)run_ns / 1e9 : 1;
+	fprintf(stderr,
+		"%s: %s: %llu exits, %llu digests, %llu device writes (%llu "
+		"KiB), %llu interrupts, %llu clock reads; log %llu KiB (%llu "
+		"KiB decoded) = %.1f KiB/s over %.2f s; file %llu KiB\n",
+		name, path, (unsigned long long)st.exits,
+		(unsigned long long)st.digests, (unsigned long long)st.writes,
+		(unsigned long long)(st.write_bytes >> 10),
+		(unsigned long long)st.irqs, (unsigned long long)st.time_reads,
+		(unsigned long long)(st.log_bytes >> 10),
+		(unsigned long long)(st.raw_bytes >> 10),
+		(double)st.log_bytes / 1024.0 / s, s,
+		(unsigned long long)(bytes >> 10));
+	return 0;
+}
+
+static int run_main(const char *name, enum run_kind kind, int argc,
+		    char **argv)
+{
+	bool restore = kind == RUN_RESTORE, record = kind == RUN_RECORD;
+	const char *log_path = NULL;
+	unsigned long digest_ms = 100;
 	enum { O_MEM = 256, O_CPUS, O_CONSOLE, O_CMDLINE, O_INITRD, O_TIMEOUT,
 	       O_SUMMARY, O_DISK, O_NET, O_CONTROL, O_REPLICATE, O_PEER, O_KEY,
 	       O_EPOCH_MS, O_INTERVAL, O_FAILOVER, O_FAULT, O_LEASE,
-	       O_LEASE_TTL };
+	       O_LEASE_TTL, O_DETERMINISTIC, O_LOG, O_DIGEST_MS };
 	static const struct option opts[] = {
 		{ "mem", required_argument, NULL, O_MEM },
 		{ "cpus", required_argument, NULL, O_CPUS },
@@ -137,6 +213,9 @@ static int run_main(const char *name, bool restore, int argc, char **argv)
 		{ "test-fault", required_argument, NULL, O_FAULT },
 		{ "lease", required_argument, NULL, O_LEASE },
 		{ "lease-ttl", required_argument, NULL, O_LEASE_TTL },
+		{ "deterministic", no_argument, NULL, O_DETERMINISTIC },
+		{ "log", required_argument, NULL, O_LOG },
+		{ "digest-ms", required_argument, NULL, O_DIGEST_MS },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -163,7 +242,7 @@ static int run_main(const char *name, bool restore, int argc, char **argv)
 			}
 			break;
 		case O_CPUS:
-			if (parse_uint("--cpus", optarg, VM_MAX_VCPUS, &n) < 0)
+			if (parse_uint(name, "--cpus", optarg, VM_MAX_VCPUS, &n) < 0)
 				return KG_EXIT_USAGE;
 			cfg.ncpus = (unsigned)n;
 			break;
@@ -200,9 +279,12 @@ static int run_main(const char *name, bool restore, int argc, char **argv)
 				po.mode = PROTECT_FT;
 			else if (!strcmp(optarg, "ha"))
 				po.mode = PROTECT_HA;
-			else {
-				fprintf(stderr, "%s: --replicate '%s': ft or "
-					"ha\n", name, optarg);
+			else if (!strcmp(optarg, "lockstep")) {
+				po.mode = PROTECT_LOCKSTEP;
+				cfg.deterministic = true;
+			} else {
+				fprintf(stderr, "%s: --replicate '%s': ft, ha or "
+					"lockstep\n", name, optarg);
 				return KG_EXIT_USAGE;
 			}
 			break;
@@ -233,7 +315,7 @@ static int run_main(const char *name, bool restore, int argc, char **argv)
 		case O_INTERVAL:
 		case O_FAILOVER:
 		case O_LEASE_TTL:
-			if (parse_uint(opts[li].name, optarg, 600000, &n) < 0)
+			if (parse_uint(name, opts[li].name, optarg, 600000, &n) < 0)
 				return KG_EXIT_USAGE;
 			if (n == 0) {
 				fprintf(stderr, "%s: --%s: must be at least 1\n",
@@ -249,8 +331,20 @@ static int run_main(const char *name, bool restore, int argc, char **argv)
 			else
 				po.failover_ms = (unsigned)n;
 			break;
+		case O_DETERMINISTIC:
+			cfg.deterministic = true;
+			break;
+		case O_LOG:
+			log_path = optarg;
+			break;
+		case O_DIGEST_MS:
+			if (parse_uint(name, "--digest-ms", optarg, 3600000,
+				       &digest_ms) < 0)
+				return KG_EXIT_USAGE;
+			break;
 		case 'h':
-			(restore ? restore_usage : run_usage)(stdout);
+			(restore ? restore_usage
+				 : record ? record_usage : run_usage)(stdout);
 			return 0;
 		case ':':
 			fprintf(stderr, "%s: option %s needs a value\n", name,
@@ -267,6 +361,24 @@ static int run_main(const char *name, bool restore, int argc, char **argv)
 				name, opts[li].name);
 			return KG_EXIT_USAGE;
 		}
+		if ((c == O_LOG || c == O_DIGEST_MS) && !record) {
+			fprintf(stderr, "%s: --%s: only for 'kagami record'\n",
+				name, opts[li].name);
+			return KG_EXIT_USAGE;
+		}
+		if (record && (c == O_REPLICATE || c == O_DETERMINISTIC)) {
+			fprintf(stderr, "%s: --%s: not with 'kagami record'%s\n",
+				name, opts[li].name,
+				c == O_DETERMINISTIC ? " (implied)" : "");
+			return KG_EXIT_USAGE;
+		}
+	}
+	if (record) {
+		if (!log_path) {
+			fprintf(stderr, "%s: --log FILE is required\n", name);
+			return KG_EXIT_USAGE;
+		}
+		cfg.deterministic = true;
 	}
 	if (po.mode && !po.peer[0]) {
 		fprintf(stderr, "%s: --replicate needs --peer tcp:HOST:PORT (a "
@@ -275,7 +387,7 @@ static int run_main(const char *name, bool restore, int argc, char **argv)
 	}
 	if (!po.mode && (po.peer[0] || keyfile || lease)) {
 		fprintf(stderr, "%s: --peer, --key and --lease need --replicate "
-			"ft|ha\n", name);
+			"ft|ha|lockstep\n", name);
 		return KG_EXIT_USAGE;
 	}
 	if (keyfile) {
@@ -329,6 +441,14 @@ static int run_main(const char *name, bool restore, int argc, char **argv)
 		free(vm);
 		return KG_EXIT_USAGE;
 	}
+	struct recording *rec = NULL;
+	if (record && !(rec = recording_start(vm, log_path,
+					      (unsigned)digest_ms, &e))) {
+		fprintf(stderr, "%s: %s\n", name, e.msg);
+		vm_destroy(vm);
+		free(vm);
+		return KG_EXIT_USAGE;
+	}
 	struct serve_opts so = { .name = name, .control_path = control_path,
 				 .timeout_s = timeout_s, .summary = summary,
 				 .protect = po.mode ? &po : NULL,
@@ -336,7 +456,10 @@ static int run_main(const char *name, bool restore, int argc, char **argv)
 				 .lease_key = po.have_key ? &po.key : NULL,
 				 .lease_ttl_ms = lease_ttl ? lease_ttl
 					 : 3 * (po.failover_ms ? po.failover_ms : 100) / 2 };
+	uint64_t t0 = vm_now_ns();
 	int status = serve_vm(vm, &so);
+	if (rec && finish_recording(name, rec, log_path, vm_now_ns() - t0) < 0)
+		status = KG_EXIT_HOST;
 	snapshot_close(sr);
 	vm_destroy(vm);
 	free(vm);

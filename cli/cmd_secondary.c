@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "secondary_lockstep.h"
 #include "serve.h"
 #include "../ft/checkpoint/vm_state.h"
 #include "../ft/pipeline/disk_sync.h"
@@ -139,7 +140,8 @@ static void early_cleanup(void *arg)
 int cmd_secondary(int argc, char **argv)
 {
 	enum { O_LISTEN = 256, O_KEY, O_DISK, O_NET, O_CONSOLE, O_CONTROL,
-	       O_TIMEOUT, O_SUMMARY, O_FAILOVER, O_LEASE, O_LEASE_TTL };
+	       O_TIMEOUT, O_SUMMARY, O_FAILOVER, O_LEASE, O_LEASE_TTL,
+	       O_CORRUPT_AT };
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, O_LISTEN },
 		{ "key", required_argument, NULL, O_KEY },
@@ -152,6 +154,7 @@ int cmd_secondary(int argc, char **argv)
 		{ "failover-timeout", required_argument, NULL, O_FAILOVER },
 		{ "lease", required_argument, NULL, O_LEASE },
 		{ "lease-ttl", required_argument, NULL, O_LEASE_TTL },
+		{ "test-corrupt-at", required_argument, NULL, O_CORRUPT_AT },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -163,6 +166,7 @@ int cmd_secondary(int argc, char **argv)
 	unsigned long lease_ttl = 0;
 	double timeout_s = 0;
 	unsigned long failover_ms = 100;
+	unsigned long long corrupt_at = 0;
 	bool summary = false;
 	char *end;
 	opterr = 0;
@@ -182,6 +186,14 @@ int cmd_secondary(int argc, char **argv)
 				fprintf(stderr, "%s: --lease-ttl '%s': "
 					"milliseconds, 10 to 600000\n", name,
 					optarg);
+				return KG_EXIT_USAGE;
+			}
+			break;
+		case O_CORRUPT_AT:
+			corrupt_at = strtoull(optarg, &end, 10);
+			if (!*optarg || *end || !corrupt_at) {
+				fprintf(stderr, "%s: --test-corrupt-at '%s': an "
+					"exit index above 0\n", name, optarg);
 				return KG_EXIT_USAGE;
 			}
 			break;
@@ -328,12 +340,41 @@ again:
 		}
 		vm_state_park(vm);
 		fprintf(stderr, "%s: protecting a %s VM for %s\n", name,
-			(in.mode & 0xff) == RLINK_MODE_FT ? "FT" : "HA",
+			(in.mode & 0xff) == RLINK_MODE_FT ? "FT"
+			: (in.mode & 0xff) == RLINK_MODE_HA ? "HA" : "lockstep",
 			rlink_peer(in.link));
 		in.on_first_commit = drop_old;
 		in.commit_ctx = &pc;
 		int r = incoming_follow(&in, vm, &disk_sync_sink, vm, &e);
 		committed = in.committed_seq;
+		if (r == 3) {
+			struct secondary_lockstep_opts lo = {
+				.name = name, .control_path = control,
+				.timeout_s = timeout_s, .summary = summary,
+				.lease = lease, .lease_key = keyfile ? &key : NULL,
+				.lease_ttl_ms = lease_ttl ? (unsigned)lease_ttl
+					: 3 * (unsigned)failover_ms / 2,
+				.test_corrupt_at = corrupt_at,
+			};
+			/* serve_vm takes the signals while the replica runs. */
+			early_signals_stop(es);
+			es = NULL;
+			drop_prev(&pc);
+			int st = 1;
+			enum secondary_lockstep_end how =
+				secondary_lockstep(&in, vm, &lo, &st);
+			incoming_end(&in);
+			if (how == LOCKSTEP_TOOK_OVER || how == LOCKSTEP_STOPPED ||
+			    how == LOCKSTEP_ENDED) {
+				status = how == LOCKSTEP_ENDED ? 0 : st;
+				goto out;
+			}
+			drop_vm(&vm);
+			receive_remove_created(&cfg, created);
+			es = early_signals_start(name, early_cleanup, &ec);
+			fprintf(stderr, "%s: waiting for a primary\n", name);
+			continue;
+		}
 		incoming_end(&in);
 		if (!committed && prev) {
 			/* The new copy never committed: back to the last. */

@@ -25,6 +25,12 @@ static void usage(FILE *f)
 		"             load, verify (see 'kagami kv --help')\n"
 		"  restore    resume a VM from a snapshot (see 'kagami restore "
 		"--help')\n"
+		"  record     run a guest deterministically, logging every "
+		"input\n"
+		"             (see 'kagami record --help')\n"
+		"  replay     re-execute a recording exactly, checking every "
+		"exit\n"
+		"             (see 'kagami replay --help')\n"
 		"  receive    wait for a VM migrating in, then run it (see\n"
 		"             'kagami receive --help')\n"
 		"  secondary  hold the replica of a VM protected with 'run\n"
@@ -61,6 +67,10 @@ int main(int argc, char **argv)
 		return cmd_kv(argc - 1, argv + 1);
 	if (!strcmp(cmd, "restore"))
 		return cmd_restore(argc - 1, argv + 1);
+	if (!strcmp(cmd, "record"))
+		return cmd_record(argc - 1, argv + 1);
+	if (!strcmp(cmd, "replay"))
+		return cmd_replay(argc - 1, argv + 1);
 	if (!strcmp(cmd, "receive"))
 		return cmd_receive(argc - 1, argv + 1);
 	if (!strcmp(cmd, "drill"))

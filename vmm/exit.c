@@ -100,6 +100,21 @@ static void handle_system_event(struct vcpu *v)
 	}
 }
 
+/* Synchronous exits are the deterministic gate's points: it sees each
+ * begin (and may refuse it: a replay diverged) and end. */
+static bool sync_begin(struct vcpu *v)
+{
+	struct gate *g = &v->vm->gate;
+	return !g->ops->exit_begin || g->ops->exit_begin(g, v->fd, v->run);
+}
+
+static void sync_end(struct vcpu *v)
+{
+	struct gate *g = &v->vm->gate;
+	if (g->ops->exit_end)
+		g->ops->exit_end(g, v->fd, v->run);
+}
+
 void vcpu_dispatch_exit(struct vcpu *v)
 {
 	struct vm *vm = v->vm;
@@ -110,17 +125,29 @@ void vcpu_dispatch_exit(struct vcpu *v)
 	switch (run->exit_reason) {
 	case KVM_EXIT_IO:
 		kind = VM_EXIT_PIO;
-		handle_pio(v);
+		if (sync_begin(v)) {
+			handle_pio(v);
+			sync_end(v);
+		}
 		break;
 	case KVM_EXIT_MMIO:
 		kind = VM_EXIT_MMIO;
-		handle_mmio(v);
+		if (sync_begin(v)) {
+			handle_mmio(v);
+			sync_end(v);
+		}
 		break;
 	case KVM_EXIT_INTR:
 		break;
 	case KVM_EXIT_HLT:
-		/* Only without an in-kernel LAPIC; ours always has one. */
-		stop_with_regs(v, VM_STOP_CRASH, "guest halted (KVM_EXIT_HLT)");
+		/* Only without an in-kernel LAPIC: deterministic mode, whose
+		 * gate wakes the vCPU with an interrupt. */
+		if (!vm->gate.ops->exit_begin) {
+			stop_with_regs(v, VM_STOP_CRASH,
+				       "guest halted (KVM_EXIT_HLT)");
+		} else if (sync_begin(v)) {
+			sync_end(v);
+		}
 		break;
 	case KVM_EXIT_SHUTDOWN:
 		stop_with_regs(v, VM_STOP_CRASH,

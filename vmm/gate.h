@@ -28,6 +28,7 @@ enum gate_input {
 };
 
 struct gate;
+struct kvm_run;
 
 /*
  * The userspace interrupt controller and timer of deterministic mode
@@ -64,6 +65,15 @@ struct gate_ops {
 	 * gate may block the vCPU up to max_ns until an input is pending;
 	 * the pass-through gate returns at once. vCPU thread only. */
 	void (*idle)(struct gate *g, uint64_t max_ns);
+	/* Deterministic gates only (NULL in the pass-through one). A
+	 * synchronous exit (port I/O, MMIO, HLT) of the vCPU begins: the
+	 * recorder notes it, the replayer checks it against the log and
+	 * returns false on a divergence (it has stopped the VM; the exit is
+	 * not served). */
+	bool (*exit_begin)(struct gate *g, int vcpu_fd, struct kvm_run *run);
+	/* ...and ends: the one point where asynchronous inputs (device
+	 * writes into RAM, interrupts) enter a deterministic VM. */
+	void (*exit_end)(struct gate *g, int vcpu_fd, struct kvm_run *run);
 };
 
 struct gate {
@@ -71,6 +81,7 @@ struct gate {
 	struct guest_mem *mem;
 	int vm_fd; /* updated by the VM when it is re-created on reset */
 	const struct gate_irqchip *irqchip; /* deterministic mode only */
+	void *impl; /* a recorder's or replayer's own state */
 	uint64_t clock_base_ns;
 	_Atomic uint64_t count[GATE_NINPUTS];
 };

@@ -1,6 +1,7 @@
 #include "outbuf.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -21,6 +22,7 @@ struct outbuf {
 	pthread_mutex_t lock;
 	pthread_mutex_t emit_lock; /* one release at a time: order */
 	bool hold;
+	_Atomic bool open_items; /* put since the last seal */
 	size_t max_bytes;
 	struct item *head, **tail;
 	uint64_t items, bytes, released, dropped;
@@ -138,14 +140,21 @@ void outbuf_put(struct outbuf *o, outbuf_emit_fn fn, void *ctx,
 	memcpy(i->data, buf, len);
 	*o->tail = i;
 	o->tail = &i->next;
+	atomic_store(&o->open_items, true);
 	o->items++;
 	o->bytes += len;
 	pthread_mutex_unlock(&o->lock);
 }
 
+bool outbuf_unsealed(struct outbuf *o)
+{
+	return atomic_load_explicit(&o->open_items, memory_order_relaxed);
+}
+
 void outbuf_seal(struct outbuf *o, uint64_t seq)
 {
 	pthread_mutex_lock(&o->lock);
+	atomic_store(&o->open_items, false);
 	for (struct item *i = o->head; i; i = i->next)
 		if (i->seq == OPEN_EPOCH)
 			i->seq = seq;

@@ -42,6 +42,9 @@ bool outbuf_holding(struct outbuf *o);
 void outbuf_put(struct outbuf *o, outbuf_emit_fn fn, void *ctx,
 		const void *buf, size_t len);
 void outbuf_seal(struct outbuf *o, uint64_t seq);
+/* Whether outputs were held since the last seal (lockstep seals the log
+ * early for them, so that they wait less). */
+bool outbuf_unsealed(struct outbuf *o);
 /* Seals everything held, sealed before or not, with seq. */
 void outbuf_reseal(struct outbuf *o, uint64_t seq);
 void outbuf_release(struct outbuf *o, uint64_t seq);

@@ -383,6 +383,9 @@ struct virtio_blk *virtio_blk_create(struct vm *vm, const struct disk_spec *d,
 	b->vm = vm;
 	b->spec = *d;
 	b->kick_fd = -1;
+	b->fd = -1;
+	if (d->detached)
+		goto no_image;
 	b->fd = open(d->path, (d->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
 	if (b->fd < 0) {
 		kg_errno(e, "disk %s", d->path);
@@ -404,6 +407,7 @@ struct virtio_blk *virtio_blk_create(struct vm *vm, const struct disk_spec *d,
 	b->capacity = (uint64_t)st.st_size / SECTOR;
 	snprintf(b->serial, sizeof(b->serial), "kg%llx-%llx",
 		 (unsigned long long)st.st_dev, (unsigned long long)st.st_ino);
+no_image:
 	b->bounce = malloc(BOUNCE);
 	if (!b->bounce) {
 		kg_errf(e, "disk %s: out of memory", d->path);
@@ -419,6 +423,7 @@ struct virtio_blk *virtio_blk_create(struct vm *vm, const struct disk_spec *d,
 			    (d->readonly ? VIRTIO_BLK_F_RO : 0);
 	if (virtio_mmio_init(&b->t, vm, base, irq, &blk_ops, b, features, e) < 0)
 		goto fail;
+	b->t.io_in_replay = !d->detached;
 	/* Notifications go straight to the worker; if KVM refuses, they
 	 * exit and notify() forwards them. */
 	struct kg_err ignored;

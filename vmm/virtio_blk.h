@@ -37,6 +37,9 @@ struct disk_spec {
 	/* Set by code, never parsed: open the image but do not lock it at
 	 * create (a migration destination locks it before resuming). */
 	bool defer_lock;
+	/* Set by code: no image at all (replaying a recording, where the
+	 * device exists for its registers and never does I/O). */
+	bool detached;
 };
 
 /* Parses "PATH[,readonly]" (pure). */

@@ -240,6 +240,22 @@ int virtio_mmio_ioeventfd(struct virtio_mmio *t, unsigned q, int fd,
 	return 0;
 }
 
+void virtio_mmio_resync(struct virtio_mmio *t)
+{
+	pthread_mutex_lock(&t->lock);
+	for (unsigned i = 0; i < t->ops->nqueues; i++) {
+		struct virtq *q = &t->queues[i];
+		const uint8_t *used = q->ready ? guest_mem_ptr(&t->vm->mem,
+						q->used_gpa + 2, 2) : NULL;
+		if (!used)
+			continue;
+		uint16_t idx = (uint16_t)(used[0] | used[1] << 8);
+		q->used_idx = q->last_avail = idx;
+	}
+	pthread_mutex_unlock(&t->lock);
+	virtio_mmio_kick(t);
+}
+
 void virtio_mmio_kick(struct virtio_mmio *t)
 {
 	for (unsigned q = 0; q < t->ops->nqueues; q++) {
@@ -299,7 +315,11 @@ void virtio_mmio_release(struct virtio_mmio *t)
 
 bool virtio_mmio_queue_live(const struct virtio_mmio *t, unsigned q)
 {
-	return q < t->ops->nqueues && t->queues[q].ready &&
+	/* A replaying VM's devices only keep their registers: what they
+	 * would write into RAM comes from the log. */
+	return (t->io_in_replay ||
+		!atomic_load_explicit(&t->vm->replaying, memory_order_relaxed)) &&
+	       q < t->ops->nqueues && t->queues[q].ready &&
 	       (t->status & VIRTIO_STATUS_DRIVER_OK) &&
 	       !(t->status & VIRTIO_STATUS_NEEDS_RESET);
 }

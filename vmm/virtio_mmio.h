@@ -65,6 +65,11 @@ struct virtio_mmio {
 	uint8_t irq_level;
 	/* host side: eventfds KVM signals on QueueNotify writes (-1: none) */
 	int notify_fd[VIRTIO_MAX_QUEUES];
+	/* While the VM replays a log (lockstep secondary): keep doing the
+	 * device's backend I/O (a disk applies the guest's writes to its
+	 * own image) — what it would write into RAM is dropped by the
+	 * replaying gate. Otherwise its queues are idle while replaying. */
+	bool io_in_replay;
 };
 
 /* Registers the transport on the VM's MMIO bus at `base` with `irq`. */
@@ -82,6 +87,13 @@ int virtio_mmio_ioeventfd(struct virtio_mmio *t, unsigned q, int fd,
  * (restore, replication) a notification the source had not yet served
  * would otherwise never come again. */
 void virtio_mmio_kick(struct virtio_mmio *t);
+/* A replica going live after replaying a log: its own view of the queues
+ * (which requests it took, which it completed) came from its replayed
+ * backend, not from what the guest saw. Both indexes restart at the
+ * used index in guest RAM, so requests the guest has not seen complete
+ * are served again (in-order devices: writes are repeated, frames may be
+ * sent twice, which networks allow); then every queue is kicked. */
+void virtio_mmio_resync(struct virtio_mmio *t);
 /* Registers the eventfds again with a new KVM VM (after a VM reset). */
 void virtio_mmio_rearm(struct virtio_mmio *t);
 /* Resets the device as a driver writing 0 to Status does (VM reset). */

@@ -297,8 +297,8 @@ struct virtio_net *virtio_net_create(struct vm *vm, const struct net_spec *s,
 	n->vm = vm;
 	n->spec = *s;
 	n->kick_fd = n->tx_fd = -1;
-	n->tap_fd = open_tap(s, e);
-	if (n->tap_fd < 0)
+	n->tap_fd = s->detached ? -1 : open_tap(s, e);
+	if (n->tap_fd < 0 && !s->detached)
 		goto fail;
 	n->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	n->tx_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);

@@ -9,6 +9,7 @@
 #ifndef KG_VIRTIO_NET_H
 #define KG_VIRTIO_NET_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include "err.h"
 
@@ -19,6 +20,9 @@ struct virtio_mmio;
 struct net_spec {
 	char ifname[16]; /* IFNAMSIZ */
 	uint8_t mac[6];
+	/* Set by code: no TAP (replaying a recording: the device exists for
+	 * its registers and never sends or receives). */
+	bool detached;
 };
 
 /* Parses "tap:IFNAME[,mac=xx:xx:xx:xx:xx:xx]" (pure); without mac=, a

@@ -273,6 +273,16 @@ void vm_pause(struct vm *vm)
 	pthread_mutex_unlock(&vm->lock);
 }
 
+void vm_request_pause(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	if (vm->req == VM_REQ_RUN) {
+		vm->req = VM_REQ_PAUSE;
+		kick_all(vm);
+	}
+	pthread_mutex_unlock(&vm->lock);
+}
+
 bool vm_pause_checked(struct vm *vm)
 {
 	vm_pause(vm);
@@ -394,6 +404,15 @@ int vm_run(struct vm *vm, struct vm_stop *stop, struct kg_err *e)
 		console_flush(vm->uart.console);
 		if (stop->reason != VM_STOP_RESET)
 			return 0;
+		/* A deterministic VM's reset would reload the image outside
+		 * the execution log: it ends the run (and the recording). */
+		if (vm->cfg.deterministic) {
+			snprintf(stop->message, sizeof(stop->message),
+				 "the guest reset itself, which ends a "
+				 "deterministic run (record, replay, lockstep)");
+			stop->reason = VM_STOP_REQUEST;
+			return 0;
+		}
 		pthread_mutex_lock(&vm->lock);
 		while (vm->checkpoints)
 			pthread_cond_wait(&vm->cond, &vm->lock);

@@ -114,6 +114,12 @@ struct vm {
 	 * the secondary commits the epoch that produced them. */
 	struct outbuf *out;
 	bool parked; /* vm_state_park: devices held until activated */
+	/* Replaying an execution log: devices do no I/O (the log supplies
+	 * what they would have written); cleared when a replica goes live. */
+	_Atomic bool replaying;
+	/* Who relies on KVM's dirty log staying on and unread (a recording's
+	 * digests); snapshots and checkpoints refuse meanwhile. NULL: none. */
+	const char *dirty_log_owner;
 	char *cmdline; /* the user's plus the virtio_mmio.device= entries */
 
 	/* boot inputs, kept for reset */
@@ -146,6 +152,9 @@ void vm_request_stop_locked(struct vm *vm, enum vm_stop_reason reason,
  * the VM is stopping). */
 void vm_pause(struct vm *vm);
 void vm_resume(struct vm *vm);
+/* Asks the vCPUs to park without waiting for them: what a vCPU thread
+ * itself calls (replay reaching --until). */
+void vm_request_pause(struct vm *vm);
 /* Brackets a checkpoint (snapshot, epoch): a guest reset waits until it
  * ends, so RAM and the KVM VM stay put while it reads them. */
 void vm_checkpoint_begin(struct vm *vm);

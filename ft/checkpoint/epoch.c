@@ -94,6 +94,11 @@ static struct epoch_sender *sender_new(struct vm *vm, int fd,
 				       const struct kg_stream_io *io,
 				       void *ctx, struct kg_err *e)
 {
+	if (vm->dirty_log_owner) {
+		kg_errf(e, "KVM's dirty log is in use by %s; not while "
+			"recording", vm->dirty_log_owner);
+		return NULL;
+	}
 	struct epoch_sender *s = calloc(1, sizeof(*s));
 	if (!s) {
 		kg_errf(e, "out of memory");
@@ -782,4 +787,14 @@ void epoch_receiver_free(struct epoch_receiver *r)
 	free(r->pages);
 	free(r->stage);
 	free(r);
+}
+
+struct kg_stream_writer *epoch_sender_writer(struct epoch_sender *s)
+{
+	return &s->w;
+}
+
+struct kg_stream_reader *epoch_receiver_reader(struct epoch_receiver *r)
+{
+	return &r->r;
 }

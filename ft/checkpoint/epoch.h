@@ -136,4 +136,9 @@ int epoch_receive(struct epoch_receiver *r, struct epoch_stats *st,
 		  struct kg_err *e);
 void epoch_receiver_free(struct epoch_receiver *r);
 
+/* The streams underneath, for sections that follow epochs (a recording's
+ * execution log): use only between epochs, with no epoch in flight. */
+struct kg_stream_writer *epoch_sender_writer(struct epoch_sender *s);
+struct kg_stream_reader *epoch_receiver_reader(struct epoch_receiver *r);
+
 #endif

@@ -197,6 +197,10 @@ int snapshot_save(struct vm *vm, const char *path, struct snapshot_stats *st,
 		  struct kg_err *e)
 {
 	memset(st, 0, sizeof(*st));
+	if (vm->dirty_log_owner)
+		return kg_errf(e, "snapshot: KVM's dirty log is in use by %s "
+			       "(a snapshot would corrupt them); not while "
+			       "recording", vm->dirty_log_owner);
 	uint64_t t0 = now_us(), tp = 0;
 	char tmp[4200];
 	if (snprintf(tmp, sizeof(tmp), "%s.partial", path) >= (int)sizeof(tmp))

@@ -48,7 +48,7 @@
 
 #define KG_STREAM_MAGIC "KAGAMIST"
 #define KG_STREAM_MAJOR 1
-#define KG_STREAM_MINOR 1 /* 1.1: disk-blocks, epoch-begin v2 */
+#define KG_STREAM_MINOR 2 /* 1.1: disk-blocks, epoch-begin v2; 1.2: exec-log */
 #define KG_STREAM_HEADER_SIZE 32
 #define KG_STREAM_HEADER_MAX 4096 /* header size a 1.x reader accepts */
 #define KG_SECTION_HEADER_SIZE 16
@@ -81,6 +81,7 @@ enum kg_sec_kind {
 	KG_SEC_DISK_BLOCKS = 0x0021, /* disk contents: u64 offset, data */
 	KG_SEC_EPOCH_BEGIN = 0x0030, /* opens an epoch */
 	KG_SEC_EPOCH_END = 0x0031,   /* closes it: the epoch is complete */
+	KG_SEC_EXEC_LOG = 0x0040,    /* execution log records (ft/record) */
 	KG_SEC_END = 0x7fff,         /* mandatory last section */
 };
 

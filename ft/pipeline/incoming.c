@@ -91,11 +91,12 @@ int incoming_begin(struct incoming *in, struct kg_tp_listener *l,
 	in->session = m.a;
 	in->mode = m.b;
 	unsigned mode = m.b & 0xff;
-	bool ok = in->standby ? mode == RLINK_MODE_FT || mode == RLINK_MODE_HA
+	bool ok = in->standby ? mode == RLINK_MODE_FT || mode == RLINK_MODE_HA ||
+				mode == RLINK_MODE_LOCKSTEP
 			      : mode == RLINK_MODE_MIGRATE;
 	if (!ok) {
 		kg_errf(e, "%s: mode %u is not %s", rlink_peer(in->link), mode,
-			in->standby ? "ft or ha (this is a secondary)"
+			in->standby ? "ft, ha or lockstep (this is a secondary)"
 				    : "a migration (this is kagami receive)");
 		goto refuse;
 	}
@@ -279,6 +280,9 @@ int incoming_follow(struct incoming *in, struct vm *vm,
 		}
 		if (rlink_send(in->link, RLINK_ACK, st.seq, 0, NULL, e) < 0)
 			return 1;
+		/* Lockstep: the execution log follows the first state. */
+		if (!st.live && (in->mode & 0xff) == RLINK_MODE_LOCKSTEP)
+			return 3;
 	}
 }
 

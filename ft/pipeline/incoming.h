@@ -69,7 +69,9 @@ int incoming_receive(struct incoming *in, struct vm *vm,
  * — fail over if an epoch is committed; 2: a frame or epoch was corrupted
  * (nothing of it committed): the primary is alive and will reconnect;
  * 0: the primary said not to take over (its ABORT; e has its words);
- * -1: this side failed. */
+ * 3: lockstep: the first state is committed and the execution log
+ * follows on the same stream (ft/pipeline/lockstep.h); -1: this side
+ * failed. */
 int incoming_follow(struct incoming *in, struct vm *vm,
 		    const struct epoch_disk_sink *disk, void *ctx,
 		    struct kg_err *e);

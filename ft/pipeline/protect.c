@@ -12,7 +12,9 @@
 #include "../../vmm/vm.h"
 #include "../checkpoint/epoch.h"
 #include "disk_sync.h"
+#include "../record/recorder.h"
 #include "guard.h"
+#include "lockstep.h"
 #include "rlink.h"
 
 #define SAMPLES 2048
@@ -40,11 +42,21 @@ struct protect {
 	uint64_t sent_ns[MAX_UNACKED + 1], sent_seq[MAX_UNACKED + 1];
 	bool reseal;       /* the next paused epoch is a session's first */
 	uint64_t lost_ns;  /* when the link was lost; 0 while protected */
+	/* lockstep: the recorder (ours unless the VM had one) and the sink */
+	struct recorder *rec;
+	bool own_rec;
+	struct lockstep_sink *sink;
 };
 
 const char *protect_mode_name(enum protect_mode m)
 {
-	return m == PROTECT_FT ? "ft" : "ha";
+	return m == PROTECT_FT ? "ft" : m == PROTECT_HA ? "ha" : "lockstep";
+}
+
+/* Outputs held until acknowledged: FT and lockstep. */
+static bool holds_output(const struct protect *p)
+{
+	return p->o.mode != PROTECT_HA;
 }
 
 static void set_state(struct protect *p, const char *state, const char *why)
@@ -179,7 +191,7 @@ static int take_acks(struct protect *p, struct rlink *l, int timeout_ms,
 	if (m.a <= *acked)
 		return 0;
 	*acked = m.a;
-	if (p->o.mode == PROTECT_FT)
+	if (holds_output(p))
 		outbuf_release(p->vm->out, m.a);
 	uint64_t now = vm_now_ns();
 	pthread_mutex_lock(&p->lock);
@@ -195,13 +207,103 @@ static int take_acks(struct protect *p, struct rlink *l, int timeout_ms,
 	return 0;
 }
 
+/* Lockstep: one paused epoch (the state at the log's first exit), then
+ * the log; ACKs release the outputs each section sealed. */
+static int follow_log(struct protect *p, struct rlink *l,
+		      struct epoch_sender *es, struct kg_err *e)
+{
+	struct vm *vm = p->vm;
+	struct epoch_stats st;
+	uint64_t t = vm_now_ns();
+	outbuf_hold(vm->out, true);
+	if (!vm_pause_checked(vm)) {
+		vm_resume(vm);
+		return kg_errf(e, "the VM is stopping");
+	}
+	uint64_t t1 = vm_now_ns();
+	int rc = epoch_send_final(es, &st, e);
+	uint64_t t2 = vm_now_ns();
+	if (getenv("KG_DEBUG_LOCKSTEP"))
+		fprintf(stderr, "lockstep sync: pause %.1f ms, final epoch %.1f ms (%llu pages)\n",
+			(double)(t1 - t) / 1e6, (double)(t2 - t1) / 1e6,
+			(unsigned long long)st.dirty_pages);
+	if (rc == 0) {
+		/* What is held belongs to the state just sent. */
+		outbuf_reseal(vm->out, st.seq);
+		rc = lockstep_sink_attach(p->sink, l, epoch_sender_writer(es),
+					  st.seq, e);
+	}
+	uint64_t paused_us = (vm_now_ns() - t) / 1000;
+	if (getenv("KG_DEBUG_LOCKSTEP"))
+		fprintf(stderr, "lockstep sync: attach %.1f ms\n",
+			(double)(vm_now_ns() - t2) / 1e6);
+	vm_resume(vm);
+	if (rc < 0)
+		return -1;
+	pthread_mutex_lock(&p->lock);
+	sample(p->pause_us, &p->npause, paused_us);
+	p->st.epochs = st.seq;
+	p->sent_seq[0] = st.seq;
+	p->sent_ns[0] = t;
+	pthread_mutex_unlock(&p->lock);
+	kg_tp_set_io_timeout(rlink_transport(l), (int)p->o.failover_ms * 2);
+	uint64_t acked = 0, last_beat = 0;
+	uint64_t ack_ms = p->o.failover_ms * 5 < 1000
+				  ? 1000 : (uint64_t)p->o.failover_ms * 5;
+	while (!atomic_load(&p->stop)) {
+		char why[600];
+		if (lockstep_sink_failed(p->sink, why, sizeof(why)))
+			return kg_errf(e, "%s", why);
+		uint64_t sent = lockstep_sink_sent(p->sink);
+		uint64_t before = acked;
+		/* One ACK per section: take all that queued up. */
+		for (int i = 0; i < 4096; i++) {
+			uint64_t was = acked;
+			if (take_acks(p, l, i ? 0 : 5, &acked, e) < 0)
+				return -1;
+			if (acked == was)
+				break;
+		}
+		uint64_t now = vm_now_ns();
+		if (acked > before) {
+			uint64_t ts = lockstep_sink_sent_ns(p->sink, acked);
+			pthread_mutex_lock(&p->lock);
+			if (ts)
+				sample(p->ack_us, &p->nack, (now - ts) / 1000);
+			p->st.epochs = sent;
+			p->bytes = rlink_stream_bytes(l);
+			pthread_mutex_unlock(&p->lock);
+		}
+		uint64_t oldest = lockstep_sink_sent_ns(p->sink, acked + 1);
+		if (oldest && now - oldest > ack_ms * 1000000u)
+			return kg_errf(e, "the secondary acknowledged no log for "
+				       "%llu ms", (unsigned long long)ack_ms);
+		/* An idle guest sends no log: show we are alive. */
+		if (now - last_beat >= (uint64_t)BEAT_MS * 1000000u) {
+			if (rlink_send(l, RLINK_BEAT, now / 1000000, 0, NULL,
+				       e) < 0)
+				return -1;
+			last_beat = now;
+		}
+	}
+	/* The guest ended (no vCPU runs): its last exits go too, so the
+	 * replica can replay to the same end. */
+	if (vm->req == VM_REQ_STOP) {
+		struct kg_err ignore;
+		recorder_flush(p->rec, &ignore);
+	}
+	return 0;
+}
+
 static int replicate(struct protect *p, struct rlink *l, struct kg_err *e)
 {
 	struct vm *vm = p->vm;
 	uint64_t session;
 	if (getrandom(&session, sizeof(session), 0) != sizeof(session))
 		return kg_errno(e, "getrandom");
-	uint64_t mode = (p->o.mode == PROTECT_FT ? RLINK_MODE_FT : RLINK_MODE_HA) |
+	uint64_t mode = (p->o.mode == PROTECT_FT ? RLINK_MODE_FT
+			 : p->o.mode == PROTECT_HA ? RLINK_MODE_HA
+						   : RLINK_MODE_LOCKSTEP) |
 			RLINK_F_STORAGE;
 	if (rlink_start_reader(l, e) < 0 ||
 	    rlink_send(l, RLINK_HELLO, session, mode, NULL, e) < 0)
@@ -223,6 +325,10 @@ static int replicate(struct protect *p, struct rlink *l, struct kg_err *e)
 	uint64_t acked = 0;
 	if (sync_live(p, l, es, &acked, e) < 0)
 		goto out;
+	if (p->o.mode == PROTECT_LOCKSTEP) {
+		rc = follow_log(p, l, es, e);
+		goto out;
+	}
 	/* From here the secondary beats every failover_ms / 4: silence
 	 * this long means it is gone. */
 	kg_tp_set_io_timeout(rlink_transport(l), (int)p->o.failover_ms * 2);
@@ -289,6 +395,16 @@ static int replicate(struct protect *p, struct rlink *l, struct kg_err *e)
 	}
 	rc = 0;
 out:
+	if (p->sink) {
+		/* The digests' page hashes give the dirty log back to the
+		 * next session's first copy. */
+		lockstep_sink_down(p->sink);
+		bool paused = vm_pause_checked(vm);
+		struct kg_err ignore;
+		recorder_set_sink(p->rec, NULL, &ignore);
+		if (paused)
+			vm_resume(vm);
+	}
 	epoch_sender_free(es);
 	if (vm->cfg.ndisks)
 		disk_sync_fini(&ds);
@@ -345,6 +461,11 @@ static void *protect_thread(void *arg)
 			rlink_send(l, RLINK_ABORT, 0, 0, "the primary stopped "
 				   "protecting the VM (it ended or was stopped)",
 				   &ignore);
+			/* Until the secondary closes: closing first, with its
+			 * ACKs unread, would reset the connection and could
+			 * lose the ABORT on the way. */
+			struct rlink_msg m;
+			rlink_wait_msg(l, 0, 1000, &m, &ignore);
 		}
 		rlink_free(l);
 		bool ending = atomic_load(&p->stop) || vm_stopping || r == 0;
@@ -356,13 +477,15 @@ static void *protect_thread(void *arg)
 		pthread_mutex_unlock(&p->lock);
 		/* Refused: no secondary process, so no replica to respect. */
 		bool gone = !l && strstr(e.msg, "refused");
-		if (!ending && !gone && p->o.mode == PROTECT_FT && in_window &&
+		if (!ending && !gone && holds_output(p) && in_window &&
 		    outbuf_holding(p->vm->out)) {
 			/* A corrupted frame or a blip: the secondary keeps its
 			 * replica for a while. Outputs stay held — the guest
 			 * runs on, unseen — until a new session covers them or
 			 * the window closes. */
 			set_state(p, "reconnecting", e.msg);
+			if (getenv("KG_DEBUG_LOCKSTEP"))
+				fprintf(stderr, "reconnecting: %s\n", e.msg);
 			sleep_ms(50);
 			continue;
 		}
@@ -403,6 +526,46 @@ static void *protect_thread(void *arg)
 	return NULL;
 }
 
+/* The log is recorded from the guest's first exit (or, after a takeover,
+ * by the recorder already in place); it reaches a secondary once synced. */
+static int start_lockstep(struct protect *p, struct kg_err *e)
+{
+	if (!p->vm->cfg.deterministic)
+		return kg_errf(e, "--replicate lockstep needs a deterministic VM "
+			       "(one vCPU, kagami's PIC and PIT): start it with "
+			       "'kagami run --replicate lockstep'");
+	p->rec = recorder_of(p->vm);
+	if (!p->rec) {
+		struct recorder_opts ro = {
+			.digest_ns = LOCKSTEP_DIGEST_MS * 1000000ull,
+			.flush_ns = LOCKSTEP_FLUSH_MS * 1000000ull,
+		};
+		if (!(p->rec = recorder_new(p->vm, &ro, e)))
+			return -1;
+		p->own_rec = true;
+	}
+	if (!(p->sink = lockstep_sink_new(p->vm, p->rec, e))) {
+		if (p->own_rec)
+			recorder_free(p->rec);
+		return -1;
+	}
+	return 0;
+}
+
+static void stop_lockstep(struct protect *p)
+{
+	if (p->sink) {
+		lockstep_sink_down(p->sink);
+		struct kg_err e;
+		recorder_set_sink(p->rec, NULL, &e);
+	}
+	lockstep_sink_free(p->sink);
+	if (p->own_rec)
+		recorder_free(p->rec);
+	p->sink = NULL;
+	p->rec = NULL;
+}
+
 struct protect *protect_start(struct vm *vm, const struct protect_opts *o,
 			      struct kg_err *e)
 {
@@ -419,11 +582,16 @@ struct protect *protect_start(struct vm *vm, const struct protect_opts *o,
 		p->o.interval_ms = 1000;
 	if (!p->o.failover_ms)
 		p->o.failover_ms = 100;
+	if (o->mode == PROTECT_LOCKSTEP && start_lockstep(p, e) < 0) {
+		free(p);
+		return NULL;
+	}
 	pthread_mutex_init(&p->lock, NULL);
 	p->st.running = true;
 	int r = pthread_create(&p->thread, NULL, protect_thread, p);
 	if (r) {
 		pthread_mutex_destroy(&p->lock);
+		stop_lockstep(p);
 		free(p);
 		errno = r;
 		kg_errno(e, "replication: pthread_create");
@@ -438,6 +606,7 @@ void protect_stop(struct protect *p)
 		return;
 	atomic_store(&p->stop, true);
 	pthread_join(p->thread, NULL);
+	stop_lockstep(p);
 	pthread_mutex_destroy(&p->lock);
 	free(p);
 }

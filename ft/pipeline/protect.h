@@ -14,6 +14,9 @@
  * arrives (the output rule: RPO zero). HA emits outputs at once, so a
  * failover loses at most the last interval.
  *
+ * Lockstep (ft/pipeline/lockstep.h) shares the link, the first copy and
+ * the reconnect logic, then streams the execution log instead of epochs.
+ *
  * When the link fails (secondary killed, cut, corrupt frame, silence
  * longer than the failover timeout), the primary keeps running the guest,
  * UNPROTECTED: held outputs are released, the state says why, and
@@ -30,7 +33,7 @@
 
 struct vm;
 
-enum protect_mode { PROTECT_FT = 1, PROTECT_HA };
+enum protect_mode { PROTECT_FT = 1, PROTECT_HA, PROTECT_LOCKSTEP };
 
 struct protect_opts {
 	enum protect_mode mode;
@@ -45,7 +48,7 @@ struct protect_opts {
 	struct guard *guard;         /* split-brain guard (may be NULL) */
 };
 
-/* "ft" or "ha". */
+/* "ft", "ha" or "lockstep". */
 const char *protect_mode_name(enum protect_mode m);
 
 struct protect_status {

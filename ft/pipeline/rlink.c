@@ -286,7 +286,9 @@ static int parse_msg(const struct rlink *l, const uint8_t *p, size_t len,
 	return 0;
 }
 
-/* Queues a message; a full queue drops its oldest heartbeat. Locked. */
+/* Queues a message; a full queue drops its oldest heartbeat, or folds a
+ * new ACK into the newest one queued (ACKs are cumulative: lockstep ACKs
+ * every log section). Locked. */
 static int enqueue(struct rlink *l, const struct rlink_msg *m,
 		   struct kg_err *e)
 {
@@ -295,6 +297,16 @@ static int enqueue(struct rlink *l, const struct rlink_msg *m,
 		for (i = 0; i < QUEUE_LEN; i++)
 			if (l->q[(l->q_head + i) % QUEUE_LEN].type == RLINK_BEAT)
 				break;
+		if (i == QUEUE_LEN && m->type == RLINK_ACK) {
+			struct rlink_msg *last =
+				&l->q[(l->q_head + QUEUE_LEN - 1) % QUEUE_LEN];
+			if (last->type == RLINK_ACK) {
+				if (m->a > last->a)
+					*last = *m;
+				pthread_cond_broadcast(&l->q_cond);
+				return 0;
+			}
+		}
 		if (i == QUEUE_LEN)
 			return kg_errf(e, "%s: more than %d control messages "
 				       "unanswered", l->peer, QUEUE_LEN);

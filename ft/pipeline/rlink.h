@@ -55,7 +55,7 @@ enum rlink_msg_type {
 
 /* HELLO's b: the mode in bits 0-7, flags above. */
 enum { RLINK_MODE_MIGRATE = 1, RLINK_MODE_FT = 2, RLINK_MODE_HA = 3,
-       RLINK_MODE_QUERY = 4 };
+       RLINK_MODE_QUERY = 4, RLINK_MODE_LOCKSTEP = 5 };
 #define RLINK_F_STORAGE (1u << 8) /* disk contents travel in the stream */
 
 struct rlink_msg {

@@ -463,8 +463,9 @@ test_rr_until_resume() {
 }
 
 # ctl pause/resume and a snapshot while recording: the recording stays
-# whole and replays with every digest matching (the snapshot must not
-# take the dirty-page log the digests are computed from).
+# whole and replays with every digest matching. The snapshot would take
+# the dirty-page log the digests are computed from: it is refused with
+# one line saying why, and nothing else changes.
 test_rr_record_ctl() {
 	trap rr_reap EXIT
 	rr_record p --mem 32M --digest-ms 10 --control p.sock \
@@ -480,7 +481,9 @@ test_rr_record_ctl() {
 	rr_ctl p.sock resume && [[ $CSTATUS == 0 ]] || why "ctl resume: $(cat ctl.json)" || return
 	sleep 0.2
 	rr_ctl p.sock snapshot "$PWD/p.snap"
-	[[ $CSTATUS == 0 ]] || why "ctl snapshot while recording: $(cat ctl.json)" || return
+	[[ $CSTATUS != 0 ]] || why "ctl snapshot while recording succeeded: $(cat ctl.json)" || return
+	grep -q "not while recording" ctl.json || why "snapshot refusal does not say why: $(cat ctl.json)" || return
+	[[ ! -e p.snap ]] || why "a refused snapshot left p.snap" || return
 	wait $pid
 	[[ -f p.rec ]] || why "no recording after a snapshot: $(cat p.rerr 2>/dev/null | tr '\n' '|' | head -c 300)" || return
 	grep -q "memstress: done" p.con || why "the recorded guest did not finish: $(tail -c 200 p.con)" || return
