@@ -70,8 +70,10 @@ int ctl_protect(struct control_call *call, struct kg_err *e)
 			o.mode = PROTECT_FT;
 		else if (!strcmp(mode->valuestring, "ha"))
 			o.mode = PROTECT_HA;
+		else if (!strcmp(mode->valuestring, "lockstep"))
+			o.mode = PROTECT_LOCKSTEP;
 		else {
-			kg_errf(e, "protect --mode '%s': ft or ha",
+			kg_errf(e, "protect --mode '%s': ft, ha or lockstep",
 				mode->valuestring);
 			goto out;
 		}

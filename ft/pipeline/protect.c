@@ -220,13 +220,7 @@ static int follow_log(struct protect *p, struct rlink *l,
 		vm_resume(vm);
 		return kg_errf(e, "the VM is stopping");
 	}
-	uint64_t t1 = vm_now_ns();
 	int rc = epoch_send_final(es, &st, e);
-	uint64_t t2 = vm_now_ns();
-	if (getenv("KG_DEBUG_LOCKSTEP"))
-		fprintf(stderr, "lockstep sync: pause %.1f ms, final epoch %.1f ms (%llu pages)\n",
-			(double)(t1 - t) / 1e6, (double)(t2 - t1) / 1e6,
-			(unsigned long long)st.dirty_pages);
 	if (rc == 0) {
 		/* What is held belongs to the state just sent. */
 		outbuf_reseal(vm->out, st.seq);
@@ -234,9 +228,6 @@ static int follow_log(struct protect *p, struct rlink *l,
 					  st.seq, e);
 	}
 	uint64_t paused_us = (vm_now_ns() - t) / 1000;
-	if (getenv("KG_DEBUG_LOCKSTEP"))
-		fprintf(stderr, "lockstep sync: attach %.1f ms\n",
-			(double)(vm_now_ns() - t2) / 1e6);
 	vm_resume(vm);
 	if (rc < 0)
 		return -1;
@@ -484,8 +475,6 @@ static void *protect_thread(void *arg)
 			 * runs on, unseen — until a new session covers them or
 			 * the window closes. */
 			set_state(p, "reconnecting", e.msg);
-			if (getenv("KG_DEBUG_LOCKSTEP"))
-				fprintf(stderr, "reconnecting: %s\n", e.msg);
 			sleep_ms(50);
 			continue;
 		}
