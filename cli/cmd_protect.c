@@ -34,6 +34,17 @@ int ctl_protection(struct control_call *call, struct kg_err *e)
 	cJSON_AddNumberToObject(r, "ack_p50_us", st.ack_p50_us);
 	cJSON_AddNumberToObject(r, "ack_p99_us", st.ack_p99_us);
 	cJSON_AddNumberToObject(r, "bytes_per_epoch", st.bytes_per_epoch);
+	cJSON_AddNumberToObject(r, "full_copy_ram_bytes",
+				(double)st.full_copy_ram_bytes);
+	cJSON_AddNumberToObject(r, "assisted_copy_ram_bytes",
+				(double)st.assisted_copy_ram_bytes);
+	cJSON_AddNumberToObject(r, "hash_resyncs", (double)st.hash_resyncs);
+	cJSON_AddNumberToObject(r, "resync_hash_bytes",
+				(double)st.resync_hash_bytes);
+	cJSON_AddNumberToObject(r, "resync_pages_needed",
+				(double)st.resync_pages_needed);
+	cJSON_AddNumberToObject(r, "resync_data_pages",
+				(double)st.resync_data_pages);
 	cJSON_AddNumberToObject(r, "output_hold_p50_us", st.hold_p50_us);
 	cJSON_AddNumberToObject(r, "output_hold_p99_us", st.hold_p99_us);
 	return 0;

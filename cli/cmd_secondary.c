@@ -286,12 +286,17 @@ int cmd_secondary(int argc, char **argv)
 	uint64_t committed = 0, old_committed = 0;
 	struct vm *prev = NULL;
 	struct prev_ctx pc = { &prev, &cfg };
+	/* Lockstep: the last replica, dropped from replay (diverged or cut)
+	 * but kept for its RAM: the next session compares page hashes and
+	 * fetches only the pages that differ. */
+	struct vm *ls_held = NULL;
 again:
 	for (;;) {
 		struct incoming in = { .standby = true,
 				       .beat_ms = (unsigned)failover_ms / 4,
 				       .failover_ms = (int)failover_ms };
 		struct vm_state_config sc;
+		in.have_mem = ls_held ? ls_held->mem.size : 0;
 		kg_tp_listener_set_timeout(l, held ? (int)(failover_ms * 10 < 1000
 					   ? 1000 : failover_ms * 10) : -1);
 		if (incoming_begin(&in, l, &sc, &e) < 0) {
@@ -345,6 +350,11 @@ again:
 			goto out;
 		}
 		vm_state_park(vm);
+		if (ls_held) {
+			if (ls_held->mem.size == vm->mem.size)
+				guest_mem_copy_data(&vm->mem, &ls_held->mem);
+			drop_vm(&ls_held);
+		}
 		fprintf(stderr, "%s: protecting a %s VM for %s\n", name,
 			(in.mode & 0xff) == RLINK_MODE_FT ? "FT"
 			: (in.mode & 0xff) == RLINK_MODE_HA ? "HA" : "lockstep",
@@ -353,6 +363,10 @@ again:
 		in.commit_ctx = &pc;
 		int r = incoming_follow(&in, vm, &disk_sync_sink, vm, &e);
 		committed = in.committed_seq;
+		if (r == 3 && in.hash_round)
+			fprintf(stderr, "%s: log-assisted copy: %llu page(s) "
+				"differed from the replica's\n", name,
+				(unsigned long long)in.needed_pages);
 		if (r == 3) {
 			struct secondary_lockstep_opts lo = {
 				.name = name, .control_path = control,
@@ -375,7 +389,9 @@ again:
 				status = how == LOCKSTEP_ENDED ? 0 : st;
 				goto out;
 			}
-			drop_vm(&vm);
+			/* Its RAM is most of the next copy. */
+			ls_held = vm;
+			vm = NULL;
 			receive_remove_created(&cfg, created);
 			es = early_signals_start(name, early_cleanup, &ec);
 			fprintf(stderr, "%s: waiting for a primary\n", name);
@@ -459,6 +475,7 @@ failover:;
 out:
 	early_signals_stop(es);
 	drop_prev(&pc);
+	drop_vm(&ls_held);
 	if (vm) {
 		vm_state_unpark(vm);
 		vm_destroy(vm);

@@ -8,6 +8,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <xxhash.h>
+
 #include "kvm.h"
 #include "../guests/sdk/kagami_platform.h"
 
@@ -245,4 +247,50 @@ int guest_mem_map_file(struct guest_mem *m, unsigned r, int fd,
 		return kg_errno(e, "mmap snapshot RAM (region %u)", r);
 	m->file_mapped = true;
 	return 0;
+}
+
+uint64_t guest_mem_page_hashes(const struct guest_mem *m, uint64_t first,
+			       uint64_t n, uint64_t *out)
+{
+	static const uint8_t zero[4096];
+	uint64_t zh = XXH3_64bits(zero, sizeof(zero)), data = 0;
+	uint64_t pos = first * 4096, end = (first + n) * 4096;
+	if (end > m->size)
+		end = m->size;
+	while (pos < end) {
+		/* Holes were never written: zeros, not worth faulting in. */
+		off_t d = m->fd >= 0 && !m->file_mapped
+				  ? lseek(m->fd, (off_t)pos, SEEK_DATA)
+				  : (off_t)pos;
+		if (d < 0)
+			d = errno == ENXIO ? (off_t)end : (off_t)pos;
+		for (; pos < (uint64_t)d && pos < end; pos += 4096)
+			out[pos / 4096 - first] = zh;
+		if (pos >= end)
+			break;
+		off_t h = m->fd >= 0 && !m->file_mapped
+				  ? lseek(m->fd, (off_t)pos, SEEK_HOLE)
+				  : -1;
+		uint64_t stop = h < 0 || (uint64_t)h > end ? end : (uint64_t)h;
+		if (stop <= pos)
+			stop = pos + 4096;
+		for (; pos < stop; pos += 4096, data++)
+			out[pos / 4096 - first] = XXH3_64bits(m->base + pos, 4096);
+	}
+	return data;
+}
+
+void guest_mem_copy_data(struct guest_mem *dst, const struct guest_mem *src)
+{
+	uint64_t size = src->size < dst->size ? src->size : dst->size;
+	for (uint64_t pos = 0; pos < size;) {
+		off_t d = src->fd >= 0 ? lseek(src->fd, (off_t)pos, SEEK_DATA)
+				       : (off_t)pos;
+		if (d < 0 || (uint64_t)d >= size)
+			break;
+		off_t h = src->fd >= 0 ? lseek(src->fd, d, SEEK_HOLE) : -1;
+		uint64_t stop = h < 0 || (uint64_t)h > size ? size : (uint64_t)h;
+		memcpy(dst->base + d, src->base + d, stop - (uint64_t)d);
+		pos = stop;
+	}
 }

@@ -69,6 +69,14 @@ int guest_mem_fetch_kvm_dirty(const struct guest_mem *m, int vm_fd,
  * (may be NULL). */
 int guest_mem_collect_dirty(struct guest_mem *m, int vm_fd, uint64_t *bits,
 			    uint64_t *npages, struct kg_err *e);
+/* XXH3 of memfd pages [first, first+n) into out (pages past the end are
+ * left alone); pages in holes of the memfd hash as zero pages without
+ * being touched. Returns how many pages held data. */
+uint64_t guest_mem_page_hashes(const struct guest_mem *m, uint64_t first,
+			       uint64_t n, uint64_t *out);
+/* Copies src's written pages (not its holes) into dst at the same
+ * offsets: a lockstep replica's RAM into the VM of the next session. */
+void guest_mem_copy_data(struct guest_mem *dst, const struct guest_mem *src);
 /* Words of a page bitmap covering all RAM. */
 static inline uint64_t guest_mem_bitmap_words(const struct guest_mem *m)
 {

@@ -416,6 +416,62 @@ static int live_round(struct epoch_sender *s, bool all, epoch_progress_fn fn,
 	return 0;
 }
 
+#define HASH_CHUNK 8192u /* pages per page-hashes section */
+
+int epoch_send_hashes(struct epoch_sender *s, struct epoch_stats *st,
+		      uint64_t *data_pages, struct kg_err *e)
+{
+	struct vm *vm = s->vm;
+	if (wait_encoder(s, e) < 0)
+		return -1;
+	memset(st, 0, sizeof(*st));
+	st->live = true;
+	st->seq = ++s->seq;
+	*data_pages = 0;
+	uint64_t t0 = vm_now_ns(), npages = pages_of(vm);
+	uint64_t *buf = malloc((1 + HASH_CHUNK) * sizeof(uint64_t));
+	if (!buf)
+		return kg_errf(e, "out of memory");
+	vm_checkpoint_begin(vm);
+	s->epoch_start = s->w.offset;
+	s->need_full = true; /* until this round is on the stream */
+	/* From here on a written page is dirty for the next round; what the
+	 * logs held before is covered by the hashes. */
+	int rc = guest_mem_collect_dirty(&vm->mem, vm->vm_fd, s->bits, NULL, e);
+	memset(s->pend, 0, guest_mem_bitmap_words(&vm->mem) * sizeof(uint64_t));
+	/* The receiver holds data we do not know: no page is assumed. */
+	page_encoder_reset(s->pe);
+	s->receiver_zero = false;
+	if (rc == 0)
+		rc = begin_epoch(s, st->seq, EPOCH_F_LIVE | EPOCH_F_HASHES, e);
+	for (uint64_t p = 0; rc == 0 && p < npages; p += HASH_CHUNK) {
+		uint64_t n = npages - p < HASH_CHUNK ? npages - p : HASH_CHUNK;
+		buf[0] = p;
+		*data_pages += guest_mem_page_hashes(&vm->mem, p, n, buf + 1);
+		rc = kg_writer_section(&s->w, KG_SEC_PAGE_HASHES, 0, 1, buf,
+				       (1 + n) * sizeof(uint64_t), e);
+	}
+	if (rc == 0 &&
+	    (send_disk(s, st, e) < 0 ||
+	     kg_writer_section(&s->w, KG_SEC_EPOCH_END, 0, 1, &st->seq, 8, e) < 0 ||
+	     kg_writer_flush(&s->w, e) < 0))
+		rc = -1;
+	if (rc == 0)
+		s->need_full = false;
+	vm_checkpoint_end(vm);
+	free(buf);
+	st->stream_bytes = s->w.offset - s->epoch_start;
+	st->encode_us = (vm_now_ns() - t0) / 1000;
+	return rc;
+}
+
+void epoch_sender_need(struct epoch_sender *s, uint64_t first, uint64_t n)
+{
+	uint64_t npages = pages_of(s->vm);
+	for (uint64_t p = first; p < first + n && p < npages; p++)
+		s->pend[p / 64] |= 1ull << (p % 64);
+}
+
 int epoch_send_final(struct epoch_sender *s, struct epoch_stats *st,
 		     struct kg_err *e)
 {
@@ -510,6 +566,7 @@ struct epoch_receiver {
 	const struct epoch_disk_sink *disk;
 	void *disk_ctx;
 	bool committed;
+	uint64_t *need, nneed; /* pages whose hash differed (hash rounds) */
 };
 
 static struct epoch_receiver *receiver_new(int fd,
@@ -683,6 +740,49 @@ static int commit(struct epoch_receiver *r, struct epoch_stats *st,
 	return 0;
 }
 
+/* A hash round's section: marks the pages whose hash differs from ours. */
+static int compare_hashes(struct epoch_receiver *r, const struct kg_section *s,
+			  struct kg_err *e)
+{
+	uint64_t npages = r->vm->mem.size / PAGE;
+	if (s->length < 8 || s->length % 8 || s->length / 8 - 1 > HASH_CHUNK) {
+		char where[128];
+		kg_section_where(where, sizeof(where), s);
+		return kg_errf(e, "%s: %llu bytes of page hashes", where,
+			       (unsigned long long)s->length);
+	}
+	uint64_t n = s->length / 8 - 1;
+	uint64_t *in = malloc(s->length), *mine = malloc(n * 8 + 8);
+	int rc = -1;
+	if (!in || !mine) {
+		kg_errf(e, "out of memory");
+		goto out;
+	}
+	if (kg_section_read(&r->r, in, s->length, e) < 0 ||
+	    kg_section_finish(&r->r, e) < 0)
+		goto out;
+	uint64_t first = in[0];
+	if (first > npages || n > npages - first) {
+		kg_errf(e, "page hashes for pages %llu..%llu of %llu",
+			(unsigned long long)first,
+			(unsigned long long)(first + n),
+			(unsigned long long)npages);
+		goto out;
+	}
+	guest_mem_page_hashes(&r->vm->mem, first, n, mine);
+	for (uint64_t i = 0; i < n; i++)
+		if (mine[i] != in[1 + i]) {
+			uint64_t p = first + i;
+			r->need[p / 64] |= 1ull << (p % 64);
+			r->nneed++;
+		}
+	rc = 0;
+out:
+	free(in);
+	free(mine);
+	return rc;
+}
+
 int epoch_receive(struct epoch_receiver *r, struct epoch_stats *st,
 		  struct kg_err *e)
 {
@@ -706,17 +806,26 @@ int epoch_receive(struct epoch_receiver *r, struct epoch_stats *st,
 	    kg_section_finish(&r->r, e) < 0)
 		return -1;
 	st->seq = begin[0];
-	if (begin[1] & ~(uint64_t)EPOCH_F_LIVE)
+	if (begin[1] & ~(uint64_t)(EPOCH_F_LIVE | EPOCH_F_HASHES) ||
+	    (begin[1] & EPOCH_F_HASHES && !(begin[1] & EPOCH_F_LIVE)))
 		return kg_errf(e, "epoch %llu: unknown flags 0x%llx",
 			       (unsigned long long)st->seq,
 			       (unsigned long long)begin[1]);
 	st->live = begin[1] & EPOCH_F_LIVE;
+	st->hashes = begin[1] & EPOCH_F_HASHES;
 	if (st->live && r->committed)
 		return kg_errf(e, "epoch %llu: a live round after a committed "
 			       "epoch (the sender restarted its copy?)",
 			       (unsigned long long)st->seq);
 	memset(r->stage, 0, sizeof(*r->stage));
 	drop_staged(r);
+	if (begin[1] & EPOCH_F_HASHES) {
+		uint64_t words = guest_mem_bitmap_words(&r->vm->mem);
+		if (!r->need && !(r->need = calloc(words, sizeof(uint64_t))))
+			return kg_errf(e, "out of memory");
+		memset(r->need, 0, words * sizeof(uint64_t));
+		r->nneed = 0;
+	}
 	int rc = -1;
 	for (;;) {
 		n = kg_reader_next(&r->r, &s, e);
@@ -755,6 +864,9 @@ int epoch_receive(struct epoch_receiver *r, struct epoch_stats *st,
 						  st, e);
 				drop_staged(r);
 			}
+		} else if (st->live && s.kind == KG_SEC_PAGE_HASHES &&
+			   begin[1] & EPOCH_F_HASHES) {
+			sr = compare_hashes(r, &s, e);
 		} else if (st->live) {
 			sr = kg_errf(e, "epoch %llu: section kind 0x%x in a "
 				     "live round", (unsigned long long)st->seq,
@@ -778,10 +890,18 @@ out:
 	return rc;
 }
 
+const uint64_t *epoch_receiver_needed(struct epoch_receiver *r,
+				      uint64_t *count)
+{
+	*count = r->nneed;
+	return r->need;
+}
+
 void epoch_receiver_free(struct epoch_receiver *r)
 {
 	if (!r)
 		return;
+	free(r->need);
 	for (size_t i = 0; i < r->cap; i++)
 		free(r->pages[i].payload);
 	free(r->pages);

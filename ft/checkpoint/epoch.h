@@ -37,12 +37,14 @@
 #define EPOCH_BATCH (1u << 20)
 #define EPOCH_BEGIN_VERSION 2 /* 1: seq only; 2: seq, flags */
 #define EPOCH_F_LIVE 1u      /* pages (and disk) only, read while running */
+#define EPOCH_F_HASHES 2u    /* with LIVE: page hashes instead of pages */
 
 struct vm;
 
 struct epoch_stats {
 	uint64_t seq;
 	bool live;
+	bool hashes;            /* a hash round (epoch_send_hashes) */
 	uint64_t disk_bytes;    /* disk payload bytes in this epoch */
 	uint64_t dirty_pages;   /* pages named by the dirty set */
 	uint64_t stream_bytes;  /* bytes of this epoch on the stream */
@@ -101,6 +103,17 @@ int epoch_send_final(struct epoch_sender *s, struct epoch_stats *st,
  * are taken (kept for that epoch), not cleared of meaning. */
 int epoch_dirty_pending(struct epoch_sender *s, uint64_t *npages,
 			struct kg_err *e);
+/* Log-assisted resynchronisation, for a receiver that already holds a
+ * copy close to this VM (a lockstep replica that replayed the log): a live
+ * round of page hashes instead of pages (and the disk, whole, as a first
+ * round sends it). Pages dirtied from here on go in later rounds as
+ * usual; the receiver answers with the pages whose hash differs from its
+ * own, which the caller hands to epoch_sender_need for the next round.
+ * *data_pages: pages a full first round would have read (not holes). */
+int epoch_send_hashes(struct epoch_sender *s, struct epoch_stats *st,
+		      uint64_t *data_pages, struct kg_err *e);
+/* Pages [first, first+n) (memfd order) go in the next round. */
+void epoch_sender_need(struct epoch_sender *s, uint64_t first, uint64_t n);
 /* Waits until the epoch in flight is on the stream. */
 int epoch_wait(struct epoch_sender *s, struct kg_err *e);
 /* The end marker: the stream is complete. */
@@ -126,6 +139,11 @@ struct epoch_disk_sink {
 };
 void epoch_receiver_set_disk(struct epoch_receiver *r,
 			     const struct epoch_disk_sink *sink, void *ctx);
+/* After a hash round: the pages whose hash differed from this side's RAM,
+ * as a bitmap (memfd page order; valid until the next epoch_receive) and
+ * their count. */
+const uint64_t *epoch_receiver_needed(struct epoch_receiver *r,
+				      uint64_t *count);
 /* Whether an epoch with state has been committed. */
 bool epoch_receiver_committed(const struct epoch_receiver *r);
 /* Receives one whole epoch, then applies it to the attached VM (whose

@@ -32,6 +32,7 @@ static const struct kind_info kinds[] = {
 	{ KG_SEC_PAD, "pad", false, 0 },
 	{ KG_SEC_RAM_FULL, "ram", true, 255 },
 	{ KG_SEC_RAM_PAGES, "ram-pages", true, 255 },
+	{ KG_SEC_PAGE_HASHES, "page-hashes", true, 0 },
 	{ KG_SEC_DISK, "disk", true, 255 },
 	{ KG_SEC_DISK_BLOCKS, "disk-blocks", true, 255 },
 	{ KG_SEC_EPOCH_BEGIN, "epoch-begin", false, 0 },

@@ -48,7 +48,7 @@
 
 #define KG_STREAM_MAGIC "KAGAMIST"
 #define KG_STREAM_MAJOR 1
-#define KG_STREAM_MINOR 2 /* 1.1: disk-blocks, epoch-begin v2; 1.2: exec-log */
+#define KG_STREAM_MINOR 2 /* 1.1: disk-blocks, epoch-begin v2; 1.2: exec-log, page-hashes */
 #define KG_STREAM_HEADER_SIZE 32
 #define KG_STREAM_HEADER_MAX 4096 /* header size a 1.x reader accepts */
 #define KG_SECTION_HEADER_SIZE 16
@@ -77,6 +77,7 @@ enum kg_sec_kind {
 	KG_SEC_PAD = 0x0007,         /* zeros: aligns the next payload */
 	KG_SEC_RAM_FULL = 0x0010,    /* a span of guest RAM, raw */
 	KG_SEC_RAM_PAGES = 0x0011,   /* a batch of encoded pages */
+	KG_SEC_PAGE_HASHES = 0x0012, /* u64 first page, then u64 XXH3 each */
 	KG_SEC_DISK = 0x0020,        /* disk identity */
 	KG_SEC_DISK_BLOCKS = 0x0021, /* disk contents: u64 offset, data */
 	KG_SEC_EPOCH_BEGIN = 0x0030, /* opens an epoch */

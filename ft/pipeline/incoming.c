@@ -101,6 +101,9 @@ int incoming_begin(struct incoming *in, struct kg_tp_listener *l,
 		goto refuse;
 	}
 	maybe_die(in, "hello");
+	if (mode == RLINK_MODE_LOCKSTEP &&
+	    rlink_send(in->link, RLINK_HAVE, in->have_mem, 0, NULL, e) < 0)
+		goto fail;
 	atomic_store(&in->beat_stop, false);
 	if (pthread_create(&in->beat, NULL, beat_thread, in) == 0)
 		in->beating = true;
@@ -221,6 +224,38 @@ static bool corrupted(const char *msg)
 	       strstr(msg, "checksum") || strstr(msg, "exceeds the limit");
 }
 
+/* After a hash round: the pages that differ here, as bitmap chunks in
+ * hex (RLINK_NEED_PAGES pages per message; chunks with none are not
+ * sent), then the end of the list. The primary sends them next round. */
+static int send_needed(struct incoming *in, struct kg_err *e)
+{
+	uint64_t n;
+	const uint64_t *bits = epoch_receiver_needed(in->er, &n);
+	uint64_t npages = n ? in->have_mem / 4096 : 0;
+	in->hash_round = true;
+	in->needed_pages = n;
+	for (uint64_t p = 0; p < npages; p += RLINK_NEED_PAGES) {
+		uint64_t k = npages - p < RLINK_NEED_PAGES ? npages - p
+							   : RLINK_NEED_PAGES;
+		char hex[RLINK_NEED_PAGES / 4 + 1];
+		bool any = false;
+		for (uint64_t b = 0; b < k; b += 4) {
+			unsigned v = 0;
+			for (unsigned j = 0; j < 4 && b + j < k; j++) {
+				uint64_t q = p + b + j;
+				if (bits[q / 64] >> (q % 64) & 1)
+					v |= 1u << j;
+			}
+			any |= v != 0;
+			hex[b / 4] = "0123456789abcdef"[v];
+		}
+		hex[(k + 3) / 4] = 0;
+		if (any && rlink_send(in->link, RLINK_NEED, p, k, hex, e) < 0)
+			return -1;
+	}
+	return rlink_send(in->link, RLINK_NEED, UINT64_MAX, n, NULL, e);
+}
+
 int incoming_follow(struct incoming *in, struct vm *vm,
 		    const struct epoch_disk_sink *disk, void *ctx,
 		    struct kg_err *e)
@@ -265,6 +300,8 @@ int incoming_follow(struct incoming *in, struct vm *vm,
 			kg_errf(e, "the primary ended the stream");
 			return 0;
 		}
+		if (st.live && st.hashes && send_needed(in, e) < 0)
+			return 1;
 		if (st.live) {
 			in->rounds++;
 		} else {

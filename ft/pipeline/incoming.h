@@ -46,6 +46,12 @@ struct incoming {
 	void (*on_first_commit)(void *ctx);
 	void *commit_ctx;
 	uint64_t committed_seq;
+	/* lockstep: RAM bytes of a replica this side holds (announced with
+	 * HAVE: the primary may then send page hashes instead of pages);
+	 * after a hash round, how many pages differed */
+	uint64_t have_mem;
+	bool hash_round;
+	uint64_t needed_pages;
 	/* Heartbeats to the source while it streams (it would otherwise hear
 	 * nothing for a whole first round and take us for dead). */
 	pthread_t beat;

@@ -128,17 +128,29 @@ static int wait_ack(struct rlink *l, uint64_t seq, struct kg_err *e)
 
 /* The initial copy while the guest runs, as a migration's pre-copy. */
 static int sync_live(struct protect *p, struct rlink *l,
-		     struct epoch_sender *es, uint64_t *acked, struct kg_err *e)
+		     struct epoch_sender *es, bool first_all, uint64_t *acked,
+		     struct kg_err *e)
 {
 	set_state(p, "syncing", NULL);
 	for (unsigned round = 1; round <= SYNC_MAX_ROUNDS; round++) {
 		struct epoch_stats st;
 		if (atomic_load(&p->stop))
 			return kg_errf(e, "stopped");
-		if (epoch_send_live(es, round == 1, NULL, NULL, &st, e) < 0 ||
+		if (epoch_send_live(es, round == 1 && first_all, NULL, NULL, &st,
+				    e) < 0 ||
 		    wait_ack(l, st.seq, e) < 0)
 			return -1;
 		*acked = st.seq;
+		if (round == 1) {
+			uint64_t b = st.stream_bytes - st.disk_bytes;
+			pthread_mutex_lock(&p->lock);
+			if (first_all)
+				p->st.full_copy_ram_bytes = b;
+			else
+				p->st.assisted_copy_ram_bytes =
+					p->st.resync_hash_bytes + b;
+			pthread_mutex_unlock(&p->lock);
+		}
 		uint64_t dirty;
 		if (epoch_dirty_pending(es, &dirty, e) < 0)
 			return -1;
@@ -205,6 +217,58 @@ static int take_acks(struct protect *p, struct rlink *l, int timeout_ms,
 	snprintf(p->st.state, sizeof(p->st.state), "protected");
 	pthread_mutex_unlock(&p->lock);
 	return 0;
+}
+
+/* Lockstep, a secondary that still holds a replica (one that diverged,
+ * or a link that broke): a round of page hashes instead of pages, and
+ * only the pages that differ go in the next round. 1 done, 0 not
+ * possible here (a full copy follows), -1 the link failed. */
+static int sync_by_hashes(struct protect *p, struct rlink *l,
+			  struct epoch_sender *es, uint64_t *acked,
+			  struct kg_err *e)
+{
+	struct rlink_msg m;
+	int k = rlink_wait_msg(l, 1u << RLINK_HAVE, 2000, &m, e);
+	if (k < 0)
+		return -1;
+	if (k == 0 || m.type != RLINK_HAVE || m.a != p->vm->mem.size)
+		return 0;
+	set_state(p, "syncing", NULL);
+	struct epoch_stats st;
+	uint64_t data_pages, needed = 0;
+	if (epoch_send_hashes(es, &st, &data_pages, e) < 0)
+		return -1;
+	for (;;) {
+		k = rlink_wait_msg(l, 1u << RLINK_NEED, 5000, &m, e);
+		if (k < 0)
+			return -1;
+		if (k == 0)
+			return kg_errf(e, "no answer to the page hashes");
+		if (m.type == RLINK_ABORT)
+			return kg_errf(e, "the secondary gave up: %s", m.text);
+		if (m.a == UINT64_MAX)
+			break;
+		size_t len = strlen(m.text);
+		for (uint64_t b = 0; b < m.b && b / 4 < len; b++) {
+			char c = m.text[b / 4];
+			unsigned v = c >= 'a' ? (unsigned)(c - 'a' + 10)
+					      : (unsigned)(c - '0');
+			if (v < 16 && (v >> (b % 4) & 1)) {
+				epoch_sender_need(es, m.a + b, 1);
+				needed++;
+			}
+		}
+	}
+	if (wait_ack(l, st.seq, e) < 0)
+		return -1;
+	*acked = st.seq;
+	pthread_mutex_lock(&p->lock);
+	p->st.hash_resyncs++;
+	p->st.resync_hash_bytes = st.stream_bytes - st.disk_bytes;
+	p->st.resync_pages_needed = needed;
+	p->st.resync_data_pages = data_pages;
+	pthread_mutex_unlock(&p->lock);
+	return 1;
 }
 
 /* Lockstep: one paused epoch (the state at the log's first exit), then
@@ -314,7 +378,14 @@ static int replicate(struct protect *p, struct rlink *l, struct kg_err *e)
 		epoch_sender_set_disk(es, &disk_sync_ops, &ds);
 	epoch_sender_set_pause_hook(es, on_pause, p);
 	uint64_t acked = 0;
-	if (sync_live(p, l, es, &acked, e) < 0)
+	bool first_all = true;
+	if (p->o.mode == PROTECT_LOCKSTEP) {
+		int h = sync_by_hashes(p, l, es, &acked, e);
+		if (h < 0)
+			goto out;
+		first_all = h == 0;
+	}
+	if (sync_live(p, l, es, first_all, &acked, e) < 0)
 		goto out;
 	if (p->o.mode == PROTECT_LOCKSTEP) {
 		rc = follow_log(p, l, es, e);

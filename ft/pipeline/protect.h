@@ -61,6 +61,13 @@ struct protect_status {
 	double ack_p50_us, ack_p99_us; /* epoch paused to its ACK */
 	double bytes_per_epoch;
 	double hold_p50_us, hold_p99_us; /* outputs held (FT) */
+	/* The RAM bytes that brought a secondary's RAM in place, the last
+	 * time: a full first round; a log-assisted one (page hashes plus the
+	 * round with the pages that differed and those dirtied meanwhile). */
+	uint64_t full_copy_ram_bytes, assisted_copy_ram_bytes;
+	/* lockstep: log-assisted resynchronisations (page hashes) */
+	uint64_t hash_resyncs, resync_hash_bytes, resync_pages_needed,
+		 resync_data_pages;
 };
 
 struct protect;

@@ -9,7 +9,7 @@
 
 #include "../../vmm/vm.h"
 
-#define QUEUE_LEN 32
+#define QUEUE_LEN 256 /* lockstep's NEED list arrives in a burst */
 #define READER_CAP (RLINK_MSG_HEADER + RLINK_TEXT_MAX)
 
 struct rlink {
@@ -44,6 +44,7 @@ const char *rlink_msg_name(uint32_t type)
 		[RLINK_ABORT] = "abort", [RLINK_ACK] = "ack",
 		[RLINK_QUERY] = "query", [RLINK_ANSWER] = "answer",
 		[RLINK_BEAT] = "beat", [RLINK_DISK] = "disk",
+		[RLINK_HAVE] = "have", [RLINK_NEED] = "need",
 	};
 	if (type < sizeof(names) / sizeof(names[0]) && names[type])
 		return names[type];
@@ -280,7 +281,7 @@ static int parse_msg(const struct rlink *l, const uint8_t *p, size_t len,
 	size_t tl = len - RLINK_MSG_HEADER;
 	memcpy(m->text, p + RLINK_MSG_HEADER, tl);
 	m->text[tl] = 0;
-	if (m->type < RLINK_HELLO || m->type > RLINK_DISK)
+	if (m->type < RLINK_HELLO || m->type > RLINK_NEED)
 		return kg_errf(e, "%s: unknown control message type %u",
 			       l->peer, m->type);
 	return 0;

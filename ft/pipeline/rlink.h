@@ -51,7 +51,16 @@ enum rlink_msg_type {
 	RLINK_ANSWER = 8,  /* sink: a = session id, b = 1 if it runs it */
 	RLINK_BEAT = 9,    /* heartbeat: a = sender's clock in ms */
 	RLINK_DISK = 10,   /* source, after HELLO: disk a has b bytes */
+	/* sink (lockstep), after HELLO: it holds a replica of a bytes of RAM
+	 * (0: none) close enough for a hash round (epoch_send_hashes) */
+	RLINK_HAVE = 11,
+	/* sink, after a hash round: of pages a..a+b-1, those whose bit is
+	 * set in the text (hex, 4 pages per digit, lowest page in the
+	 * lowest bit) differ; a = UINT64_MAX ends the list (b = how many
+	 * pages in all) */
+	RLINK_NEED = 12,
 };
+#define RLINK_NEED_PAGES (4u * 480u) /* pages per NEED: the text's hex */
 
 /* HELLO's b: the mode in bits 0-7, flags above. */
 enum { RLINK_MODE_MIGRATE = 1, RLINK_MODE_FT = 2, RLINK_MODE_HA = 3,

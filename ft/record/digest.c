@@ -24,32 +24,9 @@ void rr_regs_from_kvm(const void *kvm_regs, uint64_t out[RR_NREGS])
 	memcpy(out, v, sizeof(v));
 }
 
-/* Pages never written are holes in the memfd: hashed as zeros without
- * touching them (faulting in a whole idle guest costs far more). */
 static void hash_all(struct rr_hasher *h)
 {
-	static const uint8_t zero[PAGE];
-	uint64_t zh = XXH3_64bits(zero, PAGE);
-	int fd = h->vm->mem.fd;
-	uint64_t size = h->npages * PAGE, pos = 0;
-	while (pos < size) {
-		off_t data = fd >= 0 ? lseek(fd, (off_t)pos, SEEK_DATA) : (off_t)pos;
-		if (data < 0) /* ENXIO: only holes remain; else hash all */
-			data = errno == ENXIO ? (off_t)size : (off_t)pos;
-		for (; pos < (uint64_t)data && pos < size; pos += PAGE)
-			h->page_hash[pos / PAGE] = zh;
-		if (pos >= size)
-			break;
-		off_t hole = fd >= 0 ? lseek(fd, (off_t)pos, SEEK_HOLE) : -1;
-		uint64_t end = hole < 0 ? size : (uint64_t)hole;
-		if (end > size)
-			end = size;
-		if (end <= pos)
-			end = pos + PAGE;
-		for (; pos < end; pos += PAGE)
-			h->page_hash[pos / PAGE] =
-				XXH3_64bits(h->vm->mem.base + pos, PAGE);
-	}
+	guest_mem_page_hashes(&h->vm->mem, 0, h->npages, h->page_hash);
 	h->resets = h->vm->stats.resets;
 }
 

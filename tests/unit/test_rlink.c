@@ -443,7 +443,7 @@ static void test_messages_queued_by_read(void **state)
 	rlink_free(b);
 }
 
-/* The queue holds 32 messages: a full one drops its oldest heartbeat,
+/* The queue holds 256 messages: a full one drops its oldest heartbeat,
  * and with none to drop, the read fails. */
 static void test_queue_limit(void **state)
 {
@@ -452,7 +452,7 @@ static void test_queue_limit(void **state)
 	plain_pair(true, &a, &b);
 	struct kg_err e = { "" };
 	uint8_t s[8] = { 1, 2, 3, 4, 5, 6, 7, 8 }, buf[8];
-	for (int i = 0; i < 40; i++)
+	for (int i = 0; i < 264; i++)
 		assert_int_equal(rlink_send(a, RLINK_BEAT, (uint64_t)i, 0, NULL,
 					    &e), 0);
 	for (int i = 0; i < 3; i++)
@@ -463,7 +463,7 @@ static void test_queue_limit(void **state)
 	rd(b, buf, sizeof(s));
 	assert_memory_equal(buf, s, sizeof(s));
 	struct rlink_msg m;
-	for (int i = 11; i < 40; i++) {
+	for (int i = 11; i < 264; i++) {
 		assert_int_equal(rlink_next(b, &m, &e), 1);
 		assert_int_equal(m.type, RLINK_BEAT);
 		assert_true(m.a == (uint64_t)i);
@@ -473,16 +473,16 @@ static void test_queue_limit(void **state)
 		assert_int_equal(m.type, RLINK_ACK);
 		assert_true(m.a == (uint64_t)i);
 	}
-	/* 33 messages that are neither heartbeats nor (cumulative, hence
+	/* 257 messages that are neither heartbeats nor (cumulative, hence
 	 * foldable) ACKs before the stream bytes. */
-	for (int i = 0; i < 33; i++)
+	for (int i = 0; i < 257; i++)
 		assert_int_equal(rlink_send(a, RLINK_READY, (uint64_t)i, 0, NULL,
 					    &e), 0);
 	assert_int_equal(wr(a, s, sizeof(s), &e), 0);
 	assert_int_equal(rlink_flush(a, &e), 0);
 	size_t got;
 	assert_int_equal(rlink_stream_io.read(b, buf, sizeof(s), &got, &e), -1);
-	assert_non_null(strstr(e.msg, "more than 32 control messages"));
+	assert_non_null(strstr(e.msg, "more than 256 control messages"));
 	rlink_free(a);
 	rlink_free(b);
 }
@@ -494,7 +494,8 @@ static void test_msg_names(void **state)
 	assert_string_equal(rlink_msg_name(RLINK_BEAT), "beat");
 	assert_string_equal(rlink_msg_name(RLINK_DISK), "disk");
 	assert_string_equal(rlink_msg_name(0), "?");
-	assert_string_equal(rlink_msg_name(11), "?");
+	assert_string_equal(rlink_msg_name(RLINK_NEED), "need");
+	assert_string_equal(rlink_msg_name(13), "?");
 	assert_string_equal(rlink_msg_name(UINT32_MAX), "?");
 }
 
