@@ -99,6 +99,7 @@ bench: all $(BUILD)/bench/memstress_host $(BUILD)/guests/exitbench.elf $(BUILD)/
 	bench/kvstore.sh
 	bench/migration.sh
 	bench/replication.sh
+	bench/record.sh
 	$(BUILD)/bench/codec
 	$(BUILD)/bench/checkpoint 3
 
