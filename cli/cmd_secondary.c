@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
+#include <sys/mman.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -129,6 +130,31 @@ static void held_images(const struct vm_config *cfg, bool created[],
 			rename(held, cfg->disks[i].path);
 		created[i] = !aside;
 	}
+}
+
+/* A dropped lockstep replica's RAM, kept (read-only) past its VM. */
+static void keep_ram(const struct vm *vm, struct guest_mem *ram)
+{
+	ram->fd = dup(vm->mem.fd);
+	ram->size = vm->mem.size;
+	void *p = ram->fd < 0 ? MAP_FAILED
+			      : mmap(NULL, ram->size, PROT_READ, MAP_SHARED,
+				     ram->fd, 0);
+	ram->base = p == MAP_FAILED ? NULL : p;
+	if (!ram->base && ram->fd >= 0) {
+		close(ram->fd);
+		ram->fd = -1;
+	}
+}
+
+static void release_ram(struct guest_mem *ram)
+{
+	if (ram->base)
+		munmap(ram->base, ram->size);
+	if (ram->fd >= 0)
+		close(ram->fd);
+	ram->base = NULL;
+	ram->fd = -1;
 }
 
 struct early_ctx {
@@ -286,17 +312,18 @@ int cmd_secondary(int argc, char **argv)
 	uint64_t committed = 0, old_committed = 0;
 	struct vm *prev = NULL;
 	struct prev_ctx pc = { &prev, &cfg };
-	/* Lockstep: the last replica, dropped from replay (diverged or cut)
-	 * but kept for its RAM: the next session compares page hashes and
-	 * fetches only the pages that differ. */
-	struct vm *ls_held = NULL;
+	/* Lockstep: the RAM of the last replica, dropped from replay
+	 * (diverged or cut): the VM itself is gone (its TAP and disks are
+	 * free for the next one), its memfd kept: the next session compares
+	 * page hashes and fetches only the pages that differ. */
+	struct guest_mem ls_ram = { .fd = -1 };
 again:
 	for (;;) {
 		struct incoming in = { .standby = true,
 				       .beat_ms = (unsigned)failover_ms / 4,
 				       .failover_ms = (int)failover_ms };
 		struct vm_state_config sc;
-		in.have_mem = ls_held ? ls_held->mem.size : 0;
+		in.have_mem = ls_ram.base ? ls_ram.size : 0;
 		kg_tp_listener_set_timeout(l, held ? (int)(failover_ms * 10 < 1000
 					   ? 1000 : failover_ms * 10) : -1);
 		if (incoming_begin(&in, l, &sc, &e) < 0) {
@@ -350,10 +377,10 @@ again:
 			goto out;
 		}
 		vm_state_park(vm);
-		if (ls_held) {
-			if (ls_held->mem.size == vm->mem.size)
-				guest_mem_copy_data(&vm->mem, &ls_held->mem);
-			drop_vm(&ls_held);
+		if (ls_ram.base) {
+			if (ls_ram.size == vm->mem.size)
+				guest_mem_copy_data(&vm->mem, &ls_ram);
+			release_ram(&ls_ram);
 		}
 		fprintf(stderr, "%s: protecting a %s VM for %s\n", name,
 			(in.mode & 0xff) == RLINK_MODE_FT ? "FT"
@@ -390,8 +417,8 @@ again:
 				goto out;
 			}
 			/* Its RAM is most of the next copy. */
-			ls_held = vm;
-			vm = NULL;
+			keep_ram(vm, &ls_ram);
+			drop_vm(&vm);
 			receive_remove_created(&cfg, created);
 			es = early_signals_start(name, early_cleanup, &ec);
 			fprintf(stderr, "%s: waiting for a primary\n", name);
@@ -475,7 +502,7 @@ failover:;
 out:
 	early_signals_stop(es);
 	drop_prev(&pc);
-	drop_vm(&ls_held);
+	release_ram(&ls_ram);
 	if (vm) {
 		vm_state_unpark(vm);
 		vm_destroy(vm);

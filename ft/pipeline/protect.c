@@ -330,7 +330,8 @@ static int follow_log(struct protect *p, struct rlink *l,
 			pthread_mutex_unlock(&p->lock);
 		}
 		uint64_t oldest = lockstep_sink_sent_ns(p->sink, acked + 1);
-		if (oldest && now - oldest > ack_ms * 1000000u)
+		/* The vCPU may have sent it after `now` was read. */
+		if (oldest && now > oldest && now - oldest > ack_ms * 1000000u)
 			return kg_errf(e, "the secondary acknowledged no log for "
 				       "%llu ms", (unsigned long long)ack_ms);
 		/* An idle guest sends no log: show we are alive. */
