@@ -24,7 +24,7 @@ GUEST_LDFLAGS := -static -no-pie -nostdlib -Wl,-T,guests/sdk/guest.ld \
 	-Wl,--build-id=none -Wl,-z,noexecstack -Wl,-z,max-page-size=4096 -Wl,--no-warn-rwx-segments
 SDK_SRC := $(wildcard guests/sdk/*.c) guests/sdk/entry.S
 SDK_HDR := $(wildcard guests/sdk/*.h guests/*.h) guests/sdk/guest.ld
-GUESTS := hello memstress crashme kvstore blktest hostile rdtsc
+GUESTS := hello memstress crashme kvstore blktest hostile rdtsc ticks
 GUEST_ELFS := $(GUESTS:%=$(BUILD)/guests/%.elf)
 
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))

@@ -73,7 +73,18 @@ sdk_vec\n:
 	pushq $\n
 	jmp fault_common
 .endm
-	VEC 0,0; VEC 1,0; VEC 2,0; VEC 3,0; VEC 4,0; VEC 5,0; VEC 6,0; VEC 7,0
+	VEC 0,0; VEC 1,0; VEC 2,0; VEC 3,0; VEC 4,0; VEC 5,0; VEC 7,0
+
+/* #UD: a fault report, except for the ud2 at sdk_irq_enable_trap, the
+ * SDK's one ring-0 service (ring 3 cannot use `int n` under PVM: it
+ * raises #UD). Stack: rip, cs, rflags, rsp, ss. */
+	.globl sdk_vec6
+sdk_vec6:
+	cmpq $sdk_irq_enable_trap, (%rsp)
+	je irq_enable
+	pushq $0
+	pushq $6
+	jmp fault_common
 	VEC 8,1; VEC 9,0; VEC 10,1; VEC 11,1; VEC 12,1; VEC 13,1; VEC 14,1; VEC 15,0
 	VEC 16,0; VEC 17,1; VEC 18,0; VEC 19,0; VEC 20,0; VEC 21,1; VEC 22,0; VEC 23,0
 	VEC 24,0; VEC 25,0; VEC 26,0; VEC 27,0; VEC 28,0; VEC 29,1; VEC 30,1; VEC 31,0
@@ -84,6 +95,57 @@ sdk_vec_table:
 	.irp n,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
 	.quad sdk_vec\n
 	.endr
+
+/* The timer interrupt (sdk_irq_enable_timer, sdk.h). IRQ 0 on
+ * SDK_TIMER_VECTOR: counts a tick, non-specific EOI to the master 8259A,
+ * back. Ring 0 is emulated (slow): three instructions and the port write.
+ * Only %rax is clobbered; nothing here touches the flags iretq restores. */
+	.section .text
+	.globl sdk_timer_isr
+sdk_timer_isr:
+	push %rax
+	incq sdk_ticks
+	mov $0x20, %al
+	outb %al, $0x20
+	pop %rax
+	iretq
+
+/* IRQ 7's vector: the 8259A's spurious interrupt (a request that vanished
+ * before INTA). It sets no ISR bit, so it takes no EOI. */
+	.globl sdk_spurious_isr
+sdk_spurious_isr:
+	incq sdk_spurious
+	iretq
+
+/* The one ring-0 service ring 3 can call (sdk_irq_enable_timer): the ud2
+ * at sdk_irq_enable_trap, %edi = the PIT reload count. Programs the PICs
+ * and the PIT (sdk_irq_setup, ring0.c), then returns past the ud2 with IF
+ * set in the RFLAGS the iretq restores: from then on ring 3 runs with
+ * interrupts on. The stack is 16-byte aligned at the call (5 words from
+ * the CPU, 9 pushed). */
+irq_enable:
+	push %rax; push %rcx; push %rdx; push %rsi; push %rdi
+	push %r8; push %r9; push %r10; push %r11
+	call sdk_irq_setup
+	pop %r11; pop %r10; pop %r9; pop %r8
+	pop %rdi; pop %rsi; pop %rdx; pop %rcx; pop %rax
+	addq $2, (%rsp)         /* past the ud2 */
+	orq $0x200, 16(%rsp)    /* the caller's RFLAGS: IF */
+	iretq
+
+/* Ring 3: void sdk_irq_enable_trap(uint32_t count). */
+	.globl sdk_irq_enable_trap
+sdk_irq_enable_trap:
+	ud2
+	ret
+
+	.section .data
+	.align 8
+	.globl sdk_ticks, sdk_spurious
+sdk_ticks:
+	.quad 0
+sdk_spurious:
+	.quad 0
 
 	.section .text
 /* Stack on entry: vector, error, rip, cs, rflags, rsp, ss. Builds a
@@ -154,14 +216,14 @@ gdt_ptr:
 	.quad sdk_gdt
 	.globl idt_ptr
 idt_ptr:
-	.word 32 * 16 - 1
+	.word 256 * 16 - 1      /* vectors 32-255 not present, bar the SDK's */
 	.quad sdk_idt
 
 	.section .bss
 	.align 4096
 	.globl sdk_idt
 sdk_idt:
-	.skip 32 * 16
+	.skip 256 * 16
 	.align 16
 kstack:
 	.skip 16384

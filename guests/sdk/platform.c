@@ -44,6 +44,18 @@ void sdk_idle(uint32_t max_us)
 		__asm__ volatile("pause");
 }
 
+/* entry.S: a ud2 the #UD stub turns into sdk_irq_setup (ring0.c). */
+void sdk_irq_enable_trap(uint32_t count);
+
+bool sdk_irq_enable_timer(uint32_t hz)
+{
+	if (hz < 19 || hz > 596591u)
+		return false;
+	uint32_t count = (1193182u + hz / 2) / hz; /* 2-62799 */
+	sdk_irq_enable_trap(count);
+	return true;
+}
+
 static __attribute__((noreturn)) void spin_forever(void)
 {
 	for (;;)

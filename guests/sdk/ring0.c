@@ -1,6 +1,7 @@
 /*
  * The little the SDK does in ring 0: the TSS (with the I/O bitmap that
- * grants ring 3 its ports), the IDT, and the exception report. Everything
+ * grants ring 3 its ports), the IDT, the exception report, and the timer
+ * interrupt setup (sdk_irq_enable_timer). Everything
  * here runs emulated, so it stays short and loop-free where it can.
  */
 /* Ring 0 runs under KVM's instruction emulator here, which has no SSE. */
@@ -49,6 +50,19 @@ static struct tss64 tss __attribute__((aligned(16))) = {
 };
 #pragma GCC diagnostic pop
 
+/* entry.S: the timer and spurious IRQ stubs (sdk_irq_enable_timer). */
+extern char sdk_timer_isr[], sdk_spurious_isr[];
+
+/* An interrupt gate (IF cleared on entry), selector 0x08, DPL `dpl`. */
+static void set_gate(unsigned v, uint64_t h, unsigned dpl)
+{
+	uint64_t *g = (uint64_t *)(sdk_idt + 16 * v);
+	g[0] = (h & 0xffff) | (0x08ull << 16) |
+	       ((0x8eull | ((uint64_t)dpl << 5)) << 40) |
+	       (((h >> 16) & 0xffff) << 48);
+	g[1] = h >> 32;
+}
+
 void sdk_setup_ring0(void);
 void sdk_setup_ring0(void)
 {
@@ -58,14 +72,37 @@ void sdk_setup_ring0(void)
 		     (0x89ull << 40) | (((limit >> 16) & 0xf) << 48) |
 		     (((base >> 24) & 0xff) << 56);
 	sdk_gdt[6] = base >> 32;
-	for (int v = 0; v < 32; v++) {
-		uint64_t h = sdk_vec_table[v];
-		uint64_t *g = (uint64_t *)(sdk_idt + 16 * v);
-		/* interrupt gate, DPL 0, selector 0x08 */
-		g[0] = (h & 0xffff) | (0x08ull << 16) | (0x8eull << 40) |
-		       (((h >> 16) & 0xffff) << 48);
-		g[1] = h >> 32;
-	}
+	for (int v = 0; v < 32; v++)
+		set_gate((unsigned)v, sdk_vec_table[v], 0);
+	/* Inert until a guest calls sdk_irq_enable_timer: the PICs stay
+	 * masked and IF clear in ring 3 until then. */
+	set_gate(SDK_TIMER_VECTOR, (uint64_t)sdk_timer_isr, 0);
+	set_gate(SDK_TIMER_VECTOR + 7, (uint64_t)sdk_spurious_isr, 0);
+}
+
+/* From sdk_irq_enable_trap's ud2 (entry.S), IF clear: both 8259As
+ * initialised (edge triggered, cascade on IR2, 8086 mode, normal EOI) with
+ * vectors SDK_TIMER_VECTOR and SDK_TIMER_VECTOR + 8, only IRQ 0 unmasked;
+ * PIT counter 0 in mode 2 (rate generator) with reload `count` (0: 65536).
+ * The caller's IF is set on the way back. */
+void sdk_irq_setup(uint32_t count);
+void sdk_irq_setup(uint32_t count)
+{
+	sdk_outb(0x21, 0xff); /* mask while reprogramming */
+	sdk_outb(0xa1, 0xff);
+	sdk_outb(0x20, 0x11); /* ICW1: edge, cascade, ICW4 follows */
+	sdk_outb(0xa0, 0x11);
+	sdk_outb(0x21, SDK_TIMER_VECTOR);     /* ICW2: vector base */
+	sdk_outb(0xa1, SDK_TIMER_VECTOR + 8);
+	sdk_outb(0x21, 0x04); /* ICW3: a slave on IR2 */
+	sdk_outb(0xa1, 0x02); /* ICW3: slave id 2 */
+	sdk_outb(0x21, 0x01); /* ICW4: 8086 mode, normal EOI */
+	sdk_outb(0xa1, 0x01);
+	sdk_outb(0x43, 0x34); /* counter 0, lobyte then hibyte, mode 2 */
+	sdk_outb(0x40, (uint8_t)count);
+	sdk_outb(0x40, (uint8_t)(count >> 8));
+	sdk_outb(0xa1, 0xff); /* OCW1: only IRQ 0 */
+	sdk_outb(0x21, 0xfe);
 }
 
 static void ring0_puts(const char *s)

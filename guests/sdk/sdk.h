@@ -56,6 +56,45 @@ bool sdk_deterministic(void);
  * devices write RAM asynchronously and polling memory sees them. */
 void sdk_idle(uint32_t max_us);
 
+/* Timer interrupts (opt-in; nothing below happens unless a guest calls
+ * sdk_irq_enable_timer). The SDK runs ring 3 with IF clear, and ring 3
+ * cannot set it (IOPL 0), so enabling goes through the one ring-0 service
+ * the SDK has: a ud2 at a fixed SDK address (sdk_irq_enable_trap; `int n`
+ * from ring 3 raises #UD under PVM), which the #UD stub (entry.S,
+ * sdk_irq_setup in ring0.c) recognises by its address — any other #UD is
+ * a fault report as before. The service initialises both 8259As
+ * (vectors SDK_TIMER_VECTOR and SDK_TIMER_VECTOR + 8, only IRQ 0
+ * unmasked), programs PIT counter 0 in mode 2 at `hz`, and returns to ring
+ * 3 with IF set in RFLAGS. From then on every IRQ 0 enters the ring-0 stub
+ * on SDK_TIMER_VECTOR, which increments a 64-bit tick count, sends the
+ * master a non-specific EOI and returns (IRQ 7's vector, the 8259A's
+ * spurious one, only counts). Other vectors from 32 up are not present
+ * (a fault report).
+ *
+ * Each tick runs ring 0, emulated on PVM (~50 us): keep hz low (100-1000).
+ * In deterministic mode (record/replay, lockstep) an interrupt enters only
+ * at an exit (port I/O, MMIO): a loop that waits for ticks must exit,
+ * e.g. through sdk_idle(), which waits until the next tick is due. Under
+ * kagami run without --deterministic the in-kernel 8259A/8254 deliver
+ * asynchronously, as on hardware. hz: 19 to 596591 (the PIT's input
+ * clock divided by a count of 2-65535), rounded to the nearest count; false
+ * (and nothing changes) outside that range. Calling it again reprograms
+ * both chips and the rate; interrupts cannot be turned off again. */
+#define SDK_TIMER_VECTOR 0x20
+bool sdk_irq_enable_timer(uint32_t hz);
+/* Timer interrupts taken since boot (0 before sdk_irq_enable_timer), and
+ * spurious IRQ 7s. Readable from ring 3 at any time; one aligned load. */
+static inline uint64_t sdk_irq_ticks(void)
+{
+	extern volatile uint64_t sdk_ticks;
+	return sdk_ticks;
+}
+static inline uint64_t sdk_irq_spurious(void)
+{
+	extern volatile uint64_t sdk_spurious;
+	return sdk_spurious;
+}
+
 /* Console (COM1). Output is batched into one string-I/O exit per call. */
 void sdk_write(const char *s, size_t n);
 void sdk_puts(const char *s);

@@ -242,6 +242,61 @@ test_rr_rdtsc_diverges() {
 	return 0
 }
 
+# ---- interrupts: the 8259A/8254 timer --------------------------------
+
+# ticks.elf takes IRQ 0 from the PIT on vector 0x20 (sdk_irq_enable_timer)
+# and hashes the tick count at every exit: a replay that injected one
+# interrupt at another exit would print other lines.
+
+# rr_ticks_done CON: CON ends with "ticks: done ticks=N" and N > 0; prints N.
+rr_ticks_done() {
+	grep -oE "^ticks: done ticks=[0-9]+" "$1" | grep -oE "[0-9]+$"
+}
+
+test_rr_ticks() {
+	local rirq pirq n
+	rr_record t --digest-ms 10 --cmdline "hz=200 rounds=40" "$GUESTS/ticks.elf"
+	[[ $RSTATUS == 0 ]] || why "record exited $RSTATUS: $(head -c 400 t.rerr) $(tail -c 300 t.con)" || return
+	n=$(rr_ticks_done t.con)
+	[[ -n $n ]] && ((n >= 40)) || why "the recorded guest did not finish with ticks: $(tail -c 300 t.con)" || return
+	grep -q "deterministic=1" t.con || why "not deterministic: $(head -1 t.con)" || return
+	rr_replay t
+	rr_matched t || return
+	rirq=$(rr_count t.rerr interrupts) pirq=$(rr_count t.perr interrupts)
+	[[ -n $rirq ]] && ((rirq >= n)) ||
+		why "the record summary reports '${rirq}' interrupts for $n ticks: $(head -c 300 t.rerr)" || return
+	[[ $pirq == "$rirq" ]] || why "replayed $pirq interrupts, recorded $rirq: $(head -c 300 t.perr)" || return
+	cmp -s t.con t.replay.con ||
+		why "the replayed console differs: $(diff t.con t.replay.con | head -5)"
+}
+
+# Under plain kagami run the in-kernel 8259A and 8254 deliver IRQ 0.
+test_ticks_run() {
+	local n
+	kg run --console "file:$TT/run.con" --cmdline "hz=200 rounds=10" "$GUESTS/ticks.elf"
+	expect_status 0 || return
+	grep -q "deterministic=0" run.con || why "deterministic: $(head -1 run.con)" || return
+	n=$(rr_ticks_done run.con)
+	[[ -n $n ]] && ((n >= 10)) || why "no ticks: $(tail -c 300 run.con)" || return
+	# Every round saw the count advance.
+	[[ $(grep -cE "^ticks: round=[0-9]+ ticks=[1-9]" run.con) == 10 ]] ||
+		why "rounds without ticks: $(head -c 400 run.con)" || return
+	kg run --console "file:$TT/bad.con" --cmdline "hz=5" "$GUESTS/ticks.elf"
+	expect_status 2 && grep -q "out of range" bad.con || why "hz=5: $(cat bad.con)"
+}
+
+# run --deterministic: kagami's own PIC and PIT, interrupts at exits only
+# (the guest exits 1 if a tick arrives between exits).
+test_ticks_run_deterministic() {
+	local n
+	kg run --deterministic --console "file:$TT/det.con" --cmdline "hz=200 rounds=10" \
+		"$GUESTS/ticks.elf"
+	expect_status 0 || why "$(tail -c 300 det.con)" || return
+	grep -q "deterministic=1" det.con || why "not deterministic: $(head -1 det.con)" || return
+	n=$(rr_ticks_done det.con)
+	[[ -n $n ]] && ((n >= 10)) || why "no ticks: $(tail -c 300 det.con)"
+}
+
 # ---- refused files --------------------------------------------------
 
 test_rr_corrupt() {
@@ -575,6 +630,9 @@ t "record/replay: memstress, 5 seeds, every digest matches, same output" test_rr
 t "record/replay: --check summary, --no-digests" test_rr_check_and_no_digests kvm
 trr "record/replay: kvstore under load, 3 seeds, replay without I/O matches" test_rr_kvstore_load
 t "record/replay: rdtsc diverges, the report names exit and registers" test_rr_rdtsc_diverges kvm
+t "record/replay: timer interrupts (ticks, 200 Hz), replay matches, same output" test_rr_ticks kvm
+t "run: timer interrupts from the in-kernel PIC/PIT advance (ticks)" test_ticks_run kvm
+t "run --deterministic: timer interrupts from kagami's PIC/PIT advance (ticks)" test_ticks_run_deterministic kvm
 t "record/replay: corrupt, cut and foreign files are refused (exit 2)" test_rr_corrupt kvm
 t "record/replay: --until pauses, ctl answers, quit and SIGTERM end it" test_rr_until kvm
 t "record/replay: ctl resume after --until does not run the guest unchecked" test_rr_until_resume kvm
