@@ -14,6 +14,7 @@
 #include "control.h"
 #include "serve.h"
 #include "../ft/checkpoint/snapshot.h"
+#include "../ft/record/recorder.h"
 #include "../ft/record/recording.h"
 #include "../vmm/size.h"
 #include "../vmm/vm.h"
@@ -449,6 +450,19 @@ static int run_main(const char *name, enum run_kind kind, int argc,
 		free(vm);
 		return KG_EXIT_USAGE;
 	}
+	/* A deterministic VM (run --deterministic, or restored from one's
+	 * snapshot) needs a deterministic gate: the recorder without a log
+	 * places device writes and kagami's PIC/PIT interrupts at exits.
+	 * record and lockstep install their own. */
+	struct recorder *det = NULL;
+	if (cfg.deterministic && !record && po.mode != PROTECT_LOCKSTEP &&
+	    !(det = recorder_new(vm, &(struct recorder_opts){ 0 }, &e))) {
+		fprintf(stderr, "%s: %s\n", name, e.msg);
+		snapshot_close(sr);
+		vm_destroy(vm);
+		free(vm);
+		return KG_EXIT_USAGE;
+	}
 	struct serve_opts so = { .name = name, .control_path = control_path,
 				 .timeout_s = timeout_s, .summary = summary,
 				 .protect = po.mode ? &po : NULL,
@@ -460,6 +474,7 @@ static int run_main(const char *name, enum run_kind kind, int argc,
 	int status = serve_vm(vm, &so);
 	if (rec && finish_recording(name, rec, log_path, vm_now_ns() - t0) < 0)
 		status = KG_EXIT_HOST;
+	recorder_free(det);
 	snapshot_close(sr);
 	vm_destroy(vm);
 	free(vm);
