@@ -41,16 +41,15 @@ BLK_ARGS="mode=write sectors=$BLK_SECTORS run=256 stats"
 
 die() { echo "bench/kvstore: $*" >&2; exit 1; }
 log() { echo "bench/kvstore: $*" >&2; }
+source bench/lib.sh
 
-[[ $R =~ ^[1-9][0-9]*$ ]] || die "BENCH_REPEAT must be a positive integer"
-[[ $DUR =~ ^[1-9][0-9]*$ ]] || die "BENCH_KV_DURATION must be a positive integer"
+posint "$R" || die "BENCH_REPEAT must be a positive integer"
+posint "$DUR" || die "BENCH_KV_DURATION must be a positive integer"
 for c in $CLIENTS; do
-	[[ $c =~ ^[1-9][0-9]*$ ]] || die "BENCH_KV_CLIENTS: '$c' is not a positive integer"
+	posint "$c" || die "BENCH_KV_CLIENTS: '$c' is not a positive integer"
 done
 [[ -n ${CLIENTS// /} ]] || die "BENCH_KV_CLIENTS is empty"
-for f in "$KAGAMI" "$GUESTS/kvstore.elf" "$GUESTS/blktest.elf"; do
-	[[ -f $f ]] || die "$f is missing; run \`make bench\`"
-done
+need_files "$KAGAMI" "$GUESTS/kvstore.elf" "$GUESTS/blktest.elf"
 [[ -c /dev/kvm ]] || die "/dev/kvm is missing"
 command -v perl >/dev/null || die "perl is needed (console timestamps)"
 QEMU_MISSING=""
@@ -66,14 +65,12 @@ TMP=$(mktemp -d "$BUILD/bench/kvstore.XXXXXX") || die "mktemp failed"
 trap 'rm -rf "$TMP"' EXIT
 # Die of these at once (the EXIT trap cleans up), also when the command in
 # the foreground (kagami kv load ends early on SIGINT) exits normally.
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
+exit_on_signals
 
 # --- helpers ---------------------------------------------------------------
 
-source bench/lib.sh
 json_num() { grep -o "\"$2\":[0-9.]*" "$1" | head -1 | cut -d: -f2; }
+# oneline: this script's own (200 characters), replacing bench/lib.sh's.
 oneline() { tr '\n' ' ' | sed 's/  */ /g; s/^ //; s/ $//' | tail -c 200; }
 
 # The QEMU command line shared by both parts: microvm without ACPI (so the
@@ -367,6 +364,7 @@ echo "ratio: kagami / QEMU (higher is better); MB = 10^6 bytes"
 
 # --- JSON copy -------------------------------------------------------------------
 
+# This script's own jstr and jarr (its JSON as before), replacing bench/lib.sh's.
 jstr() { printf '"%s"' "$(sed 's/\\/\\\\/g; s/"/\\"/g' <<<"$1")"; }
 jarr() { local IFS=,; printf '[%s]' "$*"; }
 # shellcheck disable=SC2086

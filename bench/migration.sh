@@ -41,18 +41,17 @@ JSON=$BUILD/bench/migration.json
 
 die() { echo "bench/migration: $*" >&2; exit 1; }
 log() { echo "bench/migration: $*" >&2; }
+source bench/lib.sh
 
-[[ $R =~ ^[1-9][0-9]*$ ]] || die "BENCH_REPEAT must be a positive integer"
-[[ $MIB =~ ^[1-9][0-9]*$ ]] || die "BENCH_MIG_MIB must be a positive integer"
-[[ $STALL_US =~ ^[1-9][0-9]*$ ]] || die "BENCH_MIG_STALL_US must be a positive integer"
-[[ $MIG_TIMEOUT =~ ^[1-9][0-9]*$ ]] || die "BENCH_MIG_TIMEOUT must be a positive integer"
+posint "$R" || die "BENCH_REPEAT must be a positive integer"
+posint "$MIB" || die "BENCH_MIG_MIB must be a positive integer"
+posint "$STALL_US" || die "BENCH_MIG_STALL_US must be a positive integer"
+posint "$MIG_TIMEOUT" || die "BENCH_MIG_TIMEOUT must be a positive integer"
 for r in $RATES; do [[ $r =~ ^[0-9]+$ ]] || die "BENCH_MIG_RATES: '$r' is not a number"; done
 for l in $QLIMITS; do [[ $l =~ ^[1-9][0-9]*$ ]] || die "BENCH_MIG_QEMU_LIMITS: '$l' is not a number"; done
 MEM_MIB=$(numfmt --from=iec "${MEM%B}" 2>/dev/null) || die "BENCH_MIG_MEM: bad size '$MEM'"
 MEM_MIB=$((MEM_MIB >> 20))
-for f in "$KAGAMI" "$GUEST" "$TSC" "$TCPBW"; do
-	[[ -f $f ]] || die "$f is missing; run \`make bench\`"
-done
+need_files "$KAGAMI" "$GUEST" "$TSC" "$TCPBW"
 [[ -c /dev/kvm ]] || die "/dev/kvm is missing"
 command -v python3 >/dev/null || die "python3 is needed (QMP, JSON)"
 command -v ss >/dev/null || die "ss is needed (waiting for the listener)"
@@ -70,21 +69,14 @@ mkdir -p "$BUILD/bench"
 TMP=$(mktemp -d) || die "mktemp failed"
 PIDS=()
 cleanup() {
-	local p
-	for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
-	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
+	kill_pids
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
+exit_on_signals
 
-source bench/lib.sh
-oneline() { tr '\n' ' ' | sed 's/  */ /g; s/^ //; s/ $//' | tail -c 300; }
-# jget FILE EXPR: a field of the JSON object in FILE (python expression on j).
-jget() { python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print($2)" "$1" 2>/dev/null; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# (oneline, jget, free_port: bench/lib.sh. stop and wait_for below are this
+# script's own, replacing bench/lib.sh's: no log line, 0.1 s polls.)
 # listening PORT: true once something listens on 127.0.0.1:PORT (never
 # connects: both receivers take the first connection as the migration).
 listening() { [[ -n $(ss -Hltn "sport = :$1" 2>/dev/null) ]]; }
@@ -328,7 +320,8 @@ done
 
 # --- the tables --------------------------------------------------------------------
 
-# med MAP KEY: the median of the runs, or "-".
+# med MAP KEY: the median of the runs, or "-" (this script's own, replacing
+# bench/lib.sh's: its runs may be "<1").
 med() {
 	local -n m=$1
 	local v=${m[$2]:-}
@@ -340,11 +333,6 @@ med() {
 		x=$(median $(sed 's/<[0-9.]*/0/g' <<<"$v"))
 		if [[ $x == 0 && $v == *"<"* ]]; then echo "<$(calc %g "$STALL_US / 1000")"; else echo "$x"; fi
 	fi
-}
-ratio() { # A B: A / B, or "-"
-	if [[ $1 =~ ^[0-9.]+$ && $2 =~ ^[0-9.]+$ ]] && awk -v b="$2" 'BEGIN { exit !(b > 0) }'; then
-		calc %.2f "$1 / $2"
-	else echo "-"; fi
 }
 
 cpu=$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2 | sed 's/^ *//')

@@ -71,8 +71,8 @@ KV_MAC=52:54:00:77:00:0a
 
 die() { echo "bench/record: $*" >&2; exit 1; }
 log() { echo "bench/record: $*" >&2; }
+source bench/lib.sh
 
-posint() { [[ $1 =~ ^[1-9][0-9]*$ ]]; }
 posint "$R" || die "BENCH_REPEAT must be a positive integer"
 posint "$MIB" || die "BENCH_REC_MIB must be a positive integer"
 posint "$TOTAL" || die "BENCH_REC_TOTAL must be a positive integer"
@@ -86,22 +86,12 @@ posint "$IDLE_WIN" || die "BENCH_REC_IDLE_WINDOW must be a positive integer"
 posint "$EPOCH" || die "BENCH_REC_EPOCH_MS must be a positive integer"
 [[ $NDRILL =~ ^[0-9]+$ ]] || die "BENCH_REC_DRILLS must be a number"
 [[ $SEED =~ ^[0-9]+$ ]] || die "BENCH_REC_SEED must be a number"
-for p in $PARTS; do [[ $p == mem || $p == kv || $p == drill ]] || die "BENCH_REC_PARTS: '$p' is not mem, kv or drill"; done
-part() { [[ " $PARTS " == *" $1 "* ]]; }
-for f in "$KAGAMI" "$GUESTS/memstress.elf" "$GUESTS/kvstore.elf"; do
-	[[ -f $f ]] || die "$f is missing; run \`make bench\`"
-done
+check_parts BENCH_REC_PARTS
+need_files "$KAGAMI" "$GUESTS/memstress.elf" "$GUESTS/kvstore.elf"
 command -v python3 >/dev/null || die "python3 is needed (JSON)"
 
-# Why a part cannot run here ("" when it can).
-KVM_SKIP=""
-[[ -c /dev/kvm && -r /dev/kvm && -w /dev/kvm ]] || KVM_SKIP="/dev/kvm is missing or not accessible"
-if [[ -z $KVM_SKIP ]] && ! "$KAGAMI" record --help >/dev/null 2>&1; then
-	KVM_SKIP="this kagami has no 'record' command"
-fi
 source tests/netns.sh
-NET_SKIP=$KVM_SKIP
-if [[ -z $NET_SKIP ]] && ! netns_usable; then NET_SKIP=$NETNS_MISSING; fi
+set_skips record # KVM_SKIP, NET_SKIP
 
 # Other builds may replace build/kagami while this runs: say so if it did.
 kagami_id() { stat -c '%Y %s' "$KAGAMI" 2>/dev/null; }
@@ -112,60 +102,12 @@ mkdir -p "$BUILD/bench"
 # (not a tmpfs), as in bench/kvstore.sh.
 TMP=$(mktemp -d "$BUILD/bench/record.XXXXXX") || die "mktemp failed"
 PIDS=()
-cleanup() {
-	local p
-	for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
-	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
-	netns_cleanup
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
+trap cleanup_all EXIT
+exit_on_signals
 
 # --- helpers ---------------------------------------------------------------
 
-source bench/lib.sh
-oneline() { tr '\n' ' ' | sed 's/  */ /g; s/^ //; s/ $//' | tail -c 300; }
-now() { date +%s.%N; }
-# jget FILE EXPR: a field of the JSON object in FILE (python expression on j).
-jget() { python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print($2)" "$1" 2>/dev/null; }
-# stop PID [S]: SIGTERM, then SIGKILL after S s (default 5).
-stop() {
-	local p=$1 i
-	[[ -n $p ]] || return 0
-	kill -TERM "$p" 2>/dev/null
-	for ((i = 0; i < ${2:-5} * 10; i++)); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-	kill -0 "$p" 2>/dev/null && log "    ($(ps -o args= -p "$p" | cut -c1-40) still ran ${2:-5} s after SIGTERM: killed)"
-	kill -KILL "$p" 2>/dev/null
-	wait "$p" 2>/dev/null
-	return 0
-}
-# wait_for PATTERN FILE PID SECONDS: until FILE has PATTERN (or PID died).
-wait_for() {
-	local i
-	for ((i = 0; i < $4 * 20; i++)); do
-		grep -q "$1" "$2" 2>/dev/null && return 0
-		kill -0 "$3" 2>/dev/null || return 1
-		sleep 0.05
-	done
-	return 1
-}
-# wait_protected SOCK PID SECPID SECOUT: until `ctl SOCK protection` says
-# state protected (30 s at most); fails at once when either side died or
-# the secondary took over.
-wait_protected() {
-	local i
-	for ((i = 0; i < 600; i++)); do
-		"$KAGAMI" ctl "$1" protection 2>/dev/null | tr -d ' \t\n' |
-			grep -q '"state":"protected","protected":true' && return 0
-		kill -0 "$2" 2>/dev/null && kill -0 "$3" 2>/dev/null || return 1
-		grep -q 'the guest runs here' "$4" 2>/dev/null && return 1
-		sleep 0.05
-	done
-	return 1
-}
+# (oneline, now, jget, stop, wait_for, wait_protected: bench/lib.sh)
 # reading SOCK OUT: one `ctl protection` answer, "TIME JSON" on one line.
 reading() {
 	local t j
@@ -384,25 +326,18 @@ kv_run() {
 	rec | idle) cmd=(record --log "$d/k.rec" ${DIGEST:+--digest-ms "$DIGEST"}) ;;
 	lockstep | ft)
 		local port=$((7900 + KV_N))
-		netns_spawn sec "$KAGAMI" secondary --listen "tcp:10.77.0.3:$port" \
-			--disk "$d/sec.img" --net "tap:kvs,mac=$KV_MAC" \
-			--console "file:$d/sec.console" </dev/null >"$d/sec.out" 2>&1
-		sp=$NETNS_PID PIDS+=("$sp")
-		wait_for listening "$d/sec.out" "$sp" 10
+		pair_secondary "$d" "$port"
+		sp=$NETNS_PID
 		rep=(--replicate "$mode" --peer "tcp:10.77.0.3:$port")
 		[[ $mode == ft ]] && rep+=(--epoch-ms "$EPOCH")
 		;;
 	esac
 	t0=$(now)
-	netns_spawn pri "$KAGAMI" "${cmd[@]}" --mem "$MEM" --disk "$d/pri.img" \
-		--net "tap:kvp,mac=$KV_MAC" --console "file:$d/pri.console" \
-		--control "$d/pri.sock" "${rep[@]}" \
-		--cmdline "ip=$KV_IP/24 port=$KV_PORT" "$GUESTS/kvstore.elf" \
-		</dev/null >"$d/pri.out" 2>&1
-	pp=$NETNS_PID PIDS+=("$pp")
+	pair_primary "$d" "${cmd[@]}" --mem "$MEM" -- "${rep[@]}"
+	pp=$NETNS_PID
 	if ! wait_for 'kvstore: ready' "$d/pri.console" "$pp" 30; then
 		WHY="the guest did not start: $(cat "$d/pri.out" "$d/pri.console" 2>/dev/null | oneline)"
-	elif [[ -n $sp ]] && ! wait_protected "$d/pri.sock" "$pp" "$sp" "$d/sec.out"; then
+	elif [[ -n $sp ]] && ! wait_protected "$d/pri.sock" "$pp" "$sp" "$d/sec.out" protected; then
 		WHY="never protected: $("$KAGAMI" ctl "$d/pri.sock" protection 2>&1 | oneline); secondary: $(oneline <"$d/sec.out")"
 	elif [[ $mode == idle ]]; then
 		sleep "$KV_IDLE"
@@ -413,8 +348,7 @@ kv_run() {
 			sleep "$IDLE_WIN"
 			reading "$d/pri.sock" "$d/i1"
 		fi
-		if ! netns_exec cli timeout -k 5 20 "$KAGAMI" kv --server "$KV_IP:$KV_PORT" \
-			--timeout 10 put bench-warmup x >"$d/warm.out" 2>&1; then
+		if ! pair_warmup "$d"; then
 			WHY="no answer to a first put: $(oneline <"$d/warm.out")"
 		fi
 	fi
@@ -425,10 +359,7 @@ kv_run() {
 			sampler "$d/pri.sock" "$d/samples" &
 			samp=$! PIDS+=("$samp")
 		fi
-		netns_exec cli timeout -k 5 $((KV_DUR + 60)) "$KAGAMI" kv \
-			--server "$KV_IP:$KV_PORT" load --duration "$KV_DUR" \
-			--clients "$KV_CLIENTS" --journal "$d/journal" \
-			>"$d/load.json" 2>"$d/load.err" || rc=$?
+		pair_load "$d" || rc=$?
 		tl1=$(now)
 		if [[ -n $samp ]]; then
 			kill "$samp" 2>/dev/null
@@ -436,10 +367,7 @@ kv_run() {
 			reading "$d/pri.sock" "$d/fin"
 		fi
 		local acked dur p50 p99 gap errors
-		acked=$(jget "$d/load.json" "j['acked']") dur=$(jget "$d/load.json" "j['duration_s']")
-		p50=$(jget "$d/load.json" "j['p50_us']") p99=$(jget "$d/load.json" "j['p99_us']")
-		gap=$(jget "$d/load.json" "j.get('max_gap_ms', '-')")
-		errors=$(jget "$d/load.json" "j.get('errors', 0) + j.get('mismatches', 0)")
+		load_figures "$d/load.json"
 		if [[ $rc != 0 || -z $acked || -z $dur || -z $p50 ]]; then
 			WHY="the load failed: $([[ -n $sp ]] && tookover "$d/sec.out")kagami kv exited with $rc: $(cat "$d/load.json" "$d/load.err" | oneline)"
 		elif [[ $errors != 0 ]]; then
@@ -486,13 +414,7 @@ kv_run() {
 }
 
 if [[ -z $NET_SKIP ]] && part kv; then
-	# shellcheck disable=SC2119 # netns_setup takes no arguments
-	if ! { netns_setup && netns_add_host pri 10.77.0.1 &&
-		netns_add_host sec 10.77.0.3 && netns_add_host cli 10.77.0.2 &&
-		netns_add_tap pri kvp && netns_add_tap sec kvs; }; then
-		netns_cleanup
-		NET_SKIP="network namespace setup failed"
-	fi
+	pair_netns_setup || NET_SKIP="network namespace setup failed"
 fi
 if [[ -z $NET_SKIP ]] && part kv; then
 	log "kvstore: ${KV_DUR} s loads, $KV_CLIENTS clients; plain, --deterministic, record, idle record (${KV_IDLE} s), lockstep, ft (${EPOCH} ms); $R runs each"
@@ -525,51 +447,20 @@ declare -A DRILL # mode -> the drill's JSON file
 DRILL_SKIP=$NET_SKIP
 for mode in lockstep ft; do
 	if [[ -n $DRILL_SKIP || $NDRILL == 0 ]] || ! part drill; then continue; fi
-	log "drills: kagami drill --mode $mode --count $NDRILL --seed $SEED"
-	if "$KAGAMI" drill --mode "$mode" --count "$NDRILL" --seed "$SEED" \
-		--json "$TMP/drill.$mode.json" >"$TMP/drill.$mode.out" 2>&1 ||
-		[[ -s $TMP/drill.$mode.json ]]; then
-		DRILL[$mode]=$TMP/drill.$mode.json
-		sed 's/^/bench\/record:   /' "$TMP/drill.$mode.out" >&2
-	else
-		FAIL[drill,$mode]="kagami drill failed: $(oneline <"$TMP/drill.$mode.out")"
-		log "  ${FAIL[drill,$mode]}"
-	fi
+	drill_run "$mode" "$NDRILL"
 done
 
 # --- the tables --------------------------------------------------------------------
 
-# med MAP KEY [SCALE]: the median of the runs (divided by SCALE), or "-".
-med() {
+# runs_of MAP KEY: the runs med and sprd (bench/lib.sh) use: the numbers among MAP[KEY].
+runs_of() {
 	local -n m=$1
-	local v=${m[$2]:-} x
-	v=$(tr ' ' '\n' <<<"$v" | grep -E '^[0-9.]+$' | tr '\n' ' ')
-	if [[ -z ${v// /} ]]; then echo "-"; return; fi
-	# shellcheck disable=SC2086 # space-separated numbers
-	x=$(median $v)
-	if [[ -n ${3:-} ]]; then calc %.2f "$x / $3"; else echo "$x"; fi
-}
-sprd() { # MAP KEY: spread of the runs, or "-"
-	local -n m=$1
-	local v=${m[$2]:-}
-	v=$(tr ' ' '\n' <<<"$v" | grep -E '^[0-9.]+$' | tr '\n' ' ')
-	# shellcheck disable=SC2086
-	if [[ -z ${v// /} ]]; then echo "-"; else echo "$(spread $v)%"; fi
-}
-ratio() { # A B: A / B, or "-"
-	if [[ $1 =~ ^[0-9.]+$ && $2 =~ ^[0-9.]+$ ]] && awk -v b="$2" 'BEGIN { exit !(b > 0) }'; then
-		calc %.2f "$1 / $2"
-	else echo "-"; fi
+	tr ' ' '\n' <<<"${m[$2]:-}" | grep -E '^[0-9.]+$' | tr '\n' ' '
 }
 mbit() { # KiB/s -> Mbit/s, or "-"
 	if [[ $1 =~ ^[0-9.]+$ ]]; then calc %.3f "$1 * 1024 * 8 / 1000000"; else echo "-"; fi
 }
 row() { printf '%-16s' "$1"; shift; printf ' %9s' "$@"; echo; }
-dashes() { local a=() x; for x in "$@"; do a+=("${x//?/-}"); done; row "${a[@]}"; }
-failrows() { # PREFIX: the failures of keys starting with PREFIX
-	local k
-	for k in "${!FAIL[@]}"; do [[ $k == "$1"* ]] && echo "failed: $k: ${FAIL[$k]:0:300}"; done | sort
-}
 sumkept() { # KEY: "N/M": runs still protected after the load / attempts
 	local v=${KEPT[$1]:-} n=0 x
 	for x in $v; do [[ $x == 1 ]] && n=$((n + 1)); done
@@ -580,13 +471,13 @@ nrunsa() { # MAP KEY: "N/M": runs that gave the figure / attempts
 	n=$(nruns "$1" "$2")
 	echo "${n%/*}/${ATT[$2]:-0}"
 }
+kv_head() { # the header of table H, or why the kv part did not run (then false)
+	local why=$NET_SKIP
+	[[ -z $why ]] && ! part kv && why="kv not in BENCH_REC_PARTS"
+	table_head "$why"
+}
 
-cpu=$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2 | sed 's/^ *//')
-kernel="$(uname -sr) $(uname -m)"
-echo
-echo "kagami record/replay and lockstep FT, $(date -u '+%Y-%m-%d %H:%M UTC')"
-echo "machine: nproc=$(nproc), kernel $kernel${cpu:+, $cpu}; load average $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "figures are medians of $R runs on a shared, noisy machine (percentiles: the median of each run's p50/p99)"
+bench_header "kagami record/replay and lockstep FT"
 [[ $(kagami_id) == "$KAGAMI_ID" ]] ||
 	echo "WARNING: build/kagami was replaced while this ran (mtime/size changed): runs may mix two builds"
 echo "record --digest-ms ${DIGEST:-100}${DIGEST:+ (BENCH_REC_DIGEST_MS)}"
@@ -660,11 +551,7 @@ echo
 
 echo "(4) kvstore ops/s: lockstep FT vs unreplicated vs checkpoint FT (--epoch-ms $EPOCH), same load (${KV_DUR} s, $KV_CLIENTS clients)"
 H=("mode" "ops/s" "ratio" "cli p50" "cli p99" "max gap" "spread" "runs ok" "kept prot")
-if [[ -n $NET_SKIP ]] || ! part kv; then
-	echo "skipped: ${NET_SKIP:-kv not in BENCH_REC_PARTS}"
-else
-	row "${H[@]}"
-	dashes "${H[@]}"
+if kv_head; then
 	base=$(med OPS kv,plain)
 	for x in plain:unreplicated det:deterministic lockstep:lockstep ft:"ft ${EPOCH} ms"; do
 		k=kv,${x%%:*}
@@ -688,11 +575,7 @@ echo
 echo "(5) output release: how long the guest's replies were held until the secondary had what produced"
 echo "    them (kagami's output_hold, its last 4096 outputs), and the ACK latency; ms"
 H=("mode" "hold p50" "hold p99" "ack p50" "ack p99" "runs")
-if [[ -n $NET_SKIP ]] || ! part kv; then
-	echo "skipped: ${NET_SKIP:-kv not in BENCH_REC_PARTS}"
-else
-	row "${H[@]}"
-	dashes "${H[@]}"
+if kv_head; then
 	for x in lockstep:lockstep ft:"ft ${EPOCH} ms"; do
 		k=kv,${x%%:*}
 		row "${x#*:}" "$(med HOLD50 "$k" 1000)" "$(med HOLD99 "$k" 1000)" "$(med ACK50 "$k" 1000)" \
@@ -707,21 +590,8 @@ echo
 echo "(6) recovery: kagami drill (kvstore under 4 clients' load, the primary killed with SIGKILL at a"
 echo "    random moment; seed $SEED); recovery = the client's longest gap between answers, ms"
 H=("mode" "drills" "p50" "p99" "max" "lost" "failed")
-if [[ -n $DRILL_SKIP ]]; then
-	echo "skipped: $DRILL_SKIP"
-else
-	row "${H[@]}"
-	dashes "${H[@]}"
-	for mode in lockstep ft; do
-		if [[ -z ${DRILL[$mode]:-} ]]; then
-			if [[ -n ${FAIL[drill,$mode]:-} ]]; then row "$mode" failed; else row "$mode" skipped; fi
-			continue
-		fi
-		dj=${DRILL[$mode]}
-		row "$mode" "$(jget "$dj" "len(j['drills'])")" "$(jget "$dj" "j['recovery_ms']['p50']")" \
-			"$(jget "$dj" "j['recovery_ms']['p99']")" "$(jget "$dj" "j['recovery_ms']['max']")" \
-			"$(jget "$dj" "sum(d['lost'] or 0 for d in j['drills'])")" "$(jget "$dj" "j['failed']")"
-	done
+if table_head "$DRILL_SKIP"; then
+	for mode in lockstep ft; do drill_row "$mode"; done
 	failrows drill
 fi
 echo "The client resends a request after 200 ms (then 400, 800 ms), so ~200 ms is the floor a drill can show."
@@ -729,11 +599,7 @@ echo
 
 echo "(7) bytes on the wire per second of protection, kvstore (primary to secondary); record's log for reference"
 H=("mode" "idle KiB/s" "idle Mb/s" "load KiB/s" "load Mb/s" "B/op" "prot s" "runs")
-if [[ -n $NET_SKIP ]] || ! part kv; then
-	echo "skipped: ${NET_SKIP:-kv not in BENCH_REC_PARTS}"
-else
-	row "${H[@]}"
-	dashes "${H[@]}"
+if kv_head; then
 	for x in lockstep:lockstep ft:"ft ${EPOCH} ms"; do
 		k=kv,${x%%:*}
 		ib=$(med IDLEB "$k" 1024) lb=$(med LOADB "$k" 1024)
@@ -753,12 +619,6 @@ echo "protection counts for its protected part). record log: table (2)'s KiB/s (
 
 # --- JSON copy -------------------------------------------------------------------
 
-jstr() { printf '"%s"' "$(tr '\t\r\n' '   ' <<<"$1" | sed 's/\\/\\\\/g; s/"/\\"/g; s/ *$//')"; }
-jarr() { # space-separated values; anything not a number becomes a string
-	local out="" v
-	for v in $1; do [[ $v =~ ^[0-9.]+$ ]] || v="\"$v\""; out+="${out:+,}$v"; done
-	printf '[%s]' "$out"
-}
 MAPS=(TPUT WALL RPLAY RPLAYND EXITS LOGKIB DECKIB KIBS RSECS FILEKIB DWKIB EXPS DECKIBS
 	OPS CP50 CP99 GAP HOLD50 HOLD99 ACK50 ACK99 IDLEB LOADB COVER KEPT BPOP ATT)
 allkeys() { # every key of every result map
@@ -802,19 +662,7 @@ jkey() { # KEY: that key's runs, one JSON object
 	sep=""
 	for k in "${!FAIL[@]}"; do printf '%s"%s": %s' "$sep" "$k" "$(jstr "${FAIL[$k]}")"; sep=", "; done
 	echo "},"
-	printf '  "drills": {'
-	sep=""
-	for mode in lockstep ft; do
-		if [[ -n ${DRILL[$mode]:-} ]]; then
-			printf '%s"%s": %s' "$sep" "$mode" "$(tr -d '\n' <"${DRILL[$mode]}")"
-		else
-			printf '%s"%s": {"failed": %s}' "$sep" "$mode" "$(jstr "${FAIL[drill,$mode]:-${DRILL_SKIP:-skipped}}")"
-		fi
-		sep=", "
-	done
-	echo "}"
+	json_drills lockstep ft
 	echo "}"
 } >"$JSON"
-python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$JSON" 2>/dev/null ||
-	log "warning: $JSON is not valid JSON"
-echo "JSON copy: ${JSON#"$ROOT"/}"
+json_done

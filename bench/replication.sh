@@ -71,8 +71,8 @@ KV_MAC=52:54:00:77:00:0a
 
 die() { echo "bench/replication: $*" >&2; exit 1; }
 log() { echo "bench/replication: $*" >&2; }
+source bench/lib.sh
 
-posint() { [[ $1 =~ ^[1-9][0-9]*$ ]]; }
 posint "$R" || die "BENCH_REPEAT must be a positive integer"
 posint "$MIB" || die "BENCH_REP_MIB must be a positive integer"
 posint "$WINDOW" || die "BENCH_REP_WINDOW must be a positive integer"
@@ -87,83 +87,24 @@ posint "$FLAT_TOTAL" || die "BENCH_REP_FLAT_TOTAL must be a positive integer"
 for e in $EPOCHS; do posint "$e" || die "BENCH_REP_EPOCHS: '$e' is not a positive integer"; done
 for r in $RATES; do [[ $r =~ ^[0-9]+$ ]] || die "BENCH_REP_RATES: '$r' is not a number"; done
 [[ -n ${EPOCHS// /} ]] || die "BENCH_REP_EPOCHS is empty"
-for p in $PARTS; do [[ $p == mem || $p == kv || $p == drill ]] || die "BENCH_REP_PARTS: '$p' is not mem, kv or drill"; done
-part() { [[ " $PARTS " == *" $1 "* ]]; }
-for f in "$KAGAMI" "$GUESTS/memstress.elf" "$GUESTS/kvstore.elf"; do
-	[[ -f $f ]] || die "$f is missing; run \`make bench\`"
-done
+check_parts BENCH_REP_PARTS
+need_files "$KAGAMI" "$GUESTS/memstress.elf" "$GUESTS/kvstore.elf"
 command -v python3 >/dev/null || die "python3 is needed (JSON)"
 
-# Why a part cannot run here ("" when it can).
-KVM_SKIP=""
-[[ -c /dev/kvm && -r /dev/kvm && -w /dev/kvm ]] || KVM_SKIP="/dev/kvm is missing or not accessible"
-if [[ -z $KVM_SKIP ]] && ! "$KAGAMI" secondary --help >/dev/null 2>&1; then
-	KVM_SKIP="this kagami has no 'secondary' command"
-fi
 source tests/netns.sh
-NET_SKIP=$KVM_SKIP
-if [[ -z $NET_SKIP ]] && ! netns_usable; then NET_SKIP=$NETNS_MISSING; fi
+set_skips secondary # KVM_SKIP, NET_SKIP
 
 mkdir -p "$BUILD/bench"
 # Disk images live on the build directory's file system (not a tmpfs), so
 # a flush really reaches the disk, as in bench/kvstore.sh.
 TMP=$(mktemp -d "$BUILD/bench/replication.XXXXXX") || die "mktemp failed"
 PIDS=()
-cleanup() {
-	local p
-	for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
-	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
-	netns_cleanup
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
+trap cleanup_all EXIT
+exit_on_signals
 
 # --- helpers ---------------------------------------------------------------
 
-source bench/lib.sh
-oneline() { tr '\n' ' ' | sed 's/  */ /g; s/^ //; s/ $//' | tail -c 300; }
-now() { date +%s.%N; }
-# jget FILE EXPR: a field of the JSON object in FILE (python expression on j).
-jget() { python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print($2)" "$1" 2>/dev/null; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-# stop PID [S]: SIGTERM, then SIGKILL after S s (default 5).
-stop() {
-	local p=$1 i
-	[[ -n $p ]] || return 0
-	kill -TERM "$p" 2>/dev/null
-	for ((i = 0; i < ${2:-5} * 10; i++)); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-	kill -0 "$p" 2>/dev/null && log "    ($(ps -o args= -p "$p" | cut -c1-40) still ran ${2:-5} s after SIGTERM: killed)"
-	kill -KILL "$p" 2>/dev/null
-	wait "$p" 2>/dev/null
-	return 0
-}
-# wait_for PATTERN FILE PID SECONDS: until FILE has PATTERN (or PID died).
-wait_for() {
-	local i
-	for ((i = 0; i < $4 * 20; i++)); do
-		grep -q "$1" "$2" 2>/dev/null && return 0
-		kill -0 "$3" 2>/dev/null || return 1
-		sleep 0.05
-	done
-	return 1
-}
-# wait_protected SOCK PID SECPID SECOUT: until `ctl SOCK protection` says
-# protected:true (30 s at most; the primary copies the whole VM first);
-# fails at once when either side died or the secondary took over.
-wait_protected() {
-	local i
-	for ((i = 0; i < 600; i++)); do
-		"$KAGAMI" ctl "$1" protection 2>/dev/null | tr -d ' \t\n' |
-			grep -q '"protected":true' && return 0
-		kill -0 "$2" 2>/dev/null && kill -0 "$3" 2>/dev/null || return 1
-		grep -q 'the guest runs here' "$4" 2>/dev/null && return 1
-		sleep 0.05
-	done
-	return 1
-}
+# (oneline, now, jget, free_port, stop, wait_for, wait_protected: bench/lib.sh)
 # ctl_window A.json B.json T_A T_B: from two `ctl protection` answers,
 # prints "pause50 pause99 ack50 ack99 hold50 hold99 kib_per_epoch
 # epochs_per_s lag": percentiles (us) as kagami keeps them at B (its last
@@ -352,39 +293,26 @@ kv_run() {
 	if [[ $ep != - ]]; then
 		# A new port per run: no wait for the last run's socket.
 		local port=$((7700 + KV_N))
-		netns_spawn sec "$KAGAMI" secondary --listen "tcp:10.77.0.3:$port" \
-			--disk "$d/sec.img" --net "tap:kvs,mac=$KV_MAC" \
-			--console "file:$d/sec.console" </dev/null >"$d/sec.out" 2>&1
-		sp=$NETNS_PID PIDS+=("$sp")
-		wait_for listening "$d/sec.out" "$sp" 10
+		pair_secondary "$d" "$port"
+		sp=$NETNS_PID
 		rep=(--replicate ft --epoch-ms "$ep" --peer "tcp:10.77.0.3:$port")
 	fi
-	netns_spawn pri "$KAGAMI" run --mem 128M --disk "$d/pri.img" \
-		--net "tap:kvp,mac=$KV_MAC" --console "file:$d/pri.console" \
-		--control "$d/pri.sock" "${rep[@]}" \
-		--cmdline "ip=$KV_IP/24 port=$KV_PORT" "$GUESTS/kvstore.elf" \
-		</dev/null >"$d/pri.out" 2>&1
-	pp=$NETNS_PID PIDS+=("$pp")
+	pair_primary "$d" run --mem 128M -- "${rep[@]}"
+	pp=$NETNS_PID
 	if ! wait_for 'kvstore: ready' "$d/pri.console" "$pp" 30; then
 		WHY="the guest did not start: $(cat "$d/pri.out" "$d/pri.console" 2>/dev/null | oneline)"
 	elif [[ $ep != - ]] && ! wait_protected "$d/pri.sock" "$pp" "$sp" "$d/sec.out"; then
 		WHY="never protected: $(lost_why "$d/none" "$d/sec.out"); primary: $(oneline <"$d/pri.out")"
-	elif ! tp=$(now) || ! netns_exec cli timeout -k 5 20 "$KAGAMI" kv --server "$KV_IP:$KV_PORT" \
-		--timeout 10 put bench-warmup x >"$d/warm.out" 2>&1; then
+	elif ! tp=$(now) || ! pair_warmup "$d"; then
 		WHY="no answer to a first put: $(oneline <"$d/warm.out")"
 	fi
 	if [[ -z $WHY ]]; then
 		out=$d/load.json
-		netns_exec cli timeout -k 5 $((KV_DUR + 60)) "$KAGAMI" kv \
-			--server "$KV_IP:$KV_PORT" load --duration "$KV_DUR" \
-			--clients "$KV_CLIENTS" --journal "$d/journal" \
-			>"$out" 2>"$d/load.err" || rc=$?
+		pair_load "$d" || rc=$?
 		tb=$(now)
 		[[ $ep == - ]] || "$KAGAMI" ctl "$d/pri.sock" protection >"$d/b.json" 2>&1
 		local acked dur p50 p99 gap errors
-		acked=$(jget "$out" "j['acked']") dur=$(jget "$out" "j['duration_s']")
-		p50=$(jget "$out" "j['p50_us']") p99=$(jget "$out" "j['p99_us']")
-		gap=$(jget "$out" "j.get('max_gap_ms', '-')") errors=$(jget "$out" "j.get('errors', 0) + j.get('mismatches', 0)")
+		load_figures "$out"
 		if [[ $rc != 0 || -z $acked || -z $dur || -z $p50 ]]; then
 			WHY="the load failed: kagami kv exited with $rc: $(cat "$out" "$d/load.err" | oneline)"
 		elif [[ $errors != 0 ]]; then
@@ -408,13 +336,7 @@ kv_run() {
 }
 
 if [[ -z $NET_SKIP ]] && part kv; then
-	# shellcheck disable=SC2119 # netns_setup takes no arguments
-	if ! { netns_setup && netns_add_host pri 10.77.0.1 &&
-		netns_add_host sec 10.77.0.3 && netns_add_host cli 10.77.0.2 &&
-		netns_add_tap pri kvp && netns_add_tap sec kvs; }; then
-		netns_cleanup
-		NET_SKIP="network namespace setup failed"
-	fi
+	pair_netns_setup || NET_SKIP="network namespace setup failed"
 fi
 if [[ -z $NET_SKIP ]] && part kv; then
 	log "kvstore: ${KV_DUR} s loads, $KV_CLIENTS clients, epochs {$EPOCHS} ms and unreplicated, $R runs each"
@@ -441,59 +363,24 @@ for mode in ft ha; do
 	n=$NDRILL
 	[[ $mode == ha ]] && n=$NDRILL_HA
 	if [[ -n $DRILL_SKIP || $n == 0 ]] || ! part drill; then continue; fi
-	log "drills: kagami drill --mode $mode --count $n --seed $SEED"
-	if "$KAGAMI" drill --mode "$mode" --count "$n" --seed "$SEED" \
-		--json "$TMP/drill.$mode.json" >"$TMP/drill.$mode.out" 2>&1 ||
-		[[ -s $TMP/drill.$mode.json ]]; then
-		DRILL[$mode]=$TMP/drill.$mode.json
-		sed 's/^/bench\/replication:   /' "$TMP/drill.$mode.out" >&2
-	else
-		FAIL[drill,$mode]="kagami drill failed: $(oneline <"$TMP/drill.$mode.out")"
-		log "  ${FAIL[drill,$mode]}"
-	fi
+	drill_run "$mode" "$n"
 done
 
 # --- the tables --------------------------------------------------------------
 
-# med MAP KEY [SCALE]: the median of the runs (divided by SCALE), or "-".
-med() {
-	local -n m=$1
-	local v=${m[$2]:-} x
-	v=${v//-/}
-	if [[ -z ${v// /} ]]; then echo "-"; return; fi
-	# shellcheck disable=SC2086 # space-separated numbers
-	x=$(median $v)
-	if [[ -n ${3:-} ]]; then calc %.2f "$x / $3"; else echo "$x"; fi
-}
-sprd() { # MAP KEY: spread of the runs, or "-"
+# runs_of MAP KEY: the runs med and sprd (bench/lib.sh) use: MAP[KEY] without its "-" (failed) marks.
+runs_of() {
 	local -n m=$1
 	local v=${m[$2]:-}
-	v=${v//-/}
-	# shellcheck disable=SC2086
-	if [[ -z ${v// /} ]]; then echo "-"; else echo "$(spread $v)%"; fi
-}
-ratio() { # A B: A / B, or "-"
-	if [[ $1 =~ ^[0-9.]+$ && $2 =~ ^[0-9.]+$ ]] && awk -v b="$2" 'BEGIN { exit !(b > 0) }'; then
-		calc %.2f "$1 / $2"
-	else echo "-"; fi
+	echo "${v//-/}"
 }
 row() { printf '%-12s' "$1"; shift; printf ' %9s' "$@"; echo; }
-dashes() { local a=() x; for x in "$@"; do a+=("${x//?/-}"); done; row "${a[@]}"; }
 under() { # VALUE LIMIT: "met" / "MISSED" / "-"
 	[[ $1 =~ ^[0-9.]+$ ]] || { echo "-"; return; }
 	awk -v v="$1" -v l="$2" 'BEGIN { print (v < l ? "met" : "MISSED") }'
 }
-failrows() { # PREFIX: the failures of keys starting with PREFIX
-	local k
-	for k in "${!FAIL[@]}"; do [[ $k == "$1"* ]] && echo "failed: $k: ${FAIL[$k]:0:300}"; done | sort
-}
 
-cpu=$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2 | sed 's/^ *//')
-kernel="$(uname -sr) $(uname -m)"
-echo
-echo "kagami checkpoint FT (run --replicate ft + secondary), $(date -u '+%Y-%m-%d %H:%M UTC')"
-echo "machine: nproc=$(nproc), kernel $kernel${cpu:+, $cpu}; load average $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "figures are medians of $R runs on a shared, noisy machine (percentiles: the median of each run's p50/p99)"
+bench_header "kagami checkpoint FT (run --replicate ft + secondary)"
 echo
 
 echo "(1) memstress mib=$MIB forever rate=R ($MEM RAM), primary and secondary on this host over loopback TCP;"
@@ -505,11 +392,7 @@ fonote2="--failover-timeout $FAILOVER"
 [[ -n $FAILOVER ]] || fonote2="kagami's default failover timeout (100 ms)"
 echo "    $fonote, every other row with $fonote2"
 H=("rate MiB/s" "epoch ms" "pause p50" "pause p99" "ack p50" "ack p99" "epochs/s" "KiB/epoch" "MiB/s sent" "spread" "runs ok" "p99<1ms")
-if [[ -n $KVM_SKIP ]]; then
-	echo "skipped: $KVM_SKIP"
-else
-	row "${H[@]}"
-	dashes "${H[@]}"
+if table_head "$KVM_SKIP"; then
 	for rate in $RATES; do
 		for ep in $EPOCHS; do
 			k=mem,$ep,$rate
@@ -557,11 +440,7 @@ echo
 echo "(3) kvstore under kagami kv load ($KV_DUR s, $KV_CLIENTS clients, 50% writes), guest 10.77.0.10 on a TAP,"
 echo "    primary and secondary on two network-namespace hosts; latencies in ms"
 H=("epoch ms" "ops/s" "ratio" "cli p50" "cli p99" "hold p50" "hold p99" "pause p50" "pause p99" "KiB/epoch" "spread" "runs ok")
-if [[ -n $NET_SKIP ]]; then
-	echo "skipped: $NET_SKIP"
-else
-	row "${H[@]}"
-	dashes "${H[@]}"
+if table_head "$NET_SKIP"; then
 	base=$(med OPS "kv,-")
 	for ep in - $EPOCHS; do
 		k=kv,$ep
@@ -583,22 +462,12 @@ echo
 echo "(4) recovery: kagami drill (kvstore under 4 clients' load, the primary killed with SIGKILL"
 echo "    at a random moment; seed $SEED); recovery = the client's longest gap between answers, ms"
 H=("mode" "drills" "p50" "p99" "max" "lost" "failed" "<200ms")
-if [[ -n $DRILL_SKIP ]]; then
-	echo "skipped: $DRILL_SKIP"
-else
-	row "${H[@]}"
-	dashes "${H[@]}"
+if table_head "$DRILL_SKIP"; then
 	for mode in ft ha; do
-		if [[ -z ${DRILL[$mode]:-} ]]; then
-			if [[ -n ${FAIL[drill,$mode]:-} ]]; then row "$mode" failed; else row "$mode" skipped; fi
-			continue
-		fi
-		dj=${DRILL[$mode]}
-		p99=$(jget "$dj" "j['recovery_ms']['p99']")
-		row "$mode" "$(jget "$dj" "len(j['drills'])")" "$(jget "$dj" "j['recovery_ms']['p50']")" \
-			"$p99" "$(jget "$dj" "j['recovery_ms']['max']")" \
-			"$(jget "$dj" "sum(d['lost'] or 0 for d in j['drills'])")" \
-			"$(jget "$dj" "j['failed']")" "$([[ $mode == ft ]] && under "$p99" 200 || echo -)"
+		goal=-
+		[[ $mode == ft && -n ${DRILL[$mode]:-} ]] &&
+			goal=$(under "$(jget "${DRILL[$mode]}" "j['recovery_ms']['p99']")" 200)
+		drill_row "$mode" "$goal"
 	done
 	failrows drill
 fi
@@ -609,12 +478,6 @@ echo "end (VMware FT detects a failure in seconds). HA may lose up to one interv
 
 # --- JSON copy -----------------------------------------------------------------
 
-jstr() { printf '"%s"' "$(tr '\t\r\n' '   ' <<<"$1" | sed 's/\\/\\\\/g; s/"/\\"/g; s/ *$//')"; }
-jarr() { # space-separated values; anything not a number becomes a string
-	local out="" v
-	for v in $1; do [[ $v =~ ^[0-9.]+$ ]] || v="\"$v\""; out+="${out:+,}$v"; done
-	printf '[%s]' "$out"
-}
 {
 	echo "{"
 	echo "  \"date\": $(jstr "$(date -u '+%Y-%m-%dT%H:%M:%SZ')"),"
@@ -638,19 +501,7 @@ jarr() { # space-separated values; anything not a number becomes a string
 	done
 	echo
 	echo "  ],"
-	printf '  "drills": {'
-	sep=""
-	for mode in ft ha; do
-		if [[ -n ${DRILL[$mode]:-} ]]; then
-			printf '%s"%s": %s' "$sep" "$mode" "$(tr -d '\n' <"${DRILL[$mode]}")"
-		else
-			printf '%s"%s": {"failed": %s}' "$sep" "$mode" "$(jstr "${FAIL[drill,$mode]:-${DRILL_SKIP:-skipped}}")"
-		fi
-		sep=", "
-	done
-	echo "}"
+	json_drills ft ha
 	echo "}"
 } >"$JSON"
-python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$JSON" 2>/dev/null ||
-	log "warning: $JSON is not valid JSON"
-echo "JSON copy: ${JSON#"$ROOT"/}"
+json_done
