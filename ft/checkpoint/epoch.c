@@ -184,6 +184,17 @@ static int send_disk(struct epoch_sender *s, struct epoch_stats *st,
 	return s->disk->send(s->disk_ctx, &s->w, first, &st->disk_bytes, e);
 }
 
+/* A live round's end: the disk blocks, EPOCH_END, and out it goes. */
+static int end_live_round(struct epoch_sender *s, struct epoch_stats *st,
+			  struct kg_err *e)
+{
+	if (send_disk(s, st, e) < 0 ||
+	    kg_writer_section(&s->w, KG_SEC_EPOCH_END, 0, 1, &st->seq, 8, e) < 0 ||
+	    kg_writer_flush(&s->w, e) < 0)
+		return -1;
+	return 0;
+}
+
 /* The dirty set as a sorted gpa list: memfd page order is gpa order. */
 static uint64_t dirty_gpas(struct epoch_sender *s, bool full,
 			   struct kg_err *e)
@@ -407,9 +418,7 @@ static int live_round(struct epoch_sender *s, bool all, epoch_progress_fn fn,
 	}
 	page_encoder_set_src(s->pe, &s->staging);
 	page_encoder_set_shadowing(s->pe, true);
-	if (send_disk(s, st, e) < 0 ||
-	    kg_writer_section(&s->w, KG_SEC_EPOCH_END, 0, 1, &st->seq, 8, e) < 0 ||
-	    kg_writer_flush(&s->w, e) < 0)
+	if (end_live_round(s, st, e) < 0)
 		return -1;
 	s->need_full = false;
 	s->receiver_zero = false;
@@ -451,11 +460,8 @@ int epoch_send_hashes(struct epoch_sender *s, struct epoch_stats *st,
 		rc = kg_writer_section(&s->w, KG_SEC_PAGE_HASHES, 0, 1, buf,
 				       (1 + n) * sizeof(uint64_t), e);
 	}
-	if (rc == 0 &&
-	    (send_disk(s, st, e) < 0 ||
-	     kg_writer_section(&s->w, KG_SEC_EPOCH_END, 0, 1, &st->seq, 8, e) < 0 ||
-	     kg_writer_flush(&s->w, e) < 0))
-		rc = -1;
+	if (rc == 0)
+		rc = end_live_round(s, st, e);
 	if (rc == 0)
 		s->need_full = false;
 	vm_checkpoint_end(vm);

@@ -214,6 +214,10 @@ int kg_reader_next(struct kg_stream_reader *r, struct kg_section *s,
 int kg_section_read(struct kg_stream_reader *r, void *buf, size_t n,
 		    struct kg_err *e);
 uint64_t kg_section_remaining(const struct kg_stream_reader *r);
+/* The current section's whole payload in a malloc'd buffer, verified
+ * (kg_section_finish done): NULL with e set on error. */
+uint8_t *kg_section_read_all(struct kg_stream_reader *r,
+			     const struct kg_section *s, struct kg_err *e);
 /* Skips what remains of the payload and verifies the section's CRC. */
 int kg_section_finish(struct kg_stream_reader *r, struct kg_err *e);
 

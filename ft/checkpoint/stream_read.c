@@ -6,6 +6,8 @@
  */
 #include "stream.h"
 
+#include <stdlib.h>
+
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
@@ -380,4 +382,20 @@ int kg_section_skip_unverified(struct kg_stream_reader *r, uint32_t *crc,
 	*crc = le32_get(cb);
 	r->state = R_READY;
 	return 0;
+}
+
+uint8_t *kg_section_read_all(struct kg_stream_reader *r,
+			     const struct kg_section *s, struct kg_err *e)
+{
+	uint8_t *buf = malloc(s->length ? s->length : 1);
+	if (!buf) {
+		kg_errf(e, "out of memory");
+		return NULL;
+	}
+	if (kg_section_read(r, buf, s->length, e) < 0 ||
+	    kg_section_finish(r, e) < 0) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
 }

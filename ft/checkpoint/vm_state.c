@@ -187,8 +187,6 @@ int vm_state_write_config(struct kg_stream_writer *w, const struct vm *vm,
 static int decode(const struct kg_section *s, const struct vs_desc *d,
 		  void *obj, const void *ctx, const uint8_t *buf,
 		  struct kg_err *e);
-static uint8_t *read_payload(struct kg_stream_reader *r,
-			     const struct kg_section *s, struct kg_err *e);
 
 int vm_state_read_config(struct kg_stream_reader *r,
 			 const struct kg_section *s, struct vm_state_config *c,
@@ -205,7 +203,7 @@ int vm_state_get_table(struct kg_stream_reader *r, const struct kg_section *s,
 		       const struct vs_desc *d, void *obj, const void *ctx,
 		       struct kg_err *e)
 {
-	uint8_t *buf = read_payload(r, s, e);
+	uint8_t *buf = kg_section_read_all(r, s, e);
 	if (!buf)
 		return -1;
 	int rc = decode(s, d, obj, ctx, buf, e);
@@ -219,22 +217,6 @@ bool vm_state_section(uint16_t kind)
 	       kind == KG_SEC_DEVICE || kind == KG_SEC_CLOCK;
 }
 
-/* Reads the whole payload, verified, before anything is decoded. */
-static uint8_t *read_payload(struct kg_stream_reader *r,
-			     const struct kg_section *s, struct kg_err *e)
-{
-	uint8_t *buf = malloc(s->length ? s->length : 1);
-	if (!buf) {
-		kg_errf(e, "out of memory");
-		return NULL;
-	}
-	if (kg_section_read(r, buf, s->length, e) < 0 ||
-	    kg_section_finish(r, e) < 0) {
-		free(buf);
-		return NULL;
-	}
-	return buf;
-}
 
 static int decode(const struct kg_section *s, const struct vs_desc *d,
 		  void *obj, const void *ctx, const uint8_t *buf,
@@ -274,7 +256,7 @@ int vm_state_stage_section(struct kg_stream_reader *r,
 		return kg_errf(e, "%s: no such device in this VM", where);
 	if (s->kind == KG_SEC_CLOCK && s->length != 8)
 		return kg_errf(e, "%s: bad length", where);
-	uint8_t *buf = read_payload(r, s, e);
+	uint8_t *buf = kg_section_read_all(r, s, e);
 	if (!buf)
 		return -1;
 	int rc = 0;

@@ -195,13 +195,8 @@ static int take_section(struct lockstep_pump *p, struct kg_err *e)
 		free(q);
 		return -1;
 	}
-	q->payload = malloc(s.length ? s.length : 1);
 	q->len = s.length;
-	if (!q->payload)
-		kg_errf(e, "out of memory");
-	if (!q->payload || kg_section_read(p->r, q->payload, s.length, e) < 0 ||
-	    kg_section_finish(p->r, e) < 0) {
-		free(q->payload);
+	if (!(q->payload = kg_section_read_all(p->r, &s, e))) {
 		free(q);
 		return -1;
 	}

@@ -12,23 +12,6 @@
 #include "../checkpoint/stream.h"
 #include "../record/rr_log.h"
 
-/* Reads the current section's payload whole, verified. */
-static uint8_t *read_section(struct kg_stream_reader *r,
-			     const struct kg_section *s, struct kg_err *e)
-{
-	uint8_t *buf = malloc(s->length ? s->length : 1);
-	if (!buf) {
-		kg_errf(e, "out of memory");
-		return NULL;
-	}
-	if (kg_section_read(r, buf, s->length, e) < 0 ||
-	    kg_section_finish(r, e) < 0) {
-		free(buf);
-		return NULL;
-	}
-	return buf;
-}
-
 static int check_log(struct rr_decoder *d, const uint8_t *p, size_t n,
 		     struct rr_file_summary *s, struct kg_err *e)
 {
@@ -89,7 +72,7 @@ int rr_file_check(const char *path, struct rr_file_summary *s,
 				     "%u)", where, sec.version, RR_LOG_VERSION);
 			break;
 		}
-		uint8_t *p = read_section(&r, &sec, e);
+		uint8_t *p = kg_section_read_all(&r, &sec, e);
 		if (!p) {
 			rc = -1;
 			break;
@@ -132,7 +115,7 @@ static int file_next(void *ctx, uint8_t **payload, size_t *len, char *where,
 	kg_section_where(where, where_size, &s);
 	if (s.kind != KG_SEC_EXEC_LOG)
 		return kg_errf(e, "%s: not an execution log section", where);
-	uint8_t *p = read_section(r, &s, e);
+	uint8_t *p = kg_section_read_all(r, &s, e);
 	if (!p)
 		return -1;
 	*payload = p;
