@@ -5,7 +5,6 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "serve.h"
 #include "../ft/checkpoint/vm_state.h"
@@ -28,20 +27,6 @@ struct live_ctx {
 	uint64_t lost_ns;
 	char why[512];
 };
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static struct virtio_mmio *transport_of(struct vm *vm, unsigned i)
-{
-	return i < vm->cfg.ndisks
-		       ? virtio_blk_transport(vm->blks[i])
-		       : virtio_net_transport(vm->nets[i - vm->cfg.ndisks]);
-}
 
 /* On the vCPU thread, at the first exit the log does not cover. */
 static bool go_live(void *ctx, uint64_t exit_index)
@@ -78,11 +63,11 @@ static bool go_live(void *ctx, uint64_t exit_index)
 		return false;
 	}
 	/* The guest's clock goes on from the last value the log gave it. */
-	vm->gate.clock_base_ns = mono_ns() - guest_ns;
+	vm->gate.clock_base_ns = vm_now_ns() - guest_ns;
 	atomic_store(&vm->replaying, false);
 	outbuf_discard(vm->out); /* the primary's outputs, replayed */
 	for (unsigned i = 0; i < vm->cfg.ndisks + vm->cfg.nnets; i++)
-		virtio_mmio_resync(transport_of(vm, i));
+		virtio_mmio_resync(vm_state_virtio(vm, i));
 	for (unsigned i = 0; i < vm->cfg.nnets; i++)
 		if (virtio_net_announce(vm->nets[i], &e) < 0)
 			fprintf(stderr, "%s: %s\n", name, e.msg);

@@ -63,7 +63,7 @@ static unsigned nvirtio(const struct vm *vm)
 	return vm->cfg.ndisks + vm->cfg.nnets;
 }
 
-static struct virtio_mmio *virtio_at(struct vm *vm, unsigned i)
+struct virtio_mmio *vm_state_virtio(struct vm *vm, unsigned i)
 {
 	return i < vm->cfg.ndisks
 		       ? virtio_blk_transport(vm->blks[i])
@@ -75,7 +75,7 @@ void vm_state_hold(struct vm *vm)
 	pthread_mutex_lock(&vm->uart.lock);
 	pthread_mutex_lock(&vm->platform.lock);
 	for (unsigned i = 0; i < nvirtio(vm); i++)
-		virtio_mmio_quiesce(virtio_at(vm, i));
+		virtio_mmio_quiesce(vm_state_virtio(vm, i));
 	/* Last: devices raise lines into it while holding their own. */
 	if (vm->cfg.deterministic)
 		pthread_mutex_lock(&vm->irq.lock);
@@ -102,7 +102,7 @@ void vm_state_activate(struct vm *vm)
 	vm->parked = false;
 	vm_state_release(vm);
 	for (unsigned i = 0; i < nvirtio(vm); i++)
-		virtio_mmio_kick(virtio_at(vm, i));
+		virtio_mmio_kick(vm_state_virtio(vm, i));
 }
 
 void vm_state_release(struct vm *vm)
@@ -110,7 +110,7 @@ void vm_state_release(struct vm *vm)
 	if (vm->cfg.deterministic)
 		pthread_mutex_unlock(&vm->irq.lock);
 	for (unsigned i = nvirtio(vm); i-- > 0;)
-		virtio_mmio_release(virtio_at(vm, i));
+		virtio_mmio_release(vm_state_virtio(vm, i));
 	pthread_mutex_unlock(&vm->platform.lock);
 	pthread_mutex_unlock(&vm->uart.lock);
 }
@@ -161,7 +161,7 @@ int vm_state_write(struct kg_stream_writer *w, struct vm *vm, struct kg_err *e)
 		goto out;
 	for (unsigned i = 0; i < nvirtio(vm); i++)
 		if (vm_state_put_table(w, KG_SEC_DEVICE, (uint16_t)(VM_STATE_DEV_VIRTIO + i),
-			      &dev_virtio_vs, virtio_at(vm, i), e) < 0)
+			      &dev_virtio_vs, vm_state_virtio(vm, i), e) < 0)
 			goto out;
 	r = kg_writer_section(w, KG_SEC_CLOCK, 0, 1, &guest_ns,
 			      sizeof(guest_ns), e);
@@ -346,11 +346,11 @@ int vm_state_apply(struct vm *vm, struct vm_state_stage *st, struct kg_err *e)
 		vs_copy(&dev_pit_vs, &vm->irq.pit, &st->pit);
 	}
 	for (unsigned i = 0; i < nvirtio(vm); i++)
-		vs_copy(&dev_virtio_vs, virtio_at(vm, i), &st->virtio[i]);
+		vs_copy(&dev_virtio_vs, vm_state_virtio(vm, i), &st->virtio[i]);
 	if (!vm->parked) {
 		vm_state_release(vm);
 		for (unsigned i = 0; i < nvirtio(vm); i++)
-			virtio_mmio_kick(virtio_at(vm, i));
+			virtio_mmio_kick(vm_state_virtio(vm, i));
 	}
 	/* The guest clock goes on from where it stopped. */
 	vm->gate.clock_base_ns = vm_now_ns() - st->guest_ns;

@@ -53,6 +53,9 @@ int vm_state_get_table(struct kg_stream_reader *r, const struct kg_section *s,
 		       const struct vs_desc *d, void *obj, const void *ctx,
 		       struct kg_err *e);
 
+/* Virtio device i's transport, in slot order (disks, then networks). */
+struct virtio_mmio *vm_state_virtio(struct vm *vm, unsigned i);
+
 /* Quiesces the devices (in-flight requests end, their locks held) so
  * their state and the RAM they write hold still; vCPUs must be paused. */
 void vm_state_hold(struct vm *vm);

@@ -1,9 +1,7 @@
 /* State digests: registers plus an incrementally maintained RAM hash. */
 #include "digest.h"
 
-#include <errno.h>
 #include <linux/kvm.h>
-#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
@@ -22,6 +20,46 @@ void rr_regs_from_kvm(const void *kvm_regs, uint64_t out[RR_NREGS])
 		r->r14, r->r15, r->rip, r->rflags,
 	};
 	memcpy(out, v, sizeof(v));
+}
+
+void rr_exit_describe(const struct kvm_run *run, struct rr_exit *x)
+{
+	x->len = 0;
+	x->hashed = false;
+	x->count = 1;
+	if (run->exit_reason == KVM_EXIT_IO) {
+		bool out = run->io.direction == KVM_EXIT_IO_OUT;
+		x->type = out ? RR_PIO_OUT : RR_PIO_IN;
+		x->addr = run->io.port;
+		x->size = run->io.size;
+		x->count = run->io.count ? run->io.count : 1;
+		if (out) {
+			const uint8_t *d = (const uint8_t *)run +
+					   run->io.data_offset;
+			size_t n = (size_t)x->size * x->count;
+			if (n <= 16) {
+				memcpy(x->data, d, n);
+				x->len = (uint32_t)n;
+			} else {
+				uint32_t h = XXH32(d, n, 0);
+				memcpy(x->data, &h, 4);
+				x->len = 4;
+				x->hashed = true;
+			}
+		}
+	} else if (run->exit_reason == KVM_EXIT_MMIO) {
+		x->type = run->mmio.is_write ? RR_MMIO_WRITE : RR_MMIO_READ;
+		x->addr = run->mmio.phys_addr;
+		x->size = (uint8_t)run->mmio.len;
+		if (run->mmio.is_write && run->mmio.len <= 8) {
+			memcpy(x->data, run->mmio.data, run->mmio.len);
+			x->len = run->mmio.len;
+		}
+	} else {
+		x->type = RR_HLT;
+		x->addr = 0;
+		x->size = 0;
+	}
 }
 
 static void hash_all(struct rr_hasher *h)

@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <xxhash.h>
 
 #include "../../vmm/kvm.h"
 #include "../../vmm/vm.h"
@@ -53,13 +52,6 @@ struct recorder {
 
 	struct recorder_stats st;
 };
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static struct recorder *of(struct gate *g)
 {
@@ -169,7 +161,7 @@ static int rec_irq_line(struct gate *g, unsigned irq, int level,
 static uint64_t rec_time_ns(struct gate *g)
 {
 	struct recorder *r = of(g);
-	uint64_t t = mono_ns() - g->clock_base_ns;
+	uint64_t t = vm_now_ns() - g->clock_base_ns;
 	if (!r->in_exit)
 		return t;
 	count(g, GATE_TIME);
@@ -200,7 +192,7 @@ static bool work_pending(struct recorder *r, uint64_t guest_ns)
 static void rec_idle(struct gate *g, uint64_t max_ns)
 {
 	struct recorder *r = of(g);
-	uint64_t now = mono_ns(), until = now + max_ns;
+	uint64_t now = vm_now_ns(), until = now + max_ns;
 	const struct gate_irqchip *ic = g->irqchip;
 	if (ic) {
 		uint64_t guest = now - g->clock_base_ns;
@@ -210,7 +202,7 @@ static void rec_idle(struct gate *g, uint64_t max_ns)
 	}
 	pthread_mutex_lock(&r->lock);
 	r->st.idle_waits++;
-	while (!work_pending(r, mono_ns() - g->clock_base_ns) &&
+	while (!work_pending(r, vm_now_ns() - g->clock_base_ns) &&
 	       vm_now_ns() < until) {
 		if (flush_wanted(r)) {
 			/* Outputs wait for the log up to here: send it while
@@ -223,7 +215,7 @@ static void rec_idle(struct gate *g, uint64_t max_ns)
 		}
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
-		uint64_t left = until - mono_ns();
+		uint64_t left = until - vm_now_ns();
 		if ((int64_t)left <= 0)
 			break;
 		if (left > 1000000)
@@ -243,46 +235,6 @@ static int get_regs(int fd, uint64_t regs[RR_NREGS], struct kg_err *e)
 		return -1;
 	rr_regs_from_kvm(&kr, regs);
 	return 0;
-}
-
-void rr_exit_describe(const struct kvm_run *run, struct rr_exit *x)
-{
-	x->len = 0;
-	x->hashed = false;
-	x->count = 1;
-	if (run->exit_reason == KVM_EXIT_IO) {
-		bool out = run->io.direction == KVM_EXIT_IO_OUT;
-		x->type = out ? RR_PIO_OUT : RR_PIO_IN;
-		x->addr = run->io.port;
-		x->size = run->io.size;
-		x->count = run->io.count ? run->io.count : 1;
-		if (out) {
-			const uint8_t *d = (const uint8_t *)run +
-					   run->io.data_offset;
-			size_t n = (size_t)x->size * x->count;
-			if (n <= 16) {
-				memcpy(x->data, d, n);
-				x->len = (uint32_t)n;
-			} else {
-				uint32_t h = XXH32(d, n, 0);
-				memcpy(x->data, &h, 4);
-				x->len = 4;
-				x->hashed = true;
-			}
-		}
-	} else if (run->exit_reason == KVM_EXIT_MMIO) {
-		x->type = run->mmio.is_write ? RR_MMIO_WRITE : RR_MMIO_READ;
-		x->addr = run->mmio.phys_addr;
-		x->size = (uint8_t)run->mmio.len;
-		if (run->mmio.is_write && run->mmio.len <= 8) {
-			memcpy(x->data, run->mmio.data, run->mmio.len);
-			x->len = run->mmio.len;
-		}
-	} else {
-		x->type = RR_HLT;
-		x->addr = 0;
-		x->size = 0;
-	}
 }
 
 static bool rec_exit_begin(struct gate *g, int vcpu_fd, struct kvm_run *run)
@@ -320,7 +272,7 @@ static int seal(struct recorder *r, struct kg_err *e)
 	r->st.raw_bytes += raw;
 	r->st.log_bytes += n;
 	pthread_mutex_unlock(&r->lock);
-	r->last_flush_ns = mono_ns();
+	r->last_flush_ns = vm_now_ns();
 	return rc;
 }
 
@@ -366,7 +318,7 @@ static int inject(struct recorder *r, int vcpu_fd, struct kvm_run *run,
 	const struct gate_irqchip *ic = r->vm->gate.irqchip;
 	if (!ic || !run->ready_for_interrupt_injection || !run->if_flag)
 		return 0;
-	uint64_t guest = mono_ns() - r->vm->gate.clock_base_ns;
+	uint64_t guest = vm_now_ns() - r->vm->gate.clock_base_ns;
 	int vec = ic->ack(ic->ctx, guest);
 	if (vec < 0)
 		return 0;
@@ -412,7 +364,7 @@ static void rec_exit_end(struct gate *g, int vcpu_fd, struct kvm_run *run)
 		rc = drain(r, &e);
 	if (rc == 0)
 		rc = inject(r, vcpu_fd, run, &e);
-	uint64_t now = mono_ns();
+	uint64_t now = vm_now_ns();
 	if (rc == 0 && r->hashing && now >= r->next_digest_ns) {
 		struct rr_digest d;
 		rc = rr_hasher_digest(&r->hasher, &d, &e);
@@ -468,14 +420,14 @@ struct recorder *recorder_new(struct vm *vm, const struct recorder_opts *o,
 	r->tail = &r->head;
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_cond_init(&r->cond, NULL);
-	r->last_flush_ns = mono_ns();
+	r->last_flush_ns = vm_now_ns();
 	if (o->sink && o->digest_ns) {
 		if (rr_hasher_init(&r->hasher, vm, e) < 0) {
 			recorder_free(r);
 			return NULL;
 		}
 		r->hashing = true;
-		r->next_digest_ns = mono_ns() + o->digest_ns;
+		r->next_digest_ns = vm_now_ns() + o->digest_ns;
 	}
 	r->buf.first_exit = 0;
 	/* The first TIME record carries the clock itself (a delta from 0). */
@@ -509,7 +461,7 @@ int recorder_set_sink(struct recorder *r, const struct rr_sink *sink,
 			return -1;
 		r->hashing = true;
 	}
-	r->next_digest_ns = mono_ns() + r->opts.digest_ns;
+	r->next_digest_ns = vm_now_ns() + r->opts.digest_ns;
 	r->sink = *sink;
 	r->opts.sink = &r->sink;
 	r->failed = false;

@@ -182,12 +182,9 @@ static void diverged(struct replayer *p, const char *what,
 			what);
 }
 
-static void rep_pio_in(struct gate *g, unsigned vcpu, uint16_t port,
-		       unsigned size, void *data)
+/* A read gets the next bytes the recording's exit read. */
+static void substitute(struct replayer *p, unsigned size, void *data)
 {
-	struct replayer *p = of(g);
-	(void)vcpu, (void)port;
-	count(g, GATE_PIO_IN);
 	if (!p->in_exit)
 		return;
 	if (p->data_pos + size > p->expect.len) {
@@ -198,13 +195,20 @@ static void rep_pio_in(struct gate *g, unsigned vcpu, uint16_t port,
 	p->data_pos += size;
 }
 
+static void rep_pio_in(struct gate *g, unsigned vcpu, uint16_t port,
+		       unsigned size, void *data)
+{
+	(void)vcpu, (void)port;
+	count(g, GATE_PIO_IN);
+	substitute(of(g), size, data);
+}
+
 static void rep_mmio_read(struct gate *g, unsigned vcpu, uint64_t gpa,
 			  unsigned size, void *data)
 {
-	rep_pio_in(g, vcpu, (uint16_t)gpa, size, data);
-	atomic_fetch_sub_explicit(&g->count[GATE_PIO_IN], 1,
-				  memory_order_relaxed);
+	(void)vcpu, (void)gpa;
 	count(g, GATE_MMIO_READ);
+	substitute(of(g), size, data);
 }
 
 /* Devices do no I/O while replaying; anything that still arrives here is
