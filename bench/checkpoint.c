@@ -16,9 +16,10 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include "../ft/checkpoint/epoch.h"
-#include "../ft/checkpoint/snapshot.h"
-#include "../vmm/vm.h"
+#include "ft/checkpoint/epoch.h"
+#include "ft/checkpoint/snapshot.h"
+#include "vmm/vm.h"
+#include "base/clock.h"
 
 static int cmp_u64(const void *a, const void *b)
 {
@@ -83,13 +84,13 @@ int main(int argc, char **argv)
 			/* the dirty log: clean, then after 50 ms of writes */
 			guest_mem_dirty_log(&vm->mem, vm->vm_fd, true, &e);
 			uint64_t *bits = calloc(guest_mem_bitmap_words(&vm->mem), 8);
-			uint64_t t0 = vm_now_ns();
+			uint64_t t0 = kg_now_ns();
 			guest_mem_fetch_kvm_dirty(&vm->mem, vm->vm_fd, bits, &e);
-			clean[i] = (vm_now_ns() - t0) / 1000;
+			clean[i] = (kg_now_ns() - t0) / 1000;
 			usleep(50000);
-			t0 = vm_now_ns();
+			t0 = kg_now_ns();
 			guest_mem_fetch_kvm_dirty(&vm->mem, vm->vm_fd, bits, &e);
-			used[i] = (vm_now_ns() - t0) / 1000;
+			used[i] = (kg_now_ns() - t0) / 1000;
 			guest_mem_dirty_log(&vm->mem, vm->vm_fd, false, &e);
 			free(bits);
 
@@ -111,19 +112,19 @@ int main(int argc, char **argv)
 			/* restore: everything before the first instruction */
 			struct vm_config cfg = { 0 };
 			console_parse("none", &cfg.console, &e);
-			t0 = vm_now_ns();
+			t0 = kg_now_ns();
 			struct snapshot_reader *sr = snapshot_open(path, &cfg, &e);
-			uint64_t t_open = vm_now_ns();
+			uint64_t t_open = kg_now_ns();
 			if (!sr || vm_create(vm, &cfg, &e) < 0) {
 				fprintf(stderr, "checkpoint: restore: %s\n", e.msg);
 				return 1;
 			}
-			uint64_t t_create = vm_now_ns();
+			uint64_t t_create = kg_now_ns();
 			if (snapshot_load(sr, vm, &e) < 0) {
 				fprintf(stderr, "checkpoint: restore: %s\n", e.msg);
 				return 1;
 			}
-			restore[i] = (vm_now_ns() - t0) / 1000;
+			restore[i] = (kg_now_ns() - t0) / 1000;
 			open_us[i] = (t_open - t0) / 1000;
 			create_us[i] = (t_create - t_open) / 1000;
 			passes[i] = st.second_pass_pages;

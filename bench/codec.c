@@ -24,7 +24,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "../ft/checkpoint/page_codec.h"
+#include "ft/checkpoint/page_codec.h"
 
 #define PAGE 4096u
 #define BATCH (1u << 20)

@@ -17,7 +17,7 @@
  * (integers, ns). Exits 1 when there is no kagami clock (e.g. under QEMU),
  * or when a read returns something other than the expected value.
  */
-#include "sdk/sdk.h"
+#include "guests/sdk/sdk.h"
 
 #define MMIO_PROBE_GPA (KAGAMI_MMIO_BASE + 0x100000ull)
 #define WARMUP 64u

@@ -21,7 +21,7 @@
 #include <sys/mman.h>
 #include <time.h>
 
-#include "memstress_core.h"
+#include "guests/memstress_core.h"
 
 #define MAX_WORDS 64
 

@@ -21,7 +21,7 @@
 #include <cjson/cJSON.h>
 
 #include "cli.h"
-#include "../ft/checkpoint/stream.h"
+#include "ft/checkpoint/stream.h"
 
 #define EXIT_INVALID 1
 

@@ -57,11 +57,11 @@
 #include <sys/socket.h>
 
 #include "cli.h"
-#include "../vmm/err.h"
-#include "../guests/kvstore_proto.h"
+#include "base/err.h"
+#include "abi/kvstore_proto.h"
 
-#include "kv_engine.h"
-#include "kv_journal.h"
+#include "kv/kv_engine.h"
+#include "kv/kv_journal.h"
 
 /* ---- single requests ----------------------------------------------- */
 

@@ -4,9 +4,9 @@
 
 #include "cli.h"
 #include "serve.h"
-#include "../ft/pipeline/disk_sync.h"
-#include "../ft/pipeline/migrate.h"
-#include "../vmm/vm.h"
+#include "ft/pipeline/disk_sync.h"
+#include "ft/pipeline/migrate.h"
+#include "vmm/vm.h"
 
 static void on_progress(void *ctx, const struct migrate_progress *p)
 {

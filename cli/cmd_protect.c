@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "serve.h"
-#include "../vmm/vm.h"
+#include "vmm/vm.h"
 
 int ctl_protection(struct control_call *call, struct kg_err *e)
 {

@@ -10,11 +10,11 @@
 
 #include "cli.h"
 #include "serve.h"
-#include "../ft/checkpoint/vm_state.h"
-#include "../ft/pipeline/disk_sync.h"
-#include "../ft/pipeline/incoming.h"
-#include "../ft/pipeline/rlink.h"
-#include "../vmm/vm.h"
+#include "ft/checkpoint/vm_state.h"
+#include "ft/pipeline/disk_sync.h"
+#include "ft/pipeline/incoming.h"
+#include "ft/pipeline/rlink.h"
+#include "vmm/vm.h"
 
 static void receive_usage(FILE *f)
 {

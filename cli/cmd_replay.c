@@ -9,9 +9,9 @@
 
 #include "cli.h"
 #include "serve.h"
-#include "../ft/replay/log_file.h"
-#include "../ft/replay/replayer.h"
-#include "../vmm/vm.h"
+#include "ft/replay/log_file.h"
+#include "ft/replay/replayer.h"
+#include "vmm/vm.h"
 
 static void replay_usage(FILE *f)
 {

@@ -13,11 +13,12 @@
 #include "cli.h"
 #include "control.h"
 #include "serve.h"
-#include "../ft/checkpoint/snapshot.h"
-#include "../ft/record/recorder.h"
-#include "../ft/record/recording.h"
-#include "../vmm/size.h"
-#include "../vmm/vm.h"
+#include "ft/checkpoint/snapshot.h"
+#include "ft/record/recorder.h"
+#include "ft/record/recording.h"
+#include "vmm/size.h"
+#include "vmm/vm.h"
+#include "base/clock.h"
 
 static void restore_usage(FILE *f)
 {
@@ -470,9 +471,9 @@ static int run_main(const char *name, enum run_kind kind, int argc,
 				 .lease_key = po.have_key ? &po.key : NULL,
 				 .lease_ttl_ms = lease_ttl ? lease_ttl
 					 : 3 * (po.failover_ms ? po.failover_ms : 100) / 2 };
-	uint64_t t0 = vm_now_ns();
+	uint64_t t0 = kg_now_ns();
 	int status = serve_vm(vm, &so);
-	if (rec && finish_recording(name, rec, log_path, vm_now_ns() - t0) < 0)
+	if (rec && finish_recording(name, rec, log_path, kg_now_ns() - t0) < 0)
 		status = KG_EXIT_HOST;
 	recorder_free(det);
 	snapshot_close(sr);

@@ -11,12 +11,13 @@
 #include "cli.h"
 #include "secondary_lockstep.h"
 #include "serve.h"
-#include "../ft/checkpoint/vm_state.h"
-#include "../ft/pipeline/disk_sync.h"
-#include "../ft/pipeline/guard.h"
-#include "../ft/pipeline/incoming.h"
-#include "../ft/pipeline/rlink.h"
-#include "../vmm/vm.h"
+#include "ft/checkpoint/vm_state.h"
+#include "ft/pipeline/disk_sync.h"
+#include "ft/pipeline/guard.h"
+#include "ft/pipeline/incoming.h"
+#include "ft/pipeline/rlink.h"
+#include "vmm/vm.h"
+#include "base/clock.h"
 
 static void secondary_usage(FILE *f)
 {
@@ -80,7 +81,7 @@ static void on_started(void *arg)
 			fprintf(stderr, "kagami secondary: %s\n", e.msg);
 	fprintf(stderr, "kagami secondary: the guest runs here (%.1f ms after "
 		"the primary was declared lost)\n",
-		(double)(vm_now_ns() - c->fail_ns) / 1e6);
+		(double)(kg_now_ns() - c->fail_ns) / 1e6);
 }
 
 static void drop_vm(struct vm **vm)
@@ -463,7 +464,7 @@ again:
 		goto failover;
 	}
 failover:;
-	uint64_t fail_ns = vm_now_ns();
+	uint64_t fail_ns = kg_now_ns();
 	struct guard *guard = NULL;
 	if (lease) {
 		unsigned ttl = lease_ttl ? (unsigned)lease_ttl

@@ -1,8 +1,8 @@
 /* The control socket's storage-migrate command (a job: it reports
  * progress events while the guest runs, then the result). */
 #include "control.h"
-#include "../ft/storage/storage_migrate.h"
-#include "../vmm/vm.h"
+#include "ft/storage/storage_migrate.h"
+#include "vmm/vm.h"
 
 /* x rounded to 1/scale, for readable JSON (no libm for this). */
 static double rnd(double x, double scale)

@@ -8,7 +8,8 @@
 #include <string.h>
 
 #include "cli.h"
-#include "../ft/lease/witness.h"
+#include "ft/lease/witness.h"
+#include "base/log.h"
 
 static void witness_usage(FILE *f)
 {
@@ -123,7 +124,7 @@ int cmd_witness(int argc, char **argv)
 	}
 	struct witness_opts wo;
 	witness_opts_default(&wo);
-	wo.name = name;
+	kg_log_configure(name, KG_LOG_INFO, NULL, NULL);
 	wo.max_ttl_ms = (unsigned)max_ttl;
 	wo.grace_ms = grace < 0 ? max_ttl : grace;
 

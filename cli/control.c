@@ -12,7 +12,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "../vmm/vm.h"
+#include "vmm/vm.h"
+#include "base/clock.h"
 
 #define CONTROL_MAX_CLIENTS 8
 #define CONTROL_LINE_MAX 65536
@@ -61,7 +62,7 @@ static int do_status(struct control_call *call, struct kg_err *e)
 	cJSON_AddNumberToObject(reply, "mem_mib",
 				(double)(vm->cfg.mem_size >> 20));
 	cJSON_AddNumberToObject(reply, "uptime_ms",
-				(double)(vm_now_ns() - vm->stats.run_start_ns) /
+				(double)(kg_now_ns() - vm->stats.run_start_ns) /
 					1e6);
 	cJSON *ex = cJSON_AddObjectToObject(reply, "exits");
 	cJSON_AddNumberToObject(ex, "pio", (double)vm->stats.exits[VM_EXIT_PIO]);
@@ -76,12 +77,12 @@ static int do_status(struct control_call *call, struct kg_err *e)
 static int do_pause(struct control_call *call, struct kg_err *e)
 {
 	struct vm *vm = call->vm;
-	uint64_t t0 = vm_now_ns();
+	uint64_t t0 = kg_now_ns();
 	vm_pause(vm);
 	if (vm->req != VM_REQ_PAUSE)
 		return kg_errf(e, "the VM is stopping");
 	cJSON_AddNumberToObject(call->reply, "pause_us",
-				(double)(vm_now_ns() - t0) / 1e3);
+				(double)(kg_now_ns() - t0) / 1e3);
 	return 0;
 }
 

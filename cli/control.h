@@ -12,7 +12,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "../vmm/err.h"
+#include "base/err.h"
 
 struct vm;
 struct control;

@@ -5,7 +5,7 @@
 
 #include "cli.h"
 #include "control.h"
-#include "../vmm/crash.h"
+#include "crash.h"
 
 #ifndef KAGAMI_VERSION
 #define KAGAMI_VERSION "0.1.0"

@@ -7,14 +7,15 @@
 #include <string.h>
 
 #include "serve.h"
-#include "../ft/checkpoint/vm_state.h"
-#include "../ft/pipeline/guard.h"
-#include "../ft/pipeline/incoming.h"
-#include "../ft/pipeline/lockstep.h"
-#include "../ft/pipeline/rlink.h"
-#include "../ft/record/recorder.h"
-#include "../ft/replay/replayer.h"
-#include "../vmm/vm.h"
+#include "ft/checkpoint/vm_state.h"
+#include "ft/pipeline/guard.h"
+#include "ft/pipeline/incoming.h"
+#include "ft/pipeline/lockstep.h"
+#include "ft/pipeline/rlink.h"
+#include "ft/record/recorder.h"
+#include "ft/replay/replayer.h"
+#include "vmm/vm.h"
+#include "base/clock.h"
 
 struct live_ctx {
 	const struct secondary_lockstep_opts *o;
@@ -34,7 +35,7 @@ static bool go_live(void *ctx, uint64_t exit_index)
 	struct live_ctx *c = ctx;
 	struct vm *vm = c->vm;
 	const char *name = c->o->name;
-	c->lost_ns = vm_now_ns();
+	c->lost_ns = kg_now_ns();
 	if (lockstep_pump_ordered(c->pump, c->why, sizeof(c->why))) {
 		c->end = LOCKSTEP_ENDED;
 		return false;
@@ -63,7 +64,7 @@ static bool go_live(void *ctx, uint64_t exit_index)
 		return false;
 	}
 	/* The guest's clock goes on from the last value the log gave it. */
-	vm->gate.clock_base_ns = vm_now_ns() - guest_ns;
+	vm->gate.clock_base_ns = kg_now_ns() - guest_ns;
 	atomic_store(&vm->replaying, false);
 	outbuf_discard(vm->out); /* the primary's outputs, replayed */
 	for (unsigned i = 0; i < vm->cfg.ndisks + vm->cfg.nnets; i++)

@@ -14,7 +14,7 @@
 
 #include <stdint.h>
 
-#include "../transport/transport.h"
+#include "transport/transport.h"
 
 struct vm;
 struct incoming;

@@ -10,9 +10,10 @@
 
 #include "cli.h"
 #include "serve.h"
-#include "../ft/pipeline/guard.h"
-#include "../ft/checkpoint/snapshot.h"
-#include "../vmm/vm.h"
+#include "ft/pipeline/guard.h"
+#include "ft/checkpoint/snapshot.h"
+#include "vmm/vm.h"
+#include "base/clock.h"
 
 struct signal_waiter {
 	struct vm *vm;
@@ -33,7 +34,7 @@ static void *signal_thread(void *arg)
 	sigaddset(&set, SIGHUP);
 	sigaddset(&set, SIGUSR2); /* the controlling thread's wake-up */
 	uint64_t deadline = w->timeout_s > 0
-		? vm_now_ns() + (uint64_t)(w->timeout_s * 1e9) : 0;
+		? kg_now_ns() + (uint64_t)(w->timeout_s * 1e9) : 0;
 	while (!atomic_load(&w->done)) {
 		struct timespec slice = { 0, 100 * 1000 * 1000 };
 		int sig = sigtimedwait(&set, NULL, &slice);
@@ -47,7 +48,7 @@ static void *signal_thread(void *arg)
 			vm_request_stop(w->vm, VM_STOP_REQUEST, 128 + sig,
 					"stopped by SIG%s", sigabbrev_np(sig));
 		}
-		if (deadline && vm_now_ns() >= deadline) {
+		if (deadline && kg_now_ns() >= deadline) {
 			w->signo = -1;
 			deadline = 0;
 			vm_request_stop(w->vm, VM_STOP_REQUEST, KG_EXIT_TIMEOUT,
@@ -73,7 +74,7 @@ static const char *reason_name(enum vm_stop_reason r)
 static void print_summary(struct vm *vm, const struct vm_stop *st, int status)
 {
 	struct vm_stats *s = &vm->stats;
-	double run_ms = (double)(vm_now_ns() - s->run_start_ns) / 1e6;
+	double run_ms = (double)(kg_now_ns() - s->run_start_ns) / 1e6;
 	uint64_t first = atomic_load(&s->first_output_ns);
 	fprintf(stderr,
 		"kagami: summary\n"

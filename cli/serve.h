@@ -12,7 +12,7 @@
 #include <stdbool.h>
 
 #include "control.h"
-#include "../ft/pipeline/protect.h"
+#include "ft/pipeline/protect.h"
 
 struct vm;
 

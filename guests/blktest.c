@@ -17,7 +17,7 @@
  * bad arguments or no disk). `stats` adds timings (under kagami).
  */
 #include "disksum.h"
-#include "sdk/blk.h"
+#include "guests/sdk/blk.h"
 
 #define GROUP_SECTORS 2048u /* 1 MiB of chunks in flight at a time */
 #define WORDS (BLK_SECTOR / 8)

@@ -4,7 +4,7 @@
  * pf: write to an unmapped address; gp: a privileged instruction in ring 3;
  * ud: an undefined opcode; de: divide by zero; io: a port not granted.
  */
-#include "sdk/sdk.h"
+#include "guests/sdk/sdk.h"
 
 int main(const char *cmdline)
 {

@@ -4,7 +4,7 @@
  * second boot reports its boot count); `poweroff` powers off cleanly;
  * `initrd` prints the first module's size and checksum; `spin` never exits (for signal and timeout tests).
  */
-#include "sdk/sdk.h"
+#include "guests/sdk/sdk.h"
 
 int main(const char *cmdline)
 {

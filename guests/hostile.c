@@ -9,7 +9,7 @@
  * timeout, then checks the device works again after a reset, and prints
  * "hostile: done" (exit 0). Exit 1 when the device does not recover.
  */
-#include "sdk/sdk.h"
+#include "guests/sdk/sdk.h"
 
 #define R_MAGIC 0x000
 #define R_VERSION 0x004

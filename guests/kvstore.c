@@ -16,9 +16,9 @@
  * rebuilding the table and the dedup state of writes. Nothing is printed
  * per request: every console write costs exits.
  */
-#include "sdk/ip.h"
-#include "sdk/blk.h"
-#include "kvstore_proto.h"
+#include "guests/sdk/ip.h"
+#include "guests/sdk/blk.h"
+#include "abi/kvstore_proto.h"
 #include "kvstore_table.h"
 #include "kvstore_log.h"
 #include "kvstore_dedup.h"

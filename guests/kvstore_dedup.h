@@ -9,8 +9,8 @@
 #ifndef KVSTORE_DEDUP_H
 #define KVSTORE_DEDUP_H
 
-#include "sdk/sdk.h"
-#include "kvstore_proto.h"
+#include "guests/sdk/sdk.h"
+#include "abi/kvstore_proto.h"
 
 #define KV_RESP_MAX (sizeof(struct kv_msg) + KV_VAL_MAX)
 #define KV_DEDUP_WAYS 4u

@@ -17,8 +17,8 @@
 #ifndef KVSTORE_LOG_H
 #define KVSTORE_LOG_H
 
-#include "sdk/blk.h"
-#include "kvstore_proto.h"
+#include "guests/sdk/blk.h"
+#include "abi/kvstore_proto.h"
 
 #define KV_REC_MAX_SECTORS                                                     \
 	((sizeof(struct kv_log_rec) + KV_KEY_MAX + KV_VAL_MAX +                \

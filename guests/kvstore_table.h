@@ -9,8 +9,8 @@
 #ifndef KVSTORE_TABLE_H
 #define KVSTORE_TABLE_H
 
-#include "sdk/sdk.h"
-#include "kvstore_proto.h"
+#include "guests/sdk/sdk.h"
+#include "abi/kvstore_proto.h"
 
 /* A key and its value in one block; blocks are never moved. */
 struct kv_block {

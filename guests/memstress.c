@@ -22,7 +22,7 @@
  * from rdtsc at K kHz (under QEMU, which has no kagami clock; the bench
  * passes the host's TSC rate, which a ring-3 guest reads unscaled here).
  */
-#include "sdk/sdk.h"
+#include "guests/sdk/sdk.h"
 #include "memstress_core.h"
 
 static uint64_t tsc_khz;

@@ -9,7 +9,7 @@
  * bytes, registers and memory at some exit. The first line reports the
  * platform version and mode the SDK sees. Exits 0.
  */
-#include "sdk/sdk.h"
+#include "guests/sdk/sdk.h"
 
 static uint64_t rdtsc(void)
 {

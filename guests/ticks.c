@@ -21,7 +21,7 @@
  * the SDK programs no local APIC, and there the 8259A most likely reaches
  * the CPU only through LINT0 in ExtINT mode.
  */
-#include "sdk/sdk.h"
+#include "guests/sdk/sdk.h"
 
 #define FNV_PRIME 0x100000001b3ull
 #define STALL_NS 5000000000ull

@@ -16,6 +16,7 @@
  * exchanged. A side with a key refuses a side without one, and vice versa.
  */
 #include "auth.h"
+#include "base/le.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -32,22 +33,10 @@ struct hello {
 	uint8_t nonce[KG_TP_NONCE_SIZE];
 };
 
-static void put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-	       (uint32_t)p[3] << 24;
-}
-
 static void hello_encode(const struct hello *h, uint8_t out[HELLO_SIZE])
 {
 	memset(out, 0, HELLO_SIZE);
-	put32(out, HELLO_MAGIC);
+	le32_put(out, HELLO_MAGIC);
 	out[4] = (uint8_t)h->version;
 	out[5] = (uint8_t)(h->version >> 8);
 	out[6] = (uint8_t)h->mode;
@@ -80,9 +69,9 @@ static int recv_all(struct kg_link *l, void *p, size_t n, int timeout_ms,
 static int hello_decode(struct kg_link *l, const uint8_t in[HELLO_SIZE],
 			struct hello *h, struct kg_err *e)
 {
-	if (get32(in) != HELLO_MAGIC)
+	if (le32_get(in) != HELLO_MAGIC)
 		return kg_errf(e, "authentication with %s: not a kagami transport peer (handshake magic 0x%08x)",
-			       l->peer, get32(in));
+			       l->peer, le32_get(in));
 	h->version = (uint16_t)(in[4] | in[5] << 8);
 	h->mode = (uint16_t)(in[6] | in[7] << 8);
 	if (h->version != HELLO_VERSION)

@@ -4,7 +4,9 @@
  * then speak the frame format of transport.h over it.
  */
 #include "auth.h"
-#include "../ft/checkpoint/crc32c.h"
+#include "base/le.h"
+#include "base/crc32c.h"
+#include "base/log.h"
 
 #include <stdio.h>
 #include <stdatomic.h>
@@ -57,39 +59,14 @@ static const struct kg_tp_backend *backend(enum kg_tp_kind k)
 	return NULL;
 }
 
-/* --- little-endian header --- */
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-	       (uint32_t)p[3] << 24;
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-	return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
-}
-
 static void header_encode(uint8_t h[KG_FRAME_HEADER_SIZE], uint32_t flags,
 			  uint64_t seq, uint32_t len)
 {
-	put32(h, KG_FRAME_MAGIC);
-	put32(h + 4, flags);
-	put64(h + 8, seq);
-	put32(h + 16, len);
-	put32(h + 20, kg_crc32c(0, h, 20));
+	le32_put(h, KG_FRAME_MAGIC);
+	le32_put(h + 4, flags);
+	le64_put(h + 8, seq);
+	le32_put(h + 16, len);
+	le32_put(h + 20, kg_crc32c(0, h, 20));
 }
 
 /* --- making a connection --- */
@@ -196,7 +173,7 @@ int kg_tp_accept(struct kg_tp_listener *l, struct kg_transport **out,
 	if (establish(link, true, &l->opts, out, e) < 0) {
 		/* Logged here as well as returned: a refused peer must leave a
 		 * trace even if the caller just accepts again. */
-		fprintf(stderr, "kagami: transport %s: refused a peer (%s): %s\n",
+		kg_log(KG_LOG_INFO, "transport %s: refused a peer (%s): %s",
 			l->name, peer, e ? e->msg : "");
 		return -1;
 	}
@@ -355,14 +332,14 @@ int kg_tp_recv(struct kg_transport *t, void *buf, size_t cap,
 		mac[KG_FRAME_TRAILER_SIZE];
 	if (read_part(t, h, sizeof(h), true, e) < 0)
 		return -1;
-	if (get32(h) != KG_FRAME_MAGIC)
+	if (le32_get(h) != KG_FRAME_MAGIC)
 		return kg_errf(e, "receive from %s: frame seq %llu: bad magic 0x%08x (stream corrupted or not kagami)",
-			       peer, want, get32(h));
-	if (get32(h + 20) != kg_crc32c(0, h, 20))
+			       peer, want, le32_get(h));
+	if (le32_get(h + 20) != kg_crc32c(0, h, 20))
 		return kg_errf(e, "receive from %s: frame seq %llu: header checksum mismatch (corrupted)",
 			       peer, want);
-	uint32_t flags = get32(h + 4), len = get32(h + 16);
-	uint64_t seq = get64(h + 8);
+	uint32_t flags = le32_get(h + 4), len = le32_get(h + 16);
+	uint64_t seq = le64_get(h + 8);
 	if (seq != t->rx_seq)
 		return kg_errf(e, "receive from %s: frame seq %llu out of sequence, expected %llu (replayed, dropped or reordered)",
 			       peer, (unsigned long long)seq, want);

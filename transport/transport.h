@@ -38,10 +38,10 @@
  * direction || nonces): a frame from another session or a frame reflected
  * back to its sender fails its MAC. A peer without the key, with another
  * key, or without a key when this side has one is refused, and a listener
- * logs the refusal on stderr with the peer's address: whoever can write
+ * logs the refusal (base/log.h) with the peer's address: whoever can write
  * this stream can write the guest's memory.
  *
- * Errors follow vmm/err.h: -1 and one line in struct kg_err. Timeouts bound
+ * Errors follow base/err.h: -1 and one line in struct kg_err. Timeouts bound
  * every wait (connect, accept if asked, each read and write), so a dead or
  * stalled peer is an error, never a hang. One thread may send while another
  * receives on the same transport; two senders (or receivers) must not.
@@ -54,7 +54,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
-#include "../vmm/err.h"
+#include "base/err.h"
 
 #define KG_FRAME_MAGIC 0x4654474bu
 #define KG_FRAME_HEADER_SIZE 24
@@ -161,7 +161,7 @@ int kg_tp_listen(const char *addr, const struct kg_tp_opts *o,
 /* The bound address, e.g. "tcp:127.0.0.1:41234" after listening on port 0. */
 const char *kg_tp_listener_addr(const struct kg_tp_listener *l);
 /* Waits (accept_timeout_ms) for a peer and authenticates it. A refused
- * peer is logged on stderr and returned as an error; the listener stays
+ * peer is logged (base/log.h) and returned as an error; the listener stays
  * usable, so a caller may accept again. */
 int kg_tp_accept(struct kg_tp_listener *l, struct kg_transport **out,
 		 struct kg_err *e);

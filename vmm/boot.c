@@ -9,7 +9,7 @@
 #include "elf.h"
 #include "pvh.h"
 #include "vm.h"
-#include "../guests/sdk/kagami_platform.h"
+#include "abi/kagami_platform.h"
 
 /* Reads a whole regular file of at most `limit` bytes. */
 static int read_file(const char *what, const char *path, uint64_t limit,

@@ -7,7 +7,7 @@
 #define KG_BUS_H
 
 #include <stdint.h>
-#include "err.h"
+#include "base/err.h"
 
 struct bus_dev_ops {
 	void (*read)(void *opaque, uint64_t offset, void *data, unsigned size);

@@ -8,7 +8,8 @@
 
 #include "devices.h"
 #include "vm.h"
-#include "../guests/sdk/kagami_platform.h"
+#include "abi/kagami_platform.h"
+#include "base/log.h"
 
 static uint32_t le32(const void *data, unsigned size)
 {
@@ -159,8 +160,8 @@ static void console_out(struct dev_platform *d, uint32_t gpa)
 	const void *bytes = b ? guest_mem_ptr(m, gpa + sizeof(*b), len) : NULL;
 	if (!bytes || len > KAGAMI_CONSOLE_MAX) {
 		/* A guest bug, not a host failure: say so once per write. */
-		fprintf(stderr, "kagami: console write at 0x%x ignored: buffer "
-			"outside guest RAM or longer than %u bytes\n", gpa,
+		kg_log(KG_LOG_INFO, "console write at 0x%x ignored: buffer "
+			"outside guest RAM or longer than %u bytes", gpa,
 			KAGAMI_CONSOLE_MAX);
 		return;
 	}

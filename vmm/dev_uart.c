@@ -3,13 +3,14 @@
 
 #include "devices.h"
 #include "vm.h"
-#include "../guests/sdk/kagami_platform.h"
+#include "abi/kagami_platform.h"
+#include "base/clock.h"
 
 static void note_first_output(struct dev_uart *d)
 {
 	uint64_t zero = 0;
 	atomic_compare_exchange_strong(&d->vm->stats.first_output_ns, &zero,
-				       vm_now_ns() - d->vm->stats.run_start_ns);
+				       kg_now_ns() - d->vm->stats.run_start_ns);
 }
 
 static void emit(void *ctx, const void *data, size_t n)

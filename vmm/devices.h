@@ -11,7 +11,7 @@
 #include <pthread.h>
 #include <stdint.h>
 #include "console.h"
-#include "err.h"
+#include "base/err.h"
 #include "gate.h"
 #include "pic.h"
 #include "pit.h"

@@ -9,7 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include "err.h"
+#include "base/err.h"
 
 #define ELF_MAX_LOAD_SEGMENTS 16
 #define XEN_ELFNOTE_PHYS32_ENTRY 18

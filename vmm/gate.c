@@ -5,13 +5,7 @@
 #include <time.h>
 
 #include "kvm.h"
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
+#include "base/clock.h"
 
 static void count(struct gate *g, enum gate_input k)
 {
@@ -57,7 +51,7 @@ static int pt_irq_line(struct gate *g, unsigned irq, int level,
 static uint64_t pt_time_ns(struct gate *g)
 {
 	count(g, GATE_TIME);
-	return mono_ns() - g->clock_base_ns;
+	return kg_now_ns() - g->clock_base_ns;
 }
 
 static void pt_idle(struct gate *g, uint64_t max_ns)
@@ -81,5 +75,5 @@ void gate_init_passthrough(struct gate *g, struct guest_mem *mem, int vm_fd)
 	g->ops = &passthrough_ops;
 	g->mem = mem;
 	g->vm_fd = vm_fd;
-	g->clock_base_ns = mono_ns();
+	g->clock_base_ns = kg_now_ns();
 }

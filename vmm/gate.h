@@ -15,7 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include "err.h"
+#include "base/err.h"
 #include "mem.h"
 
 enum gate_input {

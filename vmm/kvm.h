@@ -8,7 +8,7 @@
 
 #include <linux/kvm.h>
 #include <stddef.h>
-#include "err.h"
+#include "base/err.h"
 
 int kvm_ioctl_named(int fd, unsigned long req, void *arg, const char *name,
 		    struct kg_err *e);

@@ -11,7 +11,7 @@
 #include <xxhash.h>
 
 #include "kvm.h"
-#include "../guests/sdk/kagami_platform.h"
+#include "abi/kagami_platform.h"
 
 void guest_mem_layout(uint64_t size, struct guest_mem *m)
 {

@@ -13,7 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include "err.h"
+#include "base/err.h"
 
 #define GUEST_MEM_MAX_REGIONS 2
 #define GUEST_MEM_MIN_SIZE (2ull << 20)

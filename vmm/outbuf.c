@@ -1,4 +1,5 @@
 #include "outbuf.h"
+#include "base/clock.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -29,13 +30,6 @@ struct outbuf {
 	uint32_t samples[OUTBUF_SAMPLES]; /* hold times, µs */
 	uint64_t nsamples;
 };
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 struct outbuf *outbuf_new(size_t max_bytes, struct kg_err *e)
 {
@@ -82,7 +76,7 @@ static void release(struct outbuf *o, uint64_t seq)
 	*cut = NULL;
 	if (!o->head)
 		o->tail = &o->head;
-	uint64_t t = now_ns();
+	uint64_t t = kg_now_ns();
 	for (struct item *i = list; i; i = i->next) {
 		o->items--;
 		o->bytes -= i->len;
@@ -136,7 +130,7 @@ void outbuf_put(struct outbuf *o, outbuf_emit_fn fn, void *ctx,
 		pthread_mutex_unlock(&o->lock);
 		return;
 	}
-	*i = (struct item){ NULL, fn, ctx, OPEN_EPOCH, now_ns(), len };
+	*i = (struct item){ NULL, fn, ctx, OPEN_EPOCH, kg_now_ns(), len };
 	memcpy(i->data, buf, len);
 	*o->tail = i;
 	o->tail = &i->next;

@@ -23,7 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "err.h"
+#include "base/err.h"
 
 typedef void (*outbuf_emit_fn)(void *ctx, const void *buf, size_t len);
 

@@ -2,7 +2,7 @@
 
 #include <string.h>
 
-#include "../guests/sdk/kagami_platform.h"
+#include "abi/kagami_platform.h"
 
 #define MODLIST_GPA (KAGAMI_START_INFO_GPA + 0x40)
 #define MEMMAP_GPA (KAGAMI_START_INFO_GPA + 0x100)

@@ -7,7 +7,7 @@
 #define KG_PVH_H
 
 #include <stdint.h>
-#include "err.h"
+#include "base/err.h"
 #include "mem.h"
 
 #define HVM_START_MAGIC 0x336ec578u

@@ -4,7 +4,7 @@
 #define KG_SIZE_H
 
 #include <stdint.h>
-#include "err.h"
+#include "base/err.h"
 
 int size_parse(const char *s, uint64_t *out, struct kg_err *e);
 

@@ -13,6 +13,7 @@
 
 #include "virtio_mmio.h"
 #include "vm.h"
+#include "base/log.h"
 
 #define VIRTIO_ID_BLOCK 2
 #define VIRTIO_BLK_F_SEG_MAX (1ull << 2)
@@ -145,7 +146,7 @@ static const struct virtio_dev_ops blk_ops = {
 
 static void log_io_error(struct virtio_blk *b, const char *op, uint64_t sector)
 {
-	fprintf(stderr, "kagami: virtio-blk %s: %s at sector %llu: %s\n",
+	kg_log(KG_LOG_INFO, "virtio-blk %s: %s at sector %llu: %s",
 		b->spec.path, op, (unsigned long long)sector, strerror(errno));
 }
 
@@ -543,7 +544,7 @@ int virtio_blk_switch(struct virtio_blk *b, int fd, const char *path,
 	/* Closing drops the old image's lock: only now may another process
 	 * (the migration's other end) take it. */
 	if (close(b->fd) < 0)
-		fprintf(stderr, "kagami: disk %s: close: %s\n", b->spec.path,
+		kg_log(KG_LOG_INFO, "disk %s: close: %s", b->spec.path,
 			strerror(errno));
 	b->fd = fd;
 	memcpy(b->spec.path, path, n + 1);

@@ -6,7 +6,8 @@
 
 #include "kvm.h"
 #include "vm.h"
-#include "../guests/sdk/kagami_platform.h"
+#include "abi/kagami_platform.h"
+#include "base/log.h"
 
 enum {
 	REG_MAGIC = 0x000, REG_VERSION = 0x004, REG_DEVICE_ID = 0x008,
@@ -34,7 +35,7 @@ static void update_irq(struct virtio_mmio *t)
 	t->irq_level = level;
 	struct kg_err e;
 	if (gate_irq_line(&t->vm->gate, t->irq, level, &e) < 0)
-		fprintf(stderr, "kagami: %s: interrupt: %s\n", t->ops->name,
+		kg_log(KG_LOG_INFO, "%s: interrupt: %s", t->ops->name,
 			e.msg);
 }
 
@@ -278,7 +279,7 @@ void virtio_mmio_rearm(struct virtio_mmio *t)
 		struct kg_err e;
 		if (t->notify_fd[q] >= 0 && register_ioeventfd(t, q, &e) < 0) {
 			/* the exit path still works: just slower */
-			fprintf(stderr, "kagami: %s: %s\n", t->ops->name, e.msg);
+			kg_log(KG_LOG_INFO, "%s: %s", t->ops->name, e.msg);
 			t->notify_fd[q] = -1;
 		}
 	}
@@ -327,8 +328,8 @@ bool virtio_mmio_queue_live(const struct virtio_mmio *t, unsigned q)
 void virtio_mmio_set_broken(struct virtio_mmio *t, const char *why)
 {
 	if (!(t->status & VIRTIO_STATUS_NEEDS_RESET))
-		fprintf(stderr, "kagami: %s at 0x%llx: guest error, device "
-			"needs reset: %s\n", t->ops->name,
+		kg_log(KG_LOG_INFO, "%s at 0x%llx: guest error, device "
+			"needs reset: %s", t->ops->name,
 			(unsigned long long)t->base, why);
 	t->status |= VIRTIO_STATUS_NEEDS_RESET;
 	t->int_status |= INT_CONFIG;

@@ -15,6 +15,7 @@
 
 #include "virtio_mmio.h"
 #include "vm.h"
+#include "base/log.h"
 
 #define VIRTIO_ID_NET 1
 #define VIRTIO_NET_F_MAC (1ull << 5)
@@ -218,7 +219,7 @@ static void *rx_loop(void *arg)
 		if (poll(p, 3, -1) < 0) {
 			if (errno == EINTR)
 				continue;
-			fprintf(stderr, "kagami: virtio-net %s: poll: %s\n",
+			kg_log(KG_LOG_INFO, "virtio-net %s: poll: %s",
 				n->spec.ifname, strerror(errno));
 			return NULL;
 		}

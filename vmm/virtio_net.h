@@ -11,7 +11,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
-#include "err.h"
+#include "base/err.h"
 
 struct vm;
 struct virtio_net;

@@ -15,7 +15,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
-#include "err.h"
+#include "base/err.h"
 #include "gate.h"
 #include "mem.h"
 

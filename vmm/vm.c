@@ -12,14 +12,8 @@
 
 #include "kvm.h"
 #include "virtio_mmio.h"
-#include "../guests/sdk/kagami_platform.h"
-
-uint64_t vm_now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
+#include "abi/kagami_platform.h"
+#include "base/clock.h"
 
 /* The KVM VM object, its irqchip, PIT, memory slots and vCPUs: everything
  * a reset throws away and rebuilds (RAM contents and devices stay). */
@@ -391,7 +385,7 @@ static int vm_reset(struct vm *vm, struct kg_err *e)
 
 int vm_run(struct vm *vm, struct vm_stop *stop, struct kg_err *e)
 {
-	vm->stats.run_start_ns = vm_now_ns();
+	vm->stats.run_start_ns = kg_now_ns();
 	for (;;) {
 		if (start_vcpus(vm, e) < 0)
 			return -1;

@@ -21,7 +21,7 @@
 #include "bus.h"
 #include "console.h"
 #include "devices.h"
-#include "err.h"
+#include "base/err.h"
 #include "gate.h"
 #include "mem.h"
 #include "outbuf.h"
@@ -161,8 +161,6 @@ void vm_checkpoint_begin(struct vm *vm);
 void vm_checkpoint_end(struct vm *vm);
 /* vm_pause, then true only if the VM is paused (not stopping). */
 bool vm_pause_checked(struct vm *vm);
-
-uint64_t vm_now_ns(void);
 
 /* vcpu.c */
 int vcpu_create(struct vm *vm, unsigned id, struct kg_err *e);

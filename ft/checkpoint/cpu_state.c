@@ -7,8 +7,9 @@
 #include <sys/ioctl.h>
 #include <asm/kvm_para.h>
 
-#include "../../vmm/kvm.h"
-#include "../../vmm/vm.h"
+#include "vmm/kvm.h"
+#include "vmm/vm.h"
+#include "base/log.h"
 
 int cpu_msr_index_list(int kvm_fd, uint32_t *idx, uint32_t *n,
 		       struct kg_err *e)
@@ -115,8 +116,8 @@ static int load_msrs(struct vcpu *v, const struct cpu_state *s,
 			return -1;
 		}
 		if ((uint32_t)set < k)
-			fprintf(stderr, "kagami: vCPU %u: KVM_SET_MSRS rejected "
-				"MSR 0x%x; skipped\n", v->id,
+			kg_log(KG_LOG_INFO, "vCPU %u: KVM_SET_MSRS rejected "
+				"MSR 0x%x; skipped", v->id,
 				s->msrs[i + (uint32_t)set].index);
 		i += (uint32_t)set + 1;
 	}

@@ -18,7 +18,7 @@
 #include <linux/kvm.h>
 #include <stdint.h>
 
-#include "../../vmm/err.h"
+#include "base/err.h"
 
 struct vm;
 struct vcpu;
@@ -49,7 +49,7 @@ int cpu_msr_index_list(int kvm_fd, uint32_t *idx, uint32_t *n,
 		       struct kg_err *e);
 int cpu_state_save(struct vcpu *v, const uint32_t *msr_idx, uint32_t nmsr,
 		   struct cpu_state *s, struct kg_err *e);
-/* MSRs KVM rejects are skipped, each named once on stderr. */
+/* MSRs KVM rejects are skipped, each logged once (base/log.h). */
 int cpu_state_load(struct vcpu *v, const struct cpu_state *s,
 		   struct kg_err *e);
 int vm_kvm_state_save(struct vm *vm, struct vm_kvm_state *s, struct kg_err *e);

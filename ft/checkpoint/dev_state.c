@@ -1,7 +1,7 @@
 #include "dev_state.h"
 
-#include "../../vmm/devices.h"
-#include "../../vmm/virtio_mmio.h"
+#include "vmm/devices.h"
+#include "vmm/virtio_mmio.h"
 
 static int uart_check(const void *obj, const void *ctx, struct kg_err *e)
 {

@@ -7,7 +7,7 @@
 #ifndef KG_DEV_STATE_H
 #define KG_DEV_STATE_H
 
-#include "vmstate.h"
+#include "base/vmstate.h"
 
 extern const struct vs_desc dev_uart_vs;     /* struct uart */
 extern const struct vs_desc dev_platform_vs; /* struct dev_platform */

@@ -7,8 +7,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../../vmm/vm.h"
+#include "vmm/vm.h"
 #include "stream.h"
+#include "base/clock.h"
 
 #define PAGE 4096u
 
@@ -281,11 +282,11 @@ static void stage_dirty(struct epoch_sender *s)
 static void *encode_epoch(void *arg)
 {
 	struct epoch_sender *s = arg;
-	uint64_t te = vm_now_ns();
+	uint64_t te = kg_now_ns();
 	s->result = -1;
 	if (send_chunk(s, s->gpas, s->ngpas, s->st, &s->err) < 0)
 		return NULL;
-	s->st->encode_us = (vm_now_ns() - te) / 1000;
+	s->st->encode_us = (kg_now_ns() - te) / 1000;
 	if (kg_writer_section(&s->w, KG_SEC_EPOCH_END, 0, 1, &s->st->seq, 8,
 			      &s->err) < 0 ||
 	    kg_writer_flush(&s->w, &s->err) < 0)
@@ -305,7 +306,7 @@ int epoch_send(struct epoch_sender *s, bool full, struct epoch_stats *st,
 	if (wait_encoder(s, e) < 0)
 		return -1;
 	memset(st, 0, sizeof(*st));
-	uint64_t t0 = vm_now_ns();
+	uint64_t t0 = kg_now_ns();
 	pthread_mutex_lock(&vm->lock);
 	bool was_paused = vm->req == VM_REQ_PAUSE;
 	pthread_mutex_unlock(&vm->lock);
@@ -340,7 +341,7 @@ out:
 	if (!was_paused)
 		vm_resume(vm);
 	vm_checkpoint_end(vm);
-	st->pause_us = (vm_now_ns() - t0) / 1000;
+	st->pause_us = (kg_now_ns() - t0) / 1000;
 	/* A failed epoch lost the dirty bits it took: resend everything. */
 	s->need_full = r < 0;
 	if (r == 0)
@@ -372,13 +373,13 @@ int epoch_send_live(struct epoch_sender *s, bool all, epoch_progress_fn fn,
 	memset(st, 0, sizeof(*st));
 	st->live = true;
 	st->seq = ++s->seq;
-	uint64_t t0 = vm_now_ns();
+	uint64_t t0 = kg_now_ns();
 	/* A guest reset waits for the round: RAM and the KVM VM stay put. */
 	vm_checkpoint_begin(vm);
 	int r = live_round(s, all, fn, ctx, st, e);
 	vm_checkpoint_end(vm);
 	st->stream_bytes = s->w.offset - s->epoch_start;
-	st->encode_us = (vm_now_ns() - t0) / 1000;
+	st->encode_us = (kg_now_ns() - t0) / 1000;
 	return r;
 }
 
@@ -437,7 +438,7 @@ int epoch_send_hashes(struct epoch_sender *s, struct epoch_stats *st,
 	st->live = true;
 	st->seq = ++s->seq;
 	*data_pages = 0;
-	uint64_t t0 = vm_now_ns(), npages = pages_of(vm);
+	uint64_t t0 = kg_now_ns(), npages = pages_of(vm);
 	uint64_t *buf = malloc((1 + HASH_CHUNK) * sizeof(uint64_t));
 	if (!buf)
 		return kg_errf(e, "out of memory");
@@ -467,7 +468,7 @@ int epoch_send_hashes(struct epoch_sender *s, struct epoch_stats *st,
 	vm_checkpoint_end(vm);
 	free(buf);
 	st->stream_bytes = s->w.offset - s->epoch_start;
-	st->encode_us = (vm_now_ns() - t0) / 1000;
+	st->encode_us = (kg_now_ns() - t0) / 1000;
 	return rc;
 }
 
@@ -490,7 +491,7 @@ int epoch_send_final(struct epoch_sender *s, struct epoch_stats *st,
 	pthread_mutex_unlock(&vm->lock);
 	if (!paused)
 		return kg_errf(e, "final epoch: the VM is not paused");
-	uint64_t t0 = vm_now_ns();
+	uint64_t t0 = kg_now_ns();
 	vm_checkpoint_begin(vm);
 	vm_state_hold(vm);
 	st->seq = ++s->seq;
@@ -519,7 +520,7 @@ out:
 	vm_checkpoint_end(vm);
 	s->need_full = r < 0;
 	st->stream_bytes = s->w.offset - s->epoch_start;
-	st->encode_us = (vm_now_ns() - t0) / 1000;
+	st->encode_us = (kg_now_ns() - t0) / 1000;
 	return r;
 }
 

@@ -30,7 +30,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "../../vmm/err.h"
+#include "base/err.h"
 #include "page_codec.h"
 #include "vm_state.h"
 

@@ -11,7 +11,7 @@
 #include <sys/mman.h>
 #include <xxhash.h>
 
-#include "le.h"
+#include "base/le.h"
 
 #define PAGE PAGE_CODEC_PAGE
 #define CODING_MASK (PAGE - 1)

@@ -60,8 +60,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../../vmm/err.h"
-#include "../../vmm/mem.h"
+#include "base/err.h"
+#include "vmm/mem.h"
 
 #define PAGE_CODEC_VERSION 1 /* the KG_SEC_RAM_PAGES section version */
 #define PAGE_CODEC_PAGE 4096u

@@ -10,14 +10,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../../vmm/virtio_mmio.h"
-#include "../../vmm/vm.h"
+#include "vmm/virtio_mmio.h"
+#include "vmm/vm.h"
 #include "cpu_state.h"
-#include "crc32c.h"
+#include "base/crc32c.h"
 #include "dev_state.h"
 #include "stream.h"
 #include "vm_state.h"
-#include "vmstate.h"
+#include "base/vmstate.h"
+#include "base/clock.h"
+#include "base/log.h"
 
 #define PAGE 4096u
 #define CHUNK (1u << 20)
@@ -42,7 +44,7 @@ static const struct vs_desc disk_vs = { "disk", 1, VS_TABLE(disk_fields),
 
 static uint64_t now_us(void)
 {
-	return vm_now_ns() / 1000;
+	return kg_now_ns() / 1000;
 }
 
 /* RAM lives in place in the file: each region is one RAM section whose
@@ -496,8 +498,8 @@ static int check_disk(struct snapshot_reader *sr, const struct kg_section *s,
 	uint64_t mt = (uint64_t)st.st_mtim.tv_sec * 1000000000ull +
 		      (uint64_t)st.st_mtim.tv_nsec;
 	if (mt != d.mtime_ns)
-		fprintf(stderr, "kagami: warning: disk %s changed since the "
-			"snapshot was taken\n", path);
+		kg_log(KG_LOG_WARN, "disk %s changed since the "
+			"snapshot was taken", path);
 	return 0;
 }
 

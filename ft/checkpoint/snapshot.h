@@ -24,7 +24,7 @@
 
 #include <stdint.h>
 
-#include "../../vmm/err.h"
+#include "base/err.h"
 
 struct vm;
 struct vm_config;

@@ -10,8 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "crc32c.h"
-#include "le.h"
+#include "base/crc32c.h"
+#include "base/le.h"
 
 struct kind_info {
 	uint16_t kind;

@@ -44,7 +44,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
-#include "../../vmm/err.h"
+#include "base/err.h"
 
 #define KG_STREAM_MAGIC "KAGAMIST"
 #define KG_STREAM_MAJOR 1

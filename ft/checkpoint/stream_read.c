@@ -17,8 +17,8 @@
 #include <unistd.h>
 #include <sys/stat.h>
 
-#include "crc32c.h"
-#include "le.h"
+#include "base/crc32c.h"
+#include "base/le.h"
 
 enum { R_INIT, R_READY, R_SECTION, R_ENDED, R_FAILED };
 

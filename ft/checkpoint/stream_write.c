@@ -14,8 +14,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "crc32c.h"
-#include "le.h"
+#include "base/crc32c.h"
+#include "base/le.h"
 
 enum { W_INIT, W_READY, W_SECTION, W_ENDED, W_FAILED };
 

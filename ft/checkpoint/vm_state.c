@@ -4,7 +4,8 @@
 #include <string.h>
 
 #include "dev_state.h"
-#include "vmstate.h"
+#include "base/vmstate.h"
+#include "base/clock.h"
 
 static const struct vs_field cpu_fields[] = {
 	VS_BYTES_FIELD(struct cpu_state, regs),
@@ -217,7 +218,6 @@ bool vm_state_section(uint16_t kind)
 	       kind == KG_SEC_DEVICE || kind == KG_SEC_CLOCK;
 }
 
-
 static int decode(const struct kg_section *s, const struct vs_desc *d,
 		  void *obj, const void *ctx, const uint8_t *buf,
 		  struct kg_err *e)
@@ -353,6 +353,6 @@ int vm_state_apply(struct vm *vm, struct vm_state_stage *st, struct kg_err *e)
 			virtio_mmio_kick(vm_state_virtio(vm, i));
 	}
 	/* The guest clock goes on from where it stopped. */
-	vm->gate.clock_base_ns = vm_now_ns() - st->guest_ns;
+	vm->gate.clock_base_ns = kg_now_ns() - st->guest_ns;
 	return 0;
 }

@@ -13,13 +13,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "../../vmm/err.h"
-#include "../../vmm/virtio_mmio.h"
-#include "../../vmm/vm.h"
-#include "../../guests/sdk/kagami_platform.h"
+#include "base/err.h"
+#include "vmm/virtio_mmio.h"
+#include "vmm/vm.h"
+#include "abi/kagami_platform.h"
 #include "cpu_state.h"
 #include "stream.h"
-#include "vmstate.h"
+#include "base/vmstate.h"
 
 /* Device section instances. */
 #define VM_STATE_DEV_UART 0

@@ -24,15 +24,15 @@
  * seen), so a stale primary that comes back sees a generation above the
  * one it held: someone else ran the guest meanwhile.
  *
- * Errors follow vmm/err.h. A struct lease is used by one thread at a time.
+ * Errors follow base/err.h. A struct lease is used by one thread at a time.
  */
 #ifndef KG_LEASE_H
 #define KG_LEASE_H
 
 #include <stdint.h>
 
-#include "../../transport/transport.h"
-#include "../../vmm/err.h"
+#include "transport/transport.h"
+#include "base/err.h"
 
 #define LEASE_HOLDER_MAX 127 /* bytes of a holder name */
 #define LEASE_NAME_MAX 127   /* bytes of a witness lease name */

@@ -7,6 +7,7 @@
 #include "witness_proto.h"
 #include "witness_table.h"
 #include "lease_impl.h"
+#include "base/log.h"
 
 #define POLL_MS 100 /* how soon *stop is seen */
 
@@ -17,7 +18,6 @@ void witness_opts_default(struct witness_opts *o)
 	o->grace_ms = o->max_ttl_ms;
 	o->max_names = 1024;
 	o->io_timeout_ms = 500;
-	o->name = "kagami witness";
 }
 
 int witness_listen(const char *addr, const struct kg_tp_key *key,
@@ -42,7 +42,7 @@ static void sleep_ms(long ms)
 
 /* One connection: a request, an answer. Errors are the client's. */
 static int serve_one(struct kg_transport *t, struct witness_table *tab,
-		     const struct witness_opts *o, struct kg_err *e)
+		     struct kg_err *e)
 {
 	char buf[WITNESS_MAX_FRAME];
 	struct kg_tp_rx rx;
@@ -64,7 +64,7 @@ static int serve_one(struct kg_transport *t, struct witness_table *tab,
 		witness_table_apply(tab, &req, now, &rep, log, sizeof(log));
 	}
 	if (log[0])
-		fprintf(stderr, "%s: %s\n", o->name, log);
+		kg_log(KG_LOG_INFO, "%s", log);
 	if (witness_reply_encode(&rep, buf, sizeof(buf), e) < 0)
 		return -1;
 	struct iovec iov = { buf, strlen(buf) };
@@ -87,12 +87,12 @@ int witness_serve(struct kg_tp_listener *l, const struct witness_opts *o,
 		return -1;
 	kg_tp_listener_set_timeout(l, POLL_MS);
 	if (o->grace_ms > 0)
-		fprintf(stderr, "%s: serving on %s; for %lld ms only renewals "
+		kg_log(KG_LOG_INFO, "serving on %s; for %lld ms only renewals "
 			"are granted (leases given before a restart may "
-			"still run)\n", o->name, kg_tp_listener_addr(l),
+			"still run)", kg_tp_listener_addr(l),
 			o->grace_ms);
 	else
-		fprintf(stderr, "%s: serving on %s\n", o->name,
+		kg_log(KG_LOG_INFO, "serving on %s",
 			kg_tp_listener_addr(l));
 	while (!atomic_load(stop)) {
 		struct kg_transport *t;
@@ -105,12 +105,12 @@ int witness_serve(struct kg_tp_listener *l, const struct witness_opts *o,
 			if (strncmp(ce.msg, "accept ", 7) ||
 			    strstr(ce.msg, "no peer within"))
 				continue;
-			fprintf(stderr, "%s: %s (retrying)\n", o->name, ce.msg);
+			kg_log(KG_LOG_INFO, "%s (retrying)", ce.msg);
 			sleep_ms(POLL_MS);
 			continue;
 		}
-		if (serve_one(t, tab, o, &ce) < 0)
-			fprintf(stderr, "%s: client %s: %s\n", o->name,
+		if (serve_one(t, tab, &ce) < 0)
+			kg_log(KG_LOG_INFO, "client %s: %s",
 				kg_tp_peer(t), ce.msg);
 		kg_tp_close(t);
 	}

@@ -10,7 +10,7 @@
  * by the listener's timeouts, so a client that connects and goes silent
  * delays the others by at most io_timeout_ms and never blocks the server;
  * witness_listen sets short ones. Grants, hand-overs, releases and
- * refusals are logged on stderr, one line each (witness_table.h says
+ * refusals are logged (base/log.h), one line each (witness_table.h says
  * which are worth a line). State is in memory only; witness_table.h says
  * how a restart stays safe.
  */
@@ -20,7 +20,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 
-#include "../../transport/transport.h"
+#include "transport/transport.h"
 
 struct witness_opts {
 	unsigned max_ttl_ms; /* longest lease granted */
@@ -28,7 +28,6 @@ struct witness_opts {
 				normally max_ttl_ms; 0 for tests */
 	size_t max_names;    /* leases kept at once */
 	int io_timeout_ms;   /* per client: handshake, request, answer */
-	const char *name;    /* prefixes log lines, e.g. "kagami witness" */
 };
 
 /* max_ttl 60 s, grace = max_ttl, 1024 names, io timeout 500 ms. */

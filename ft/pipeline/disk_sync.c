@@ -5,7 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../checkpoint/stream.h"
+#include "ft/checkpoint/stream.h"
 
 #define RUN_MAX (1u << 20) /* data bytes per section */
 

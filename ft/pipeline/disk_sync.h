@@ -11,9 +11,9 @@
 
 #include <stdint.h>
 
-#include "../../vmm/err.h"
-#include "../../vmm/vm.h"
-#include "../checkpoint/epoch.h"
+#include "base/err.h"
+#include "vmm/vm.h"
+#include "ft/checkpoint/epoch.h"
 
 struct disk_sync {
 	struct vm *vm;

@@ -9,8 +9,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../../vmm/vm.h"
-#include "../lease/lease.h"
+#include "vmm/vm.h"
+#include "ft/lease/lease.h"
+#include "base/clock.h"
+#include "base/log.h"
 
 struct guard {
 	struct vm *vm;
@@ -64,8 +66,8 @@ static void *guard_thread(void *arg)
 			return NULL;
 		}
 		if (r < 0 && !g->warned)
-			fprintf(stderr, "kagami: warning: cannot renew the lease "
-				"(%s): a failure now could not be resolved\n",
+			kg_log(KG_LOG_WARN, "cannot renew the lease "
+				"(%s): a failure now could not be resolved",
 				e.msg);
 		g->warned = r < 0;
 	}
@@ -93,12 +95,12 @@ struct guard *guard_start(struct vm *vm, const char *spec,
 	g->l = lease_open(spec, holder, key, e);
 	if (!g->l)
 		goto fail;
-	uint64_t deadline = vm_now_ns() + (uint64_t)wait_ms * 1000000u;
+	uint64_t deadline = kg_now_ns() + (uint64_t)wait_ms * 1000000u;
 	for (;;) {
 		int r = renew(g, e);
 		if (r == 1)
 			break;
-		if (vm_now_ns() >= deadline) {
+		if (kg_now_ns() >= deadline) {
 			kg_err_prefix(e, "lease %s", spec);
 			goto fail;
 		}

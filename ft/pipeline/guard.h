@@ -19,8 +19,8 @@
 
 #include <stdbool.h>
 
-#include "../../transport/transport.h"
-#include "../../vmm/err.h"
+#include "transport/transport.h"
+#include "base/err.h"
 
 struct vm;
 struct guard;

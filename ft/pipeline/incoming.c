@@ -9,16 +9,18 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../../vmm/vm.h"
+#include "vmm/vm.h"
 #include "rlink.h"
+#include "base/clock.h"
+#include "base/log.h"
 
 #define ANSWER_POLL_MS 300
 
 static void maybe_die(const struct incoming *in, const char *phase)
 {
 	if (in->die_at && !strcmp(in->die_at, phase)) {
-		fprintf(stderr, "kagami receive: test injection: SIGKILL at "
-			"%s\n", phase);
+		kg_log(KG_LOG_INFO, "receive: test injection: SIGKILL at "
+			"%s", phase);
 		kill(getpid(), SIGKILL);
 	}
 }
@@ -51,7 +53,7 @@ static void *beat_thread(void *arg)
 	struct incoming *in = arg;
 	while (!atomic_load(&in->beat_stop)) {
 		struct kg_err e;
-		if (rlink_send(in->link, RLINK_BEAT, (uint64_t)(vm_now_ns() / 1000000),
+		if (rlink_send(in->link, RLINK_BEAT, (uint64_t)(kg_now_ns() / 1000000),
 			       0, NULL, &e) < 0)
 			return NULL; /* the main loop meets the error too */
 		unsigned ms = in->beat_ms ? in->beat_ms : BEAT_MS;

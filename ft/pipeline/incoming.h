@@ -18,10 +18,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "../../transport/transport.h"
-#include "../../vmm/err.h"
-#include "../checkpoint/epoch.h"
-#include "../checkpoint/vm_state.h"
+#include "transport/transport.h"
+#include "base/err.h"
+#include "ft/checkpoint/epoch.h"
+#include "ft/checkpoint/vm_state.h"
 
 struct vm;
 struct rlink;

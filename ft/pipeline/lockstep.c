@@ -8,11 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../vmm/vm.h"
-#include "../checkpoint/stream.h"
-#include "../record/recorder.h"
-#include "../record/rr_log.h"
+#include "vmm/vm.h"
+#include "ft/checkpoint/stream.h"
+#include "ft/record/recorder.h"
+#include "ft/record/rr_log.h"
 #include "rlink.h"
+#include "base/clock.h"
 
 #define SENT_RING 256
 
@@ -48,7 +49,7 @@ static int sink_put(void *ctx, const uint8_t *payload, size_t len,
 	else
 		outbuf_seal(s->vm->out, seq);
 	s->first = false;
-	s->sent_ns[seq % SENT_RING] = vm_now_ns();
+	s->sent_ns[seq % SENT_RING] = kg_now_ns();
 	pthread_mutex_unlock(&s->lock);
 	/* Only this (vCPU) thread writes the stream while attached; the
 	 * lock is not held across a write that may block. */

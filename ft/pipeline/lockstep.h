@@ -25,8 +25,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "../../vmm/err.h"
-#include "../replay/replayer.h"
+#include "base/err.h"
+#include "ft/replay/replayer.h"
 
 struct vm;
 struct rlink;

@@ -8,8 +8,9 @@
 #include <sys/random.h>
 #include <time.h>
 
-#include "../../vmm/vm.h"
+#include "vmm/vm.h"
 #include "rlink.h"
+#include "base/clock.h"
 
 #define PAGE 4096u
 #define READY_TIMEOUT_MS 10000
@@ -95,7 +96,7 @@ struct run {
 
 static void progress(struct run *r, bool force)
 {
-	uint64_t now = vm_now_ns();
+	uint64_t now = kg_now_ns();
 	if (!r->fn || (!force && now - r->last_progress_ns < 200000000u))
 		return;
 	r->last_progress_ns = now;
@@ -216,12 +217,12 @@ static int precopy(struct run *r, struct throttle *th, struct kg_err *e)
 		r->p.round = round;
 		r->p.percent = 0;
 		struct epoch_stats st;
-		uint64_t t = vm_now_ns();
+		uint64_t t = kg_now_ns();
 		if (epoch_send_live(r->es, round == 1, round_progress, r, &st,
 				    e) < 0 ||
 		    wait_applied(r, st.seq, e) < 0)
 			return -1;
-		double secs = (double)(vm_now_ns() - t) / 1e9;
+		double secs = (double)(kg_now_ns() - t) / 1e9;
 		r->res->rounds = round;
 		if (st.dirty_pages)
 			bytes_per_page = (double)st.stream_bytes /
@@ -244,11 +245,11 @@ static int stop_and_copy(struct run *r, struct kg_err *e)
 	if (r->o->inject && !strcmp(r->o->inject, "stop-and-copy"))
 		kg_tp_shutdown(rlink_transport(r->link));
 	struct epoch_stats st;
-	uint64_t t = vm_now_ns();
+	uint64_t t = kg_now_ns();
 	if (epoch_send_final(r->es, &st, e) < 0)
 		return -1;
-	r->res->copy_ms = (double)(vm_now_ns() - t) / 1e6;
-	t = vm_now_ns();
+	r->res->copy_ms = (double)(kg_now_ns() - t) / 1e6;
+	t = kg_now_ns();
 	r->res->final_pages = st.dirty_pages;
 	struct rlink_msg m;
 	int k = rlink_wait_msg(r->link, 1u << RLINK_READY, READY_TIMEOUT_MS, &m,
@@ -264,7 +265,7 @@ static int stop_and_copy(struct run *r, struct kg_err *e)
 		return kg_errf(e, "the destination committed epoch %llu, not "
 			       "%llu", (unsigned long long)m.a,
 			       (unsigned long long)st.seq);
-	r->res->commit_ms = (double)(vm_now_ns() - t) / 1e6;
+	r->res->commit_ms = (double)(kg_now_ns() - t) / 1e6;
 	return 0;
 }
 
@@ -283,8 +284,8 @@ enum doubt { DOUBT_UNKNOWN, DOUBT_RUNS_THERE, DOUBT_NOT_THERE };
 /* RUNNING never came: ask the destination's listener. */
 static enum doubt resolve_doubt(struct run *r, struct kg_err *why)
 {
-	uint64_t deadline = vm_now_ns() + QUERY_DEADLINE_MS * 1000000ull;
-	while (vm_now_ns() < deadline) {
+	uint64_t deadline = kg_now_ns() + QUERY_DEADLINE_MS * 1000000ull;
+	while (kg_now_ns() < deadline) {
 		struct kg_tp_opts to;
 		kg_tp_opts_default(&to);
 		to.key = r->o->key;
@@ -323,7 +324,7 @@ static enum doubt resolve_doubt(struct run *r, struct kg_err *why)
 static int handover(struct run *r, struct kg_err *e)
 {
 	r->p.phase = "handover";
-	uint64_t t = vm_now_ns();
+	uint64_t t = kg_now_ns();
 	if (disks_lock(r->vm, false, e) < 0)
 		return -1;
 	if (rlink_send(r->link, RLINK_GO, r->session, 0, NULL, e) < 0) {
@@ -345,7 +346,7 @@ static int handover(struct run *r, struct kg_err *e)
 		    : rlink_wait_msg(r->link, 1u << RLINK_RUNNING,
 				     RUNNING_TIMEOUT_MS, &m, &le);
 	if (k == 1 && m.type == RLINK_RUNNING) {
-		r->res->resume_ms = (double)(vm_now_ns() - t) / 1e6;
+		r->res->resume_ms = (double)(kg_now_ns() - t) / 1e6;
 		return 0;
 	}
 	if (k == 1) { /* ABORT: it says it will not run the guest */
@@ -385,7 +386,7 @@ int migrate_run(struct vm *vm, const struct migrate_opts *o,
 	memset(res, 0, sizeof(*res));
 	struct run r = { .vm = vm, .o = o, .fn = fn, .ctx = ctx, .res = res };
 	struct throttle th = { .vm = vm };
-	r.t0 = vm_now_ns();
+	r.t0 = kg_now_ns();
 	r.p.phase = "connect";
 	if (getrandom(&r.session, sizeof(r.session), 0) != sizeof(r.session))
 		return kg_errno(e, "getrandom");
@@ -405,18 +406,18 @@ int migrate_run(struct vm *vm, const struct migrate_opts *o,
 	if (precopy(&r, &th, e) < 0)
 		goto fail_explained;
 	throttle_stop(&th);
-	pause_ns = vm_now_ns();
+	pause_ns = kg_now_ns();
 	if (!vm_pause_checked(vm)) {
 		kg_errf(e, "the VM stopped during the migration");
 		goto out;
 	}
 	paused_here = true;
-	res->pause_ms = (double)(vm_now_ns() - pause_ns) / 1e6;
+	res->pause_ms = (double)(kg_now_ns() - pause_ns) / 1e6;
 	if (stop_and_copy(&r, e) < 0)
 		goto fail_explained;
 	if (handover(&r, e) < 0)
 		goto out;
-	res->downtime_ms = (double)(vm_now_ns() - pause_ns) / 1e6;
+	res->downtime_ms = (double)(kg_now_ns() - pause_ns) / 1e6;
 	rc = 0;
 	goto out;
 fail_explained:
@@ -434,7 +435,7 @@ out:
 	rlink_free(r.link);
 	if (rc < 0 && paused_here && !res->in_doubt && !was_paused)
 		vm_resume(vm);
-	res->total_ms = (double)(vm_now_ns() - r.t0) / 1e6;
+	res->total_ms = (double)(kg_now_ns() - r.t0) / 1e6;
 	r.p.phase = rc == 0 ? "done" : "failed";
 	progress(&r, true);
 	return rc;

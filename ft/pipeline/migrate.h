@@ -32,9 +32,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "../../transport/transport.h"
-#include "../../vmm/err.h"
-#include "../checkpoint/epoch.h"
+#include "transport/transport.h"
+#include "base/err.h"
+#include "ft/checkpoint/epoch.h"
 
 struct vm;
 

@@ -9,13 +9,15 @@
 #include <sys/random.h>
 #include <time.h>
 
-#include "../../vmm/vm.h"
-#include "../checkpoint/epoch.h"
+#include "vmm/vm.h"
+#include "ft/checkpoint/epoch.h"
 #include "disk_sync.h"
-#include "../record/recorder.h"
+#include "ft/record/recorder.h"
 #include "guard.h"
 #include "lockstep.h"
 #include "rlink.h"
+#include "base/clock.h"
+#include "base/log.h"
 
 #define SAMPLES 2048
 #define CONNECT_RETRY_MS 200
@@ -205,7 +207,7 @@ static int take_acks(struct protect *p, struct rlink *l, int timeout_ms,
 	*acked = m.a;
 	if (holds_output(p))
 		outbuf_release(p->vm->out, m.a);
-	uint64_t now = vm_now_ns();
+	uint64_t now = kg_now_ns();
 	pthread_mutex_lock(&p->lock);
 	for (unsigned i = 0; i <= MAX_UNACKED; i++)
 		if (p->sent_seq[i] == m.a)
@@ -278,7 +280,7 @@ static int follow_log(struct protect *p, struct rlink *l,
 {
 	struct vm *vm = p->vm;
 	struct epoch_stats st;
-	uint64_t t = vm_now_ns();
+	uint64_t t = kg_now_ns();
 	outbuf_hold(vm->out, true);
 	if (!vm_pause_checked(vm)) {
 		vm_resume(vm);
@@ -291,7 +293,7 @@ static int follow_log(struct protect *p, struct rlink *l,
 		rc = lockstep_sink_attach(p->sink, l, epoch_sender_writer(es),
 					  st.seq, e);
 	}
-	uint64_t paused_us = (vm_now_ns() - t) / 1000;
+	uint64_t paused_us = (kg_now_ns() - t) / 1000;
 	vm_resume(vm);
 	if (rc < 0)
 		return -1;
@@ -319,7 +321,7 @@ static int follow_log(struct protect *p, struct rlink *l,
 			if (acked == was)
 				break;
 		}
-		uint64_t now = vm_now_ns();
+		uint64_t now = kg_now_ns();
 		if (acked > before) {
 			uint64_t ts = lockstep_sink_sent_ns(p->sink, acked);
 			pthread_mutex_lock(&p->lock);
@@ -399,13 +401,13 @@ static int replicate(struct protect *p, struct rlink *l, struct kg_err *e)
 		outbuf_hold(vm->out, true);
 	unsigned period = p->o.mode == PROTECT_FT ? p->o.epoch_ms
 						  : p->o.interval_ms;
-	uint64_t next = vm_now_ns();
+	uint64_t next = kg_now_ns();
 	p->reseal = true;
 	/* The encoder thread fills st after epoch_send returns: it must
 	 * outlive the loop until epoch_sender_free joins that thread. */
 	struct epoch_stats st;
 	while (!atomic_load(&p->stop)) {
-		uint64_t t = vm_now_ns();
+		uint64_t t = kg_now_ns();
 		if (epoch_send(es, false, &st, e) < 0)
 			goto out;
 		pthread_mutex_lock(&p->lock);
@@ -418,7 +420,7 @@ static int replicate(struct protect *p, struct rlink *l, struct kg_err *e)
 		 * MAX_UNACKED epochs in flight. */
 		next += (uint64_t)period * 1000000u;
 		for (;;) {
-			uint64_t now = vm_now_ns();
+			uint64_t now = kg_now_ns();
 			bool behind = st.seq - acked >= MAX_UNACKED;
 			if (!behind && now >= next)
 				break;
@@ -443,15 +445,15 @@ static int replicate(struct protect *p, struct rlink *l, struct kg_err *e)
 			if (take_acks(p, l, wait, &acked, e) < 0)
 				goto out;
 			/* A long HA interval: show we are alive. */
-			if (!behind && vm_now_ns() < next &&
-			    rlink_send(l, RLINK_BEAT, vm_now_ns() / 1000000, 0,
+			if (!behind && kg_now_ns() < next &&
+			    rlink_send(l, RLINK_BEAT, kg_now_ns() / 1000000, 0,
 				       NULL, e) < 0)
 				goto out;
 			if (atomic_load(&p->stop))
 				break;
 		}
-		if (vm_now_ns() > next + (uint64_t)period * 1000000u)
-			next = vm_now_ns(); /* fell behind: no burst */
+		if (kg_now_ns() > next + (uint64_t)period * 1000000u)
+			next = kg_now_ns(); /* fell behind: no burst */
 		if (epoch_wait(es, e) < 0)
 			goto out;
 		p->bytes += st.stream_bytes;
@@ -484,16 +486,16 @@ static void fence(struct protect *p, const struct kg_err *why)
 	if (!p->o.guard || guard_confirm(p->o.guard, &ge))
 		return;
 	vm_pause(p->vm);
-	fprintf(stderr, "kagami: the secondary is unreachable (%s) and the "
+	kg_log(KG_LOG_INFO, "the secondary is unreachable (%s) and the "
 		"lease cannot be confirmed (%s): the guest is PAUSED so that "
-		"it cannot run twice\n", why->msg, ge.msg);
+		"it cannot run twice", why->msg, ge.msg);
 	set_state(p, "fenced", ge.msg);
 	while (!atomic_load(&p->stop) && p->vm->req != VM_REQ_STOP &&
 	       !guard_fenced(p->o.guard)) {
 		sleep_ms(100);
 		if (guard_confirm(p->o.guard, &ge)) {
-			fprintf(stderr, "kagami: the lease is ours again: the "
-				"guest resumes, unprotected\n");
+			kg_log(KG_LOG_INFO, "the lease is ours again: the "
+				"guest resumes, unprotected");
 			vm_resume(p->vm);
 			return;
 		}
@@ -534,8 +536,8 @@ static void *protect_thread(void *arg)
 		bool ending = atomic_load(&p->stop) || vm_stopping || r == 0;
 		pthread_mutex_lock(&p->lock);
 		if (!p->lost_ns)
-			p->lost_ns = vm_now_ns();
-		bool in_window = vm_now_ns() - p->lost_ns <
+			p->lost_ns = kg_now_ns();
+		bool in_window = kg_now_ns() - p->lost_ns <
 				 (uint64_t)RECONNECT_WINDOW_MS * 1000000u;
 		pthread_mutex_unlock(&p->lock);
 		/* Refused: no secondary process, so no replica to respect. */
@@ -566,9 +568,9 @@ static void *protect_thread(void *arg)
 			break;
 		}
 		if (!said)
-			fprintf(stderr, "kagami: replication to %s %s: %s; the "
+			kg_log(KG_LOG_INFO, "replication to %s %s: %s; the "
 				"VM runs UNPROTECTED (reconnecting; 'ctl protect "
-				"--peer ADDR' for another secondary)\n",
+				"--peer ADDR' for another secondary)",
 				p->o.peer, p->st.acked ? "lost" : "not established",
 				e.msg);
 		/* At once after a lost link (a corrupted one: the secondary

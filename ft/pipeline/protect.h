@@ -28,8 +28,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "../../transport/transport.h"
-#include "../../vmm/err.h"
+#include "transport/transport.h"
+#include "base/err.h"
 
 struct vm;
 

@@ -1,4 +1,5 @@
 #include "rlink.h"
+#include "base/le.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -7,7 +8,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "../../vmm/vm.h"
+#include "vmm/vm.h"
+#include "base/clock.h"
 
 #define QUEUE_LEN 256 /* lockstep's NEED list arrives in a burst */
 #define READER_CAP (RLINK_MSG_HEADER + RLINK_TEXT_MAX)
@@ -49,26 +51,6 @@ const char *rlink_msg_name(uint32_t type)
 	if (type < sizeof(names) / sizeof(names[0]) && names[type])
 		return names[type];
 	return "?";
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	for (int i = 7; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
 }
 
 struct rlink *rlink_new(struct kg_transport *t, uint64_t bandwidth,
@@ -138,7 +120,7 @@ static void throttle(struct rlink *l, size_t bytes)
 {
 	if (!l->bandwidth)
 		return;
-	uint64_t now = vm_now_ns();
+	uint64_t now = kg_now_ns();
 	if (l->bw_next_ns < now)
 		l->bw_next_ns = now;
 	l->bw_next_ns += (uint64_t)((double)bytes * 1e9 / (double)l->bandwidth);
@@ -248,10 +230,10 @@ int rlink_send(struct rlink *l, uint32_t type, uint64_t a, uint64_t b,
 	       const char *text, struct kg_err *e)
 {
 	uint8_t hdr[RLINK_MSG_HEADER];
-	put32(hdr, type);
-	put32(hdr + 4, 0);
-	put64(hdr + 8, a);
-	put64(hdr + 16, b);
+	le32_put(hdr, type);
+	le32_put(hdr + 4, 0);
+	le64_put(hdr + 8, a);
+	le64_put(hdr + 16, b);
 	size_t tl = text ? strnlen(text, RLINK_TEXT_MAX) : 0;
 	struct iovec v[2] = { { hdr, sizeof(hdr) }, { (void *)text, tl } };
 	struct kg_tp_frame f = { v, tl ? 2 : 1, RLINK_MSG };
@@ -275,9 +257,9 @@ static int parse_msg(const struct rlink *l, const uint8_t *p, size_t len,
 	if (len < RLINK_MSG_HEADER || len > RLINK_MSG_HEADER + RLINK_TEXT_MAX)
 		return kg_errf(e, "%s: control message of %zu bytes", l->peer,
 			       len);
-	m->type = (uint32_t)get64(p) & 0xffffffffu;
-	m->a = get64(p + 8);
-	m->b = get64(p + 16);
+	m->type = (uint32_t)le64_get(p) & 0xffffffffu;
+	m->a = le64_get(p + 8);
+	m->b = le64_get(p + 16);
 	size_t tl = len - RLINK_MSG_HEADER;
 	memcpy(m->text, p + RLINK_MSG_HEADER, tl);
 	m->text[tl] = 0;
@@ -456,16 +438,8 @@ int rlink_start_reader(struct rlink *l, struct kg_err *e)
 int rlink_wait_msg(struct rlink *l, uint32_t mask, int timeout_ms,
 		   struct rlink_msg *m, struct kg_err *e)
 {
-	struct timespec dl;
-	clock_gettime(CLOCK_MONOTONIC, &dl);
-	if (timeout_ms >= 0) {
-		dl.tv_sec += timeout_ms / 1000;
-		dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-		if (dl.tv_nsec >= 1000000000) {
-			dl.tv_sec++;
-			dl.tv_nsec -= 1000000000;
-		}
-	}
+	struct timespec dl = kg_deadline(CLOCK_MONOTONIC,
+					 timeout_ms >= 0 ? timeout_ms : 0);
 	mask |= 1u << RLINK_ABORT;
 	int rc = 0;
 	pthread_mutex_lock(&l->q_lock);

@@ -22,7 +22,7 @@
  * rlink_wait_msg waits for one.
  *
  * One thread may send (stream and messages are serialised by a lock)
- * while another receives. Errors follow vmm/err.h and name the peer.
+ * while another receives. Errors follow base/err.h and name the peer.
  */
 #ifndef KG_RLINK_H
 #define KG_RLINK_H
@@ -30,8 +30,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "../../transport/transport.h"
-#include "../checkpoint/stream.h"
+#include "transport/transport.h"
+#include "ft/checkpoint/stream.h"
 
 #define RLINK_STREAM 1u
 #define RLINK_MSG 2u

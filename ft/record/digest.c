@@ -6,8 +6,8 @@
 #include <string.h>
 #include <xxhash.h>
 
-#include "../../vmm/kvm.h"
-#include "../../vmm/vm.h"
+#include "vmm/kvm.h"
+#include "vmm/vm.h"
 
 #define PAGE 4096u
 

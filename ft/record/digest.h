@@ -14,7 +14,7 @@
 
 #include <stdint.h>
 
-#include "../../vmm/err.h"
+#include "base/err.h"
 #include "rr_log.h"
 
 struct vm;

@@ -9,10 +9,11 @@
 #include <string.h>
 #include <time.h>
 
-#include "../../vmm/kvm.h"
-#include "../../vmm/vm.h"
+#include "vmm/kvm.h"
+#include "vmm/vm.h"
 #include "digest.h"
 #include "rr_log.h"
+#include "base/clock.h"
 
 #define QUEUE_MAX (64u << 20) /* device bytes waiting for an exit */
 #define SECTION_FILL (256u << 10)
@@ -120,9 +121,7 @@ static int rec_guest_write(struct gate *g, uint64_t gpa, const void *src,
 	memcpy(w->data, src, len);
 	count(g, GATE_GUEST_WRITE);
 	pthread_mutex_lock(&r->lock);
-	struct timespec until;
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += 1;
+	struct timespec until = kg_deadline(CLOCK_REALTIME, 1000);
 	while (r->queued_bytes + len > QUEUE_MAX) {
 		if (pthread_cond_timedwait(&r->cond, &r->lock, &until) ==
 		    ETIMEDOUT) {
@@ -161,7 +160,7 @@ static int rec_irq_line(struct gate *g, unsigned irq, int level,
 static uint64_t rec_time_ns(struct gate *g)
 {
 	struct recorder *r = of(g);
-	uint64_t t = vm_now_ns() - g->clock_base_ns;
+	uint64_t t = kg_now_ns() - g->clock_base_ns;
 	if (!r->in_exit)
 		return t;
 	count(g, GATE_TIME);
@@ -192,7 +191,7 @@ static bool work_pending(struct recorder *r, uint64_t guest_ns)
 static void rec_idle(struct gate *g, uint64_t max_ns)
 {
 	struct recorder *r = of(g);
-	uint64_t now = vm_now_ns(), until = now + max_ns;
+	uint64_t now = kg_now_ns(), until = now + max_ns;
 	const struct gate_irqchip *ic = g->irqchip;
 	if (ic) {
 		uint64_t guest = now - g->clock_base_ns;
@@ -202,8 +201,8 @@ static void rec_idle(struct gate *g, uint64_t max_ns)
 	}
 	pthread_mutex_lock(&r->lock);
 	r->st.idle_waits++;
-	while (!work_pending(r, vm_now_ns() - g->clock_base_ns) &&
-	       vm_now_ns() < until) {
+	while (!work_pending(r, kg_now_ns() - g->clock_base_ns) &&
+	       kg_now_ns() < until) {
 		if (flush_wanted(r)) {
 			/* Outputs wait for the log up to here: send it while
 			 * the guest idles (this exit's records come later). */
@@ -215,7 +214,7 @@ static void rec_idle(struct gate *g, uint64_t max_ns)
 		}
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
-		uint64_t left = until - vm_now_ns();
+		uint64_t left = until - kg_now_ns();
 		if ((int64_t)left <= 0)
 			break;
 		if (left > 1000000)
@@ -272,7 +271,7 @@ static int seal(struct recorder *r, struct kg_err *e)
 	r->st.raw_bytes += raw;
 	r->st.log_bytes += n;
 	pthread_mutex_unlock(&r->lock);
-	r->last_flush_ns = vm_now_ns();
+	r->last_flush_ns = kg_now_ns();
 	return rc;
 }
 
@@ -318,7 +317,7 @@ static int inject(struct recorder *r, int vcpu_fd, struct kvm_run *run,
 	const struct gate_irqchip *ic = r->vm->gate.irqchip;
 	if (!ic || !run->ready_for_interrupt_injection || !run->if_flag)
 		return 0;
-	uint64_t guest = vm_now_ns() - r->vm->gate.clock_base_ns;
+	uint64_t guest = kg_now_ns() - r->vm->gate.clock_base_ns;
 	int vec = ic->ack(ic->ctx, guest);
 	if (vec < 0)
 		return 0;
@@ -364,7 +363,7 @@ static void rec_exit_end(struct gate *g, int vcpu_fd, struct kvm_run *run)
 		rc = drain(r, &e);
 	if (rc == 0)
 		rc = inject(r, vcpu_fd, run, &e);
-	uint64_t now = vm_now_ns();
+	uint64_t now = kg_now_ns();
 	if (rc == 0 && r->hashing && now >= r->next_digest_ns) {
 		struct rr_digest d;
 		rc = rr_hasher_digest(&r->hasher, &d, &e);
@@ -420,14 +419,14 @@ struct recorder *recorder_new(struct vm *vm, const struct recorder_opts *o,
 	r->tail = &r->head;
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_cond_init(&r->cond, NULL);
-	r->last_flush_ns = vm_now_ns();
+	r->last_flush_ns = kg_now_ns();
 	if (o->sink && o->digest_ns) {
 		if (rr_hasher_init(&r->hasher, vm, e) < 0) {
 			recorder_free(r);
 			return NULL;
 		}
 		r->hashing = true;
-		r->next_digest_ns = vm_now_ns() + o->digest_ns;
+		r->next_digest_ns = kg_now_ns() + o->digest_ns;
 	}
 	r->buf.first_exit = 0;
 	/* The first TIME record carries the clock itself (a delta from 0). */
@@ -461,7 +460,7 @@ int recorder_set_sink(struct recorder *r, const struct rr_sink *sink,
 			return -1;
 		r->hashing = true;
 	}
-	r->next_digest_ns = vm_now_ns() + r->opts.digest_ns;
+	r->next_digest_ns = kg_now_ns() + r->opts.digest_ns;
 	r->sink = *sink;
 	r->opts.sink = &r->sink;
 	r->failed = false;

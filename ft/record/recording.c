@@ -8,9 +8,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../../vmm/vm.h"
-#include "../checkpoint/epoch.h"
-#include "../checkpoint/stream.h"
+#include "vmm/vm.h"
+#include "ft/checkpoint/epoch.h"
+#include "ft/checkpoint/stream.h"
 #include "rr_log.h"
 
 struct recording {

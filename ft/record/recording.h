@@ -10,7 +10,7 @@
 
 #include <stdint.h>
 
-#include "../../vmm/err.h"
+#include "base/err.h"
 #include "recorder.h"
 
 struct vm;

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../checkpoint/le.h"
+#include "base/le.h"
 
 static const char *const kind_names[] = {
 	[RR_EXIT] = "exit", [RR_TIME] = "time", [RR_WRITE] = "write",

@@ -42,7 +42,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../../vmm/err.h"
+#include "base/err.h"
 
 #define RR_LOG_VERSION 1
 #define RR_SEC_HEADER 24

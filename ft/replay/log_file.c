@@ -7,10 +7,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../../vmm/vm.h"
-#include "../checkpoint/epoch.h"
-#include "../checkpoint/stream.h"
-#include "../record/rr_log.h"
+#include "vmm/vm.h"
+#include "ft/checkpoint/epoch.h"
+#include "ft/checkpoint/stream.h"
+#include "ft/record/rr_log.h"
 
 static int check_log(struct rr_decoder *d, const uint8_t *p, size_t n,
 		     struct rr_file_summary *s, struct kg_err *e)

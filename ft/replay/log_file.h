@@ -10,8 +10,8 @@
 
 #include <stdint.h>
 
-#include "../../vmm/err.h"
-#include "../checkpoint/vm_state.h"
+#include "base/err.h"
+#include "ft/checkpoint/vm_state.h"
 #include "replayer.h"
 
 struct rr_file_summary {

@@ -9,10 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../vmm/kvm.h"
-#include "../../vmm/vm.h"
-#include "../record/digest.h"
-#include "../record/rr_log.h"
+#include "vmm/kvm.h"
+#include "vmm/vm.h"
+#include "ft/record/digest.h"
+#include "ft/record/rr_log.h"
 
 #define TIMES_MAX 64
 

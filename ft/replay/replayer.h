@@ -17,7 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../../vmm/err.h"
+#include "base/err.h"
 
 struct vm;
 

@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../../vmm/err.h"
+#include "base/err.h"
 
 #define IMAGE_COPY_CHUNK (1u << 20)
 

@@ -9,10 +9,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../../vmm/virtio_mmio.h"
-#include "../../vmm/vm.h"
+#include "vmm/virtio_mmio.h"
+#include "vmm/vm.h"
 #include "converge.h"
 #include "image_copy.h"
+#include "base/clock.h"
 
 #define DEFAULT_MAX_ROUNDS 30
 #define DEFAULT_FINAL_BLOCKS 256
@@ -44,7 +45,7 @@ static void report(struct sm *m, uint64_t pos)
 {
 	if (!m->o->progress)
 		return;
-	uint64_t now = vm_now_ns();
+	uint64_t now = kg_now_ns();
 	double secs = (double)(now - m->round_ns) / 1e9;
 	double mbps = secs > 0.001 ? (double)(m->c.bytes - m->round_bytes) /
 					    secs / 1e6 : m->mbps;
@@ -74,20 +75,20 @@ static bool tick(void *arg, uint64_t pos)
 		m->stopping = true;
 		return false;
 	}
-	if (vm_now_ns() - m->last_progress_ns >= PROGRESS_NS)
+	if (kg_now_ns() - m->last_progress_ns >= PROGRESS_NS)
 		report(m, pos);
 	return true;
 }
 
 static void start_round(struct sm *m)
 {
-	m->round_ns = vm_now_ns();
+	m->round_ns = kg_now_ns();
 	m->round_bytes = m->c.bytes;
 }
 
 static void end_round(struct sm *m)
 {
-	double secs = (double)(vm_now_ns() - m->round_ns) / 1e9;
+	double secs = (double)(kg_now_ns() - m->round_ns) / 1e9;
 	uint64_t n = m->c.bytes - m->round_bytes;
 	/* A tiny round says little about the rate: keep the last one. */
 	if (secs > 0 && n >= IMAGE_COPY_CHUNK)
@@ -172,7 +173,7 @@ static int final_copy(struct sm *m, const char *newpath,
 		      struct storage_migrate_stats *st, struct kg_err *e)
 {
 	struct virtio_mmio *t = virtio_blk_transport(m->b);
-	uint64_t t0 = vm_now_ns();
+	uint64_t t0 = kg_now_ns();
 	virtio_mmio_quiesce(t);
 	virtio_blk_take_dirty(m->b, m->bits, m->words);
 	st->final_blocks = 0; /* the last round's leftovers and the new ones */
@@ -185,7 +186,7 @@ static int final_copy(struct sm *m, const char *newpath,
 	if (r == 0)
 		r = virtio_blk_switch(m->b, m->c.dst, newpath, e);
 	virtio_mmio_release(t);
-	st->pause_us = (vm_now_ns() - t0) / 1000;
+	st->pause_us = (kg_now_ns() - t0) / 1000;
 	return r;
 }
 
@@ -222,7 +223,7 @@ int storage_migrate(struct vm *vm, unsigned disk, const char *newpath,
 		    struct storage_migrate_stats *st, struct kg_err *e)
 {
 	static const struct storage_migrate_opts defaults;
-	uint64_t t0 = vm_now_ns();
+	uint64_t t0 = kg_now_ns();
 	memset(st, 0, sizeof(*st));
 	if (vm->cfg.ndisks == 0)
 		return kg_errf(e, "storage-migrate: the VM has no disk");
@@ -241,7 +242,7 @@ int storage_migrate(struct vm *vm, unsigned disk, const char *newpath,
 	m.words = disk_track_words(m.c.size);
 	m.bits = calloc(m.words ? m.words : 1, sizeof(*m.bits));
 	m.c.buf = malloc(IMAGE_COPY_CHUNK);
-	m.last_progress_ns = vm_now_ns();
+	m.last_progress_ns = kg_now_ns();
 	int r;
 	if (!m.bits || !m.c.buf)
 		r = kg_errf(e, "out of memory");
@@ -261,6 +262,6 @@ int storage_migrate(struct vm *vm, unsigned disk, const char *newpath,
 	}
 	free(m.bits);
 	free(m.c.buf);
-	st->total_us = (vm_now_ns() - t0) / 1000;
+	st->total_us = (kg_now_ns() - t0) / 1000;
 	return r;
 }

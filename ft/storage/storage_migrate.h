@@ -23,7 +23,7 @@
 
 #include <stdint.h>
 
-#include "../../vmm/err.h"
+#include "base/err.h"
 
 struct vm;
 

@@ -24,7 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdbool.h>
-#include "kagami_platform.h"
+#include "abi/kagami_platform.h"
 
 /* The program's entry point, in ring 3; its return value is the exit code. */
 int main(const char *cmdline);

@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../ft/checkpoint/page_codec.h"
+#include "ft/checkpoint/page_codec.h"
 
 #define PAGE 4096u
 #define RAM (64 * 1024)

@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../vmm/gate.h"
-#include "../../vmm/virtq.h"
+#include "vmm/gate.h"
+#include "vmm/virtq.h"
 
 #define RAM (64 * 1024)
 

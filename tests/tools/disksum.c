@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../guests/disksum.h"
+#include "guests/disksum.h"
 
 int main(int argc, char **argv)
 {

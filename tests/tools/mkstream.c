@@ -15,7 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../../ft/checkpoint/stream.h"
+#include "ft/checkpoint/stream.h"
 
 static void fill(uint8_t *buf, size_t n, unsigned seed)
 {

@@ -13,8 +13,8 @@
 
 #include <cmocka.h>
 
-#include "../../vmm/virtio_blk.h"
-#include "../../vmm/virtio_net.h"
+#include "vmm/virtio_blk.h"
+#include "vmm/virtio_net.h"
 
 static void disk_bad(const char *s, const char *what)
 {

@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "vm_fixture.h"
-#include "../../vmm/virtio_mmio.h"
+#include "vmm/virtio_mmio.h"
 
 /* Whether another open file description could lock path now. */
 static bool lockable(const char *path)

@@ -15,7 +15,7 @@
 
 #include <cmocka.h>
 
-#include "../../vmm/elf.h"
+#include "vmm/elf.h"
 
 #define IMG_CAP 8192u
 #define NOTE_OFF 0x800u   /* where the PT_NOTE data lives */

@@ -17,7 +17,7 @@
 #include <pthread.h>
 #include <unistd.h>
 
-#include "../../ft/checkpoint/epoch.h"
+#include "ft/checkpoint/epoch.h"
 #include "vm_fixture.h"
 
 static void config(struct vm_run *r, struct vm_config *cfg, const char *image,

@@ -21,8 +21,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../../ft/checkpoint/epoch.h"
-#include "../../ft/checkpoint/stream.h"
+#include "ft/checkpoint/epoch.h"
+#include "ft/checkpoint/stream.h"
 #include "vm_fixture.h"
 
 #define PAGE 4096u

@@ -24,9 +24,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../../ft/lease/lease.h"
-#include "../../ft/lease/witness.h"
-#include "../../ft/lease/witness_table.h"
+#include "ft/lease/lease.h"
+#include "ft/lease/witness.h"
+#include "ft/lease/witness_table.h"
 
 #define TTL 300u /* ms: short leases keep the suite quick */
 

@@ -1,6 +1,6 @@
 /*
  * Unit tests for the small pure pieces: console_parse (vmm/console.h),
- * bus_add/bus_find (vmm/bus.h), the error helpers (vmm/err.h) and
+ * bus_add/bus_find (vmm/bus.h), the error helpers (base/err.h) and
  * fault_frame_format (vmm/devices.h).
  */
 #include <errno.h>
@@ -13,11 +13,11 @@
 
 #include <cmocka.h>
 
-#include "../../guests/sdk/kagami_platform.h"
-#include "../../vmm/bus.h"
-#include "../../vmm/console.h"
-#include "../../vmm/devices.h"
-#include "../../vmm/err.h"
+#include "abi/kagami_platform.h"
+#include "vmm/bus.h"
+#include "vmm/console.h"
+#include "vmm/devices.h"
+#include "base/err.h"
 
 #define has(hay, needle)                                                  \
 	do {                                                              \

@@ -6,7 +6,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "../../vmm/outbuf.h"
+#include "vmm/outbuf.h"
 
 struct sink {
 	char out[256];

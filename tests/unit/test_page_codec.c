@@ -21,8 +21,8 @@
 
 #include <lz4.h>
 
-#include "../../ft/checkpoint/le.h"
-#include "../../ft/checkpoint/page_codec.h"
+#include "base/le.h"
+#include "ft/checkpoint/page_codec.h"
 
 #define RAM_SIZE (1ull << 20)
 #define PAGE 4096ull

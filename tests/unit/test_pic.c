@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <cmocka.h>
 
-#include "../../vmm/pic.h"
+#include "vmm/pic.h"
 
 /* The PC's usual programming: edge, cascade, ICW4, vectors 0x20/0x28. */
 static void program(struct pic *p, uint8_t icw4)

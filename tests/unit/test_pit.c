@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <cmocka.h>
 
-#include "../../vmm/pit.h"
+#include "vmm/pit.h"
 
 /* Guest ns of tick t after a load at 0: ceil(t * 1e9 / PIT_HZ). */
 static uint64_t tick_ns(uint64_t t)

@@ -1,5 +1,5 @@
 /*
- * The kagami device (vmm/dev_platform.c) against guests/sdk/kagami_platform.h:
+ * The kagami device (vmm/dev_platform.c) against abi/kagami_platform.h:
  * identity and version, the version 2 ports (MODE, IDLE) and the extent of
  * the port range, read and written through the PIO bus of a real VM; then
  * a guest that reads them from ring 3 (through the TSS I/O bitmap). Skips
@@ -15,7 +15,7 @@
 #include <cmocka.h>
 
 #include "vm_fixture.h"
-#include "../../guests/sdk/kagami_platform.h"
+#include "abi/kagami_platform.h"
 
 #define RDTSC "build/guests/rdtsc.elf"
 

@@ -13,9 +13,9 @@
 
 #include <cmocka.h>
 
-#include "../../guests/sdk/kagami_platform.h"
-#include "../../vmm/mem.h"
-#include "../../vmm/pvh.h"
+#include "abi/kagami_platform.h"
+#include "vmm/mem.h"
+#include "vmm/pvh.h"
 
 #define KiB (1ull << 10)
 #define MiB (1ull << 20)

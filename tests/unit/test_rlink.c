@@ -24,7 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../../ft/pipeline/rlink.h"
+#include "ft/pipeline/rlink.h"
 
 #define KiB 1024u
 #define MiB (1024u * 1024u)

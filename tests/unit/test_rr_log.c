@@ -20,8 +20,8 @@
 
 #include <lz4.h>
 
-#include "../../ft/checkpoint/le.h"
-#include "../../ft/record/rr_log.h"
+#include "base/le.h"
+#include "ft/record/rr_log.h"
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 

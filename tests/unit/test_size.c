@@ -7,7 +7,7 @@
 
 #include <cmocka.h>
 
-#include "../../vmm/size.h"
+#include "vmm/size.h"
 
 #define KiB (1ull << 10)
 #define MiB (1ull << 20)

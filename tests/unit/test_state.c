@@ -18,9 +18,9 @@
 #include <pthread.h>
 #include <unistd.h>
 
-#include "../../ft/checkpoint/cpu_state.h"
-#include "../../ft/checkpoint/dev_state.h"
-#include "../../ft/checkpoint/snapshot.h"
+#include "ft/checkpoint/cpu_state.h"
+#include "ft/checkpoint/dev_state.h"
+#include "ft/checkpoint/snapshot.h"
 #include "vm_fixture.h"
 
 static void make_config(struct vm_run *r, struct vm_config *cfg,

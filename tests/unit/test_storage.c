@@ -15,9 +15,9 @@
 
 #include <cmocka.h>
 
-#include "../../ft/storage/converge.h"
-#include "../../ft/storage/image_copy.h"
-#include "../../vmm/virtio_blk.h"
+#include "ft/storage/converge.h"
+#include "ft/storage/image_copy.h"
+#include "vmm/virtio_blk.h"
 
 #define BLK DISK_TRACK_BLOCK
 

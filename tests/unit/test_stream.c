@@ -21,8 +21,8 @@
 #include <unistd.h>
 #include <sys/mman.h>
 
-#include "../../ft/checkpoint/crc32c.h"
-#include "../../ft/checkpoint/stream.h"
+#include "base/crc32c.h"
+#include "ft/checkpoint/stream.h"
 
 #define KiB 1024u
 

@@ -28,7 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../../transport/transport.h"
+#include "transport/transport.h"
 
 #define KiB 1024u
 #define MiB (1024u * 1024u)

@@ -26,8 +26,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../../transport/rdma_ops.h"
-#include "../../transport/transport.h"
+#include "transport/rdma_ops.h"
+#include "transport/transport.h"
 
 #define TMO 3000
 

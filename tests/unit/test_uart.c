@@ -7,7 +7,7 @@
 
 #include <cmocka.h>
 
-#include "../../vmm/uart.h"
+#include "vmm/uart.h"
 
 /* What the callbacks saw. */
 struct host {

@@ -18,9 +18,9 @@
 
 #include <cmocka.h>
 
-#include "../../vmm/gate.h"
-#include "../../vmm/mem.h"
-#include "../../vmm/virtq.h"
+#include "vmm/gate.h"
+#include "vmm/mem.h"
+#include "vmm/virtq.h"
 
 #define RAM_SIZE (1ull << 20)
 #define PAGE 4096ull

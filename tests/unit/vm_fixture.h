@@ -13,7 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../../vmm/vm.h"
+#include "vmm/vm.h"
 
 #define MEMSTRESS "build/guests/memstress.elf"
 #define HELLO "build/guests/hello.elf"

@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../../vmm/err.h"
+#include "err.h"
 
 enum vs_type { VS_U8, VS_U16, VS_U32, VS_U64, VS_BYTES };
 

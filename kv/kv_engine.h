@@ -15,8 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../vmm/err.h"
-#include "../guests/kvstore_proto.h"
+#include "base/err.h"
+#include "abi/kvstore_proto.h"
 
 #define KV_EXIT_NOT_FOUND 1 /* get/del of a missing key; verify: lost > 0 */
 #define KV_EXIT_FAIL 3      /* timeout or error */
