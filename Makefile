@@ -22,11 +22,12 @@ CFLAGS_asan := -O1 $(SAN)
 
 # Layers, bottom first. LAYER_DEPS lists every layer below that one may use
 # (transitively closed); link order puts a layer before its dependencies.
-LAYERS := base vmm transport kv checkpoint lease storage record replay pipeline
+LAYERS := base vmm transport kv check checkpoint lease storage record replay pipeline
 LAYER_DIR_base := base
 LAYER_DIR_vmm := vmm
 LAYER_DIR_transport := transport
 LAYER_DIR_kv := kv
+LAYER_DIR_check := check
 LAYER_DIR_checkpoint := ft/checkpoint
 LAYER_DIR_lease := ft/lease
 LAYER_DIR_storage := ft/storage
@@ -37,6 +38,7 @@ LAYER_DEPS_base :=
 LAYER_DEPS_vmm := base
 LAYER_DEPS_transport := base
 LAYER_DEPS_kv := base
+LAYER_DEPS_check := base
 LAYER_DEPS_checkpoint := vmm base
 LAYER_DEPS_lease := transport base
 LAYER_DEPS_storage := vmm base
@@ -44,7 +46,7 @@ LAYER_DEPS_record := checkpoint vmm base
 LAYER_DEPS_replay := record checkpoint vmm base
 LAYER_DEPS_pipeline := replay record storage lease checkpoint transport vmm base
 
-LINK_ORDER := pipeline replay record storage lease checkpoint kv transport vmm base
+LINK_ORDER := pipeline replay record storage lease checkpoint check kv transport vmm base
 # The libraries for a set of layers with their dependencies, in link order.
 layer_libs = $(foreach l,$(filter $(sort $(1) $(foreach x,$(1),$(LAYER_DEPS_$(x)))),$(LINK_ORDER)),$(BUILD)/$(2)/lib/lib$(l).a)
 
@@ -60,6 +62,7 @@ GUESTS := hello memstress crashme kvstore blktest hostile rdtsc ticks
 GUEST_ELFS := $(GUESTS:%=$(BUILD)/guests/%.elf)
 
 # Unit tests: the layers each one tests (its link line holds nothing else).
+UNIT_LAYERS_test_check := check
 UNIT_LAYERS_test_devspec := vmm
 UNIT_LAYERS_test_disk_switch := vmm
 UNIT_LAYERS_test_elf := vmm

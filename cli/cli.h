@@ -18,5 +18,6 @@ int cmd_receive(int argc, char **argv);
 int cmd_secondary(int argc, char **argv);
 int cmd_drill(int argc, char **argv);
 int cmd_witness(int argc, char **argv);
+int cmd_check(int argc, char **argv);
 
 #endif

@@ -62,6 +62,7 @@
 
 #include "kv/kv_engine.h"
 #include "kv/kv_journal.h"
+#include "kv/kv_history.h"
 
 /* ---- single requests ----------------------------------------------- */
 
@@ -109,6 +110,7 @@ struct load_ctx {
 	const char *jpath;
 	uint64_t *acked_req;  /* per key: the owner's last acked put, 0 none */
 	uint8_t *uncertain;   /* per key: a later put got an error */
+	struct kv_history *hist;
 	uint64_t puts, gets, checked, mismatches;
 };
 
@@ -165,12 +167,15 @@ static int load_next(void *ctx, struct kv_engine *en, unsigned slot,
 		r->vlen = load_value(r->val, c->value_size,
 				     en->slots[slot].client_id, req_id);
 		c->puts++;
-		return journal_line(c, 'a', en->slots[slot].client_id, req_id,
-				    r, &en->err) < 0 ? -1 : 1;
+		if (journal_line(c, 'a', en->slots[slot].client_id, req_id, r,
+				 &en->err) < 0)
+			return -1;
+	} else {
+		r->op = KV_GET;
+		c->gets++;
 	}
-	r->op = KV_GET;
-	c->gets++;
-	return 1;
+	return kv_history_invoke(c->hist, en->slots[slot].client_id, req_id,
+				 r, &en->err) < 0 ? -1 : 1;
 }
 
 static int load_done(void *ctx, struct kv_engine *en, unsigned slot,
@@ -180,6 +185,8 @@ static int load_done(void *ctx, struct kv_engine *en, unsigned slot,
 	struct load_ctx *c = ctx;
 	uint64_t client = en->slots[slot].client_id;
 	size_t k = r->tag;
+	if (kv_history_complete(c->hist, client, req_id, r, res, &en->err) < 0)
+		return -1;
 	if (r->op == KV_PUT) {
 		if (res->status != KV_OK) {
 			c->uncertain[k] = 1;
@@ -228,14 +235,14 @@ static void kv_usage(FILE *f)
 "  stats           prints the server's counters\n"
 "  load --duration S --journal FILE [--rate N] [--keys N]\n"
 "       [--write-ratio F] [--seed S] [--clients N] [--value-size N]\n"
-"       [--key-prefix P]\n"
+"       [--key-prefix P] [--history FILE]\n"
 "                  a put/get mix over N keys P0000000.. (default 1000,\n"
 "                  prefix k, 50%% puts, values of 32 bytes or more)\n"
 "                  from N client ids (default 8), each with one request\n"
 "                  outstanding, at N requests/s (default: no pacing);\n"
 "                  appends every write attempt and acknowledgement to\n"
 "                  FILE; reads of keys written in the run are checked\n"
-"  verify --journal FILE [--clients N]\n"
+"  verify --journal FILE [--clients N] [--history FILE]\n"
 "                  reads every key of FILE; a key whose value is neither\n"
 "                  its last acknowledged write nor a later attempt is lost\n"
 "                  (FILE must hold every write to its keys: give each\n"
@@ -248,6 +255,9 @@ static void kv_usage(FILE *f)
 "  --server IP:PORT  the kvstore guest (port default %d)\n"
 "  --timeout S       give up a request after S seconds (default 5); load\n"
 "                    retries each request until the run ends\n"
+"  --history FILE    (load, verify) also append every request's\n"
+"                    invocation and completion to FILE, the history that\n"
+"                    'kagami check' judges\n"
 "  -h, --help        show this help\n"
 "\n"
 "exit status: 0 done; 1 not found (get, del) or lost writes (verify);\n"
@@ -256,7 +266,7 @@ static void kv_usage(FILE *f)
 }
 
 struct kv_opts {
-	const char *server, *journal, *key_prefix;
+	const char *server, *journal, *key_prefix, *history;
 	double timeout_s, duration_s, rate, write_ratio;
 	unsigned long keys, clients, value_size;
 	uint64_t seed, client_id, req_id;
@@ -269,7 +279,7 @@ enum {
 	OPT_WRITE_RATIO = 1u << 3, OPT_SEED = 1u << 4, OPT_CLIENTS = 1u << 5,
 	OPT_JOURNAL = 1u << 6, OPT_VALUE_SIZE = 1u << 7,
 	OPT_CLIENT_ID = 1u << 8, OPT_REQ_ID = 1u << 9,
-	OPT_KEY_PREFIX = 1u << 10,
+	OPT_KEY_PREFIX = 1u << 10, OPT_HISTORY = 1u << 11,
 };
 
 static int num_ul(const char *opt, const char *s, unsigned long min,
@@ -321,7 +331,7 @@ static int parse_opts(int argc, char **argv, struct kv_opts *o, int *first)
 {
 	enum { O_SERVER = 256, O_TIMEOUT, O_DURATION, O_RATE, O_KEYS,
 	       O_WRITE_RATIO, O_SEED, O_CLIENTS, O_JOURNAL, O_VALUE_SIZE,
-	       O_CLIENT_ID, O_REQ_ID, O_KEY_PREFIX };
+	       O_CLIENT_ID, O_REQ_ID, O_KEY_PREFIX, O_HISTORY };
 	static const struct option opts[] = {
 		{ "server", required_argument, NULL, O_SERVER },
 		{ "timeout", required_argument, NULL, O_TIMEOUT },
@@ -334,6 +344,7 @@ static int parse_opts(int argc, char **argv, struct kv_opts *o, int *first)
 		{ "journal", required_argument, NULL, O_JOURNAL },
 		{ "value-size", required_argument, NULL, O_VALUE_SIZE },
 		{ "key-prefix", required_argument, NULL, O_KEY_PREFIX },
+		{ "history", required_argument, NULL, O_HISTORY },
 		/* Hidden, for tests: send exactly this request id. */
 		{ "client-id", required_argument, NULL, O_CLIENT_ID },
 		{ "req-id", required_argument, NULL, O_REQ_ID },
@@ -387,6 +398,10 @@ static int parse_opts(int argc, char **argv, struct kv_opts *o, int *first)
 		case O_JOURNAL:
 			o->given |= OPT_JOURNAL;
 			o->journal = optarg;
+			break;
+		case O_HISTORY:
+			o->given |= OPT_HISTORY;
+			o->history = optarg;
 			break;
 		case O_VALUE_SIZE:
 			o->given |= OPT_VALUE_SIZE;
@@ -444,7 +459,7 @@ static int check_opts(const char *cmd, unsigned given, unsigned allowed)
 	static const char *const names[] = {
 		"--duration", "--rate", "--keys", "--write-ratio", "--seed",
 		"--clients", "--journal", "--value-size", "--client-id",
-		"--req-id", "--key-prefix",
+		"--req-id", "--key-prefix", "--history",
 	};
 	for (unsigned i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		if ((given & (1u << i)) && !(allowed & (1u << i))) {
@@ -550,7 +565,9 @@ static int cmd_load(const struct kv_opts *o)
 {
 	struct kv_engine en = { .fd = -1 };
 	struct kg_err e = { "" };
+	struct kv_history hist = { .fd = -1 };
 	struct load_ctx c = {
+		.hist = &hist,
 		.prefix = o->key_prefix, .nkeys = (uint32_t)o->keys,
 		.write_ratio = o->write_ratio,
 		.value_size = (uint32_t)o->value_size, .rng = o->seed,
@@ -590,7 +607,9 @@ static int cmd_load(const struct kv_opts *o)
 			  " first_client=%016" PRIx64 "\n", o->server,
 			  nclients, c.nkeys, c.write_ratio, o->seed,
 			  en.slots[0].client_id);
-	if (kv_write_all(c.jfd, hdr, (size_t)hn, o->journal, &e) < 0) {
+	if (kv_write_all(c.jfd, hdr, (size_t)hn, o->journal, &e) < 0 ||
+	    (o->history && (kv_history_open(&hist, o->history, &e) < 0 ||
+			    kv_history_mark(&hist, "start", &e) < 0))) {
 		fprintf(stderr, "kagami kv load: %s\n", e.msg);
 		goto out;
 	}
@@ -602,6 +621,10 @@ static int cmd_load(const struct kv_opts *o)
 	en.done = load_done;
 	en.ctx = &c;
 	int r = kv_engine_run(&en);
+	if (r == 0 && kv_history_mark(&hist, "end", &e) < 0) {
+		en.err = e;
+		r = -1;
+	}
 	char extra[256];
 	snprintf(extra, sizeof(extra), ",\"puts\":%" PRIu64 ",\"gets\":%"
 		 PRIu64 ",\"checked\":%" PRIu64 ",\"mismatches\":%" PRIu64
@@ -621,6 +644,10 @@ static int cmd_load(const struct kv_opts *o)
 	else
 		rc = 0;
 out:
+	if (kv_history_close(&hist, &e) < 0 && rc == 0) {
+		fprintf(stderr, "kagami kv load: %s\n", e.msg);
+		rc = KV_EXIT_FAIL;
+	}
 	if (c.jfd >= 0 && close(c.jfd) < 0 && rc == 0) {
 		fprintf(stderr, "kagami kv load: close %s: %s\n", o->journal,
 			strerror(errno));
@@ -637,14 +664,16 @@ static int cmd_verify(const struct kv_opts *o)
 	struct kv_engine en = { .fd = -1 };
 	struct kg_err e = { "" };
 	struct jtable t = { 0 };
-	struct verify_ctx c = { .t = &t };
+	struct kv_history hist = { .fd = -1 };
+	struct verify_ctx c = { .t = &t, .hist = &hist };
 	int rc = KV_EXIT_FAIL;
 	uint64_t id;
 	if (!(o->given & OPT_JOURNAL)) {
 		fprintf(stderr, "kagami kv verify: --journal is required\n");
 		return KG_EXIT_USAGE;
 	}
-	if (kv_journal_read(o->journal, &t, &e) < 0) {
+	if (kv_journal_read(o->journal, &t, &e) < 0 ||
+	    (o->history && kv_history_open(&hist, o->history, &e) < 0)) {
 		fprintf(stderr, "kagami kv verify: %s\n", e.msg);
 		goto out;
 	}
@@ -678,6 +707,10 @@ static int cmd_verify(const struct kv_opts *o)
 		rc = 0;
 	}
 out:
+	if (kv_history_close(&hist, &e) < 0 && rc == 0) {
+		fprintf(stderr, "kagami kv verify: %s\n", e.msg);
+		rc = KV_EXIT_FAIL;
+	}
 	kv_jtable_free(&t);
 	kv_engine_free(&en);
 	return rc;
@@ -722,8 +755,8 @@ int cmd_kv(int argc, char **argv)
 			: !strcmp(cmd, "load")
 			? OPT_DURATION | OPT_RATE | OPT_KEYS | OPT_WRITE_RATIO |
 			  OPT_SEED | OPT_CLIENTS | OPT_JOURNAL | OPT_VALUE_SIZE |
-			  OPT_KEY_PREFIX
-			: OPT_JOURNAL | OPT_CLIENTS) < 0)
+			  OPT_KEY_PREFIX | OPT_HISTORY
+			: OPT_JOURNAL | OPT_CLIENTS | OPT_HISTORY) < 0)
 		return KG_EXIT_USAGE;
 	if (!single && nargs) {
 		fprintf(stderr, "kagami kv %s: unexpected argument '%s'\n",

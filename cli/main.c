@@ -45,6 +45,8 @@ static void usage(FILE *f)
 		"  inspect    list and check the sections of a snapshot or stream\n"
 		"  witness    serve leases against split brain (see 'kagami\n"
 		"             witness --help')\n"
+		"  check      judge client histories: linearizable, nothing\n"
+		"             acknowledged lost, the longest outage\n"
 		"  help       show this help\n"
 		"  version    print the version\n");
 }
@@ -81,6 +83,8 @@ int main(int argc, char **argv)
 		return cmd_ctl(argc - 1, argv + 1);
 	if (!strcmp(cmd, "witness"))
 		return cmd_witness(argc - 1, argv + 1);
+	if (!strcmp(cmd, "check"))
+		return cmd_check(argc - 1, argv + 1);
 	if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") ||
 	    !strcmp(cmd, "-h")) {
 		usage(stdout);

@@ -178,7 +178,6 @@ int kv_verify_next(void *ctx, struct kv_engine *en, unsigned slot,
 		       uint64_t req_id, struct kv_req *r)
 {
 	struct verify_ctx *c = ctx;
-	(void)en; (void)slot; (void)req_id;
 	if (c->next >= c->t->n)
 		return 0;
 	struct jkey *k = c->t->list[c->next];
@@ -186,7 +185,8 @@ int kv_verify_next(void *ctx, struct kv_engine *en, unsigned slot,
 	r->op = KV_GET;
 	r->klen = (uint16_t)strlen(k->key);
 	memcpy(r->key, k->key, r->klen);
-	return 1;
+	return kv_history_invoke(c->hist, en->slots[slot].client_id, req_id,
+				 r, &en->err) < 0 ? -1 : 1;
 }
 
 int kv_verify_done(void *ctx, struct kv_engine *en, unsigned slot,
@@ -195,7 +195,9 @@ int kv_verify_done(void *ctx, struct kv_engine *en, unsigned slot,
 {
 	struct verify_ctx *c = ctx;
 	struct jkey *k = c->t->list[r->tag];
-	(void)en; (void)slot; (void)req_id;
+	if (kv_history_complete(c->hist, en->slots[slot].client_id, req_id, r,
+				res, &en->err) < 0)
+		return -1;
 	if (res->status != KV_OK && res->status != KV_NOT_FOUND) {
 		fprintf(stderr, "kagami kv verify: get %s: %s\n", k->key,
 			kv_status_name(res->status));

@@ -9,6 +9,7 @@
 #define KG_KV_JOURNAL_H
 
 #include "kv_engine.h"
+#include "kv_history.h"
 
 struct jatt {
 	uint64_t client, req;
@@ -35,6 +36,7 @@ struct jtable {
 
 struct verify_ctx {
 	struct jtable *t;
+	struct kv_history *hist; /* every read recorded */
 	size_t next;
 	uint64_t lost, ok;
 };

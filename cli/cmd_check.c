@@ -1,0 +1,111 @@
+/* kagami check: the verdict on client histories (check/checker.h). */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "check/checker.h"
+#include "cli.h"
+
+static void check_usage(FILE *f)
+{
+	fprintf(f,
+"usage: kagami check [--json] HISTORY...\n"
+"\n"
+"Reads the histories that load clients recorded (every request's\n"
+"invocation and completion; format in check/history.h) and decides, from\n"
+"them alone, whether the service behaved as one copy would: every key's\n"
+"operations must be linearizable (no acknowledged write lost, no read of a\n"
+"value never written or already replaced), and at least one write must\n"
+"have been acknowledged. It also reports the longest outage of the load\n"
+"(no request completing), counted even when it lasts to the load's end.\n"
+"\n"
+"  --json      one JSON object instead of text\n"
+"  -h, --help  show this help\n"
+"\n"
+"exit status: 0 the history passes; 1 it does not; 2 bad arguments or an\n"
+"unreadable or malformed history (one line naming the file and line).\n");
+}
+
+static void print_report(const struct check_report *r, bool json)
+{
+	double outage_ms = (double)r->outage_ns / 1e6;
+	double from_ms = (double)r->outage_from_ns / 1e6;
+	if (json) {
+		printf("{\"pass\":%s,\"verdict\":\"%s\",\"ops\":%zu,\"ok\":%zu,"
+		       "\"failed\":%zu,\"unknown\":%zu,\"acked_writes\":%zu,"
+		       "\"reads\":%zu,\"keys\":%zu,\"keys_bad\":%zu,"
+		       "\"keys_undecided\":%zu,\"outage_ms\":%.1f,"
+		       "\"outage_from_ms\":%.1f,\"outage_trailing\":%s,"
+		       "\"window_ms\":%.1f,\"problem\":\"",
+		       r->pass ? "true" : "false", r->verdict, r->ops, r->ok,
+		       r->failed, r->unknown, r->acked_writes, r->reads,
+		       r->keys, r->keys_bad, r->keys_undecided, outage_ms,
+		       from_ms, r->outage_trailing ? "true" : "false",
+		       (double)r->window_ns / 1e6);
+		for (const char *p = r->problem; *p; p++) {
+			if (*p == '"' || *p == '\\')
+				putchar('\\');
+			if ((unsigned char)*p >= 0x20)
+				putchar(*p);
+		}
+		printf("\"}\n");
+		return;
+	}
+	printf("%s: %s\n", r->pass ? "PASS" : "FAIL", r->verdict);
+	printf("operations: %zu (%zu ok, %zu failed, %zu unknown); "
+	       "%zu acknowledged writes, %zu reads, %zu keys\n", r->ops, r->ok,
+	       r->failed, r->unknown, r->acked_writes, r->reads, r->keys);
+	printf("longest outage: %.1f ms from %.1f ms into the load%s\n",
+	       outage_ms, from_ms,
+	       r->outage_trailing ? " (it lasted to the end)" : "");
+	if (r->problem[0])
+		printf("first problem: %s (%zu keys bad, %zu undecided)\n",
+		       r->problem, r->keys_bad, r->keys_undecided);
+}
+
+int cmd_check(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	bool json = false;
+	opterr = 0;
+	optind = 1;
+	int c;
+	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'j': json = true; break;
+		case 'h': check_usage(stdout); return 0;
+		default:
+			fprintf(stderr, "kagami check: unknown option '%s' (try "
+				"'kagami check --help')\n", argv[optind - 1]);
+			return KG_EXIT_USAGE;
+		}
+	}
+	if (optind == argc) {
+		fprintf(stderr, "kagami check: no history given (try 'kagami "
+			"check --help')\n");
+		return KG_EXIT_USAGE;
+	}
+	struct history h = { 0 };
+	struct kg_err e = { 0 };
+	for (int i = optind; i < argc; i++) {
+		if (history_read(&h, argv[i], &e) < 0) {
+			fprintf(stderr, "kagami check: %s\n", e.msg);
+			history_free(&h);
+			return KG_EXIT_USAGE;
+		}
+	}
+	struct check_report r;
+	int rc = check_history(&h, 0, &r, &e);
+	history_free(&h);
+	if (rc < 0) {
+		fprintf(stderr, "kagami check: %s\n", e.msg);
+		return KG_EXIT_USAGE;
+	}
+	print_report(&r, json);
+	return r.pass ? 0 : 1;
+}
