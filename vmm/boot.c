@@ -99,7 +99,7 @@ int boot_read_inputs(struct vm *vm, struct kg_err *e)
 		return -1;
 	if (elf_parse(vm->image, vm->image_size, &img, e) < 0)
 		return kg_err_prefix(e, "image %s", c->kernel_path);
-	if (check_fit(&img, c->mem_size, e) < 0)
+	if (elf_check_entry(&img, e) < 0 || check_fit(&img, c->mem_size, e) < 0)
 		return kg_err_prefix(e, "image %s", c->kernel_path);
 	if (c->initrd_path &&
 	    read_file("initrd", c->initrd_path, c->mem_size, &vm->initrd,

@@ -161,3 +161,15 @@ int elf_parse(const uint8_t *buf, size_t len, struct elf_image *img,
 			       " not a PVH-bootable image");
 	return 0;
 }
+
+int elf_check_entry(const struct elf_image *img, struct kg_err *e)
+{
+	for (unsigned i = 0; i < img->nsegs; i++) {
+		const struct elf_segment *s = &img->segs[i];
+		if (img->pvh_entry >= s->paddr &&
+		    img->pvh_entry - s->paddr < s->filesz)
+			return 0;
+	}
+	return kg_errf(e, "the PVH entry point 0x%llx is outside every "
+		       "loaded segment", (unsigned long long)img->pvh_entry);
+}

@@ -31,4 +31,9 @@ struct elf_image {
 int elf_parse(const uint8_t *buf, size_t len, struct elf_image *img,
 	      struct kg_err *e);
 
+/* The PVH entry point must lie in the file-backed part of a loaded
+ * segment: anywhere else the first instruction would be zeros or
+ * unmapped, and the guest would fail obscurely after boot. */
+int elf_check_entry(const struct elf_image *img, struct kg_err *e);
+
 #endif

@@ -42,6 +42,18 @@ test_no_pvh_note() {
 	err_case 2 "no PVH entry note" run nonote.elf
 }
 
+test_entry_outside_segments() {
+	# The note's descriptor (the entry point) moved past every segment:
+	# refused at load (exit 2), not an internal error later.
+	cp "$GUESTS/hello.elf" badentry.elf
+	local off
+	off=$(readelf -lW badentry.elf | awk '$1 == "NOTE" { print $2 }')
+	[[ -n $off ]] || { why "no NOTE segment found"; return; }
+	off=$((off))
+	printf '\x00\xb0\xad\x3e' | dd of=badentry.elf bs=1 seek=$((off + 16)) conv=notrunc status=none
+	err_case 2 "the PVH entry point 0x3eadb000 is outside every loaded segment" run badentry.elf
+}
+
 test_image_larger_than_mem() {
 	cp "$GUESTS/hello.elf" big.elf
 	truncate -s 3M big.elf
@@ -128,6 +140,7 @@ t "image is a directory" test_directory
 t "image is not an ELF" test_not_elf
 t "truncated ELF" test_truncated_elf
 t "ELF without a PVH note" test_no_pvh_note
+t "PVH entry point outside the loaded segments" test_entry_outside_segments
 t "image larger than --mem" test_image_larger_than_mem kvm
 t "initrd larger than --mem" test_segment_outside_mem kvm
 t "initrd does not fit beside the image" test_initrd_does_not_fit kvm

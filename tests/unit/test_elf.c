@@ -770,6 +770,33 @@ static uint8_t *load_hello(size_t *len)
 	return NULL;
 }
 
+static void test_entry_in_segment(void **state)
+{
+	(void)state;
+	struct elf_image img;
+	struct kg_err e = { .msg = "" };
+	size_t len = build(img_buf, &std64);
+	expect_ok(img_buf, len, &img);
+	/* ENTRY lies in the first segment's file bytes. */
+	assert_int_equal(elf_check_entry(&img, &e), 0);
+	/* The first and last file-backed bytes count, bss does not. */
+	img.pvh_entry = LOAD_PADDR;
+	assert_int_equal(elf_check_entry(&img, &e), 0);
+	img.pvh_entry = LOAD_PADDR + LOAD_FILESZ - 1;
+	assert_int_equal(elf_check_entry(&img, &e), 0);
+	img.pvh_entry = LOAD_PADDR + LOAD_FILESZ;
+	assert_int_equal(elf_check_entry(&img, &e), -1);
+	assert_non_null(strstr(e.msg, "outside every loaded segment"));
+	img.pvh_entry = LOAD_PADDR - 1;
+	assert_int_equal(elf_check_entry(&img, &e), -1);
+	struct opts o = std64;
+	o.entry = 0xfffffff0u;
+	len = build(img_buf, &o);
+	expect_ok(img_buf, len, &img);
+	assert_int_equal(elf_check_entry(&img, &e), -1);
+	assert_non_null(strstr(e.msg, "0xfffffff0"));
+}
+
 static void test_real_hello_elf(void **state)
 {
 	(void)state;
@@ -848,6 +875,7 @@ int main(void)
 		cmocka_unit_test(test_bad_descsz),
 		cmocka_unit_test(test_null_err),
 		cmocka_unit_test(test_truncate_every_length),
+		cmocka_unit_test(test_entry_in_segment),
 		cmocka_unit_test(test_real_hello_elf),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
