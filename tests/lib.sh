@@ -18,13 +18,7 @@ t() {
 		esac
 	done
 	if [[ -n $missing ]]; then
-		if [[ ${CI:-} == true ]]; then
-			FAILED=$((FAILED + 1)); FAILED_NAMES+=("$name")
-			echo "FAIL $name: $missing (required under CI)"
-		else
-			SKIPPED=$((SKIPPED + 1))
-			echo "SKIP $name: $missing"
-		fi
+		cannot_run "$name" "$missing"
 		return
 	fi
 	TT=$(mktemp -d "${TMPDIR:-/tmp}/kagami-test.XXXXXX")
@@ -38,6 +32,42 @@ t() {
 		sed 's/^/     | /' "$TT/.log" | tail -n 20
 	fi
 	rm -rf "$TT"
+}
+
+# cannot_run NAME REASON: NAME cannot run here for want of REASON. Under
+# CI (CI=true) a missing prerequisite is a failure; elsewhere a skip.
+cannot_run() {
+	if [[ ${CI:-} == true ]]; then
+		FAILED=$((FAILED + 1)); FAILED_NAMES+=("$1")
+		echo "FAIL $1: $2 (required under CI)"
+	else
+		SKIPPED=$((SKIPPED + 1))
+		echo "SKIP $1: $2"
+	fi
+}
+
+# kv_missing [release]: why the kvstore tests cannot run here, empty when
+# they can: the guest, the release build (drills use it), network
+# namespaces (tests/netns.sh).
+kv_missing() {
+	if [[ ! -f $GUESTS/kvstore.elf ]]; then
+		echo "build/guests/kvstore.elf is not built"
+	elif [[ ${1:-} == release && ! -x $KAGAMI_RELEASE ]]; then
+		echo "build/kagami is not built"
+	elif ! netns_usable; then
+		echo "$NETNS_MISSING"
+	fi
+}
+
+# t_kv NAME FUNC [release]: t with /dev/kvm, once kv_missing is empty.
+t_kv() {
+	local reason
+	reason=$(kv_missing "${3:-}")
+	if [[ -n $reason ]]; then
+		cannot_run "$1" "$reason"
+		return
+	fi
+	t "$1" "$2" kvm
 }
 
 # Tests run in a subshell: record the reason where t() can read it.

@@ -7,6 +7,9 @@
  */
 #include "link.h"
 
+#include "base/crc32c.h"
+#include "base/le.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,6 +89,26 @@ static int put(struct fault_link *fl, const struct iovec *v, int n, size_t off,
 	return r;
 }
 
+/* The frame at [off, off+len) with its header's sequence number replaced
+ * and the header CRC recomputed (frame.c's layout: seq at 8, CRC32C of
+ * the first 20 bytes at 20). */
+static int put_resequenced(struct fault_link *fl, const struct iovec *v,
+			   int n, size_t off, size_t len, int tmo,
+			   struct kg_err *e)
+{
+	uint8_t *copy = malloc(len);
+	if (!copy)
+		return kg_errf(e, "fault: out of memory");
+	for (size_t i = 0; i < len; i++)
+		copy[i] = byte_at(v, n, off + i);
+	le64_put(copy + 8, fl->f.reseq_to);
+	le32_put(copy + 20, kg_crc32c(0, copy, 20));
+	struct iovec one = { copy, len };
+	int r = put(fl, &one, 1, 0, len, tmo, e);
+	free(copy);
+	return r;
+}
+
 static int fault_send(struct kg_link *l, const struct iovec *iov, int iovcnt,
 		      const size_t *frame_len, size_t nframes, int timeout_ms,
 		      struct kg_err *e)
@@ -113,6 +136,12 @@ static int fault_send(struct kg_link *l, const struct iovec *iov, int iovcnt,
 			fl->cut = true;
 			return kg_errf(e, "fault: connection cut after %llu bytes",
 				       (unsigned long long)f->cut_after);
+		}
+		if ((f->on & KG_FAULT_RESEQ) && idx == f->reseq_frame) {
+			if (put_resequenced(fl, iov, iovcnt, off, len,
+					    timeout_ms, e) < 0)
+				return -1;
+			continue;
 		}
 		if (put(fl, iov, iovcnt, off, len, timeout_ms, e) < 0)
 			return -1;

@@ -105,12 +105,17 @@ enum {
 	KG_FAULT_FLIP = 1u << 3,  /* invert the byte at flip_offset */
 	KG_FAULT_DROP = 1u << 4,  /* frame drop_frame is not sent */
 	KG_FAULT_DUP = 1u << 5,   /* frame dup_frame is sent twice (replay) */
+	/* frame reseq_frame goes out numbered reseq_to, its header CRC made
+	 * to match: what anyone on the wire can forge, since only the
+	 * trailer (MAC) covers the sequence number with a secret */
+	KG_FAULT_RESEQ = 1u << 6,
 };
 
 struct kg_tp_fault {
 	unsigned on; /* KG_FAULT_* */
 	unsigned delay_ms;
 	uint64_t stall_after, cut_after, flip_offset, drop_frame, dup_frame;
+	uint64_t reseq_frame, reseq_to;
 };
 
 /* "delay=5,stall=10,cut=4096,flip=100,drop=3,dup=3" (any subset), for

@@ -27,31 +27,17 @@ kv_not_built() {
 	fi
 }
 
-# tkv NAME FUNC [needs]: t, but first skips on a missing guest or device
-# (not a failure: the parts are still being written) and on a missing
-# netns capability (a failure under CI, like /dev/kvm in t).
+# tkv NAME FUNC [needs]: t, once what needs names is there: guest (the
+# kvstore guest), netns (network namespaces), kvm, qemu. A missing one is
+# a skip here and a failure under CI (cannot_run in tests/lib.sh).
 tkv() {
-	local name=$1 fn=$2 needs=${3:-kvm} reason
-	if [[ $needs == *guest* ]]; then
-		reason=$(kv_not_built)
-		if [[ -n $reason && ${CI:-} == true ]]; then
-			FAILED=$((FAILED + 1)); FAILED_NAMES+=("$name")
-			echo "FAIL $name: $reason (required under CI)"
-			return
-		elif [[ -n $reason ]]; then
-			SKIPPED=$((SKIPPED + 1))
-			echo "SKIP $name: $reason"
-			return
-		fi
+	local name=$1 fn=$2 needs=${3:-kvm} reason=""
+	[[ $needs == *guest* ]] && reason=$(kv_not_built)
+	if [[ -z $reason && $needs == *netns* ]] && ! netns_usable; then
+		reason=$NETNS_MISSING
 	fi
-	if [[ $needs == *netns* ]] && ! netns_usable; then
-		if [[ ${CI:-} == true ]]; then
-			FAILED=$((FAILED + 1)); FAILED_NAMES+=("$name")
-			echo "FAIL $name: $NETNS_MISSING (required under CI)"
-		else
-			SKIPPED=$((SKIPPED + 1))
-			echo "SKIP $name: $NETNS_MISSING"
-		fi
+	if [[ -n $reason ]]; then
+		cannot_run "$name" "$reason"
 		return
 	fi
 	local tneeds=""

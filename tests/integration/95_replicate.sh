@@ -534,27 +534,6 @@ test_witness_loss() {
 	return 0
 }
 
-# tdrill NAME FUNC: t, but the drills need the release build, the kvstore
-# guest (skip while missing) and network namespaces (skip, or fail under
-# CI, as in 40_kvstore.sh).
-tdrill() {
-	if [[ ! -x $KAGAMI_RELEASE || ! -f $GUESTS/kvstore.elf ]]; then
-		SKIPPED=$((SKIPPED + 1))
-		echo "SKIP $1: build/kagami or build/guests/kvstore.elf is not built"
-		return
-	fi
-	if ! netns_usable; then
-		if [[ ${CI:-} == true ]]; then
-			FAILED=$((FAILED + 1)); FAILED_NAMES+=("$1")
-			echo "FAIL $1: $NETNS_MISSING (required under CI)"
-		else
-			SKIPPED=$((SKIPPED + 1))
-			echo "SKIP $1: $NETNS_MISSING"
-		fi
-		return
-	fi
-	t "$1" "$2" kvm
-}
 
 t "replicate ft: primary killed, the secondary finishes, output exact" test_ft_failover kvm
 t "replicate ha: primary killed, no pass missing, final checksum right" test_ha_failover kvm
@@ -566,10 +545,10 @@ t "replicate: a wrong key leaves the VM unprotected, the guest completes" test_w
 t "replicate: CLI errors are one line, exit 2" test_cli_errors
 t "replicate: a secondary disk in use is refused, the guest runs on" test_secondary_disk_in_use kvm
 t "replicate: disk count mismatch, the secondary says so" test_disk_count_mismatch kvm
-tdrill "drill: 20 FT failovers, no acknowledged write lost" test_drill_ft
-tdrill "drill: 20 HA failovers, each within one interval" test_drill_ha
-tdrill "drill: FT, secondary killed 3 times, nothing lost" test_drill_ft_kill_secondary
-tdrill "drill: FT, link cut twice (witness), one side runs, nothing lost" test_drill_ft_kill_link
+t_kv "drill: 20 FT failovers, no acknowledged write lost" test_drill_ft release
+t_kv "drill: 20 HA failovers, each within one interval" test_drill_ha release
+t_kv "drill: FT, secondary killed 3 times, nothing lost" test_drill_ft_kill_secondary release
+t_kv "drill: FT, link cut twice (witness), one side runs, nothing lost" test_drill_ft_kill_link release
 t "replicate ft: the witness dies, the pair runs on; a failover then stands down" test_witness_loss kvm
 
 rm -rf "$RP_CACHE"

@@ -459,34 +459,14 @@ test_ls_drill_link() {
 	grep -q '"kill":"link"' ll.json || why "kill is not link: $(head -c 200 ll.json)"
 }
 
-# tls NAME FUNC [kv]: t, but kvstore tests skip while the guest is not
-# built and need network namespaces (skip, or fail under CI); drill tests
-# also need the release build.
+# tls NAME FUNC [kv|drill]: t, or t_kv for kvstore tests (drills also
+# need the release build).
 tls() {
-	local name=$1 fn=$2 what=${3:-} missing=""
-	if [[ -n $what ]]; then
-		if [[ ! -f $GUESTS/kvstore.elf ]]; then
-			missing="build/guests/kvstore.elf is not built"
-		elif [[ $what == drill && ! -x $KAGAMI_RELEASE ]]; then
-			missing="build/kagami is not built"
-		fi
-		if [[ -n $missing ]]; then
-			SKIPPED=$((SKIPPED + 1))
-			echo "SKIP $name: $missing"
-			return
-		fi
-		if ! netns_usable; then
-			if [[ ${CI:-} == true ]]; then
-				FAILED=$((FAILED + 1)); FAILED_NAMES+=("$name")
-				echo "FAIL $name: $NETNS_MISSING (required under CI)"
-			else
-				SKIPPED=$((SKIPPED + 1))
-				echo "SKIP $name: $NETNS_MISSING"
-			fi
-			return
-		fi
-	fi
-	t "$name" "$fn" kvm
+	case ${3:-} in
+	"") t "$1" "$2" kvm ;;
+	drill) t_kv "$1" "$2" release ;;
+	*) t_kv "$1" "$2" ;;
+	esac
 }
 
 t "lockstep: CLI errors are one line, exit 2" test_ls_cli

@@ -641,6 +641,27 @@ static void test_flip_payload_mac(void **state)
 	assert_non_null(strstr(p.e.msg, "tcp:127.0.0.1:"));
 }
 
+/* A frame renumbered on the wire (the one before it dropped, so the
+ * number is the expected one and the header CRC is made to match): only
+ * the trailer can tell, and it does, with and without a key. */
+static void test_resequenced_frame(void **state)
+{
+	(void)state;
+	struct kg_tp_key k;
+	make_key(&k, 24);
+	struct kg_tp_fault f = { .on = KG_FAULT_DROP | KG_FAULT_RESEQ,
+				 .drop_frame = 1, .reseq_frame = 2,
+				 .reseq_to = 1 };
+	struct peer p;
+	struct kg_err e;
+	int rc;
+	faulty(false, &k, &f, 4, 100, TMO, &p, &rc, &e);
+	expect_sink_error(&p, 1, "frame seq 1: MAC mismatch (corrupted or forged)");
+	assert_null(strstr(p.e.msg, "out of sequence"));
+	faulty(true, NULL, &f, 4, 100, TMO, &p, &rc, &e);
+	expect_sink_error(&p, 1, "frame seq 1: checksum mismatch");
+}
+
 static void test_flip_checksum(void **state)
 {
 	(void)state;
@@ -916,6 +937,7 @@ int main(void)
 		cmocka_unit_test(test_replayed_frame),
 		cmocka_unit_test(test_dropped_frame),
 		cmocka_unit_test(test_flip_payload_mac),
+		cmocka_unit_test(test_resequenced_frame),
 		cmocka_unit_test(test_flip_checksum),
 		cmocka_unit_test(test_flip_header),
 		cmocka_unit_test(test_cut_tcp),
