@@ -20,10 +20,14 @@ cat <<EOT
 == kagami demo: $COUNT failover drills of a VM protected with checkpoint FT
    primary:   kagami run --replicate ft --peer ... kvstore.elf  (host "pri")
    secondary: kagami secondary --listen ...                    (host "sec")
-   client:    kagami kv load, then kagami kv verify            (host "cli")
-   failure:   SIGKILL of the primary at a random moment of the load
-   measured:  recovery (the client's longest wait for an answer) and
-              acknowledged writes lost (FT promises none)
+   client:    kagami kv load, then kagami kv verify            (host "cli"),
+              recording every request in a history
+   failure:   the primary's host loses power at a random moment of the load
+              (its network goes silent, then kagami is killed)
+   measured:  by 'kagami check', from the client's history alone: recovery
+              (the longest time without an answer) and keys whose history
+              is not linearizable, e.g. an acknowledged write lost (FT
+              promises none)
 
 EOT
-$KAGAMI drill --mode ft --count "$COUNT" --kill primary
+$KAGAMI drill --mode ft --count "$COUNT" --kill primary-host

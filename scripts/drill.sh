@@ -18,14 +18,23 @@ set -uo pipefail
 
 usage() {
 	cat <<'EOF'
-usage: kagami drill [--mode ft|ha|lockstep] [--count N] [--kill primary|secondary|link]
+usage: kagami drill [--mode ft|ha|lockstep] [--count N]
+                    [--kill primary-host|primary|secondary|link]
                     [--seed S] [--duration S] [--json FILE] [--keep DIR]
 
 Runs N failover drills (default 1) of a kvstore guest protected with
 --replicate MODE (default ft) between two network-namespace hosts, under
-the client's load for --duration seconds (default 4), killing the primary
-(default) or the secondary with SIGKILL, or cutting the secondary's
-network link, at a random moment (--seed makes it repeatable). Both sides
+the client's load for --duration seconds (default 4), then at a random
+moment (--seed makes it repeatable) one of:
+  primary-host  (default) the primary's host loses power: its network goes
+                silent first (replication, lease and the guest's TAP), then
+                kagami is killed -- nothing reaches the secondary, which must
+                detect the silence
+  primary       kagami on the primary is killed with SIGKILL; its kernel
+                still closes the TCP connection, so the secondary learns of
+                the death at once (the optimistic case)
+  secondary     the secondary is killed with SIGKILL
+  link          the secondary's network link is cut Both sides
 hold a lease from a 'kagami witness' on the client's host, so a cut link
 must leave exactly one side running (the primary). Prints a table per drill and p50/p99/max, and writes JSON
 (default build/drill.json). FT and lockstep must lose nothing; HA may lose the writes of
@@ -35,7 +44,7 @@ answered again), 1 otherwise, 2 on bad arguments or setup failure.
 EOF
 }
 
-MODE=ft COUNT=1 KILL=primary SEED=$RANDOM DURATION=4 JSON="" KEEP=""
+MODE=ft COUNT=1 KILL=primary-host SEED=$RANDOM DURATION=4 JSON="" KEEP=""
 while (($#)); do
 	case $1 in
 	--mode) MODE=${2:-}; shift 2 ;;
@@ -50,8 +59,8 @@ while (($#)); do
 	esac
 done
 [[ $MODE == ft || $MODE == ha || $MODE == lockstep ]] || { echo "kagami drill: --mode '$MODE': ft, ha or lockstep" >&2; exit 2; }
-[[ $KILL == primary || $KILL == secondary || $KILL == link ]] ||
-	{ echo "kagami drill: --kill '$KILL': primary, secondary or link" >&2; exit 2; }
+[[ $KILL == primary-host || $KILL == primary || $KILL == secondary || $KILL == link ]] ||
+	{ echo "kagami drill: --kill '$KILL': primary-host, primary, secondary or link" >&2; exit 2; }
 [[ $COUNT =~ ^[1-9][0-9]*$ ]] || { echo "kagami drill: --count '$COUNT': a positive number" >&2; exit 2; }
 [[ $SEED =~ ^[0-9]+$ ]] || { echo "kagami drill: --seed '$SEED': a number" >&2; exit 2; }
 [[ $DURATION =~ ^[0-9]+$ ]] && ((DURATION >= 3)) ||
@@ -142,6 +151,11 @@ drill() {
 	local at=$((1000 + RANDOM % (span > 0 ? span : 1)))
 	sleep "$(printf '%d.%03d' $((at / 1000)) $((at % 1000)))"
 	case $KILL in
+	primary-host)
+		# A host that loses power sends nothing more: silence it, then
+		# stop its process (whose kernel's FIN now goes nowhere).
+		ip -n "$(netns_name pri)" link set eth0 down
+		kill -9 "$pri" ;;
 	primary) kill -9 "$pri" ;;
 	secondary) kill -9 "$sec" ;;
 	link) ip -n "$(netns_name sec)" link set eth0 down ;;
@@ -171,6 +185,7 @@ drill() {
 	problem=$(grep -o '"problem":"[^"]*"' "$d/check.json" | cut -d'"' -f4)
 	local verdict=ok note="killed $KILL at ${at} ms"
 	[[ $KILL == link ]] && note="cut the secondary's link at ${at} ms"
+	[[ $KILL == primary-host ]] && note="primary host silenced and killed at ${at} ms"
 	if [[ -n $both ]]; then
 		verdict=FAIL note="$note; split brain: both sides ran the guest"
 	elif [[ -z $lost || -z $gap || -z $acked ]]; then

@@ -483,8 +483,19 @@ rp_drill_ok() {
 test_drill_ft() {
 	rp_drill ft.json --mode ft --count 20 --duration 3
 	rp_drill_ok ft.json 20 || return
+	grep -q '"kill":"primary-host"' ft.json || why "the default kill is not primary-host: $(head -c 200 ft.json)" || return
 	[[ $(grep -o '"lost":0[,}]' ft.json | wc -l) == 20 ]] ||
 		why "FT drills lost writes: $(grep -o '"lost":[0-9]*' ft.json | sort | uniq -c | tr '\n' ' ')"
+}
+
+# The optimistic kind: only the process dies, its kernel closes the
+# connection and the secondary hears of it at once.
+test_drill_ft_kill_process() {
+	rp_drill ftp.json --mode ft --kill primary --count 5 --duration 3
+	rp_drill_ok ftp.json 5 || return
+	grep -q '"kill":"primary"' ftp.json || why "kill is not primary: $(head -c 200 ftp.json)" || return
+	[[ $(grep -o '"lost":0[,}]' ftp.json | wc -l) == 5 ]] ||
+		why "FT drills lost writes: $(grep -o '"lost":[0-9]*' ftp.json | sort | uniq -c | tr '\n' ' ')"
 }
 
 test_drill_ha() {
@@ -545,7 +556,8 @@ t "replicate: a wrong key leaves the VM unprotected, the guest completes" test_w
 t "replicate: CLI errors are one line, exit 2" test_cli_errors
 t "replicate: a secondary disk in use is refused, the guest runs on" test_secondary_disk_in_use kvm
 t "replicate: disk count mismatch, the secondary says so" test_disk_count_mismatch kvm
-t_kv "drill: 20 FT failovers, no acknowledged write lost" test_drill_ft release
+t_kv "drill: 20 FT failovers (primary host silenced, then killed), history linearizable" test_drill_ft release
+t_kv "drill: 5 FT failovers (primary process killed), history linearizable" test_drill_ft_kill_process release
 t_kv "drill: 20 HA failovers, each within one interval" test_drill_ha release
 t_kv "drill: FT, secondary killed 3 times, nothing lost" test_drill_ft_kill_secondary release
 t_kv "drill: FT, link cut twice (witness), one side runs, nothing lost" test_drill_ft_kill_link release
