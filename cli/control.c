@@ -15,13 +15,25 @@
 #include "vmm/vm.h"
 #include "base/clock.h"
 
-#define CONTROL_MAX_CLIENTS 8
+#define CONTROL_MAX_CLIENTS 16
 #define CONTROL_LINE_MAX 65536
+/* A client that sends requests but does not read its answers is cut off
+ * once this much is waiting for it, so it cannot stall the server. */
+#define CONTROL_OUT_MAX (1u << 20)
+/* A client silent this long is closed; so is the one idle longest when a
+ * new client needs its slot. */
+#define CONTROL_IDLE_MS 60000
+/* A job's progress lines go to its client with this send timeout: a job
+ * never waits on a client that stopped reading. */
+#define CONTROL_JOB_SEND_MS 2000
 
 struct client {
 	int fd;
 	size_t len;
 	char *buf;
+	char *out; /* answers not yet taken by the client */
+	size_t out_len;
+	uint64_t active_ns; /* the last request or accept */
 };
 
 struct control {
@@ -35,7 +47,7 @@ struct control {
 	pthread_t job;
 	bool job_running, job_done;
 	pthread_t thread;
-	bool started;
+	bool started, bound; /* bound: path is ours to unlink */
 	struct client clients[CONTROL_MAX_CLIENTS];
 };
 
@@ -219,6 +231,12 @@ static int job_start(struct control *c, const struct control_cmd *k,
 	if (!job_reap(c, false))
 		return kg_errf(e, "%s: another job is running (one at a time)",
 			       k->name);
+	struct timeval tv = { CONTROL_JOB_SEND_MS / 1000,
+			      (CONTROL_JOB_SEND_MS % 1000) * 1000 };
+	int fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0)
+		return kg_errno(e, "%s: the client's socket", k->name);
 	struct job *j = malloc(sizeof(*j));
 	if (!j)
 		return kg_errf(e, "out of memory");
@@ -235,9 +253,10 @@ static int job_start(struct control *c, const struct control_cmd *k,
 
 /* Answers one request line: returns the malloc'd reply text, or NULL
  * when a job took the client (*taken). */
-static char *handle_line(struct control *c, const char *line, int fd,
-			 bool *taken)
+static char *handle_line(struct control *c, struct client *cl, bool *taken)
 {
+	const char *line = cl->buf;
+	int fd = cl->fd;
 	cJSON *reply = cJSON_CreateObject();
 	struct kg_err e = { "" };
 	int r = -1;
@@ -253,6 +272,11 @@ static char *handle_line(struct control *c, const char *line, int fd,
 		if (!k) {
 			kg_errf(&e, "unknown command '%.64s' (try help)",
 				cmd->valuestring);
+		} else if (k->job && cl->out_len) {
+			/* the job writes to the fd directly: earlier answers
+			 * must not be overtaken */
+			kg_errf(&e, "%s: earlier answers are still unread",
+				k->name);
 		} else if (k->job) {
 			if (job_start(c, k, req, fd, &e) == 0) {
 				cJSON_Delete(reply);
@@ -276,11 +300,12 @@ static void client_close(struct client *cl)
 	if (cl->fd >= 0)
 		close(cl->fd);
 	free(cl->buf);
-	cl->fd = -1;
-	cl->buf = NULL;
-	cl->len = 0;
+	free(cl->out);
+	*cl = (struct client){ .fd = -1 };
 }
 
+/* A job's client (a blocking fd with a send timeout): a line, or nothing
+ * if the client stopped reading. */
 static void send_line(int fd, const char *text)
 {
 	size_t n = strlen(text);
@@ -300,6 +325,47 @@ static void send_line(int fd, const char *text)
 	free(line);
 }
 
+/* Sends what the client's buffer holds, as far as its socket takes it
+ * (the fd is non-blocking); closes it on an error. */
+static void client_flush(struct client *cl)
+{
+	size_t off = 0;
+	while (off < cl->out_len) {
+		ssize_t w = send(cl->fd, cl->out + off, cl->out_len - off,
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		if (w <= 0) {
+			client_close(cl);
+			return;
+		}
+		off += (size_t)w;
+	}
+	memmove(cl->out, cl->out + off, cl->out_len - off);
+	cl->out_len -= off;
+}
+
+/* Queues one answer line; a client whose unread answers pass
+ * CONTROL_OUT_MAX is closed instead. */
+static void client_send(struct client *cl, const char *text)
+{
+	size_t n = strlen(text);
+	if (cl->out_len + n + 1 > CONTROL_OUT_MAX) {
+		client_close(cl);
+		return;
+	}
+	if (!cl->out && !(cl->out = malloc(CONTROL_OUT_MAX))) {
+		client_close(cl);
+		return;
+	}
+	memcpy(cl->out + cl->out_len, text, n);
+	cl->out[cl->out_len + n] = '\n';
+	cl->out_len += n + 1;
+	client_flush(cl);
+}
+
 /* Reads what is there; answers each complete line. */
 static void client_read(struct control *c, struct client *cl)
 {
@@ -308,16 +374,19 @@ static void client_read(struct control *c, struct client *cl)
 		return;
 	}
 	ssize_t n = read(cl->fd, cl->buf + cl->len, CONTROL_LINE_MAX - cl->len);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
 	if (n <= 0) {
 		client_close(cl);
 		return;
 	}
 	cl->len += (size_t)n;
+	cl->active_ns = kg_now_ns();
 	char *nl;
 	while (cl->fd >= 0 && (nl = memchr(cl->buf, '\n', cl->len))) {
 		*nl = 0;
 		bool taken = false;
-		char *reply = handle_line(c, cl->buf, cl->fd, &taken);
+		char *reply = handle_line(c, cl, &taken);
 		if (taken) {
 			/* The job answers and closes; the rest of the
 			 * client's input is dropped with it. */
@@ -326,17 +395,58 @@ static void client_read(struct control *c, struct client *cl)
 			return;
 		}
 		if (reply)
-			send_line(cl->fd, reply);
+			client_send(cl, reply);
 		free(reply);
 		size_t used = (size_t)(nl - cl->buf) + 1;
 		memmove(cl->buf, nl + 1, cl->len - used);
 		cl->len -= used;
 	}
 	if (cl->fd >= 0 && cl->len == CONTROL_LINE_MAX) {
-		send_line(cl->fd, "{\"ok\":false,\"error\":\"request line "
-				  "longer than 64 KiB\"}");
+		client_send(cl, "{\"ok\":false,\"error\":\"request line "
+				"longer than 64 KiB\"}");
 		client_close(cl);
 	}
+}
+
+/* A slot for a new client: a free one, or the one idle longest (told
+ * why); -1 when every client is in the middle of a request. */
+static int take_slot(struct control *c)
+{
+	int best = -1;
+	for (int i = 0; i < CONTROL_MAX_CLIENTS; i++) {
+		struct client *cl = &c->clients[i];
+		if (cl->fd < 0)
+			return i;
+		if (cl->len == 0 && (best < 0 || cl->active_ns <
+					 c->clients[best].active_ns))
+			best = i;
+	}
+	if (best >= 0) {
+		client_send(&c->clients[best], "{\"ok\":false,\"error\":"
+			    "\"closed: idle while another client needed the "
+			    "slot\"}");
+		client_close(&c->clients[best]);
+	}
+	return best;
+}
+
+static void accept_client(struct control *c)
+{
+	int fd = accept4(c->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	if (fd < 0)
+		return;
+	int slot = take_slot(c);
+	if (slot < 0) {
+		static const char busy[] = "{\"ok\":false,\"error\":\"too many "
+					   "control clients\"}\n";
+		ssize_t w = send(fd, busy, sizeof(busy) - 1,
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
+		(void)w;
+		close(fd);
+		return;
+	}
+	c->clients[slot] = (struct client){ .fd = fd,
+					    .active_ns = kg_now_ns() };
 }
 
 static void *control_thread(void *arg)
@@ -346,35 +456,88 @@ static void *control_thread(void *arg)
 		struct pollfd p[2 + CONTROL_MAX_CLIENTS];
 		p[0] = (struct pollfd){ c->stop_pipe[0], POLLIN, 0 };
 		p[1] = (struct pollfd){ c->listen_fd, POLLIN, 0 };
-		for (int i = 0; i < CONTROL_MAX_CLIENTS; i++)
-			p[2 + i] = (struct pollfd){ c->clients[i].fd, POLLIN, 0 };
-		if (poll(p, 2 + CONTROL_MAX_CLIENTS, -1) < 0) {
+		uint64_t now = kg_now_ns();
+		for (int i = 0; i < CONTROL_MAX_CLIENTS; i++) {
+			struct client *cl = &c->clients[i];
+			if (cl->fd >= 0 &&
+			    now - cl->active_ns > CONTROL_IDLE_MS * 1000000ull)
+				client_close(cl);
+			/* Busy reading a client's answers: no new requests
+			 * from it until they are taken. */
+			short ev = cl->out_len ? POLLOUT : POLLIN;
+			p[2 + i] = (struct pollfd){ cl->fd, ev, 0 };
+		}
+		if (poll(p, 2 + CONTROL_MAX_CLIENTS, 1000) < 0) {
 			if (errno == EINTR)
 				continue;
 			return NULL;
 		}
 		if (p[0].revents)
 			return NULL;
-		if (p[1].revents) {
-			int fd = accept4(c->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-			int slot = -1;
-			for (int i = 0; fd >= 0 && i < CONTROL_MAX_CLIENTS; i++)
-				if (c->clients[i].fd < 0) {
-					slot = i;
-					break;
-				}
-			if (fd >= 0 && slot < 0) {
-				send_line(fd, "{\"ok\":false,\"error\":\"too many "
-					      "control clients\"}");
-				close(fd);
-			} else if (fd >= 0) {
-				c->clients[slot].fd = fd;
-			}
+		if (p[1].revents)
+			accept_client(c);
+		for (int i = 0; i < CONTROL_MAX_CLIENTS; i++) {
+			struct client *cl = &c->clients[i];
+			if (p[2 + i].fd < 0 || !p[2 + i].revents ||
+			    cl->fd != p[2 + i].fd)
+				continue;
+			if (p[2 + i].revents & POLLOUT)
+				client_flush(cl);
+			else
+				client_read(c, cl);
 		}
-		for (int i = 0; i < CONTROL_MAX_CLIENTS; i++)
-			if (p[2 + i].fd >= 0 && p[2 + i].revents)
-				client_read(c, &c->clients[i]);
 	}
+}
+
+/* Whether a kagami answers on the socket at path (a live owner), or it is
+ * stale: only then may it be replaced. */
+static bool socket_live(const char *path)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	strcpy(a.sun_path, path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return true; /* cannot tell: do not take it */
+	int r = connect(fd, (struct sockaddr *)&a, sizeof(a));
+	int err = errno;
+	close(fd);
+	return r == 0 || (err != ECONNREFUSED && err != ENOENT);
+}
+
+/* Binds a listening socket at path with mode 0600 without touching the
+ * process's umask: bound inside a private directory next to path, made
+ * 0600 there, then renamed into place. */
+static int bind_private(int fd, const char *path, struct kg_err *e)
+{
+	char dir[4096], tmp[4200];
+	const char *slash = strrchr(path, '/');
+	int dlen = slash ? (int)(slash - path) : 0;
+	snprintf(dir, sizeof(dir), "%.*s%s.kagami-ctl.XXXXXX", dlen, path,
+		 slash ? "/" : "");
+	if (!mkdtemp(dir))
+		return kg_errno(e, "control socket %s: mkdtemp", path);
+	snprintf(tmp, sizeof(tmp), "%s/s", dir);
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	int rc = -1;
+	if (strlen(tmp) >= sizeof(a.sun_path)) {
+		kg_errf(e, "control socket %s: path too long to bind safely",
+			path);
+		goto out;
+	}
+	strcpy(a.sun_path, tmp);
+	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+		kg_errno(e, "control socket %s: bind", path);
+		goto out;
+	}
+	if (chmod(tmp, 0600) < 0 || rename(tmp, path) < 0) {
+		kg_errno(e, "control socket %s", path);
+		unlink(tmp);
+		goto out;
+	}
+	rc = 0;
+out:
+	rmdir(dir);
+	return rc;
 }
 
 struct control *control_open(const char *path, struct vm *vm,
@@ -401,7 +564,6 @@ struct control *control_open(const char *path, struct vm *vm,
 	for (int i = 0; i < CONTROL_MAX_CLIENTS; i++)
 		c->clients[i].fd = -1;
 	strcpy(c->path, path);
-	strcpy(a.sun_path, path);
 	c->listen_fd = -1;
 	if (lstat(path, &st) == 0) {
 		if (!S_ISSOCK(st.st_mode)) {
@@ -409,20 +571,22 @@ struct control *control_open(const char *path, struct vm *vm,
 				"socket", path);
 			goto fail;
 		}
-		unlink(path); /* stale, from a dead run */
+		if (socket_live(path)) {
+			kg_errf(e, "control socket %s: in use by a running "
+				"kagami", path);
+			goto fail;
+		}
+		/* stale, from a dead run: replaced by the rename below */
 	}
 	c->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (c->listen_fd < 0) {
 		kg_errno(e, "control socket: socket");
 		goto fail;
 	}
-	mode_t old = umask(0177); /* mode 0600 */
-	int r = bind(c->listen_fd, (struct sockaddr *)&a, sizeof(a));
-	umask(old);
-	if (r < 0) {
-		kg_errno(e, "control socket %s: bind", path);
+	if (bind_private(c->listen_fd, path, e) < 0)
 		goto fail;
-	}
+	int r;
+	c->bound = true;
 	if (listen(c->listen_fd, 8) < 0) {
 		kg_errno(e, "control socket %s: listen", path);
 		goto fail;
@@ -461,9 +625,9 @@ void control_close(struct control *c)
 	for (int i = 0; i < 2; i++)
 		if (c->stop_pipe[i] >= 0)
 			close(c->stop_pipe[i]);
-	if (c->listen_fd >= 0) {
+	if (c->listen_fd >= 0)
 		close(c->listen_fd);
+	if (c->bound)
 		unlink(c->path);
-	}
 	free(c);
 }

@@ -57,6 +57,79 @@ test_control_path_taken() {
 	expect_status 2 && err_has "control socket plain: exists and is not a socket"
 }
 
+# A client that floods requests and never reads its answers: the others
+# are still served (the server queues at most 1 MiB for it, then drops it).
+test_control_nonreading_client() {
+	start_with_control --cmdline spin "$GUESTS/hello.elf" || return
+	python3 - ctl.sock <<'PY' &
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.settimeout(2)
+try:
+    while True:
+        s.send(b'{"cmd":"status"}\n' * 1000)
+except OSError:
+    pass
+time.sleep(15)
+PY
+	local flood=$!
+	sleep 1
+	local t0=$SECONDS
+	timeout 5 "$KAGAMI" ctl ctl.sock status >ctl.out 2>ctl.err
+	local rc=$?
+	kill "$flood" 2>/dev/null; wait "$flood" 2>/dev/null
+	[[ $rc == 0 ]] && grep -q '"running"' ctl.out ||
+		why "status while a client does not read: exit $rc after $((SECONDS - t0)) s: $(cat ctl.out ctl.err)" || return
+	kill -TERM $RUN_PID; wait $RUN_PID
+	return 0
+}
+
+# Twenty idle connections: the longest idle ones give way to new clients.
+test_control_idle_clients() {
+	start_with_control --cmdline spin "$GUESTS/hello.elf" || return
+	python3 - ctl.sock <<'PY' &
+import socket, sys, time
+socks = []
+for _ in range(20):
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(sys.argv[1])
+    socks.append(s)
+time.sleep(15)
+PY
+	local idle=$!
+	sleep 1
+	timeout 5 "$KAGAMI" ctl ctl.sock status >ctl.out 2>ctl.err
+	local rc=$?
+	kill "$idle" 2>/dev/null; wait "$idle" 2>/dev/null
+	[[ $rc == 0 ]] && grep -q '"running"' ctl.out ||
+		why "status behind 20 idle clients: exit $rc: $(cat ctl.out ctl.err)" || return
+	kill -TERM $RUN_PID; wait $RUN_PID
+	return 0
+}
+
+# A second kagami on the same control path is refused while the first
+# lives; the first keeps its socket; once it is dead the path is reused.
+test_control_live_path() {
+	start_with_control --cmdline spin "$GUESTS/hello.elf" || return
+	kg run --control ctl.sock --cmdline spin "$GUESTS/hello.elf"
+	expect_status 2 && err_has "control socket ctl.sock: in use by a running kagami" && err_one_line || return
+	ctl status
+	[[ $CTL == 0 ]] || why "the first kagami lost its socket: $(cat ctl.err)" || return
+	kill -9 $RUN_PID; wait $RUN_PID 2>/dev/null
+	[[ -S ctl.sock ]] || why "no stale socket left by kill -9" || return
+	start_with_control --cmdline spin "$GUESTS/hello.elf" || return
+	ctl status
+	[[ $CTL == 0 ]] || why "a stale socket was not replaced: $(cat ctl.err run.err)" || return
+	[[ $(stat -c %a ctl.sock) == 600 ]] || why "socket mode $(stat -c %a ctl.sock)" || return
+	ls -a | grep -q kagami-ctl && { why "bind directory left behind: $(ls -a)"; return; }
+	kill -TERM $RUN_PID; wait $RUN_PID
+	return 0
+}
+
 t "control socket: status, pause, resume, quit" test_control_cycle kvm
+t "control socket: a client that never reads does not block others" test_control_nonreading_client kvm
+t "control socket: idle clients give way to new ones" test_control_idle_clients kvm
+t "control socket: a live socket path is refused, a stale one reused" test_control_live_path kvm
 t "control socket: errors" test_control_errors kvm
 t "control socket path is a file" test_control_path_taken kvm
