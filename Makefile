@@ -62,6 +62,7 @@ GUESTS := hello memstress crashme kvstore blktest hostile rdtsc ticks
 GUEST_ELFS := $(GUESTS:%=$(BUILD)/guests/%.elf)
 
 # Unit tests: the layers each one tests (its link line holds nothing else).
+UNIT_LAYERS_test_acpi := vmm
 UNIT_LAYERS_test_check := check
 UNIT_LAYERS_test_devspec := vmm
 UNIT_LAYERS_test_disk_switch := vmm
@@ -151,6 +152,10 @@ $(BUILD)/guests/exitbench.elf: $(BUILD)/guests/obj/bench/exitbench.o $(SDK_OBJ) 
 $(BUILD)/tests/mkstream: $(BUILD)/asan/tests/tools/mkstream.o $(call layer_libs,checkpoint,asan)
 	$(CC) $(SAN) -o $@ $^ $(HOST_LIBS)
 
+# ACPI tables as files, for iasl (tests/integration/22_acpi.sh).
+$(BUILD)/tests/acpidump: $(BUILD)/asan/tests/tools/acpidump.o $(call layer_libs,vmm,asan)
+	$(CC) $(SAN) -o $@ $^ $(HOST_LIBS)
+
 # The host half of guests/disksum.h (tests/integration/85_storage_migrate.sh).
 $(BUILD)/tests/disksum: $(BUILD)/rel/tests/tools/disksum.o
 	@mkdir -p $(@D)
@@ -187,7 +192,7 @@ unit: $(UNIT_TESTS)
 # linking turns the suite red.
 test: deps
 	$(MAKE) all $(BUILD)/asan/kagami $(UNIT_TESTS) $(BUILD)/tests/mkstream \
-		$(BUILD)/tests/disksum $(BENCH_BINS)
+		$(BUILD)/tests/disksum $(BUILD)/tests/acpidump $(BENCH_BINS)
 	tests/run.sh
 
 demo: deps

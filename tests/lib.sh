@@ -15,6 +15,8 @@ t() {
 		kvm) kvm_usable || missing="/dev/kvm is missing or not usable" ;;
 		qemu) command -v qemu-system-x86_64 >/dev/null ||
 			missing="qemu-system-x86_64 is not installed" ;;
+		iasl) command -v iasl >/dev/null ||
+			missing="iasl (acpica-tools) is not installed" ;;
 		esac
 	done
 	if [[ -n $missing ]]; then
