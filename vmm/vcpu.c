@@ -7,10 +7,12 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "cpuid.h"
 #include "kvm.h"
 #include "vm.h"
 
-/* Gives each vCPU its APIC id in the CPUID leaves that report it. */
+/* The host's supported CPUID through kagami's policy (cpuid.h), with this
+ * vCPU's place in the VM. */
 static int set_cpuid(struct vcpu *v, struct kg_err *e)
 {
 	const struct kvm_cpuid2 *sup = v->vm->cpuid;
@@ -19,15 +21,7 @@ static int set_cpuid(struct vcpu *v, struct kg_err *e)
 	if (!c)
 		return kg_errf(e, "out of memory");
 	memcpy(c, sup, sz);
-	for (unsigned i = 0; i < c->nent; i++) {
-		struct kvm_cpuid_entry2 *ent = &c->entries[i];
-		if (ent->function == 1) {
-			ent->ebx = (ent->ebx & 0x00ffffffu) | (v->id << 24);
-			ent->ecx |= 1u << 31; /* hypervisor present */
-		} else if (ent->function == 0xb || ent->function == 0x1f) {
-			ent->edx = v->id;
-		}
-	}
+	cpuid_apply_policy(c, v->id, v->vm->ncpus);
 	int r = kvm_ioctl(v->fd, KVM_SET_CPUID2, c, e);
 	free(c);
 	return r < 0 ? -1 : 0;
