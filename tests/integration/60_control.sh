@@ -80,7 +80,7 @@ PY
 	local rc=$?
 	kill "$flood" 2>/dev/null; wait "$flood" 2>/dev/null
 	[[ $rc == 0 ]] && grep -q '"running"' ctl.out ||
-		why "status while a client does not read: exit $rc after $((SECONDS - t0)) s: $(cat ctl.out ctl.err)" || return
+		why "status while a client does not read: exit $rc after $((SECONDS - t0)) s: $(cat ctl.out ctl.err)"
 	kill -TERM $RUN_PID; wait $RUN_PID
 	return 0
 }
@@ -103,27 +103,40 @@ PY
 	local rc=$?
 	kill "$idle" 2>/dev/null; wait "$idle" 2>/dev/null
 	[[ $rc == 0 ]] && grep -q '"running"' ctl.out ||
-		why "status behind 20 idle clients: exit $rc: $(cat ctl.out ctl.err)" || return
+		why "status behind 20 idle clients: exit $rc: $(cat ctl.out ctl.err)"
 	kill -TERM $RUN_PID; wait $RUN_PID
 	return 0
 }
 
 # A second kagami on the same control path is refused while the first
-# lives; the first keeps its socket; once it is dead the path is reused.
+# lives; the first keeps its socket; once it is dead (kill -9 leaves the
+# socket file behind) the path is reused.
 test_control_live_path() {
-	start_with_control --cmdline spin "$GUESTS/hello.elf" || return
+	"$KAGAMI" run --control ctl.sock --console file:console.txt \
+		--cmdline spin "$GUESTS/hello.elf" >run.out 2>run.err &
+	local first=$!
+	for _ in $(seq 100); do [[ -S ctl.sock ]] && break; sleep 0.05; done
 	kg run --control ctl.sock --cmdline spin "$GUESTS/hello.elf"
-	expect_status 2 && err_has "control socket ctl.sock: in use by a running kagami" && err_one_line || return
+	expect_status 2 && err_has "control socket ctl.sock: in use by a running kagami" && err_one_line ||
+		{ kill -9 $first; return 1; }
 	ctl status
-	[[ $CTL == 0 ]] || why "the first kagami lost its socket: $(cat ctl.err)" || return
-	kill -9 $RUN_PID; wait $RUN_PID 2>/dev/null
+	[[ $CTL == 0 ]] || { why "the first kagami lost its socket: $(cat ctl.err)"; kill -9 $first; return; }
+	kill -9 $first; wait $first 2>/dev/null
 	[[ -S ctl.sock ]] || why "no stale socket left by kill -9" || return
-	start_with_control --cmdline spin "$GUESTS/hello.elf" || return
-	ctl status
-	[[ $CTL == 0 ]] || why "a stale socket was not replaced: $(cat ctl.err run.err)" || return
-	[[ $(stat -c %a ctl.sock) == 600 ]] || why "socket mode $(stat -c %a ctl.sock)" || return
-	ls -a | grep -q kagami-ctl && { why "bind directory left behind: $(ls -a)"; return; }
-	kill -TERM $RUN_PID; wait $RUN_PID
+	"$KAGAMI" run --control ctl.sock --console file:console.txt \
+		--cmdline spin "$GUESTS/hello.elf" >run2.out 2>run2.err &
+	local second=$!
+	local i
+	for i in $(seq 100); do
+		"$KAGAMI" ctl ctl.sock status >ctl.out 2>/dev/null && break
+		kill -0 $second 2>/dev/null || break
+		sleep 0.05
+	done
+	kill -0 $second 2>/dev/null || { why "the stale socket was refused: $(cat run2.err)"; return; }
+	grep -q '"running"' ctl.out || { why "no answer on the reused path"; kill -9 $second; return; }
+	[[ $(stat -c %a ctl.sock) == 600 ]] || { why "socket mode $(stat -c %a ctl.sock)"; kill -9 $second; return; }
+	ls -a | grep -q kagami-ctl && { why "bind directory left behind: $(ls -a)"; kill -9 $second; return; }
+	kill -TERM $second; wait $second
 	return 0
 }
 
