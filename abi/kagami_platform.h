@@ -82,6 +82,13 @@
 /* The longest the host blocks one KAGAMI_PORT_IDLE write. */
 #define KAGAMI_IDLE_MAX_US 10000u
 
+/* An ELF note (name "KAGAMI", this type, a 4-byte platform version) in a
+ * PVH image that runs its work in ring 3 and keeps ring 0 to a few
+ * hundred instructions, as SDK guests do. On a host whose KVM emulates
+ * ring 0 (PVM), kagami warns about images without it: a kernel that runs
+ * in ring 0 would crawl there. */
+#define KAGAMI_ELFNOTE_RING3 1u
+
 /* Exit status kagami uses when the guest crashed (fault report or triple
  * fault); the guest SDK writes the same value to the debug-exit port. */
 #define KAGAMI_EXIT_GUEST_CRASH 3u

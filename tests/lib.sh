@@ -17,6 +17,8 @@ t() {
 			missing="qemu-system-x86_64 is not installed" ;;
 		iasl) command -v iasl >/dev/null ||
 			missing="iasl (acpica-tools) is not installed" ;;
+		kernel) [[ -n $(debian_kernel) ]] ||
+			missing="no /boot/vmlinuz-* (linux-image-amd64 is not installed)" ;;
 		esac
 	done
 	if [[ -n $missing ]]; then
@@ -34,6 +36,11 @@ t() {
 		sed 's/^/     | /' "$TT/.log" | tail -n 20
 	fi
 	rm -rf "$TT"
+}
+
+# debian_kernel: the newest installed distribution kernel (a bzImage).
+debian_kernel() {
+	ls /boot/vmlinuz-* 2>/dev/null | sort -V | tail -1
 }
 
 # cannot_run NAME REASON: NAME cannot run here for want of REASON. Under

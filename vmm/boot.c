@@ -7,7 +7,10 @@
 #include <unistd.h>
 
 #include "elf.h"
+#include "kvm.h"
+#include "linuxboot.h"
 #include "pvh.h"
+#include "base/log.h"
 #include "vm.h"
 #include "abi/kagami_platform.h"
 
@@ -90,22 +93,61 @@ static int check_fit(const struct elf_image *img, uint64_t mem_size,
 	return 0;
 }
 
+/* Said once per image on a host where ring 0 crawls: a kernel that
+ * lives there (Linux) would seem to hang. */
+static void warn_ring0(const char *path)
+{
+	if (kvm_emulates_ring0())
+		kg_warn("this host's KVM (PVM backend) emulates guest ring 0 "
+			"about 1000x slower than ring 3, and %s runs its kernel "
+			"in ring 0: expect it to crawl (Linux guests need a "
+			"host with VT-x or AMD-V, or a virtual host: "
+			"docs/architecture.md)", path);
+}
+
 int boot_read_inputs(struct vm *vm, struct kg_err *e)
 {
 	const struct vm_config *c = &vm->cfg;
-	struct elf_image img;
 	if (read_file("image", c->kernel_path, c->mem_size, &vm->image,
 		      &vm->image_size, e) < 0)
 		return -1;
-	if (elf_parse(vm->image, vm->image_size, &img, e) < 0)
-		return kg_err_prefix(e, "image %s", c->kernel_path);
-	if (elf_check_entry(&img, e) < 0 || check_fit(&img, c->mem_size, e) < 0)
-		return kg_err_prefix(e, "image %s", c->kernel_path);
+	if (lb_is_bzimage(vm->image, vm->image_size)) {
+		struct lb_image li;
+		if (lb_parse(vm->image, vm->image_size, &li, e) < 0)
+			return kg_err_prefix(e, "image %s", c->kernel_path);
+		warn_ring0(c->kernel_path);
+	} else {
+		struct elf_image img;
+		if (elf_parse(vm->image, vm->image_size, &img, e) < 0)
+			return kg_err_prefix(e, "image %s", c->kernel_path);
+		if (elf_check_entry(&img, e) < 0 ||
+		    check_fit(&img, c->mem_size, e) < 0)
+			return kg_err_prefix(e, "image %s", c->kernel_path);
+		if (!img.ring3)
+			warn_ring0(c->kernel_path);
+	}
 	if (c->initrd_path &&
 	    read_file("initrd", c->initrd_path, c->mem_size, &vm->initrd,
 		      &vm->initrd_size, e) < 0)
 		return -1;
 	return 0;
+}
+
+/* A bzImage through the Linux boot protocol, 64-bit entry. */
+static int boot_linux(struct vm *vm, struct kg_err *e)
+{
+	struct lb_image li;
+	struct lb_boot b;
+	struct lb_params p = {
+		.cmdline = vm->cmdline,
+		.initrd = vm->initrd,
+		.initrd_size = vm->initrd_size,
+	};
+	if (lb_parse(vm->image, vm->image_size, &li, e) < 0 ||
+	    lb_load(&vm->mem, &li, vm->image, &p, &b, e) < 0)
+		return -1;
+	return vcpu_set_boot_regs64(&vm->vcpus[0], b.entry, b.zero_page, b.cr3,
+				    b.gdt, e);
 }
 
 int boot_load(struct vm *vm, struct kg_err *e)
@@ -114,6 +156,8 @@ int boot_load(struct vm *vm, struct kg_err *e)
 	if (!vm->image)
 		return kg_errf(e, "the VM was restored from a snapshot and has "
 			       "no image to boot again");
+	if (lb_is_bzimage(vm->image, vm->image_size))
+		return boot_linux(vm, e);
 	if (elf_parse(vm->image, vm->image_size, &img, e) < 0)
 		return -1;
 	for (unsigned i = 0; i < img.nsegs; i++) {

@@ -1,5 +1,7 @@
 #include "elf.h"
 
+#include "abi/kagami_platform.h"
+
 #include <elf.h>
 #include <string.h>
 
@@ -32,10 +34,13 @@ static int read_phdr(const uint8_t *buf, size_t len, unsigned bits,
 }
 
 /* Scans one PT_NOTE segment for the PVH entry; returns 1 if found. */
-static int scan_notes(const uint8_t *n, uint64_t size, uint64_t *entry,
-		      struct kg_err *e)
+/* Walks one PT_NOTE segment: the PVH entry (the first one found in the
+ * file counts; returns 1 once there is one) and kagami's ring-3 note. */
+static int scan_notes(const uint8_t *n, uint64_t size, struct elf_image *img,
+		      bool have_entry, struct kg_err *e)
 {
 	uint64_t off = 0;
+	int found = have_entry;
 	while (size - off >= 12) {
 		uint32_t namesz, descsz, type;
 		memcpy(&namesz, n + off, 4);
@@ -49,22 +54,27 @@ static int scan_notes(const uint8_t *n, uint64_t size, uint64_t *entry,
 				       "past the end of its PT_NOTE segment");
 		const uint8_t *name = n + off, *desc = n + off + name_al;
 		off += name_al + desc_al;
-		if (type != XEN_ELFNOTE_PHYS32_ENTRY || namesz != 4 ||
+		if (type == KAGAMI_ELFNOTE_RING3 && namesz == 7 &&
+		    !memcmp(name, "KAGAMI", 7)) {
+			img->ring3 = true;
+			continue;
+		}
+		if (found || type != XEN_ELFNOTE_PHYS32_ENTRY || namesz != 4 ||
 		    memcmp(name, "Xen", 4) != 0)
 			continue;
 		if (descsz == 4) {
 			uint32_t v;
 			memcpy(&v, desc, 4);
-			*entry = v;
+			img->pvh_entry = v;
 		} else if (descsz == 8) {
-			memcpy(entry, desc, 8);
+			memcpy(&img->pvh_entry, desc, 8);
 		} else {
 			return kg_errf(e, "malformed PVH entry note: descriptor "
 				       "size %u (expected 4 or 8)", descsz);
 		}
-		return 1;
+		found = 1;
 	}
-	return 0;
+	return found;
 }
 
 int elf_parse(const uint8_t *buf, size_t len, struct elf_image *img,
@@ -126,13 +136,11 @@ int elf_parse(const uint8_t *buf, size_t len, struct elf_image *img,
 				       (unsigned long long)p.offset,
 				       (unsigned long long)p.filesz, len);
 		if (p.type == PT_NOTE) {
-			if (!have_entry) {
-				have_entry = scan_notes(buf + p.offset,
-							p.filesz,
-							&img->pvh_entry, e);
-				if (have_entry < 0)
-					return -1;
-			}
+			int r = scan_notes(buf + p.offset, p.filesz, img,
+					   have_entry, e);
+			if (r < 0)
+				return -1;
+			have_entry = r;
 			continue;
 		}
 		if (p.memsz == 0)

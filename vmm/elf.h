@@ -7,6 +7,7 @@
 #ifndef KG_ELF_H
 #define KG_ELF_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "base/err.h"
@@ -21,6 +22,7 @@ struct elf_segment {
 struct elf_image {
 	unsigned bits; /* 32 or 64 */
 	uint64_t pvh_entry;
+	bool ring3; /* carries KAGAMI_ELFNOTE_RING3 (an SDK guest) */
 	uint64_t lo, hi; /* lowest paddr, end of highest segment */
 	unsigned nsegs;
 	struct elf_segment segs[ELF_MAX_LOAD_SEGMENTS];

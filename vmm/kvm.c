@@ -91,3 +91,8 @@ struct kvm_cpuid2 *kvm_supported_cpuid(int kvm_fd, struct kg_err *e)
 	kg_errf(e, "KVM_GET_SUPPORTED_CPUID: too many entries");
 	return NULL;
 }
+
+bool kvm_emulates_ring0(void)
+{
+	return access("/sys/module/kvm_pvm", F_OK) == 0;
+}

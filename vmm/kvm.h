@@ -7,6 +7,7 @@
 #define KG_KVM_H
 
 #include <linux/kvm.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include "base/err.h"
 
@@ -18,6 +19,10 @@ int kvm_ioctl_named(int fd, unsigned long req, void *arg, const char *name,
  * capabilities kagami needs. Errors distinguish "no /dev/kvm" from "no
  * permission". Returns the fd or -1. */
 int kvm_open(struct kg_err *e);
+
+/* Whether this host's KVM is the PVM backend, which runs guest ring 3
+ * natively but emulates guest ring 0 (about 1000x slower). */
+bool kvm_emulates_ring0(void);
 
 /* KVM_GET_SUPPORTED_CPUID into a malloc'd struct; NULL on error. */
 struct kvm_cpuid2 *kvm_supported_cpuid(int kvm_fd, struct kg_err *e);

@@ -81,6 +81,39 @@ int vcpu_set_boot_regs(struct vcpu *v, uint64_t entry, uint64_t start_info,
 	return kvm_ioctl(v->fd, KVM_SET_REGS, &r, e) < 0 ? -1 : 0;
 }
 
+/* The Linux 64-bit boot protocol's entry state: long mode with the boot
+ * loader's identity page tables, __BOOT_CS/__BOOT_DS, interrupts off,
+ * %rsi = the zero page. */
+int vcpu_set_boot_regs64(struct vcpu *v, uint64_t entry, uint64_t zero_page,
+			 uint64_t cr3, uint64_t gdt, struct kg_err *e)
+{
+	struct kvm_sregs s;
+	if (kvm_ioctl(v->fd, KVM_GET_SREGS, &s, e) < 0)
+		return -1;
+	struct kvm_segment code = {
+		.base = 0, .limit = 0xffffffff, .selector = 0x10,
+		.type = 0xb, .present = 1, .dpl = 0, .db = 0, .s = 1, .l = 1,
+		.g = 1,
+	};
+	struct kvm_segment data = {
+		.base = 0, .limit = 0xffffffff, .selector = 0x18,
+		.type = 0x3, .present = 1, .dpl = 0, .db = 1, .s = 1, .g = 1,
+	};
+	s.cs = code;
+	s.ds = s.es = s.fs = s.gs = s.ss = data;
+	s.tr = (struct kvm_segment){ .limit = 0x67, .type = 0xb, .present = 1 };
+	s.gdt = (struct kvm_dtable){ .base = gdt, .limit = 4 * 8 - 1 };
+	s.idt = (struct kvm_dtable){ 0 };
+	s.cr0 = 0x80000031; /* PG | NE | ET | PE */
+	s.cr3 = cr3;
+	s.cr4 = 0x20;        /* PAE */
+	s.efer = 0x500;      /* LME | LMA */
+	if (kvm_ioctl(v->fd, KVM_SET_SREGS, &s, e) < 0)
+		return -1;
+	struct kvm_regs r = { .rip = entry, .rsi = zero_page, .rflags = 0x2 };
+	return kvm_ioctl(v->fd, KVM_SET_REGS, &r, e) < 0 ? -1 : 0;
+}
+
 void vcpu_kick(struct vcpu *v)
 {
 	if (!v->run)

@@ -167,6 +167,8 @@ int vcpu_create(struct vm *vm, unsigned id, struct kg_err *e);
 void vcpu_destroy(struct vcpu *v);
 int vcpu_set_boot_regs(struct vcpu *v, uint64_t entry, uint64_t start_info,
 		       struct kg_err *e);
+int vcpu_set_boot_regs64(struct vcpu *v, uint64_t entry, uint64_t zero_page,
+			 uint64_t cr3, uint64_t gdt, struct kg_err *e);
 int vcpu_start(struct vcpu *v, struct kg_err *e);
 void vcpu_kick(struct vcpu *v);
 /* Formats registers for crash reports. */

@@ -17,6 +17,16 @@
 	.asciz "Xen"
 	.long pvh_start32
 	.align 4
+	/* kagami's own note: this guest drops to ring 3 at once, so the
+	 * host need not warn that its kernel would run emulated
+	 * (abi/kagami_platform.h, KAGAMI_ELFNOTE_RING3). */
+	.long 7                 /* namesz */
+	.long 4                 /* descsz */
+	.long 1                 /* KAGAMI_ELFNOTE_RING3 */
+	.asciz "KAGAMI"
+	.align 4
+	.long 2                 /* the platform version it was built for */
+	.align 4
 
 	.section .text.entry, "ax"
 	.code32

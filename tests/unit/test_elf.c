@@ -779,6 +779,7 @@ static void test_entry_in_segment(void **state)
 	expect_ok(img_buf, len, &img);
 	/* ENTRY lies in the first segment's file bytes. */
 	assert_int_equal(elf_check_entry(&img, &e), 0);
+	assert_false(img.ring3); /* no KAGAMI note: not an SDK guest */
 	/* The first and last file-backed bytes count, bss does not. */
 	img.pvh_entry = LOAD_PADDR;
 	assert_int_equal(elf_check_entry(&img, &e), 0);
@@ -816,6 +817,7 @@ static void test_real_hello_elf(void **state)
 	assert_int_equal(img.bits, 64);
 	assert_true(img.nsegs >= 1);
 	assert_true(img.lo < img.hi);
+	assert_true(img.ring3); /* the SDK's KAGAMI note */
 	int inside = 0;
 	for (unsigned i = 0; i < img.nsegs; i++) {
 		const struct elf_segment *s = &img.segs[i];
