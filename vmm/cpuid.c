@@ -1,5 +1,6 @@
 #include "cpuid.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #define KVM_SIGNATURE_LEAF 0x40000000u
@@ -11,24 +12,6 @@
  * the VM. */
 #define KVM_FEATURES_KEPT ((1u << 0) | (1u << 1) | (1u << 3) | (1u << 6) | \
 			   (1u << 24))
-
-/* XSAVE user components and the CPUID feature each needs. */
-static const struct {
-	unsigned component;
-	uint32_t leaf, index;
-	char reg; /* 'b', 'c', 'd' */
-	unsigned bit;
-} xsave_needs[] = {
-	{ 2, 1, 0, 'c', 28 },  /* AVX */
-	{ 3, 7, 0, 'b', 14 },  /* MPX bounds */
-	{ 4, 7, 0, 'b', 14 },  /* MPX CSR */
-	{ 5, 7, 0, 'b', 16 },  /* AVX-512 opmask */
-	{ 6, 7, 0, 'b', 16 },  /* AVX-512 upper ZMM0-15 */
-	{ 7, 7, 0, 'b', 16 },  /* AVX-512 ZMM16-31 */
-	{ 9, 7, 0, 'c', 3 },   /* PKRU */
-};
-#define XSAVE_LEGACY 0x3ull          /* x87, SSE */
-#define XSAVE_LEGACY_SIZE (512 + 64) /* legacy area + header */
 
 struct kvm_cpuid_entry2 *cpuid_find(struct kvm_cpuid2 *c, uint32_t function,
 				    uint32_t index)
@@ -57,39 +40,64 @@ static unsigned bits_for(unsigned n)
 	return b;
 }
 
-static void xsave_policy(struct kvm_cpuid2 *c)
+/* What needs XSAVE, hidden with it when XSETBV does not reach KVM. */
+static const struct {
+	uint32_t leaf, index;
+	char reg;
+	uint32_t bits;
+} xsave_users[] = {
+	/* XSAVE, OSXSAVE, AVX, FMA, F16C */
+	{ 1, 0, 'c', (1u << 26) | (1u << 27) | (1u << 28) | (1u << 12) |
+			     (1u << 29) },
+	/* AVX2, AVX-512 F/DQ/IFMA/PF/ER/CD/BW/VL */
+	{ 7, 0, 'b', (1u << 5) | (1u << 16) | (1u << 17) | (1u << 21) |
+			     (1u << 26) | (1u << 27) | (1u << 28) | (1u << 30) |
+			     (1u << 31) },
+	/* AVX512VBMI, PKU, OSPKE, VBMI2, VAES, VPCLMULQDQ, VNNI, BITALG,
+	 * VPOPCNTDQ */
+	{ 7, 0, 'c', (1u << 1) | (1u << 3) | (1u << 4) | (1u << 6) |
+			     (1u << 9) | (1u << 10) | (1u << 11) | (1u << 12) |
+			     (1u << 14) },
+	/* AVX512 4VNNIW/4FMAPS, VP2INTERSECT, AMX, AVX512-FP16 */
+	{ 7, 0, 'd', (1u << 2) | (1u << 3) | (1u << 8) | (1u << 22) |
+			     (1u << 23) | (1u << 24) | (1u << 25) },
+	{ 7, 1, 'a', (1u << 4) | (1u << 5) }, /* AVX-VNNI, AVX512-BF16 */
+	{ 0x80000001, 0, 'c', (1u << 11) | (1u << 16) }, /* XOP, FMA4 */
+};
+
+static void clear_bits(struct kvm_cpuid_entry2 *e, char reg, uint32_t bits)
 {
-	struct kvm_cpuid_entry2 *d0 = cpuid_find(c, 0xd, 0);
-	if (!d0)
-		return;
-	uint64_t xcr0 = (uint64_t)d0->edx << 32 | d0->eax;
-	uint64_t keep = XSAVE_LEGACY & xcr0;
-	for (size_t i = 0; i < sizeof(xsave_needs) / sizeof(xsave_needs[0]); i++) {
-		struct kvm_cpuid_entry2 *f = cpuid_find(c, xsave_needs[i].leaf,
-							xsave_needs[i].index);
-		unsigned comp = xsave_needs[i].component;
-		if ((xcr0 >> comp & 1) && f &&
-		    (reg_of(f, xsave_needs[i].reg) >> xsave_needs[i].bit & 1))
-			keep |= 1ull << comp;
+	uint32_t *r = reg == 'a' ? &e->eax : reg == 'b' ? &e->ebx
+			: reg == 'c' ? &e->ecx : &e->edx;
+	*r &= ~bits;
+}
+
+static void hide_xsave(struct kvm_cpuid2 *c)
+{
+	for (size_t i = 0; i < sizeof(xsave_users) / sizeof(xsave_users[0]); i++) {
+		struct kvm_cpuid_entry2 *e = cpuid_find(c, xsave_users[i].leaf,
+							xsave_users[i].index);
+		if (e)
+			clear_bits(e, xsave_users[i].reg, xsave_users[i].bits);
 	}
-	uint32_t max = XSAVE_LEGACY_SIZE;
-	for (unsigned comp = 2; comp < 64; comp++) {
-		if (!(xcr0 >> comp & 1))
-			continue;
-		struct kvm_cpuid_entry2 *s = cpuid_find(c, 0xd, comp);
-		if (!s || s->index != comp)
-			continue;
-		if (!(keep >> comp & 1)) {
-			s->eax = s->ebx = s->ecx = s->edx = 0;
-			continue;
+	for (uint32_t i = 0; i < c->nent; i++)
+		if (c->entries[i].function == 0xd) {
+			struct kvm_cpuid_entry2 *e = &c->entries[i];
+			e->eax = e->ebx = e->ecx = e->edx = 0;
 		}
-		if (s->ebx + s->eax > max)
-			max = s->ebx + s->eax;
-	}
-	d0->eax = (uint32_t)keep;
-	d0->edx = (uint32_t)(keep >> 32);
-	d0->ebx = XSAVE_LEGACY_SIZE; /* for XCR0 at reset; KVM tracks xsetbv */
-	d0->ecx = max;
+}
+
+/* Adds (function, index) with significant index if it is missing; c has
+ * room (cpuid_for_vcpu allocates it). */
+static void ensure_entry(struct kvm_cpuid2 *c, uint32_t function,
+			 uint32_t index)
+{
+	if (cpuid_find(c, function, index))
+		return;
+	c->entries[c->nent++] = (struct kvm_cpuid_entry2){
+		.function = function, .index = index,
+		.flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX,
+	};
 }
 
 static void topology_leaf(struct kvm_cpuid_entry2 *e, unsigned id,
@@ -113,49 +121,86 @@ static void topology_leaf(struct kvm_cpuid_entry2 *e, unsigned id,
 	}
 }
 
-void cpuid_apply_policy(struct kvm_cpuid2 *c, unsigned vcpu_id,
-			unsigned ncpus)
+static unsigned next_pow2(unsigned n)
 {
+	unsigned p = 1;
+	while (p < n)
+		p <<= 1;
+	return p;
+}
+
+#define EXTRA_ENTRIES 6
+
+struct kvm_cpuid2 *cpuid_for_vcpu(const struct kvm_cpuid2 *supported,
+				  unsigned vcpu_id, unsigned ncpus,
+				  unsigned flags, struct kg_err *e)
+{
+	size_t n = supported->nent + EXTRA_ENTRIES;
+	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + n * sizeof(c->entries[0]));
+	if (!c) {
+		kg_errf(e, "out of memory");
+		return NULL;
+	}
+	c->nent = supported->nent;
+	memcpy(c->entries, supported->entries,
+	       supported->nent * sizeof(c->entries[0]));
+	struct kvm_cpuid_entry2 *l0 = cpuid_find(c, 0, 0);
+	uint32_t max_basic = l0 ? l0->eax : 0;
+	/* The topology leaves Linux reads, whether or not KVM fills them. */
+	for (uint32_t leaf = 0xb; leaf <= 0x1f; leaf += 0x1f - 0xb)
+		if (max_basic >= leaf) {
+			ensure_entry(c, leaf, 0);
+			ensure_entry(c, leaf, 1);
+			ensure_entry(c, leaf, 2);
+		}
 	for (uint32_t i = 0; i < c->nent; i++) {
-		struct kvm_cpuid_entry2 *e = &c->entries[i];
-		switch (e->function) {
+		struct kvm_cpuid_entry2 *ent = &c->entries[i];
+		switch (ent->function) {
 		case 1:
-			e->ebx = (e->ebx & 0x0000ffffu) | vcpu_id << 24 |
-				 (ncpus & 0xff) << 16;
+			ent->ebx = (ent->ebx & 0x0000ffffu) | vcpu_id << 24 |
+				   (next_pow2(ncpus) & 0xff) << 16;
 			if (ncpus > 1)
-				e->edx |= 1u << 28; /* HTT: ncpus is valid */
+				ent->edx |= 1u << 28; /* HTT: the count is valid */
 			else
-				e->edx &= ~(1u << 28);
-			e->ecx |= 1u << 31; /* running under a hypervisor */
+				ent->edx &= ~(1u << 28);
+			ent->ecx |= 1u << 31; /* running under a hypervisor */
+			ent->ecx &= ~((1u << 5) | (1u << 15)); /* VMX, PDCM */
+			if (flags & CPUID_TSC_DEADLINE)
+				ent->ecx |= 1u << 24;
 			break;
 		case 4:
-			if ((e->eax & 0x1f) != 0) /* a cache, not the end */
-				e->eax = (e->eax & 0x03ffffffu) |
-					 (ncpus - 1) << 26;
+			if ((ent->eax & 0x1f) != 0) /* a cache, not the end */
+				ent->eax = (ent->eax & 0x03ffffffu) |
+					   (ncpus - 1) << 26;
 			break;
 		case 0xb:
 		case 0x1f:
-			topology_leaf(e, vcpu_id, ncpus);
+			topology_leaf(ent, vcpu_id, ncpus);
+			break;
+		case 0x80000001:
+			ent->ecx &= ~(1u << 2); /* SVM: no nesting */
 			break;
 		case 0x80000008:
-			e->ecx = (e->ecx & ~0xf0ffu) | (ncpus - 1) |
-				 bits_for(ncpus) << 12;
+			ent->ecx = (ent->ecx & ~0xf0ffu) | (ncpus - 1) |
+				   bits_for(ncpus) << 12;
 			break;
 		case 0x8000001e:
-			e->eax = vcpu_id;             /* extended APIC id */
-			e->ebx = vcpu_id & 0xff;      /* core id, 1 thread */
-			e->ecx = 0;                   /* node 0 */
+			ent->eax = vcpu_id;             /* extended APIC id */
+			ent->ebx = vcpu_id & 0xff;      /* core id, 1 thread */
+			ent->ecx = 0;                   /* node 0 */
 			break;
 		case KVM_SIGNATURE_LEAF:
-			e->eax = KVM_FEATURES_LEAF;
+			ent->eax = KVM_FEATURES_LEAF;
 			break;
 		case KVM_FEATURES_LEAF:
-			e->eax &= KVM_FEATURES_KEPT;
-			e->edx = 0; /* no realtime hints */
+			ent->eax &= KVM_FEATURES_KEPT;
+			ent->edx = 0; /* no realtime hints */
 			break;
 		}
 	}
-	xsave_policy(c);
+	if (flags & CPUID_NO_XSAVE)
+		hide_xsave(c);
+	return c;
 }
 
 /* Feature registers compared between hosts, with names for the bits

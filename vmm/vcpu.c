@@ -15,13 +15,11 @@
  * vCPU's place in the VM. */
 static int set_cpuid(struct vcpu *v, struct kg_err *e)
 {
-	const struct kvm_cpuid2 *sup = v->vm->cpuid;
-	size_t sz = sizeof(*sup) + sup->nent * sizeof(sup->entries[0]);
-	struct kvm_cpuid2 *c = malloc(sz);
+	struct kvm_cpuid2 *c = cpuid_for_vcpu(v->vm->cpuid, v->id,
+					      v->vm->ncpus, v->vm->cpuid_flags,
+					      e);
 	if (!c)
-		return kg_errf(e, "out of memory");
-	memcpy(c, sup, sz);
-	cpuid_apply_policy(c, v->id, v->vm->ncpus);
+		return -1;
 	int r = kvm_ioctl(v->fd, KVM_SET_CPUID2, c, e);
 	free(c);
 	return r < 0 ? -1 : 0;

@@ -11,9 +11,28 @@
 #include <unistd.h>
 
 #include "kvm.h"
+#include "kvm_probe.h"
 #include "virtio_mmio.h"
 #include "abi/kagami_platform.h"
 #include "base/clock.h"
+
+/* KVM creates the 8259 pair unmasked with vector base 0, and the BSP's
+ * LINT0 as unmasked ExtINT: until a guest masks LINT0 (Linux does early,
+ * not every kernel does), an ISA interrupt would arrive as vector 4 for
+ * COM1. A guest that programs the 8259 unmasks what it wants. */
+static int mask_pics(int vm_fd, struct kg_err *e)
+{
+	for (uint32_t chip = KVM_IRQCHIP_PIC_MASTER;
+	     chip <= KVM_IRQCHIP_PIC_SLAVE; chip++) {
+		struct kvm_irqchip c = { .chip_id = chip };
+		if (kvm_ioctl(vm_fd, KVM_GET_IRQCHIP, &c, e) < 0)
+			return -1;
+		c.chip.pic.imr = 0xff;
+		if (kvm_ioctl(vm_fd, KVM_SET_IRQCHIP, &c, e) < 0)
+			return -1;
+	}
+	return 0;
+}
 
 /* The KVM VM object, its irqchip, PIT, memory slots and vCPUs: everything
  * a reset throws away and rebuilds (RAM contents and devices stay). */
@@ -26,7 +45,8 @@ static int kvm_vm_build(struct vm *vm, struct kg_err *e)
 		return -1;
 	/* Deterministic mode keeps interrupts in userspace (dev_irq). */
 	if (!vm->cfg.deterministic) {
-		if (kvm_ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, NULL, e) < 0)
+		if (kvm_ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, NULL, e) < 0 ||
+		    mask_pics(vm->vm_fd, e) < 0)
 			return -1;
 		struct kvm_pit_config pit = { .flags = 0 };
 		if (kvm_ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit, e) < 0)
@@ -145,7 +165,9 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct kg_err *e)
 		goto fail;
 	vm->run_size = (size_t)rs;
 	vm->cpuid = kvm_supported_cpuid(vm->kvm_fd, e);
-	if (!vm->cpuid)
+	if (!vm->cpuid || kvm_cpuid_flags(vm->kvm_fd, vm->cpuid,
+					  !cfg->deterministic,
+					  &vm->cpuid_flags, e) < 0)
 		goto fail;
 	if (guest_mem_init(&vm->mem, cfg->mem_size, e) < 0)
 		goto fail;

@@ -91,7 +91,8 @@ struct vm {
 	struct vm_config cfg;
 	int kvm_fd, vm_fd;
 	size_t run_size;
-	struct kvm_cpuid2 *cpuid;
+	struct kvm_cpuid2 *cpuid; /* the host's supported set */
+	unsigned cpuid_flags;     /* CPUID_* (cpuid.h): what the host can do */
 	struct guest_mem mem;
 	struct gate gate;
 	struct bus pio, mmio;
