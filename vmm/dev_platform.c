@@ -226,3 +226,12 @@ void dev_platform_destroy(struct dev_platform *d)
 	pthread_mutex_destroy(&d->lock);
 	d->vm = NULL;
 }
+
+/* --- state --- */
+
+static const struct vs_field platform_fields[] = {
+	VS_FIELD(struct dev_platform, clock_hi_latch, VS_U32),
+	VS_FIELD(struct dev_platform, reset_reg, VS_U8),
+};
+const struct vs_desc dev_platform_vs = { "platform", 1,
+					 VS_TABLE(platform_fields), NULL };

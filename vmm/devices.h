@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include "console.h"
 #include "base/err.h"
+#include "base/vmstate.h"
 #include "gate.h"
 #include "pic.h"
 #include "pit.h"
@@ -46,6 +47,8 @@ void dev_uart_destroy(struct dev_uart *d);
 int dev_platform_init(struct dev_platform *d, struct vm *vm, struct kg_err *e);
 void dev_platform_reset(struct dev_platform *d);
 void dev_platform_destroy(struct dev_platform *d);
+/* The platform's state (the clock latch, the reset register). */
+extern const struct vs_desc dev_platform_vs;
 
 /* Formats a guest's fault frame (pure; for the report and unit tests). */
 void fault_frame_format(const void *frame, char *buf, size_t size);

@@ -14,7 +14,6 @@
 #include "vmm/vm.h"
 #include "cpu_state.h"
 #include "base/crc32c.h"
-#include "dev_state.h"
 #include "stream.h"
 #include "vm_state.h"
 #include "base/vmstate.h"

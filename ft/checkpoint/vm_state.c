@@ -3,7 +3,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dev_state.h"
 #include "base/vmstate.h"
 #include "base/clock.h"
 
@@ -149,20 +148,20 @@ int vm_state_write(struct kg_stream_writer *w, struct vm *vm, struct kg_err *e)
 		if (cpu_state_save(&vm->vcpus[i], idx, nmsr, cs, e) < 0 ||
 		    vm_state_put_table(w, KG_SEC_VCPU, (uint16_t)i, &cpu_vs, cs, e) < 0)
 			goto out;
-	if (vm_state_put_table(w, KG_SEC_DEVICE, VM_STATE_DEV_UART, &dev_uart_vs,
+	if (vm_state_put_table(w, KG_SEC_DEVICE, VM_STATE_DEV_UART, &uart_vs,
 		      &vm->uart.uart, e) < 0 ||
 	    vm_state_put_table(w, KG_SEC_DEVICE, VM_STATE_DEV_PLATFORM, &dev_platform_vs,
 		      &vm->platform, e) < 0)
 		goto out;
 	if (vm->cfg.deterministic &&
-	    (vm_state_put_table(w, KG_SEC_DEVICE, VM_STATE_DEV_PIC, &dev_pic_vs,
+	    (vm_state_put_table(w, KG_SEC_DEVICE, VM_STATE_DEV_PIC, &pic_vs,
 				&vm->irq.pic, e) < 0 ||
-	     vm_state_put_table(w, KG_SEC_DEVICE, VM_STATE_DEV_PIT, &dev_pit_vs,
+	     vm_state_put_table(w, KG_SEC_DEVICE, VM_STATE_DEV_PIT, &pit_vs,
 				&vm->irq.pit, e) < 0))
 		goto out;
 	for (unsigned i = 0; i < nvirtio(vm); i++)
 		if (vm_state_put_table(w, KG_SEC_DEVICE, (uint16_t)(VM_STATE_DEV_VIRTIO + i),
-			      &dev_virtio_vs, vm_state_virtio(vm, i), e) < 0)
+			      &virtio_mmio_vs, vm_state_virtio(vm, i), e) < 0)
 			goto out;
 	r = kg_writer_section(w, KG_SEC_CLOCK, 0, 1, &guest_ns,
 			      sizeof(guest_ns), e);
@@ -278,7 +277,7 @@ int vm_state_stage_section(struct kg_stream_reader *r,
 	default:
 		if (s->instance == VM_STATE_DEV_UART) {
 			st->uart = vm->uart.uart;
-			rc = decode(s, &dev_uart_vs, &st->uart, NULL, buf, e);
+			rc = decode(s, &uart_vs, &st->uart, NULL, buf, e);
 			st->have_uart = rc == 0;
 		} else if (s->instance == VM_STATE_DEV_PLATFORM) {
 			rc = decode(s, &dev_platform_vs, &st->platform, NULL,
@@ -286,16 +285,16 @@ int vm_state_stage_section(struct kg_stream_reader *r,
 			st->have_platform = rc == 0;
 		} else if (s->instance == VM_STATE_DEV_PIC) {
 			pic_init(&st->pic);
-			rc = decode(s, &dev_pic_vs, &st->pic, NULL, buf, e);
+			rc = decode(s, &pic_vs, &st->pic, NULL, buf, e);
 			st->have_pic = rc == 0;
 		} else if (s->instance == VM_STATE_DEV_PIT) {
 			pit_init(&st->pit);
-			rc = decode(s, &dev_pit_vs, &st->pit, NULL, buf, e);
+			rc = decode(s, &pit_vs, &st->pit, NULL, buf, e);
 			st->have_pit = rc == 0;
 		} else {
 			/* staged in a plain copy: only table fields matter */
 			memset(&st->virtio[vi], 0, sizeof(st->virtio[vi]));
-			rc = decode(s, &dev_virtio_vs, &st->virtio[vi],
+			rc = decode(s, &virtio_mmio_vs, &st->virtio[vi],
 				    &vm->mem, buf, e);
 			if (rc == 0)
 				st->virtio_seen |= 1u << vi;
@@ -339,14 +338,14 @@ int vm_state_apply(struct vm *vm, struct vm_state_stage *st, struct kg_err *e)
 	 * on what the state says is pending until the VM is activated. */
 	if (!vm->parked)
 		vm_state_hold(vm);
-	vs_copy(&dev_uart_vs, &vm->uart.uart, &st->uart);
+	vs_copy(&uart_vs, &vm->uart.uart, &st->uart);
 	vs_copy(&dev_platform_vs, &vm->platform, &st->platform);
 	if (vm->cfg.deterministic) {
-		vs_copy(&dev_pic_vs, &vm->irq.pic, &st->pic);
-		vs_copy(&dev_pit_vs, &vm->irq.pit, &st->pit);
+		vs_copy(&pic_vs, &vm->irq.pic, &st->pic);
+		vs_copy(&pit_vs, &vm->irq.pit, &st->pit);
 	}
 	for (unsigned i = 0; i < nvirtio(vm); i++)
-		vs_copy(&dev_virtio_vs, vm_state_virtio(vm, i), &st->virtio[i]);
+		vs_copy(&virtio_mmio_vs, vm_state_virtio(vm, i), &st->virtio[i]);
 	if (!vm->parked) {
 		vm_state_release(vm);
 		for (unsigned i = 0; i < nvirtio(vm); i++)

@@ -19,7 +19,6 @@
 #include <unistd.h>
 
 #include "ft/checkpoint/cpu_state.h"
-#include "ft/checkpoint/dev_state.h"
 #include "ft/checkpoint/snapshot.h"
 #include "vm_fixture.h"
 
@@ -332,8 +331,8 @@ static void test_deterministic_roundtrip(void **state)
 	if (restore_into(path, false, b, &sr, &e) < 0)
 		fail_msg("restore: %s", e.msg);
 	assert_true(b->vm.cfg.deterministic);
-	same_table(&dev_pic_vs, &a->vm.irq.pic, &b->vm.irq.pic);
-	same_table(&dev_pit_vs, &a->vm.irq.pit, &b->vm.irq.pit);
+	same_table(&pic_vs, &a->vm.irq.pic, &b->vm.irq.pic);
+	same_table(&pit_vs, &a->vm.irq.pit, &b->vm.irq.pit);
 	uint32_t idx[CPU_STATE_MAX_MSRS], n;
 	assert_int_equal(cpu_msr_index_list(a->vm.kvm_fd, idx, &n, &e), 0);
 	struct cpu_state *ca = malloc(sizeof(*ca)), *cb = malloc(sizeof(*cb));
