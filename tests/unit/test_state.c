@@ -251,6 +251,15 @@ static void same_table(const struct vs_desc *d, const void *a, const void *b)
 	vs_buf_free(&eb);
 }
 
+/* A deterministic VM's interrupt controller, through the gate's hooks. */
+static struct dev_irq *irq_of(struct vm *vm)
+{
+	assert_non_null(vm->gate.irqchip);
+	struct dev_irq *d = vm->gate.irqchip->ctx;
+	assert_ptr_equal(vm->gate.irqchip, &d->hooks);
+	return d;
+}
+
 /* Opens path into a fresh VM of the snapshot's kind, or of the other kind
  * when `flip`; returns snapshot_load's result (0 or -1, message in e). */
 static int restore_into(const char *path, bool flip, struct vm_run *b,
@@ -287,10 +296,9 @@ static void test_deterministic_roundtrip(void **state)
 	cfg.ncpus = 1;
 	if (vm_create(&a->vm, &cfg, &e) < 0)
 		fail_msg("vm_create: %s", e.msg);
-	assert_ptr_equal(a->vm.gate.irqchip, &a->vm.irq.hooks);
+	struct dev_irq *d = irq_of(&a->vm);
 	/* Some state a guest would leave: PIC programmed, IRQ 4 in service,
 	 * IRQ 3 requested; PIT counter 0 at 1 kHz, counter 2 latched. */
-	struct dev_irq *d = &a->vm.irq;
 	static const uint8_t init[][2] = {
 		{ 0x20, 0x11 }, { 0x21, 0x20 }, { 0x21, 0x04 }, { 0x21, 0x01 },
 		{ 0xa0, 0x11 }, { 0xa1, 0x28 }, { 0xa1, 0x02 }, { 0xa1, 0x01 },
@@ -331,8 +339,9 @@ static void test_deterministic_roundtrip(void **state)
 	if (restore_into(path, false, b, &sr, &e) < 0)
 		fail_msg("restore: %s", e.msg);
 	assert_true(b->vm.cfg.deterministic);
-	same_table(&pic_vs, &a->vm.irq.pic, &b->vm.irq.pic);
-	same_table(&pit_vs, &a->vm.irq.pit, &b->vm.irq.pit);
+	struct dev_irq *bd = irq_of(&b->vm);
+	same_table(&pic_vs, &d->pic, &bd->pic);
+	same_table(&pit_vs, &d->pit, &bd->pit);
 	uint32_t idx[CPU_STATE_MAX_MSRS], n;
 	assert_int_equal(cpu_msr_index_list(a->vm.kvm_fd, idx, &n, &e), 0);
 	struct cpu_state *ca = malloc(sizeof(*ca)), *cb = malloc(sizeof(*cb));
@@ -343,13 +352,12 @@ static void test_deterministic_roundtrip(void **state)
 	SAME(ca, cb, sregs);
 	/* the restored controller carries on: EOI, then IRQ 4 (at the
 	 * time the timer was loaded: no IRQ 0 edge yet) */
-	pic_io_write(&b->vm.irq.pic, 0x20, 0x20);
-	assert_true(b->vm.gate.irqchip->pending(b->vm.irq.hooks.ctx, now));
-	assert_int_equal(b->vm.gate.irqchip->ack(b->vm.irq.hooks.ctx, now),
-			 0x24);
+	pic_io_write(&bd->pic, 0x20, 0x20);
+	assert_true(b->vm.gate.irqchip->pending(bd, now));
+	assert_int_equal(b->vm.gate.irqchip->ack(bd, now), 0x24);
 	/* and the timer's next edge is where it was */
-	assert_true(pit_next_edge_ns(&b->vm.irq.pit, now) ==
-		    pit_next_edge_ns(&a->vm.irq.pit, now));
+	assert_true(pit_next_edge_ns(&bd->pit, now) ==
+		    pit_next_edge_ns(&d->pit, now));
 	snapshot_close(sr);
 	vm_destroy(&b->vm);
 	unlink(b->console);
