@@ -60,6 +60,10 @@ struct vm_device_ops {
 	 * in-kernel irqchip, so its state and the irqchip's exclude each
 	 * other in a stream. */
 	bool irqchip;
+	/* Streams may lack its state (written before the device existed):
+	 * the device then keeps its own. Otherwise a stream without every
+	 * table of every device is incomplete. */
+	bool optional;
 	/* Builds this kind's devices for vm->cfg (none, one, several),
 	 * claims their ports or MMIO ranges and registers each; on failure
 	 * frees what it has not registered. */

@@ -322,6 +322,15 @@ int vm_state_stage_section(struct kg_stream_reader *r,
 	return rc;
 }
 
+/* Whether a stream brought table t of vm->devices[i] (a copy staged for
+ * another VM's device does not count). */
+static bool staged(const struct vm_state_stage *st, const struct vm *vm,
+		   unsigned i, unsigned t)
+{
+	const struct vm_state_dev_copy *c = &st->dev[i][t];
+	return c->seen && c->table == &vm->devices[i].ops->tables[t];
+}
+
 int vm_state_complete(const struct vm *vm, const struct vm_state_stage *st,
 		      struct kg_err *e)
 {
@@ -332,11 +341,9 @@ int vm_state_complete(const struct vm *vm, const struct vm_state_stage *st,
 	for (unsigned i = 0; i < vm->ndevices; i++) {
 		const struct vm_device_ops *o = vm->devices[i].ops;
 		for (unsigned t = 0; t < o->ntables; t++, tables++) {
-			/* (a copy staged for another VM's device is not) */
-			if (st->dev[i][t].seen &&
-			    st->dev[i][t].table == &o->tables[t])
+			if (staged(st, vm, i, t))
 				seen++;
-			else if (!missing)
+			else if (!missing && !o->optional)
 				missing = o->tables[t].vs->name;
 		}
 	}
@@ -366,9 +373,12 @@ int vm_state_apply(struct vm *vm, struct vm_state_stage *st, struct kg_err *e)
 		vm_state_hold(vm);
 	for (unsigned i = 0; i < vm->ndevices; i++) {
 		const struct vm_device *d = &vm->devices[i];
+		/* (only an optional device's table may be missing) */
 		for (unsigned t = 0; t < d->ops->ntables; t++)
-			vs_copy(d->ops->tables[t].vs, vm_device_state(d, t),
-				st->dev[i][t].buf);
+			if (staged(st, vm, i, t))
+				vs_copy(d->ops->tables[t].vs,
+					vm_device_state(d, t),
+					st->dev[i][t].buf);
 	}
 	if (!vm->parked) {
 		vm_state_release(vm);

@@ -98,8 +98,9 @@ int vm_state_stage_section(struct kg_stream_reader *r,
 			   struct vm_state_stage *st, struct kg_err *e);
 /* Whether the stage holds every section vm needs: every vCPU, the clock,
  * the irqchip for a VM with an in-kernel one, every table of every
- * registered device (a deterministic VM's PIC and PIT among them).
- * Staging refuses the other kind's interrupt controller state. */
+ * registered device (a deterministic VM's PIC and PIT among them) but an
+ * optional one's (device.h: it then keeps its own state). Staging
+ * refuses the other kind's interrupt controller state. */
 int vm_state_complete(const struct vm *vm, const struct vm_state_stage *st,
 		      struct kg_err *e);
 /* Applies a complete stage (every vCPU, clock, irqchip, devices) to a VM
