@@ -8,5 +8,6 @@
  */
 VM_DEVICE(dev_uart_ops)     /* COM1 */
 VM_DEVICE(dev_platform_ops) /* exit, reset, the kagami device */
+VM_DEVICE(dev_rtc_ops)      /* CMOS RTC */
 VM_DEVICE(dev_virtio_ops)   /* virtio-mmio: disks, then networks */
 VM_DEVICE(dev_irq_ops)      /* deterministic mode's PIC and PIT: last */
