@@ -139,9 +139,7 @@ static int create(struct vm *vm, struct kg_err *e)
 	if (bus_add(&vm->pio, KAGAMI_COM1_PORT, 8, &uart_ops, d, "COM1", e) < 0 ||
 	    !(d->console = console_open(&vm->cfg.console, console_rx, d, e)) ||
 	    vm_device_add(vm, &dev_uart_ops, d, e) < 0) {
-		console_close(d->console);
-		pthread_mutex_destroy(&d->lock);
-		free(d);
+		destroy(d);
 		return -1;
 	}
 	vm->uart = d;
