@@ -81,6 +81,7 @@ UNIT_LAYERS_test_platform := vmm
 UNIT_LAYERS_test_pvh := vmm
 UNIT_LAYERS_test_rlink := pipeline
 UNIT_LAYERS_test_rr_log := record
+UNIT_LAYERS_test_rtc := vmm
 UNIT_LAYERS_test_size := vmm
 UNIT_LAYERS_test_state := checkpoint
 UNIT_LAYERS_test_storage := storage

@@ -2,7 +2,9 @@
  * kagami inspect FILE [--json]: lists the file header and every section of
  * a snapshot or stream (ft/checkpoint/stream.h), verifying each section's
  * checksum and the end marker. Payloads are read and checked but never
- * interpreted, so inspect also lists kinds this kagami does not know.
+ * interpreted, so inspect also lists kinds this kagami does not know. A
+ * device section is named after the device whose instance it is (the
+ * registry's kinds, vmm/device.h).
  *
  * Exit status: 0 valid, 1 not valid (the sections read so far are listed,
  * then one line on stderr names the section and byte offset), 2 on a usage
@@ -22,6 +24,7 @@
 
 #include "cli.h"
 #include "ft/checkpoint/stream.h"
+#include "vmm/device.h"
 
 #define EXIT_INVALID 1
 
@@ -73,6 +76,15 @@ static void kind_label(uint16_t kind, char *buf, size_t n)
 			 kind & KG_SEC_ANCILLARY ? " (anc)" : "");
 }
 
+/* "rtc" for device section #4; NULL for other kinds and unknown ones. */
+static const char *device_label(const struct kg_section *s)
+{
+	unsigned t;
+	const struct vm_device_ops *k =
+		s->kind == KG_SEC_DEVICE ? vm_device_kind(s->instance, &t) : NULL;
+	return k ? k->tables[t].vs->name : NULL;
+}
+
 static void show_header(struct listing *l, const char *path,
 			const struct kg_stream_header *h)
 {
@@ -99,8 +111,8 @@ static void show_header(struct listing *l, const char *path,
 	       "flags 0x%x\n", path, h->major, h->minor, arch,
 	       h->arch == kg_arch_host() ? "" : " (not this host)",
 	       h->page_size, h->flags);
-	printf("%6s %14s  %-22s %8s %8s %14s  %s\n", "index", "offset", "kind",
-	       "instance", "version", "length", "crc");
+	printf("%6s %14s  %-22s %8s %8s %14s  %-4s  %s\n", "index", "offset",
+	       "kind", "instance", "version", "length", "crc", "device");
 }
 
 static void show_section(struct listing *l, const struct kg_section *s,
@@ -118,15 +130,19 @@ static void show_section(struct listing *l, const struct kg_section *s,
 		cJSON_AddNumberToObject(j, "kind_id", s->kind);
 		cJSON_AddBoolToObject(j, "known", kg_sec_name(s->kind) != NULL);
 		cJSON_AddNumberToObject(j, "instance", s->instance);
+		if (device_label(s))
+			cJSON_AddStringToObject(j, "device", device_label(s));
 		cJSON_AddNumberToObject(j, "version", s->version);
 		cJSON_AddNumberToObject(j, "length", (double)s->length);
 		cJSON_AddBoolToObject(j, "crc_ok", ok);
 		cJSON_AddItemToArray(l->sections, j);
 		return;
 	}
-	printf("%6" PRIu64 " %14" PRIu64 "  %-22s %8u %8u %14" PRIu64 "  %s\n",
+	const char *dev = device_label(s);
+	printf("%6" PRIu64 " %14" PRIu64 "  %-22s %8u %8u %14" PRIu64 "  %s%s%s\n",
 	       s->index, s->offset, kind, s->instance, s->version, s->length,
-	       ok ? "ok" : "FAIL");
+	       ok ? "ok" : "FAIL", dev ? ok ? "    " : "  " : "",
+	       dev ? dev : "");
 }
 
 /* The total, the verdict and the JSON document; returns the exit status. */

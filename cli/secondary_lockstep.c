@@ -67,8 +67,7 @@ static bool go_live(void *ctx, uint64_t exit_index)
 	vm->gate.clock_base_ns = kg_now_ns() - guest_ns;
 	atomic_store(&vm->replaying, false);
 	outbuf_discard(vm->out); /* the primary's outputs, replayed */
-	for (unsigned i = 0; i < vm->cfg.ndisks + vm->cfg.nnets; i++)
-		virtio_mmio_resync(vm_state_virtio(vm, i));
+	vm_devices_resync(vm);
 	for (unsigned i = 0; i < vm->cfg.nnets; i++)
 		if (virtio_net_announce(vm->nets[i], &e) < 0)
 			fprintf(stderr, "%s: %s\n", name, e.msg);

@@ -3,8 +3,10 @@
  * the pure 8259A and 8254 models behind one lock, their ports on the PIO
  * bus, and the gate_irqchip hooks (see devices.h and gate.h).
  */
+#include <stdlib.h>
 #include <string.h>
 
+#include "device.h"
 #include "devices.h"
 #include "vm.h"
 
@@ -131,9 +133,40 @@ static uint64_t hook_next_deadline(void *ctx, uint64_t now_ns)
 	return pic_pending(&pic) ? t : UINT64_MAX;
 }
 
-int dev_irq_init(struct dev_irq *d, struct vm *vm, struct kg_err *e)
+static void reset(void *dev)
 {
-	memset(d, 0, sizeof(*d));
+	struct dev_irq *d = dev;
+	pthread_mutex_lock(&d->lock);
+	pic_reset(&d->pic);
+	pit_reset(&d->pit);
+	pthread_mutex_unlock(&d->lock);
+}
+
+static void quiesce(void *dev)
+{
+	pthread_mutex_lock(&((struct dev_irq *)dev)->lock);
+}
+
+static void release(void *dev)
+{
+	pthread_mutex_unlock(&((struct dev_irq *)dev)->lock);
+}
+
+static void destroy(void *dev)
+{
+	struct dev_irq *d = dev;
+	pthread_mutex_destroy(&d->lock);
+	free(d);
+}
+
+/* A deterministic VM only: its ports on vm->pio, its hooks in the gate. */
+static int create(struct vm *vm, struct kg_err *e)
+{
+	if (!vm->cfg.deterministic)
+		return 0;
+	struct dev_irq *d = calloc(1, sizeof(*d));
+	if (!d)
+		return kg_errf(e, "out of memory");
 	pthread_mutex_init(&d->lock, NULL);
 	d->vm = vm;
 	pic_init(&d->pic);
@@ -151,23 +184,36 @@ int dev_irq_init(struct dev_irq *d, struct vm *vm, struct kg_err *e)
 		    e) < 0 ||
 	    bus_add(&vm->pio, PIT_PORT_BASE, 4, &pit_ops, d, "pit", e) < 0 ||
 	    bus_add(&vm->pio, PIT_PORT_SYSCTL, 1, &sysctl_ops, d,
-		    "system-control-b", e) < 0)
+		    "system-control-b", e) < 0 ||
+	    vm_device_add(vm, &dev_irq_ops, d, e) < 0) {
+		destroy(d);
 		return -1;
+	}
+	vm->gate.irqchip = &d->hooks;
 	return 0;
 }
 
-void dev_irq_reset(struct dev_irq *d)
+/* Staging copies start at power-on values. */
+static void pic_defaults(void *obj)
 {
-	pthread_mutex_lock(&d->lock);
-	pic_reset(&d->pic);
-	pit_reset(&d->pit);
-	pthread_mutex_unlock(&d->lock);
+	pic_init(obj);
 }
 
-void dev_irq_destroy(struct dev_irq *d)
+static void pit_defaults(void *obj)
 {
-	if (!d->vm)
-		return;
-	pthread_mutex_destroy(&d->lock);
-	d->vm = NULL;
+	pit_init(obj);
 }
+
+static const struct vm_device_table tables[] = {
+	{ &pic_vs, offsetof(struct dev_irq, pic), sizeof(struct pic),
+	  pic_defaults },
+	{ &pit_vs, offsetof(struct dev_irq, pit), sizeof(struct pit),
+	  pit_defaults },
+};
+
+const struct vm_device_ops dev_irq_ops = {
+	.name = "pic/pit", .instance = 2, .ninstances = 2,
+	.tables = tables, .ntables = 2, .irqchip = true,
+	.create = create, .reset = reset, .quiesce = quiesce,
+	.release = release, .destroy = destroy,
+};

@@ -4,12 +4,21 @@
  * mode, idle).
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "device.h"
 #include "devices.h"
 #include "vm.h"
 #include "abi/kagami_platform.h"
 #include "base/log.h"
+
+struct dev_platform {
+	pthread_mutex_t lock;
+	uint32_t clock_hi_latch;
+	uint8_t reset_reg; /* 0xcf9 */
+	struct vm *vm;
+};
 
 static uint32_t le32(const void *data, unsigned size)
 {
@@ -165,7 +174,7 @@ static void console_out(struct dev_platform *d, uint32_t gpa)
 			KAGAMI_CONSOLE_MAX);
 		return;
 	}
-	dev_uart_output(&d->vm->uart, bytes, len);
+	dev_uart_output(d->vm->uart, bytes, len);
 }
 
 static void kdev_write(void *opaque, uint64_t off, const void *data,
@@ -198,31 +207,69 @@ static void kdev_write(void *opaque, uint64_t off, const void *data,
 
 static const struct bus_dev_ops kdev_ops = { kdev_read, kdev_write, NULL };
 
-int dev_platform_init(struct dev_platform *d, struct vm *vm, struct kg_err *e)
+static void reset(void *dev)
 {
+	struct dev_platform *d = dev;
+	pthread_mutex_lock(&d->lock);
+	d->clock_hi_latch = 0;
+	d->reset_reg = 0;
+	pthread_mutex_unlock(&d->lock);
+}
+
+static void quiesce(void *dev)
+{
+	pthread_mutex_lock(&((struct dev_platform *)dev)->lock);
+}
+
+static void release(void *dev)
+{
+	pthread_mutex_unlock(&((struct dev_platform *)dev)->lock);
+}
+
+static void destroy(void *dev)
+{
+	struct dev_platform *d = dev;
+	pthread_mutex_destroy(&d->lock);
+	free(d);
+}
+
+/* Registers 0xf4, 0xcf9 and the kagami device. */
+static int create(struct vm *vm, struct kg_err *e)
+{
+	struct dev_platform *d = calloc(1, sizeof(*d));
+	if (!d)
+		return kg_errf(e, "out of memory");
 	d->vm = vm;
 	pthread_mutex_init(&d->lock, NULL);
-	dev_platform_reset(d);
 	if (bus_add(&vm->pio, KAGAMI_DEBUG_EXIT_PORT, 4, &exit_ops, d,
 		    "isa-debug-exit", e) < 0 ||
 	    bus_add(&vm->pio, KAGAMI_RESET_PORT, 1, &reset_ops, d,
 		    "reset-control", e) < 0 ||
 	    bus_add(&vm->pio, KAGAMI_PORT_BASE, KAGAMI_PORT_COUNT, &kdev_ops,
-		    d, "kagami-device", e) < 0)
+		    d, "kagami-device", e) < 0 ||
+	    vm_device_add(vm, &dev_platform_ops, d, e) < 0) {
+		destroy(d);
 		return -1;
+	}
 	return 0;
 }
 
-void dev_platform_reset(struct dev_platform *d)
-{
-	d->clock_hi_latch = 0;
-	d->reset_reg = 0;
-}
+/* --- state --- */
 
-void dev_platform_destroy(struct dev_platform *d)
-{
-	if (!d->vm)
-		return;
-	pthread_mutex_destroy(&d->lock);
-	d->vm = NULL;
-}
+static const struct vs_field platform_fields[] = {
+	VS_FIELD(struct dev_platform, clock_hi_latch, VS_U32),
+	VS_FIELD(struct dev_platform, reset_reg, VS_U8),
+};
+static const struct vs_desc platform_vs = { "platform", 1,
+					    VS_TABLE(platform_fields), NULL };
+
+static const struct vm_device_table tables[] = {
+	{ &platform_vs, 0, sizeof(struct dev_platform), NULL },
+};
+
+const struct vm_device_ops dev_platform_ops = {
+	.name = "platform", .instance = 1, .ninstances = 1,
+	.tables = tables, .ntables = 1,
+	.create = create, .reset = reset, .quiesce = quiesce,
+	.release = release, .destroy = destroy,
+};

@@ -1,10 +1,20 @@
 /* COM1: the 16550 model on the PIO bus, wired to a console backend. */
+#include <stdlib.h>
 #include <string.h>
 
+#include "device.h"
 #include "devices.h"
+#include "uart.h"
 #include "vm.h"
 #include "abi/kagami_platform.h"
 #include "base/clock.h"
+
+struct dev_uart {
+	pthread_mutex_t lock;
+	struct uart uart;
+	struct console *console; /* host resource, not state */
+	struct vm *vm;
+};
 
 static void note_first_output(struct dev_uart *d)
 {
@@ -86,31 +96,70 @@ static size_t console_rx(void *opaque, const uint8_t *data, size_t n)
 	return took;
 }
 
-int dev_uart_init(struct dev_uart *d, struct vm *vm,
-		  const struct console_spec *spec, struct kg_err *e)
+void dev_uart_flush(struct dev_uart *d)
 {
-	d->vm = vm;
-	pthread_mutex_init(&d->lock, NULL);
-	uart_init(&d->uart, uart_tx, uart_irq, d);
-	if (bus_add(&vm->pio, KAGAMI_COM1_PORT, 8, &uart_ops, d, "COM1", e) < 0)
-		return -1;
-	d->console = console_open(spec, console_rx, d, e);
-	return d->console ? 0 : -1;
+	console_flush(d->console);
 }
 
-void dev_uart_reset(struct dev_uart *d)
+static void reset(void *dev)
 {
+	struct dev_uart *d = dev;
 	pthread_mutex_lock(&d->lock);
 	uart_reset(&d->uart);
 	pthread_mutex_unlock(&d->lock);
 }
 
-void dev_uart_destroy(struct dev_uart *d)
+static void quiesce(void *dev)
 {
-	if (!d->vm)
-		return;
-	console_close(d->console);
-	d->console = NULL;
-	pthread_mutex_destroy(&d->lock);
-	d->vm = NULL;
+	pthread_mutex_lock(&((struct dev_uart *)dev)->lock);
 }
+
+static void release(void *dev)
+{
+	pthread_mutex_unlock(&((struct dev_uart *)dev)->lock);
+}
+
+static void destroy(void *dev)
+{
+	struct dev_uart *d = dev;
+	console_close(d->console);
+	pthread_mutex_destroy(&d->lock);
+	free(d);
+}
+
+/* Registers COM1 on the PIO bus and opens the console. */
+static int create(struct vm *vm, struct kg_err *e)
+{
+	struct dev_uart *d = calloc(1, sizeof(*d));
+	if (!d)
+		return kg_errf(e, "out of memory");
+	d->vm = vm;
+	pthread_mutex_init(&d->lock, NULL);
+	uart_init(&d->uart, uart_tx, uart_irq, d);
+	if (bus_add(&vm->pio, KAGAMI_COM1_PORT, 8, &uart_ops, d, "COM1", e) < 0 ||
+	    !(d->console = console_open(&vm->cfg.console, console_rx, d, e)) ||
+	    vm_device_add(vm, &dev_uart_ops, d, e) < 0) {
+		destroy(d);
+		return -1;
+	}
+	vm->uart = d;
+	return 0;
+}
+
+/* A staging copy starts at power-on values, without callbacks. */
+static void uart_defaults(void *obj)
+{
+	uart_init(obj, NULL, NULL, NULL);
+}
+
+static const struct vm_device_table tables[] = {
+	{ &uart_vs, offsetof(struct dev_uart, uart), sizeof(struct uart),
+	  uart_defaults },
+};
+
+const struct vm_device_ops dev_uart_ops = {
+	.name = "uart", .instance = 0, .ninstances = 1,
+	.tables = tables, .ntables = 1,
+	.create = create, .reset = reset, .quiesce = quiesce,
+	.release = release, .destroy = destroy,
+};

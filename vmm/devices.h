@@ -1,51 +1,28 @@
 /*
- * The platform's devices (see kagami_platform.h for the guest's view):
- * COM1, the isa-debug-exit port, the 0xcf9 reset port and the kagami
- * device (identity, clock, power, fault report). Each keeps its
- * guest-visible state apart from host resources and its own lock, since
- * any vCPU thread may access it.
+ * What the platform's devices offer each other and the tests, beyond the
+ * device interface (device.h) through which the VM builds, holds, saves
+ * and destroys them (see kagami_platform.h for the guest's view). Each
+ * keeps its guest-visible state apart from host resources and its own
+ * lock, since any vCPU thread may access it.
  */
 #ifndef KG_DEVICES_H
 #define KG_DEVICES_H
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdint.h>
-#include "console.h"
-#include "base/err.h"
 #include "gate.h"
 #include "pic.h"
 #include "pit.h"
-#include "uart.h"
 
 struct vm;
 
-struct dev_uart {
-	pthread_mutex_t lock;
-	struct uart uart;
-	struct console *console; /* host resource, not state */
-	struct vm *vm;
-};
-
-struct dev_platform {
-	pthread_mutex_t lock;
-	uint32_t clock_hi_latch;
-	uint8_t reset_reg; /* 0xcf9 */
-	struct vm *vm;
-};
-
-/* Registers COM1 on the PIO bus and opens the console. */
-int dev_uart_init(struct dev_uart *d, struct vm *vm,
-		  const struct console_spec *spec, struct kg_err *e);
-void dev_uart_reset(struct dev_uart *d);
-/* Console output that bypasses the UART registers (the kagami device's
- * batched console port); written and flushed at once. */
+/* COM1 (vm->uart). Console output that bypasses the UART registers (the
+ * kagami device's batched console port); written and flushed at once. */
+struct dev_uart;
 void dev_uart_output(struct dev_uart *d, const void *data, size_t n);
-void dev_uart_destroy(struct dev_uart *d);
-
-/* Registers 0xf4, 0xcf9 and the kagami device. */
-int dev_platform_init(struct dev_platform *d, struct vm *vm, struct kg_err *e);
-void dev_platform_reset(struct dev_platform *d);
-void dev_platform_destroy(struct dev_platform *d);
+/* Writes out what the console buffered (the end of a run). */
+void dev_uart_flush(struct dev_uart *d);
 
 /* Formats a guest's fault frame (pure; for the report and unit tests). */
 void fault_frame_format(const void *frame, char *buf, size_t size);
@@ -61,6 +38,10 @@ void fault_frame_format(const void *frame, char *buf, size_t size);
  * the 8259A keeps one request per line) before anything else is done at
  * that time. The lock covers pic and pit; it is taken last (after any
  * device's lock) and nothing is called while it is held.
+ *
+ * Built only for a deterministic VM, which then has
+ * vm->gate.irqchip == &d->hooks and hooks.ctx == d; the struct is here
+ * for tests that set chip state directly.
  */
 struct dev_irq {
 	pthread_mutex_t lock;
@@ -69,13 +50,5 @@ struct dev_irq {
 	struct vm *vm;
 	struct gate_irqchip hooks; /* ctx: this struct */
 };
-
-/* Registers the ports on vm->pio and fills hooks (the caller sets
- * vm->gate.irqchip = &d->hooks). */
-int dev_irq_init(struct dev_irq *d, struct vm *vm, struct kg_err *e);
-/* Power-on state of both chips (a guest reboot). */
-void dev_irq_reset(struct dev_irq *d);
-/* Safe on a zeroed, never initialised struct. */
-void dev_irq_destroy(struct dev_irq *d);
 
 #endif

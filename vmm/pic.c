@@ -262,3 +262,33 @@ uint8_t pic_io_read(struct pic *p, uint16_t port)
 	update_cascade(p);
 	return v;
 }
+
+/* --- state: every field, since the model holds nothing but guest-visible
+ * state --- */
+
+static int pic_check(const void *obj, const void *ctx, struct kg_err *e)
+{
+	const struct pic *p = obj;
+	(void)ctx;
+	for (unsigned i = 0; i < 2; i++) {
+		const struct pic_chip *c = &p->chip[i];
+		if (c->init_step == 1 || c->init_step > 4 || c->base & 7 ||
+		    c->priority_add > 7)
+			return kg_errf(e, "chip %u: bad initialisation state", i);
+		if ((c->auto_eoi | c->rotate_on_aeoi | c->read_isr | c->poll |
+		     c->special_mask) > 1)
+			return kg_errf(e, "chip %u: bad flag", i);
+	}
+	return 0;
+}
+
+#define CHIP(f) VS_STRUCT_ARRAY(struct pic, chip, 2, struct pic_chip, f, \
+				VS_U8, "chip." #f)
+static const struct vs_field pic_fields[] = {
+	CHIP(irr), CHIP(isr), CHIP(imr), CHIP(lines), CHIP(base),
+	CHIP(init_step), CHIP(icw1), CHIP(icw3), CHIP(icw4), CHIP(auto_eoi),
+	CHIP(rotate_on_aeoi), CHIP(priority_add), CHIP(read_isr), CHIP(poll),
+	CHIP(special_mask),
+};
+const struct vs_desc pic_vs = { "pic", 1, VS_TABLE(pic_fields),
+				    pic_check };

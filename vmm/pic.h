@@ -36,6 +36,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "base/vmstate.h"
+
 #define PIC_MASTER_CMD 0x20u
 #define PIC_MASTER_DATA 0x21u
 #define PIC_SLAVE_CMD 0xa0u
@@ -88,5 +90,9 @@ bool pic_pending(const struct pic *p);
  * but the slave's request vanished; no ISR bit is set for a spurious
  * IRQ except the master's IRQ 2 in the latter case, as on the 8259A. */
 int pic_ack(struct pic *p);
+
+/* The whole model as a field table, with a check of what a stream brings
+ * back (initialisation step, vector base, flags). */
+extern const struct vs_desc pic_vs;
 
 #endif

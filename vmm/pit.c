@@ -286,3 +286,40 @@ uint64_t pit_next_edge_ns(const struct pit *p, uint64_t now_ns)
 	uint64_t ns = c->load_ns + ticks_to_ns(tick - c->base_ticks);
 	return ns < c->load_ns ? UINT64_MAX : ns;
 }
+
+/* --- state: every field, since the model holds nothing but guest-visible
+ * state --- */
+
+static int pit_check(const void *obj, const void *ctx, struct kg_err *e)
+{
+	const struct pit *p = obj;
+	(void)ctx;
+	if (p->sysctl > 0x0f)
+		return kg_errf(e, "port 0x61: 0x%x", p->sysctl);
+	for (unsigned i = 0; i < 3; i++) {
+		const struct pit_channel *c = &p->ch[i];
+		if (c->mode > 5 || c->access < 1 || c->access > 3 ||
+		    c->count < 1 || c->count > 65536 || c->latched > 3)
+			return kg_errf(e, "counter %u: bad mode, access or "
+				       "count", i);
+		if ((c->status_latched | c->bcd | c->read_hi | c->write_hi |
+		     c->armed | c->counting | c->gate) > 1 ||
+		    (c->counting && !c->armed) || (i < 2 && !c->gate))
+			return kg_errf(e, "counter %u: bad flag", i);
+	}
+	return 0;
+}
+
+#define CH(f, t) VS_STRUCT_ARRAY(struct pit, ch, 3, struct pit_channel, f, \
+				 t, "ch." #f)
+static const struct vs_field pit_fields[] = {
+	CH(load_ns, VS_U64), CH(base_ticks, VS_U64), CH(edges_seen, VS_U64),
+	CH(count, VS_U32), CH(latch, VS_U16), CH(latched, VS_U8),
+	CH(status, VS_U8), CH(status_latched, VS_U8), CH(mode, VS_U8),
+	CH(access, VS_U8), CH(bcd, VS_U8), CH(read_hi, VS_U8),
+	CH(write_hi, VS_U8), CH(write_lo, VS_U8), CH(armed, VS_U8),
+	CH(counting, VS_U8), CH(gate, VS_U8),
+	VS_FIELD(struct pit, sysctl, VS_U8),
+};
+const struct vs_desc pit_vs = { "pit", 1, VS_TABLE(pit_fields),
+				    pit_check };

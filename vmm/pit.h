@@ -35,6 +35,8 @@
 
 #include <stdint.h>
 
+#include "base/vmstate.h"
+
 #define PIT_HZ 1193182u
 #define PIT_PORT_BASE 0x40u /* 0x40-0x43 */
 #define PIT_PORT_CONTROL 0x43u
@@ -83,5 +85,9 @@ uint64_t pit_irq0_edges(struct pit *p, uint64_t now_ns);
  * UINT64_MAX when counter 0 will make no more. pit_irq0_edges called at
  * that time reports it. */
 uint64_t pit_next_edge_ns(const struct pit *p, uint64_t now_ns);
+
+/* The whole model as a field table, with a check of what a stream brings
+ * back (modes, access, counts, flags). */
+extern const struct vs_desc pit_vs;
 
 #endif

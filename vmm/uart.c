@@ -162,3 +162,33 @@ size_t uart_receive(struct uart *u, const uint8_t *data, size_t n)
 		update_irq(u);
 	return take;
 }
+
+/* --- state: every guest-visible field --- */
+
+static int uart_check(const void *obj, const void *ctx, struct kg_err *e)
+{
+	const struct uart *u = obj;
+	(void)ctx;
+	if (u->rx_head >= UART_RX_FIFO || u->rx_count > UART_RX_FIFO)
+		return kg_errf(e, "receive FIFO index out of range");
+	return 0;
+}
+
+static const struct vs_field uart_fields[] = {
+	VS_FIELD(struct uart, ier, VS_U8),
+	VS_FIELD(struct uart, fcr, VS_U8),
+	VS_FIELD(struct uart, lcr, VS_U8),
+	VS_FIELD(struct uart, mcr, VS_U8),
+	VS_FIELD(struct uart, lsr, VS_U8),
+	VS_FIELD(struct uart, msr, VS_U8),
+	VS_FIELD(struct uart, scr, VS_U8),
+	VS_FIELD(struct uart, dll, VS_U8),
+	VS_FIELD(struct uart, dlm, VS_U8),
+	VS_FIELD_MAX(struct uart, thr_ipending, VS_U8, 1),
+	VS_BYTES_FIELD(struct uart, rx),
+	VS_FIELD(struct uart, rx_head, VS_U32),
+	VS_FIELD(struct uart, rx_count, VS_U32),
+	VS_FIELD_MAX(struct uart, irq_level, VS_U8, 1),
+};
+const struct vs_desc uart_vs = { "uart", 1, VS_TABLE(uart_fields),
+				     uart_check };

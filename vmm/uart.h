@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/vmstate.h"
+
 enum {
 	UART_RBR_THR = 0, UART_IER = 1, UART_IIR_FCR = 2, UART_LCR = 3,
 	UART_MCR = 4, UART_LSR = 5, UART_MSR = 6, UART_SCR = 7,
@@ -53,5 +55,9 @@ uint8_t uart_read(struct uart *u, unsigned offset);
 void uart_write(struct uart *u, unsigned offset, uint8_t value);
 /* Queues received bytes; returns how many fit in the FIFO. */
 size_t uart_receive(struct uart *u, const uint8_t *data, size_t n);
+
+/* The guest-visible state as a field table (its check bounds the FIFO
+ * indexes a stream brings back). */
+extern const struct vs_desc uart_vs;
 
 #endif

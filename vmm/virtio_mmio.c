@@ -356,3 +356,42 @@ bool virtio_mmio_end_request(struct virtio_mmio *t, uint32_t generation)
 		pthread_cond_broadcast(&t->idle);
 	return generation == t->generation;
 }
+
+/* --- state: the registers and queues a driver set up; the check keeps
+ * queue rings inside guest RAM --- */
+
+static int virtio_check(const void *obj, const void *ctx, struct kg_err *e)
+{
+	const struct virtio_mmio *t = obj;
+	const struct guest_mem *m = ctx;
+	for (unsigned i = 0; i < VIRTIO_MAX_QUEUES; i++) {
+		const struct virtq *q = &t->queues[i];
+		if (q->ready && virtq_check_rings(q, m, e) < 0)
+			return kg_err_prefix(e, "queue %u", i);
+		if (q->size > VIRTQ_MAX_SIZE)
+			return kg_errf(e, "queue %u: size %u", i, q->size);
+	}
+	return 0;
+}
+
+#define Q(f, t) VS_STRUCT_ARRAY(struct virtio_mmio, queues, VIRTIO_MAX_QUEUES, \
+				struct virtq, f, t, "queue." #f)
+static const struct vs_field virtio_fields[] = {
+	VS_FIELD(struct virtio_mmio, status, VS_U32),
+	VS_FIELD(struct virtio_mmio, dev_features_sel, VS_U32),
+	VS_FIELD(struct virtio_mmio, drv_features_sel, VS_U32),
+	VS_FIELD(struct virtio_mmio, queue_sel, VS_U32),
+	VS_FIELD(struct virtio_mmio, int_status, VS_U32),
+	VS_FIELD(struct virtio_mmio, config_generation, VS_U32),
+	VS_FIELD(struct virtio_mmio, driver_features, VS_U64),
+	VS_FIELD_MAX(struct virtio_mmio, irq_level, VS_U8, 1),
+	Q(size, VS_U16),
+	Q(ready, VS_U8),
+	Q(desc_gpa, VS_U64),
+	Q(avail_gpa, VS_U64),
+	Q(used_gpa, VS_U64),
+	Q(last_avail, VS_U16),
+	Q(used_idx, VS_U16),
+};
+const struct vs_desc virtio_mmio_vs = { "virtio-mmio", 1,
+				       VS_TABLE(virtio_fields), virtio_check };

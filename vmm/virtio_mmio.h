@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "base/err.h"
+#include "base/vmstate.h"
 #include "virtq.h"
 
 struct vm;
@@ -120,5 +121,10 @@ uint32_t virtio_mmio_begin_request(struct virtio_mmio *t);
 /* With the lock held: ends it; returns false if a reset happened since
  * (the request's result must be dropped, not pushed). */
 bool virtio_mmio_end_request(struct virtio_mmio *t, uint32_t generation);
+
+/* The transport's guest-visible state (registers and queues) as a field
+ * table; its check, whose ctx is the VM's struct guest_mem, keeps every
+ * ready queue's rings inside RAM. */
+extern const struct vs_desc virtio_mmio_vs;
 
 #endif

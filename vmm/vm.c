@@ -12,7 +12,6 @@
 
 #include "kvm.h"
 #include "kvm_probe.h"
-#include "virtio_mmio.h"
 #include "abi/kagami_platform.h"
 #include "base/clock.h"
 
@@ -76,41 +75,6 @@ static void kvm_vm_teardown(struct vm *vm)
 static void kick_handler(int sig)
 {
 	(void)sig; /* interrupting KVM_RUN is the whole point */
-}
-
-/* Virtio devices take slots from the top down, as QEMU's microvm does, and
- * are announced on the command line the way it announces them. */
-static int create_virtio(struct vm *vm, struct kg_err *e)
-{
-	const struct vm_config *c = &vm->cfg;
-	unsigned slot = KAGAMI_VIRTIO_SLOTS;
-	size_t len = (c->cmdline ? strlen(c->cmdline) : 0) + 1 +
-		     (c->ndisks + c->nnets) * 64;
-	vm->cmdline = malloc(len);
-	if (!vm->cmdline)
-		return kg_errf(e, "out of memory");
-	snprintf(vm->cmdline, len, "%s", c->cmdline ? c->cmdline : "");
-	for (unsigned i = 0; i < c->ndisks + c->nnets; i++) {
-		slot--;
-		uint64_t base = KAGAMI_VIRTIO_BASE +
-				(uint64_t)slot * KAGAMI_VIRTIO_SIZE;
-		unsigned irq = KAGAMI_VIRTIO_IRQ_BASE + slot;
-		if (i < c->ndisks)
-			vm->blks[i] = virtio_blk_create(vm, &c->disks[i], base,
-							irq, e);
-		else
-			vm->nets[i - c->ndisks] = virtio_net_create(
-				vm, &c->nets[i - c->ndisks], base, irq, e);
-		if (!(i < c->ndisks ? (void *)vm->blks[i]
-				    : (void *)vm->nets[i - c->ndisks]))
-			return -1;
-		size_t used = strlen(vm->cmdline);
-		snprintf(vm->cmdline + used, len - used,
-			 "%svirtio_mmio.device=%u@0x%llx:%u",
-			 used ? " " : "", KAGAMI_VIRTIO_SIZE,
-			 (unsigned long long)base, irq);
-	}
-	return 0;
 }
 
 int vm_create(struct vm *vm, const struct vm_config *cfg, struct kg_err *e)
@@ -177,16 +141,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, struct kg_err *e)
 		goto fail;
 	if (kvm_vm_build(vm, e) < 0)
 		goto fail;
-	if (dev_platform_init(&vm->platform, vm, e) < 0)
-		goto fail;
-	if (cfg->deterministic) {
-		if (dev_irq_init(&vm->irq, vm, e) < 0)
-			goto fail;
-		vm->gate.irqchip = &vm->irq.hooks;
-	}
-	if (dev_uart_init(&vm->uart, vm, &cfg->console, e) < 0)
-		goto fail;
-	if (create_virtio(vm, e) < 0)
+	if (vm_devices_create(vm, e) < 0)
 		goto fail;
 	/* Without an image the caller restores state instead (snapshot). */
 	if (cfg->kernel_path && boot_load(vm, e) < 0)
@@ -199,13 +154,10 @@ fail:
 
 void vm_destroy(struct vm *vm)
 {
-	/* Device threads first: they write guest RAM and raise interrupts. */
-	for (unsigned i = 0; i < VM_MAX_DISKS; i++)
-		virtio_blk_destroy(vm->blks[i]);
-	for (unsigned i = 0; i < VM_MAX_NETS; i++)
-		virtio_net_destroy(vm->nets[i]);
-	memset(vm->blks, 0, sizeof(vm->blks));
-	memset(vm->nets, 0, sizeof(vm->nets));
+	/* Devices first: their threads write guest RAM and raise interrupts
+	 * (in list order, so the interrupt controller goes last). */
+	vm_devices_destroy(vm);
+	vm->uart = NULL;
 	free(vm->cmdline);
 	vm->cmdline = NULL;
 	kvm_vm_teardown(vm);
@@ -213,9 +165,6 @@ void vm_destroy(struct vm *vm)
 	 * released everything it could when it stopped): dropped. */
 	if (vm->out)
 		outbuf_discard(vm->out);
-	dev_uart_destroy(&vm->uart);
-	dev_platform_destroy(&vm->platform);
-	dev_irq_destroy(&vm->irq); /* nothing unless it was initialised */
 	guest_mem_destroy(&vm->mem);
 	outbuf_free(vm->out);
 	vm->out = NULL;
@@ -370,27 +319,13 @@ static int vm_reset(struct vm *vm, struct kg_err *e)
 {
 	/* Devices first: once reset they neither touch RAM nor raise
 	 * interrupts until the rebooted driver sets them up again. */
-	for (unsigned i = 0; i < VM_MAX_DISKS; i++)
-		if (vm->blks[i])
-			virtio_blk_reset(vm->blks[i]);
-	for (unsigned i = 0; i < VM_MAX_NETS; i++)
-		if (vm->nets[i])
-			virtio_net_reset(vm->nets[i]);
-	dev_uart_reset(&vm->uart);
-	dev_platform_reset(&vm->platform);
-	if (vm->cfg.deterministic)
-		dev_irq_reset(&vm->irq);
+	vm_devices_reset(vm);
 	kvm_vm_teardown(vm);
 	if (guest_mem_clear(&vm->mem, e) < 0)
 		return -1;
 	if (kvm_vm_build(vm, e) < 0)
 		return -1;
-	for (unsigned i = 0; i < VM_MAX_DISKS; i++)
-		if (vm->blks[i])
-			virtio_mmio_rearm(virtio_blk_transport(vm->blks[i]));
-	for (unsigned i = 0; i < VM_MAX_NETS; i++)
-		if (vm->nets[i])
-			virtio_mmio_rearm(virtio_net_transport(vm->nets[i]));
+	vm_devices_rearm(vm);
 	vm->boot_count++;
 	vm->stats.resets++;
 	if (boot_load(vm, e) < 0)
@@ -417,7 +352,7 @@ int vm_run(struct vm *vm, struct vm_stop *stop, struct kg_err *e)
 		*stop = vm->stop;
 		pthread_mutex_unlock(&vm->lock);
 		join_vcpus(vm);
-		console_flush(vm->uart.console);
+		dev_uart_flush(vm->uart);
 		if (stop->reason != VM_STOP_RESET)
 			return 0;
 		/* A deterministic VM's reset would reload the image outside

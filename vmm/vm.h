@@ -20,6 +20,7 @@
 
 #include "bus.h"
 #include "console.h"
+#include "device.h"
 #include "devices.h"
 #include "base/err.h"
 #include "gate.h"
@@ -44,7 +45,7 @@ struct vm_config {
 	struct net_spec nets[VM_MAX_NETS];
 	/* Deterministic inputs (record, replay, lockstep): no in-kernel
 	 * irqchip or PIT; the userspace interrupt controller and timer
-	 * (dev_irq) deliver interrupts only at synchronous exits. One vCPU. */
+	 * (dev_irq.c) deliver interrupts only at synchronous exits. One vCPU. */
 	bool deterministic;
 };
 
@@ -106,9 +107,14 @@ struct vm {
 	unsigned checkpoints; /* in progress: a reset waits for them */
 	struct vm_stop stop;
 
-	struct dev_uart uart;
-	struct dev_platform platform;
-	struct dev_irq irq; /* deterministic mode only */
+	/* Every device, in device_list.h's order (device.h). */
+	struct vm_device devices[VM_MAX_DEVICES];
+	unsigned ndevices;
+	/* Typed pointers into the list, for callers that need one device by
+	 * its role: the console (the kagami device's batched output, the
+	 * end of a run), disk N (storage migration, disk sync), network N
+	 * (announcements). */
+	struct dev_uart *uart;
 	struct virtio_blk *blks[VM_MAX_DISKS];
 	struct virtio_net *nets[VM_MAX_NETS];
 	/* Network frames and console bytes pass here: held under FT until

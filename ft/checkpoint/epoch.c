@@ -602,11 +602,9 @@ static struct epoch_receiver *receiver_new(int fd,
 	}
 	if (vm_state_read_config(&r->r, &s, c, e) < 0)
 		goto fail;
-	r->stage = calloc(1, sizeof(*r->stage));
-	if (!r->stage) {
-		kg_errf(e, "out of memory");
+	r->stage = vm_state_stage_new(e);
+	if (!r->stage)
 		goto fail;
-	}
 	return r;
 fail:
 	free(r);
@@ -824,7 +822,7 @@ int epoch_receive(struct epoch_receiver *r, struct epoch_stats *st,
 		return kg_errf(e, "epoch %llu: a live round after a committed "
 			       "epoch (the sender restarted its copy?)",
 			       (unsigned long long)st->seq);
-	memset(r->stage, 0, sizeof(*r->stage));
+	vm_state_stage_clear(r->stage);
 	drop_staged(r);
 	if (begin[1] & EPOCH_F_HASHES) {
 		uint64_t words = guest_mem_bitmap_words(&r->vm->mem);
@@ -912,7 +910,7 @@ void epoch_receiver_free(struct epoch_receiver *r)
 	for (size_t i = 0; i < r->cap; i++)
 		free(r->pages[i].payload);
 	free(r->pages);
-	free(r->stage);
+	vm_state_stage_free(r->stage);
 	free(r);
 }
 

@@ -14,7 +14,6 @@
 #include "vmm/vm.h"
 #include "cpu_state.h"
 #include "base/crc32c.h"
-#include "dev_state.h"
 #include "stream.h"
 #include "vm_state.h"
 #include "base/vmstate.h"
@@ -508,9 +507,9 @@ int snapshot_load(struct snapshot_reader *sr, struct vm *vm, struct kg_err *e)
 	sr->vm = vm;
 	struct kg_section s;
 	int n;
-	sr->stage = calloc(1, sizeof(*sr->stage));
+	sr->stage = vm_state_stage_new(e);
 	if (!sr->stage)
-		return kg_errf(e, "out of memory");
+		return -1;
 	while ((n = kg_reader_next(&sr->r, &s, e)) > 0) {
 		char where[128];
 		kg_section_where(where, sizeof(where), &s);
@@ -556,7 +555,7 @@ void snapshot_close(struct snapshot_reader *sr)
 		atomic_store(&sr->cancel, true);
 		pthread_join(sr->verifier, NULL);
 	}
-	free(sr->stage);
+	vm_state_stage_free(sr->stage);
 	close(sr->fd);
 	free(sr);
 }

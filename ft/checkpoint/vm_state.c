@@ -3,7 +3,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dev_state.h"
 #include "base/vmstate.h"
 #include "base/clock.h"
 
@@ -59,27 +58,9 @@ static const struct vs_desc config_vs_v1 = { "vm-config", 1,
 					     VS_TABLE(config_fields),
 					     config_check };
 
-static unsigned nvirtio(const struct vm *vm)
-{
-	return vm->cfg.ndisks + vm->cfg.nnets;
-}
-
-struct virtio_mmio *vm_state_virtio(struct vm *vm, unsigned i)
-{
-	return i < vm->cfg.ndisks
-		       ? virtio_blk_transport(vm->blks[i])
-		       : virtio_net_transport(vm->nets[i - vm->cfg.ndisks]);
-}
-
 void vm_state_hold(struct vm *vm)
 {
-	pthread_mutex_lock(&vm->uart.lock);
-	pthread_mutex_lock(&vm->platform.lock);
-	for (unsigned i = 0; i < nvirtio(vm); i++)
-		virtio_mmio_quiesce(vm_state_virtio(vm, i));
-	/* Last: devices raise lines into it while holding their own. */
-	if (vm->cfg.deterministic)
-		pthread_mutex_lock(&vm->irq.lock);
+	vm_devices_hold(vm);
 }
 
 void vm_state_park(struct vm *vm)
@@ -102,18 +83,12 @@ void vm_state_activate(struct vm *vm)
 		return;
 	vm->parked = false;
 	vm_state_release(vm);
-	for (unsigned i = 0; i < nvirtio(vm); i++)
-		virtio_mmio_kick(vm_state_virtio(vm, i));
+	vm_devices_kick(vm);
 }
 
 void vm_state_release(struct vm *vm)
 {
-	if (vm->cfg.deterministic)
-		pthread_mutex_unlock(&vm->irq.lock);
-	for (unsigned i = nvirtio(vm); i-- > 0;)
-		virtio_mmio_release(vm_state_virtio(vm, i));
-	pthread_mutex_unlock(&vm->platform.lock);
-	pthread_mutex_unlock(&vm->uart.lock);
+	vm_devices_release(vm);
 }
 
 int vm_state_put_table(struct kg_stream_writer *w, uint16_t kind,
@@ -149,21 +124,15 @@ int vm_state_write(struct kg_stream_writer *w, struct vm *vm, struct kg_err *e)
 		if (cpu_state_save(&vm->vcpus[i], idx, nmsr, cs, e) < 0 ||
 		    vm_state_put_table(w, KG_SEC_VCPU, (uint16_t)i, &cpu_vs, cs, e) < 0)
 			goto out;
-	if (vm_state_put_table(w, KG_SEC_DEVICE, VM_STATE_DEV_UART, &dev_uart_vs,
-		      &vm->uart.uart, e) < 0 ||
-	    vm_state_put_table(w, KG_SEC_DEVICE, VM_STATE_DEV_PLATFORM, &dev_platform_vs,
-		      &vm->platform, e) < 0)
-		goto out;
-	if (vm->cfg.deterministic &&
-	    (vm_state_put_table(w, KG_SEC_DEVICE, VM_STATE_DEV_PIC, &dev_pic_vs,
-				&vm->irq.pic, e) < 0 ||
-	     vm_state_put_table(w, KG_SEC_DEVICE, VM_STATE_DEV_PIT, &dev_pit_vs,
-				&vm->irq.pit, e) < 0))
-		goto out;
-	for (unsigned i = 0; i < nvirtio(vm); i++)
-		if (vm_state_put_table(w, KG_SEC_DEVICE, (uint16_t)(VM_STATE_DEV_VIRTIO + i),
-			      &dev_virtio_vs, vm_state_virtio(vm, i), e) < 0)
-			goto out;
+	for (unsigned i = 0; i < vm->ndevices; i++) {
+		const struct vm_device *d = &vm->devices[i];
+		for (unsigned t = 0; t < d->ops->ntables; t++)
+			if (vm_state_put_table(w, KG_SEC_DEVICE,
+					       (uint16_t)(d->instance + t),
+					       d->ops->tables[t].vs,
+					       vm_device_state(d, t), e) < 0)
+				goto out;
+	}
 	r = kg_writer_section(w, KG_SEC_CLOCK, 0, 1, &guest_ns,
 			      sizeof(guest_ns), e);
 out:
@@ -230,6 +199,77 @@ static int decode(const struct kg_section *s, const struct vs_desc *d,
 	return 0;
 }
 
+struct vm_state_stage *vm_state_stage_new(struct kg_err *e)
+{
+	struct vm_state_stage *st = calloc(1, sizeof(*st));
+	if (!st)
+		kg_errf(e, "out of memory");
+	return st;
+}
+
+void vm_state_stage_clear(struct vm_state_stage *st)
+{
+	st->have_kvm = st->have_clock = false;
+	st->cpus_seen = 0;
+	for (unsigned i = 0; i < VM_MAX_DEVICES; i++)
+		for (unsigned t = 0; t < VM_DEVICE_MAX_TABLES; t++)
+			st->dev[i][t].seen = false;
+}
+
+void vm_state_stage_free(struct vm_state_stage *st)
+{
+	if (!st)
+		return;
+	for (unsigned i = 0; i < VM_MAX_DEVICES; i++)
+		for (unsigned t = 0; t < VM_DEVICE_MAX_TABLES; t++)
+			free(st->dev[i][t].buf);
+	free(st);
+}
+
+/* The staging copy for vm->devices[i]'s table t, at its defaults. */
+static void *dev_copy(struct vm_state_stage *st, const struct vm *vm,
+		      unsigned i, unsigned t, struct kg_err *e)
+{
+	const struct vm_device_table *table = &vm->devices[i].ops->tables[t];
+	struct vm_state_dev_copy *c = &st->dev[i][t];
+	if (c->table != table) {
+		free(c->buf);
+		c->table = NULL;
+		if (!(c->buf = malloc(table->size))) {
+			kg_errf(e, "out of memory");
+			return NULL;
+		}
+		c->table = table;
+	}
+	c->seen = false;
+	memset(c->buf, 0, table->size);
+	if (table->defaults)
+		table->defaults(c->buf);
+	return c->buf;
+}
+
+/* Whether a section is the interrupt controller of the other kind of VM:
+ * KVM's in-kernel irqchip for a deterministic one, or the state of a
+ * deterministic VM's own controller for one with an in-kernel irqchip. */
+static int other_irqchip(const struct kg_section *s, const struct vm *vm,
+			 const char *where, struct kg_err *e)
+{
+	unsigned t;
+	const struct vm_device_ops *k =
+		s->kind == KG_SEC_DEVICE ? vm_device_kind(s->instance, &t)
+					 : NULL;
+	if (s->kind == KG_SEC_IRQCHIP && vm->cfg.deterministic)
+		return kg_errf(e, "%s: in-kernel irqchip state cannot be "
+			       "restored into a deterministic VM (its "
+			       "interrupt controller is a userspace device)",
+			       where);
+	if (k && k->irqchip && !vm->cfg.deterministic)
+		return kg_errf(e, "%s: deterministic-mode %s state cannot be "
+			       "restored into a VM with an in-kernel irqchip",
+			       where, k->tables[t].vs->name);
+	return 0;
+}
+
 int vm_state_stage_section(struct kg_stream_reader *r,
 			   const struct kg_section *s, struct vm *vm,
 			   struct vm_state_stage *st, struct kg_err *e)
@@ -238,21 +278,13 @@ int vm_state_stage_section(struct kg_stream_reader *r,
 	kg_section_where(where, sizeof(where), s);
 	if (s->kind == KG_SEC_VCPU && s->instance >= vm->ncpus)
 		return kg_errf(e, "%s: this VM has %u vCPUs", where, vm->ncpus);
-	unsigned vi = s->instance - VM_STATE_DEV_VIRTIO;
-	bool det_dev = s->kind == KG_SEC_DEVICE &&
-		       (s->instance == VM_STATE_DEV_PIC ||
-			s->instance == VM_STATE_DEV_PIT);
-	if ((det_dev || s->kind == KG_SEC_IRQCHIP) &&
-	    det_dev != vm->cfg.deterministic)
-		return kg_errf(e, "%s: %s", where, vm->cfg.deterministic
-			? "in-kernel irqchip state cannot be restored into a "
-			  "deterministic VM (it has a userspace PIC and PIT)"
-			: "deterministic-mode PIC/PIT state cannot be restored "
-			  "into a VM with an in-kernel irqchip");
-	if (s->kind == KG_SEC_DEVICE && !det_dev &&
-	    s->instance != VM_STATE_DEV_UART &&
-	    s->instance != VM_STATE_DEV_PLATFORM &&
-	    (s->instance < VM_STATE_DEV_VIRTIO || vi >= nvirtio(vm)))
+	if (other_irqchip(s, vm, where, e) < 0)
+		return -1;
+	unsigned t = 0;
+	const struct vm_device *d =
+		s->kind == KG_SEC_DEVICE ? vm_device_find(vm, s->instance, &t)
+					 : NULL;
+	if (s->kind == KG_SEC_DEVICE && !d)
 		return kg_errf(e, "%s: no such device in this VM", where);
 	if (s->kind == KG_SEC_CLOCK && s->length != 8)
 		return kg_errf(e, "%s: bad length", where);
@@ -262,6 +294,7 @@ int vm_state_stage_section(struct kg_stream_reader *r,
 	int rc = 0;
 	switch (s->kind) {
 	case KG_SEC_IRQCHIP:
+		memset(&st->kvm, 0, sizeof(st->kvm));
 		rc = decode(s, &kvm_vs, &st->kvm, NULL, buf, e);
 		st->have_kvm = rc == 0;
 		break;
@@ -275,54 +308,53 @@ int vm_state_stage_section(struct kg_stream_reader *r,
 		memcpy(&st->guest_ns, buf, 8);
 		st->have_clock = true;
 		break;
-	default:
-		if (s->instance == VM_STATE_DEV_UART) {
-			st->uart = vm->uart.uart;
-			rc = decode(s, &dev_uart_vs, &st->uart, NULL, buf, e);
-			st->have_uart = rc == 0;
-		} else if (s->instance == VM_STATE_DEV_PLATFORM) {
-			rc = decode(s, &dev_platform_vs, &st->platform, NULL,
-				    buf, e);
-			st->have_platform = rc == 0;
-		} else if (s->instance == VM_STATE_DEV_PIC) {
-			pic_init(&st->pic);
-			rc = decode(s, &dev_pic_vs, &st->pic, NULL, buf, e);
-			st->have_pic = rc == 0;
-		} else if (s->instance == VM_STATE_DEV_PIT) {
-			pit_init(&st->pit);
-			rc = decode(s, &dev_pit_vs, &st->pit, NULL, buf, e);
-			st->have_pit = rc == 0;
-		} else {
-			/* staged in a plain copy: only table fields matter */
-			memset(&st->virtio[vi], 0, sizeof(st->virtio[vi]));
-			rc = decode(s, &dev_virtio_vs, &st->virtio[vi],
-				    &vm->mem, buf, e);
-			if (rc == 0)
-				st->virtio_seen |= 1u << vi;
-		}
+	default: {
+		/* A device's table, checked against this VM's RAM. */
+		unsigned i = (unsigned)(d - vm->devices);
+		void *copy = dev_copy(st, vm, i, t, e);
+		rc = copy ? decode(s, d->ops->tables[t].vs, copy, &vm->mem, buf,
+				   e)
+			  : -1;
+		st->dev[i][t].seen = rc == 0;
+	}
 	}
 	free(buf);
 	return rc;
+}
+
+/* Whether a stream brought table t of vm->devices[i] (a copy staged for
+ * another VM's device does not count). */
+static bool staged(const struct vm_state_stage *st, const struct vm *vm,
+		   unsigned i, unsigned t)
+{
+	const struct vm_state_dev_copy *c = &st->dev[i][t];
+	return c->seen && c->table == &vm->devices[i].ops->tables[t];
 }
 
 int vm_state_complete(const struct vm *vm, const struct vm_state_stage *st,
 		      struct kg_err *e)
 {
 	uint64_t cpus = vm->ncpus == 64 ? ~0ull : (1ull << vm->ncpus) - 1;
-	uint32_t virtio = (1u << nvirtio(vm)) - 1;
-	bool det = vm->cfg.deterministic;
-	bool irqs = det ? st->have_pic && st->have_pit : st->have_kvm;
-	if (!irqs || !st->have_clock || !st->have_uart ||
-	    !st->have_platform || st->cpus_seen != cpus ||
-	    st->virtio_seen != virtio)
-		return kg_errf(e, "incomplete state: %d of %u vCPUs, %d of %u "
-			       "virtio devices%s%s%s",
+	bool kvm = vm->cfg.deterministic || st->have_kvm;
+	unsigned tables = 0, seen = 0;
+	const char *missing = NULL;
+	for (unsigned i = 0; i < vm->ndevices; i++) {
+		const struct vm_device_ops *o = vm->devices[i].ops;
+		for (unsigned t = 0; t < o->ntables; t++, tables++) {
+			if (staged(st, vm, i, t))
+				seen++;
+			else if (!missing && !o->optional)
+				missing = o->tables[t].vs->name;
+		}
+	}
+	if (!kvm || !st->have_clock || st->cpus_seen != cpus || missing)
+		return kg_errf(e, "incomplete state: %d of %u vCPUs, %u of %u "
+			       "device sections%s%s%s%s",
 			       __builtin_popcountll(st->cpus_seen), vm->ncpus,
-			       __builtin_popcount(st->virtio_seen), nvirtio(vm),
+			       seen, tables,
 			       st->have_clock ? "" : ", no clock",
-			       irqs ? "" : det ? ", no PIC/PIT" : ", no irqchip",
-			       st->have_uart && st->have_platform
-				       ? "" : ", no platform devices");
+			       kvm ? "" : ", no irqchip",
+			       missing ? ", no " : "", missing ? missing : "");
 	return 0;
 }
 
@@ -339,18 +371,18 @@ int vm_state_apply(struct vm *vm, struct vm_state_stage *st, struct kg_err *e)
 	 * on what the state says is pending until the VM is activated. */
 	if (!vm->parked)
 		vm_state_hold(vm);
-	vs_copy(&dev_uart_vs, &vm->uart.uart, &st->uart);
-	vs_copy(&dev_platform_vs, &vm->platform, &st->platform);
-	if (vm->cfg.deterministic) {
-		vs_copy(&dev_pic_vs, &vm->irq.pic, &st->pic);
-		vs_copy(&dev_pit_vs, &vm->irq.pit, &st->pit);
+	for (unsigned i = 0; i < vm->ndevices; i++) {
+		const struct vm_device *d = &vm->devices[i];
+		/* (only an optional device's table may be missing) */
+		for (unsigned t = 0; t < d->ops->ntables; t++)
+			if (staged(st, vm, i, t))
+				vs_copy(d->ops->tables[t].vs,
+					vm_device_state(d, t),
+					st->dev[i][t].buf);
 	}
-	for (unsigned i = 0; i < nvirtio(vm); i++)
-		vs_copy(&dev_virtio_vs, vm_state_virtio(vm, i), &st->virtio[i]);
 	if (!vm->parked) {
 		vm_state_release(vm);
-		for (unsigned i = 0; i < nvirtio(vm); i++)
-			virtio_mmio_kick(vm_state_virtio(vm, i));
+		vm_devices_kick(vm);
 	}
 	/* The guest clock goes on from where it stopped. */
 	vm->gate.clock_base_ns = kg_now_ns() - st->guest_ns;

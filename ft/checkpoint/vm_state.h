@@ -1,6 +1,7 @@
 /*
  * The consistent part of a VM's state — vCPUs, in-kernel irqchip/PIT/
- * clock, device tables, the guest clock — as stream sections, shared by
+ * clock, the guest clock, and every registered device's tables (walked
+ * through vm->devices, vmm/device.h) — as stream sections, shared by
  * snapshots and replication epochs. Writing needs the vCPUs paused and the
  * devices held (vm_state_hold). Reading stages every section first
  * (decoded and validated into a struct vm_state_stage) and applies it only
@@ -14,19 +15,10 @@
 #include <stdint.h>
 
 #include "base/err.h"
-#include "vmm/virtio_mmio.h"
 #include "vmm/vm.h"
-#include "abi/kagami_platform.h"
 #include "cpu_state.h"
 #include "stream.h"
 #include "base/vmstate.h"
-
-/* Device section instances. */
-#define VM_STATE_DEV_UART 0
-#define VM_STATE_DEV_PLATFORM 1
-#define VM_STATE_DEV_PIC 2 /* deterministic VMs: instead of the irqchip */
-#define VM_STATE_DEV_PIT 3
-#define VM_STATE_DEV_VIRTIO 16 /* + slot order: disks, then networks */
 
 /* The VM's shape, the first section of a snapshot or replication stream:
  * the receiver builds a VM of this shape before any state arrives. */
@@ -53,9 +45,6 @@ int vm_state_get_table(struct kg_stream_reader *r, const struct kg_section *s,
 		       const struct vs_desc *d, void *obj, const void *ctx,
 		       struct kg_err *e);
 
-/* Virtio device i's transport, in slot order (disks, then networks). */
-struct virtio_mmio *vm_state_virtio(struct vm *vm, unsigned i);
-
 /* Quiesces the devices (in-flight requests end, their locks held) so
  * their state and the RAM they write hold still; vCPUs must be paused. */
 void vm_state_hold(struct vm *vm);
@@ -71,34 +60,47 @@ void vm_state_activate(struct vm *vm);
 void vm_state_unpark(struct vm *vm);
 
 /* Writes IRQCHIP (not for a deterministic VM: it has none; its PIC and
- * PIT are devices), one VCPU per vCPU, the devices and CLOCK. */
+ * PIT are a device), one VCPU per vCPU, one DEVICE per registered
+ * device's table, and CLOCK. */
 int vm_state_write(struct kg_stream_writer *w, struct vm *vm,
 		   struct kg_err *e);
+
+/* A staged copy of one device table (vm->devices[i], table t). */
+struct vm_state_dev_copy {
+	const struct vm_device_table *table; /* what buf was sized for */
+	void *buf;
+	bool seen;
+};
 
 struct vm_state_stage {
 	struct vm_kvm_state kvm;
 	struct cpu_state cpu[VM_MAX_VCPUS];
-	struct uart uart;
-	struct dev_platform platform;
-	struct pic pic;
-	struct pit pit;
-	struct virtio_mmio virtio[KAGAMI_VIRTIO_SLOTS];
 	uint64_t guest_ns;
-	bool have_kvm, have_clock, have_uart, have_platform, have_pic, have_pit;
-	uint64_t cpus_seen;   /* bit per vCPU instance */
-	uint32_t virtio_seen; /* bit per virtio slot */
+	bool have_kvm, have_clock;
+	uint64_t cpus_seen; /* bit per vCPU instance */
+	/* Allocated when a section for that table first arrives. */
+	struct vm_state_dev_copy dev[VM_MAX_DEVICES][VM_DEVICE_MAX_TABLES];
 };
+
+/* A stage holds a copy per device table; allocate it with _new, empty it
+ * for the next unit with _clear (which keeps the copies), free it with
+ * _free. */
+struct vm_state_stage *vm_state_stage_new(struct kg_err *e);
+void vm_state_stage_clear(struct vm_state_stage *st);
+void vm_state_stage_free(struct vm_state_stage *st);
 
 /* Whether kind is one of the sections vm_state writes. */
 bool vm_state_section(uint16_t kind);
-/* Reads, verifies and decodes the current section into st (malloc it:
- * it is large) against vm's shape; the VM itself is not touched. */
+/* Reads, verifies and decodes the current section into st against vm's
+ * shape and devices; the VM itself is not touched. */
 int vm_state_stage_section(struct kg_stream_reader *r,
 			   const struct kg_section *s, struct vm *vm,
 			   struct vm_state_stage *st, struct kg_err *e);
-/* Whether the stage holds every section vm needs, each once: the
- * irqchip for a VM with an in-kernel one, the PIC and PIT for a
- * deterministic VM. Staging refuses the other kind's sections. */
+/* Whether the stage holds every section vm needs: every vCPU, the clock,
+ * the irqchip for a VM with an in-kernel one, every table of every
+ * registered device (a deterministic VM's PIC and PIT among them) but an
+ * optional one's (device.h: it then keeps its own state). Staging
+ * refuses the other kind's interrupt controller state. */
 int vm_state_complete(const struct vm *vm, const struct vm_state_stage *st,
 		      struct kg_err *e);
 /* Applies a complete stage (every vCPU, clock, irqchip, devices) to a VM

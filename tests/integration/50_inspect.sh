@@ -52,6 +52,11 @@ test_inspect_valid() {
 		out_has " $k " || return
 	done
 	out_has "total: 18 sections, $(stat -c %s s.kst) bytes" || return
+	# device sections are named after the registry's kinds
+	awk '$3 == "device" && $4 == 0 && $8 == "uart" { a = 1 }
+	     $3 == "device" && $4 == 1 && $8 == "platform" { b = 1 }
+	     END { exit !(a && b) }' "$TT/out" ||
+		why "devices not named: $(grep device "$TT/out")" || return
 	grep -q FAIL "$TT/out" && why "a section failed: $(cat "$TT/out")"
 	[[ ! -s $TT/err ]] || why "stderr not empty: $(head -c 300 "$TT/err")"
 }
@@ -73,6 +78,8 @@ test_inspect_json() {
 			assert s[-1]["kind"] == "end"
 			assert [x["index"] for x in s] == list(range(18))
 			assert any(x["kind"] == "unknown" and x["kind_id"] == 0x8123 for x in s)
+			assert [(x["instance"], x.get("device")) for x in s if x["kind"] == "device"] == [(0, "uart"), (1, "platform")]
+			assert all("device" not in x for x in s if x["kind"] != "device")
 		EOF
 	else
 		out_has '"valid":	true' && out_has '"kind":	"ram-pages"'

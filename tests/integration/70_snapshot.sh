@@ -23,6 +23,15 @@ test_snapshot_restore_exact() {
 	grep -q '"pause_us"' snap.json || why "no pause figure" || return
 	"$KAGAMI" ctl ctl.sock quit >/dev/null
 	wait $RUN_PID
+	# Every registered device has its section, named by inspect: the
+	# CMOS RTC is device #4.
+	"$KAGAMI" inspect snap.kgs >inspect.txt || why "inspect: $(cat inspect.txt)" || return
+	local d
+	for d in "0 uart" "1 platform" "4 rtc"; do
+		awk -v i="${d% *}" -v n="${d#* }" \
+			'$3 == "device" && $4 == i && $7 == "ok" && $8 == n { f = 1 } END { exit !f }' \
+			inspect.txt || why "inspect lists no device #${d% *} (${d#* }): $(cat inspect.txt)" || return
+	done
 	kg restore --console file:after.txt snap.kgs
 	expect_status 0 || return
 	# The restored run prints exactly the rest of an uninterrupted run.

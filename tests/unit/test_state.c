@@ -18,10 +18,13 @@
 #include <pthread.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "ft/checkpoint/cpu_state.h"
-#include "ft/checkpoint/dev_state.h"
 #include "ft/checkpoint/snapshot.h"
+#include "ft/checkpoint/stream.h"
+#include "ft/checkpoint/vm_state.h"
 #include "vm_fixture.h"
+#include "vmm/rtc.h"
 
 static void make_config(struct vm_run *r, struct vm_config *cfg,
 			const char *image, const char *cmdline)
@@ -252,6 +255,15 @@ static void same_table(const struct vs_desc *d, const void *a, const void *b)
 	vs_buf_free(&eb);
 }
 
+/* A deterministic VM's interrupt controller, through the gate's hooks. */
+static struct dev_irq *irq_of(struct vm *vm)
+{
+	assert_non_null(vm->gate.irqchip);
+	struct dev_irq *d = vm->gate.irqchip->ctx;
+	assert_ptr_equal(vm->gate.irqchip, &d->hooks);
+	return d;
+}
+
 /* Opens path into a fresh VM of the snapshot's kind, or of the other kind
  * when `flip`; returns snapshot_load's result (0 or -1, message in e). */
 static int restore_into(const char *path, bool flip, struct vm_run *b,
@@ -288,10 +300,9 @@ static void test_deterministic_roundtrip(void **state)
 	cfg.ncpus = 1;
 	if (vm_create(&a->vm, &cfg, &e) < 0)
 		fail_msg("vm_create: %s", e.msg);
-	assert_ptr_equal(a->vm.gate.irqchip, &a->vm.irq.hooks);
+	struct dev_irq *d = irq_of(&a->vm);
 	/* Some state a guest would leave: PIC programmed, IRQ 4 in service,
 	 * IRQ 3 requested; PIT counter 0 at 1 kHz, counter 2 latched. */
-	struct dev_irq *d = &a->vm.irq;
 	static const uint8_t init[][2] = {
 		{ 0x20, 0x11 }, { 0x21, 0x20 }, { 0x21, 0x04 }, { 0x21, 0x01 },
 		{ 0xa0, 0x11 }, { 0xa1, 0x28 }, { 0xa1, 0x02 }, { 0xa1, 0x01 },
@@ -332,8 +343,9 @@ static void test_deterministic_roundtrip(void **state)
 	if (restore_into(path, false, b, &sr, &e) < 0)
 		fail_msg("restore: %s", e.msg);
 	assert_true(b->vm.cfg.deterministic);
-	same_table(&dev_pic_vs, &a->vm.irq.pic, &b->vm.irq.pic);
-	same_table(&dev_pit_vs, &a->vm.irq.pit, &b->vm.irq.pit);
+	struct dev_irq *bd = irq_of(&b->vm);
+	same_table(&pic_vs, &d->pic, &bd->pic);
+	same_table(&pit_vs, &d->pit, &bd->pit);
 	uint32_t idx[CPU_STATE_MAX_MSRS], n;
 	assert_int_equal(cpu_msr_index_list(a->vm.kvm_fd, idx, &n, &e), 0);
 	struct cpu_state *ca = malloc(sizeof(*ca)), *cb = malloc(sizeof(*cb));
@@ -344,13 +356,12 @@ static void test_deterministic_roundtrip(void **state)
 	SAME(ca, cb, sregs);
 	/* the restored controller carries on: EOI, then IRQ 4 (at the
 	 * time the timer was loaded: no IRQ 0 edge yet) */
-	pic_io_write(&b->vm.irq.pic, 0x20, 0x20);
-	assert_true(b->vm.gate.irqchip->pending(b->vm.irq.hooks.ctx, now));
-	assert_int_equal(b->vm.gate.irqchip->ack(b->vm.irq.hooks.ctx, now),
-			 0x24);
+	pic_io_write(&bd->pic, 0x20, 0x20);
+	assert_true(b->vm.gate.irqchip->pending(bd, now));
+	assert_int_equal(b->vm.gate.irqchip->ack(bd, now), 0x24);
 	/* and the timer's next edge is where it was */
-	assert_true(pit_next_edge_ns(&b->vm.irq.pit, now) ==
-		    pit_next_edge_ns(&a->vm.irq.pit, now));
+	assert_true(pit_next_edge_ns(&bd->pit, now) ==
+		    pit_next_edge_ns(&d->pit, now));
 	snapshot_close(sr);
 	vm_destroy(&b->vm);
 	unlink(b->console);
@@ -393,6 +404,224 @@ static void test_deterministic_roundtrip(void **state)
 	free(c);
 }
 
+/* The RTC's section instance: its identity in every stream. */
+#define RTC_INSTANCE 4
+
+static struct rtc *rtc_of(struct vm *vm)
+{
+	unsigned t;
+	const struct vm_device *d = vm_device_find(vm, RTC_INSTANCE, &t);
+	assert_non_null(d);
+	assert_string_equal(d->ops->name, "rtc");
+	return vm_device_state(d, t);
+}
+
+/* A port access through the VM's PIO bus, as a vCPU's exit makes it. */
+static void pio(struct vm *vm, uint16_t port, uint8_t *v, bool write)
+{
+	const struct bus_range *b = bus_find(&vm->pio, port, 1);
+	assert_non_null(b);
+	if (write)
+		b->ops->write(b->opaque, port - b->base, v, 1);
+	else
+		b->ops->read(b->opaque, port - b->base, v, 1);
+}
+
+static uint8_t cmos_read(struct vm *vm, uint8_t reg)
+{
+	uint8_t v = reg;
+	pio(vm, RTC_PORT_INDEX, &v, true);
+	pio(vm, RTC_PORT_DATA, &v, false);
+	return v;
+}
+
+static void cmos_write(struct vm *vm, uint8_t reg, uint8_t v)
+{
+	pio(vm, RTC_PORT_INDEX, &reg, true);
+	pio(vm, RTC_PORT_DATA, &v, true);
+}
+
+/* Whether the stream in fd holds a section (kind, instance). */
+static bool has_section(int fd, uint16_t kind, uint16_t instance)
+{
+	struct kg_stream_reader r;
+	struct kg_stream_header h;
+	struct kg_section s;
+	struct kg_err e;
+	bool found = false;
+	int n;
+	assert_true(lseek(fd, 0, SEEK_SET) == 0);
+	kg_reader_init(&r, fd, NULL);
+	if (kg_reader_header(&r, &h, &e) < 0)
+		fail_msg("header: %s", e.msg);
+	while ((n = kg_reader_next(&r, &s, &e)) > 0)
+		found |= s.kind == kind && s.instance == instance;
+	if (n < 0)
+		fail_msg("stream: %s", e.msg);
+	return found;
+}
+
+/* vm's state sections (vm_state_write) in a temporary file, without the
+ * DEVICE section `skip` (-1: none): what a kagami without that device
+ * wrote. Returns the file, at offset 0. */
+static int state_stream(struct vm *vm, int skip)
+{
+	FILE *all = tmpfile(), *out = tmpfile();
+	assert_non_null(all);
+	assert_non_null(out);
+	struct kg_stream_writer w;
+	struct kg_err e;
+	kg_writer_init(&w, fileno(all), NULL, NULL);
+	vm_state_hold(vm);
+	int rc = kg_writer_header(&w, NULL, &e) < 0 ||
+		 vm_state_write(&w, vm, &e) < 0 || kg_writer_end(&w, &e) < 0;
+	vm_state_release(vm);
+	if (rc)
+		fail_msg("writing state: %s", e.msg);
+	assert_true(lseek(fileno(all), 0, SEEK_SET) == 0);
+	struct kg_stream_reader r;
+	struct kg_stream_header h;
+	struct kg_section s;
+	kg_reader_init(&r, fileno(all), NULL);
+	kg_writer_init(&w, fileno(out), NULL, NULL);
+	assert_int_equal(kg_reader_header(&r, &h, &e), 0);
+	assert_int_equal(kg_writer_header(&w, NULL, &e), 0);
+	int n;
+	while ((n = kg_reader_next(&r, &s, &e)) > 0) {
+		uint8_t *buf = kg_section_read_all(&r, &s, &e);
+		assert_non_null(buf);
+		if (s.kind != KG_SEC_DEVICE || s.instance != skip)
+			assert_int_equal(kg_writer_section(&w, s.kind,
+							   s.instance,
+							   s.version, buf,
+							   s.length, &e), 0);
+		free(buf);
+	}
+	assert_int_equal(n, 0);
+	assert_int_equal(kg_writer_end(&w, &e), 0);
+	fclose(all);
+	int fd = dup(fileno(out));
+	fclose(out);
+	assert_true(fd >= 0 && lseek(fd, 0, SEEK_SET) == 0);
+	return fd;
+}
+
+/* Stages every section of the stream in fd into vm, then applies. */
+static int load_stream(int fd, struct vm *vm, struct kg_err *e)
+{
+	struct kg_stream_reader r;
+	struct kg_stream_header h;
+	struct kg_section s;
+	struct vm_state_stage *st = vm_state_stage_new(e);
+	assert_non_null(st);
+	kg_reader_init(&r, fd, NULL);
+	int n = 0, rc = kg_reader_header(&r, &h, e);
+	while (rc == 0 && (n = kg_reader_next(&r, &s, e)) > 0)
+		rc = vm_state_stage_section(&r, &s, vm, st, e);
+	if (rc == 0)
+		rc = n < 0 ? -1 : vm_state_apply(vm, st, e);
+	vm_state_stage_free(st);
+	return rc;
+}
+
+/* The RTC, registered like every device, travels in snapshots as device
+ * #4: a restored VM reads the time the guest set and its CMOS RAM, not
+ * its host's clock. A stream from before the RTC (no #4) still loads,
+ * keeping the new VM's own clock; one without a device every kagami had
+ * (the UART) is incomplete. */
+static void test_rtc_in_snapshot(void **state)
+{
+	(void)state;
+	if (!kvm_or_skip())
+		skip();
+	struct vm_run *a = calloc(1, sizeof(*a)), *b = calloc(1, sizeof(*b));
+	struct vm_config cfg;
+	struct kg_err e;
+	make_config(a, &cfg, MEMSTRESS, "mib=8 total=64 seed=3");
+	if (vm_create(&a->vm, &cfg, &e) < 0)
+		fail_msg("vm_create: %s", e.msg);
+	/* from the host's wall clock (give or take this test's runtime) */
+	struct rtc *ra = rtc_of(&a->vm);
+	int64_t host = (int64_t)(kg_realtime_ns() / 1000000000ull);
+	assert_true(ra->base_s <= host && ra->base_s > host - 60);
+	assert_int_equal(cmos_read(&a->vm, RTC_REG_D), RTC_D_VRT);
+	/* the guest sets 1999-12-31 23:59:58 and a byte of RAM */
+	cmos_write(&a->vm, RTC_REG_B, RTC_B_24H | RTC_B_SET);
+	static const uint8_t t[][2] = {
+		{ RTC_SECONDS, 0x58 }, { RTC_MINUTES, 0x59 },
+		{ RTC_HOURS, 0x23 }, { RTC_DAY, 0x31 }, { RTC_MONTH, 0x12 },
+		{ RTC_YEAR, 0x99 }, { RTC_CENTURY, 0x19 },
+	};
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+		cmos_write(&a->vm, t[i][0], t[i][1]);
+	cmos_write(&a->vm, RTC_REG_B, RTC_B_24H);
+	cmos_write(&a->vm, 0x40, 0x5a);
+	assert_true(ra->base_s < 946684800 && ra->base_s > 946684700);
+	assert_int_equal(cmos_read(&a->vm, RTC_CENTURY), 0x19);
+
+	char path[96];
+	snprintf(path, sizeof(path), "/tmp/kagami-rtc-%d.kgs", getpid());
+	struct snapshot_stats st;
+	if (snapshot_save(&a->vm, path, &st, &e) < 0)
+		fail_msg("snapshot: %s", e.msg);
+	int fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_true(has_section(fd, KG_SEC_DEVICE, RTC_INSTANCE));
+	close(fd);
+
+	struct snapshot_reader *sr;
+	make_config(b, &cfg, NULL, NULL);
+	if (!(sr = snapshot_open(path, &cfg, &e)))
+		fail_msg("snapshot_open: %s", e.msg);
+	if (vm_create(&b->vm, &cfg, &e) < 0)
+		fail_msg("vm_create: %s", e.msg);
+	struct rtc *rb = rtc_of(&b->vm);
+	assert_true(rb->base_s >= host);
+	if (snapshot_load(sr, &b->vm, &e) < 0)
+		fail_msg("restore: %s", e.msg);
+	assert_true(rb->base_s == ra->base_s);
+	assert_int_equal(cmos_read(&b->vm, 0x40), 0x5a);
+	assert_int_equal(cmos_read(&b->vm, RTC_YEAR), 0x99);
+	assert_int_equal(cmos_read(&b->vm, RTC_CENTURY), 0x19);
+	assert_int_equal(cmos_read(&b->vm, RTC_REG_B), RTC_B_24H);
+	snapshot_close(sr);
+	vm_destroy(&b->vm);
+	unlink(b->console);
+	unlink(path);
+
+	/* a stream written before the RTC existed */
+	memset(b, 0, sizeof(*b));
+	make_config(b, &cfg, NULL, NULL);
+	if (vm_create(&b->vm, &cfg, &e) < 0)
+		fail_msg("vm_create: %s", e.msg);
+	fd = state_stream(&a->vm, RTC_INSTANCE);
+	assert_false(has_section(fd, KG_SEC_DEVICE, RTC_INSTANCE));
+	assert_true(has_section(fd, KG_SEC_DEVICE, 0));
+	assert_true(lseek(fd, 0, SEEK_SET) == 0);
+	rb = rtc_of(&b->vm);
+	int64_t own = rb->base_s;
+	if (load_stream(fd, &b->vm, &e) < 0)
+		fail_msg("a stream without the RTC: %s", e.msg);
+	assert_true(rb->base_s == own);
+	close(fd);
+
+	/* and one without the UART: refused, the VM untouched */
+	fd = state_stream(&a->vm, 0);
+	cmos_write(&b->vm, 0x41, 0x77);
+	assert_int_equal(load_stream(fd, &b->vm, &e), -1);
+	assert_non_null(strstr(e.msg, "incomplete state"));
+	assert_non_null(strstr(e.msg, "no uart"));
+	assert_int_equal(cmos_read(&b->vm, 0x41), 0x77);
+	close(fd);
+
+	vm_destroy(&b->vm);
+	unlink(b->console);
+	vm_destroy(&a->vm);
+	unlink(a->console);
+	free(a);
+	free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -400,6 +629,7 @@ int main(void)
 		cmocka_unit_test(test_snapshot_random_points),
 		cmocka_unit_test(test_no_lost_dirty_pages),
 		cmocka_unit_test(test_deterministic_roundtrip),
+		cmocka_unit_test(test_rtc_in_snapshot),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
