@@ -148,7 +148,7 @@ int cmd_receive(int argc, char **argv)
 	};
 	const char *name = "kagami receive";
 	struct vm_config cfg = { 0 };
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	const char *listen_addr = NULL, *keyfile = NULL, *control = NULL;
 	const char *die_at = NULL;
 	double timeout_s = 0;

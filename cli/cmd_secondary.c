@@ -193,7 +193,7 @@ int cmd_secondary(int argc, char **argv)
 	};
 	const char *name = "kagami secondary";
 	struct vm_config cfg = { 0 };
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	const char *listen_addr = NULL, *keyfile = NULL, *control = NULL;
 	const char *lease = NULL;
 	unsigned long lease_ttl = 0;

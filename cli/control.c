@@ -180,7 +180,7 @@ struct job {
 static void *job_thread(void *arg)
 {
 	struct job *j = arg;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	struct control_call call = { j->c->vm, j->c->ctx, j->req,
 				     cJSON_CreateObject(), j->fd };
 	int r = j->k->fn(&call, &e);
@@ -239,7 +239,7 @@ static char *handle_line(struct control *c, const char *line, int fd,
 			 bool *taken)
 {
 	cJSON *reply = cJSON_CreateObject();
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	int r = -1;
 	cJSON *req = cJSON_Parse(line);
 	const cJSON *cmd = req ? cJSON_GetObjectItemCaseSensitive(req, "cmd")

@@ -338,7 +338,7 @@ static int handover(struct run *r, struct kg_err *e)
 	if (r->o->inject && !strcmp(r->o->inject, "handover"))
 		kg_tp_shutdown(rlink_transport(r->link));
 	struct rlink_msg m;
-	struct kg_err le = { "" };
+	struct kg_err le = { 0 };
 	/* The injected cut stands for a link lost right after GO: a
 	 * RUNNING that slipped through before it is not looked at. */
 	bool cut = r->o->inject && !strcmp(r->o->inject, "handover");

@@ -513,7 +513,7 @@ static void *protect_thread(void *arg)
 	struct protect *p = arg;
 	bool said = false;
 	while (!atomic_load(&p->stop)) {
-		struct kg_err e = { "" };
+		struct kg_err e = { 0 };
 		set_state(p, said ? "unprotected" : "connecting", NULL);
 		struct rlink *l = connect_secondary(p, &e);
 		/* A test's fault applies to the first connection only. */

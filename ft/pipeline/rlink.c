@@ -401,7 +401,7 @@ static void *reader_thread(void *arg)
 	for (;;) {
 		struct kg_tp_rx rx;
 		struct rlink_msg m;
-		struct kg_err e = { "" };
+		struct kg_err e = { 0 };
 		int r = kg_tp_recv(l->tp, buf, sizeof(buf), &rx, &e);
 		if (r > 0 && rx.flags != RLINK_MSG)
 			r = kg_errf(&e, "%s: stream data where only control "

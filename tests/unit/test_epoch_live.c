@@ -143,7 +143,7 @@ static void *rx_main(void *arg)
 {
 	struct rx *c = arg;
 	struct vm_state_config vc;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	struct epoch_receiver *er = epoch_receiver_new(c->fd, &vc, &e);
 	struct vm_config cfg;
 	int rc = 0;
@@ -252,7 +252,7 @@ static void test_live_rounds_running_guest(void **state)
 		skip();
 	struct vm_run *src = calloc(1, sizeof(*src)), *dst = calloc(1, sizeof(*dst));
 	struct vm_config cfg;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	int p[2];
 	assert_int_equal(pipe(p), 0);
 	config(src, &cfg, MEMSTRESS, "mib=16 total=100000 seed=5 rate=256");
@@ -357,7 +357,7 @@ static void test_live_rounds_paused_host_writes(void **state)
 		skip();
 	struct vm_run *src = calloc(1, sizeof(*src)), *dst = calloc(1, sizeof(*dst));
 	struct vm_config cfg;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	int p[2];
 	assert_int_equal(pipe(p), 0);
 	/* Loaded, never run: the guest writes nothing, only the host. */
@@ -525,7 +525,7 @@ static void test_disk_sections(void **state)
 	struct vm_run *src = calloc(1, sizeof(*src));
 	struct disk *sd = calloc(1, sizeof(*sd)), *rd = calloc(1, sizeof(*rd));
 	struct vm_config cfg;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	char path[96];
 	snprintf(path, sizeof(path), "/tmp/kagami-epoch-live-%d.stream", getpid());
 	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
@@ -629,7 +629,7 @@ static void test_disk_in_paused_epoch_without_sink(void **state)
 	struct vm_run *src = calloc(1, sizeof(*src));
 	struct disk *sd = calloc(1, sizeof(*sd));
 	struct vm_config cfg;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	char path[96];
 	snprintf(path, sizeof(path), "/tmp/kagami-epoch-live2-%d.stream", getpid());
 	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);

@@ -144,7 +144,7 @@ static void write_light(struct fixture *f, uint8_t *p)
 static long encode(struct fixture *f, const uint64_t *gpas, size_t n,
 		   size_t cap, size_t *len, struct page_codec_stats *st)
 {
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	long r = page_encode(f->pe, gpas, n, f->out, cap, len, st, &e);
 	if (r < 0)
 		fail_msg("page_encode: %s", e.msg);
@@ -154,14 +154,14 @@ static long encode(struct fixture *f, const uint64_t *gpas, size_t n,
 static void decode_ok(struct fixture *f, size_t len,
 		      struct page_codec_stats *st)
 {
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	if (page_decode(&f->dst, PAGE_CODEC_VERSION, f->out, len, st, &e) < 0)
 		fail_msg("page_decode: %s", e.msg);
 }
 
 static void commit_ok(struct fixture *f, size_t len)
 {
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	if (page_encoder_commit(f->pe, f->out, len, &e) < 0)
 		fail_msg("commit: %s", e.msg);
 }
@@ -431,7 +431,7 @@ static void test_bounded_output(void **state)
 static void expect_encode_error(struct fixture *f, const uint64_t *gpas,
 				size_t n, const char *what)
 {
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	size_t len;
 	assert_int_equal(page_encode(f->pe, gpas, n, f->out, OUT_CAP, &len,
 				     NULL, &e), -1);
@@ -548,7 +548,7 @@ static void expect_reject(struct fixture *f, const struct guest_mem *dst,
 	uint8_t *before = malloc(size);
 	assert_non_null(before);
 	memcpy(before, dst->base, size);
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	struct page_codec_stats st = { .same = 77 };
 	assert_int_equal(page_decode(dst, version, payload, len, &st, &e), -1);
 	if (!strstr(e.msg, what))

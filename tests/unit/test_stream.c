@@ -73,7 +73,7 @@ static uint8_t *slurp(int fd, size_t *len)
 static void put_section(struct kg_stream_writer *w, uint16_t kind,
 			uint16_t inst, size_t len)
 {
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	uint8_t *b = malloc(len + 1);
 	assert_non_null(b);
 	fill(b, len, kind, inst, 0);
@@ -87,7 +87,7 @@ static void put_section(struct kg_stream_writer *w, uint16_t kind,
 static void put_streamed(struct kg_stream_writer *w, uint16_t kind,
 			 uint16_t inst, size_t len, size_t piece)
 {
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	uint8_t *b = malloc(piece);
 	assert_non_null(b);
 	if (kg_writer_begin(w, kind, inst, 3, len, &e) < 0)
@@ -136,7 +136,7 @@ static const struct spec sample[] = {
 static void write_sample(int fd, const struct kg_stream_opts *o)
 {
 	struct kg_stream_writer w;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	kg_writer_init(&w, fd, o, NULL);
 	if (kg_writer_header(&w, NULL, &e) < 0)
 		fail_msg("%s", e.msg);
@@ -158,7 +158,7 @@ static void check_sample(int fd, size_t piece)
 	struct kg_stream_reader r;
 	struct kg_stream_header h;
 	struct kg_section s;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	uint8_t *buf = malloc(piece ? piece : 1);
 	assert_non_null(buf);
 	kg_reader_init(&r, fd, NULL);
@@ -257,7 +257,7 @@ static uint8_t *sample_bytes(size_t *len)
 static uint8_t *small_bytes(size_t *len, uint64_t *offsets, size_t *n)
 {
 	struct kg_stream_writer w;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	int fd = memfd();
 	kg_writer_init(&w, fd, NULL, NULL);
 	assert_int_equal(kg_writer_header(&w, NULL, &e), 0);
@@ -391,7 +391,7 @@ static void test_writer_align(void **state)
 	struct kg_stream_writer w;
 	struct kg_stream_reader r;
 	struct kg_section s;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	int fd = memfd();
 	kg_writer_init(&w, fd, NULL, NULL);
 	assert_int_equal(kg_writer_header(&w, NULL, &e), 0);
@@ -425,7 +425,7 @@ static void test_skip_unverified(void **state)
 	(void)state;
 	struct kg_stream_reader r;
 	struct kg_section s;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	size_t len;
 	uint8_t *b = sample_bytes(&len);
 	int fd = fd_of(b, len), rc;

@@ -138,7 +138,7 @@ static void peer_start(struct peer *p, bool unix_sock, const struct kg_tp_opts *
 		       void (*fn)(struct peer *, struct kg_transport *))
 {
 	char a[128];
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	memset(p, 0, sizeof(*p));
 	p->fn = fn;
 	int r = kg_tp_listen(listen_addr(unix_sock, a, sizeof(a)), o, &p->l, &e);
@@ -235,7 +235,7 @@ static uint32_t sink_count(struct kg_transport *t)
 {
 	uint32_t n = 0;
 	struct kg_tp_rx rx;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	int r = kg_tp_recv(t, &n, sizeof(n), &rx, &e);
 	if (r != 1)
 		fail_msg("sink answer: %d %s", r, e.msg);
@@ -249,7 +249,7 @@ static void test_addr_parse(void **state)
 {
 	(void)state;
 	struct kg_tp_addr a;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	assert_int_equal(kg_tp_addr_parse("tcp:127.0.0.1:7000", &a, &e), 0);
 	assert_int_equal(a.kind, KG_TP_TCP);
 	assert_string_equal(a.host, "127.0.0.1");
@@ -286,7 +286,7 @@ static void test_key_file(void **state)
 	(void)state;
 	char path[128];
 	struct kg_tp_key k;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	snprintf(path, sizeof(path), "%s/key", tmpdir);
 
 	write_file(path, 32, 0600);
@@ -317,7 +317,7 @@ static void test_fault_parse(void **state)
 {
 	(void)state;
 	struct kg_tp_fault f;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	assert_int_equal(kg_tp_fault_parse("delay=5,cut=4096,flip=7", &f, &e), 0);
 	assert_int_equal(f.on, KG_FAULT_DELAY | KG_FAULT_CUT | KG_FAULT_FLIP);
 	assert_int_equal(f.delay_ms, 5);
@@ -342,7 +342,7 @@ static void roundtrip(bool unix_sock, const struct kg_tp_key *key)
 	struct peer p;
 	peer_start(&p, unix_sock, &o, fn_sink);
 	struct kg_transport *t;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	if (connect_to(&p, &o, &t, &e) < 0)
 		fail_msg("connect: %s", e.msg);
 
@@ -423,7 +423,7 @@ static void test_both_directions_unix(void **state)
 	assert_int_equal(st.st_mode & 0777, 0600);
 
 	struct kg_transport *t;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	if (connect_to(&p, &o, &t, &e) < 0)
 		fail_msg("connect: %s", e.msg);
 	assert_non_null(strstr(kg_tp_peer(t), "unix:"));
@@ -465,7 +465,7 @@ static void refused(bool unix_sock, const struct kg_tp_key *skey,
 	struct peer p;
 	peer_start(&p, unix_sock, &so, fn_sink);
 	struct kg_transport *t = NULL;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	assert_int_equal(connect_to(&p, &co, &t, &e), -1);
 	assert_null(t);
 	peer_join(&p);
@@ -722,7 +722,7 @@ static void test_delay(void **state)
 	p.arg = 5;
 	o.fault = &f;
 	struct kg_transport *t;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	assert_int_equal(connect_to(&p, &o, &t, &e), 0);
 	size_t lens[5] = { 10, 20, 30, 40, 50 };
 	long long t0 = now_ms();
@@ -763,7 +763,7 @@ static void test_oversized(void **state)
 	struct peer p;
 	peer_start(&p, false, &so, fn_sink);
 	struct kg_transport *t;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	assert_int_equal(connect_to(&p, &co, &t, &e), 0);
 	size_t lens[3] = { 1000, 10, 1001 };
 	assert_int_equal(send_batch(t, lens, 3, 0, &e), 0);
@@ -803,7 +803,7 @@ static void test_connect_refused(void **state)
 	struct kg_tp_opts o;
 	opts(&o, NULL);
 	struct kg_transport *t;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	assert_int_equal(kg_tp_connect(addr, &o, &t, &e), -1);
 	char want[128];
 	snprintf(want, sizeof(want), "connect %s: Connection refused", addr);
@@ -839,7 +839,7 @@ static void test_connect_timeout(void **state)
 	opts(&o, NULL);
 	o.connect_timeout_ms = 300;
 	struct kg_transport *t;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	long long t0 = now_ms();
 	assert_int_equal(kg_tp_connect(addr, &o, &t, &e), -1);
 	long long dt = now_ms() - t0;
@@ -868,7 +868,7 @@ static void test_handshake_timeout(void **state)
 	opts(&o, NULL);
 	o.io_timeout_ms = 200;
 	struct kg_transport *t;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	assert_int_equal(kg_tp_connect(addr, &o, &t, &e), -1);
 	assert_non_null(strstr(e.msg, "authentication with tcp:127.0.0.1:"));
 	assert_non_null(strstr(e.msg, "no data for 200 ms"));
@@ -883,7 +883,7 @@ static void test_accept_timeout(void **state)
 	o.accept_timeout_ms = 100;
 	struct kg_tp_listener *l;
 	struct kg_transport *t;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	assert_int_equal(kg_tp_listen("tcp:127.0.0.1:0", &o, &l, &e), 0);
 	assert_int_equal(kg_tp_accept(l, &t, &e), -1);
 	assert_non_null(strstr(e.msg, "no peer within 100 ms"));

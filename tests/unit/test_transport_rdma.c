@@ -632,7 +632,7 @@ static void *server_main(void *arg)
 static void server_start(struct server *s, const struct kg_tp_opts *o)
 {
 	memset(s, 0, sizeof(*s));
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	if (kg_tp_listen("rdma:127.0.0.1:7471", o, &s->l, &e) < 0)
 		fail_msg("listen: %s", e.msg);
 	assert_int_equal(pthread_create(&s->th, NULL, server_main, s), 0);
@@ -671,7 +671,7 @@ static void test_transfer(void **state)
 	struct server s;
 	server_start(&s, &o);
 	struct kg_transport *t;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	if (kg_tp_connect("rdma:127.0.0.1:7471", &o, &t, &e) < 0)
 		fail_msg("connect: %s", e.msg);
 	assert_string_equal(kg_tp_peer(t), "rdma:127.0.0.1:7471");
@@ -706,7 +706,7 @@ static void test_wrong_key(void **state)
 	struct server s;
 	server_start(&s, &so);
 	struct kg_transport *t;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	assert_int_equal(kg_tp_connect("rdma:127.0.0.1:7471", &co, &t, &e), -1);
 	assert_non_null(strstr(e.msg, "wrong key"));
 	server_join(&s);
@@ -725,7 +725,7 @@ static void test_completion_error(void **state)
 	struct server s;
 	server_start(&s, &o);
 	struct kg_transport *t;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	if (kg_tp_connect("rdma:127.0.0.1:7471", &o, &t, &e) < 0)
 		fail_msg("connect: %s", e.msg);
 	pthread_mutex_lock(&fab.mu);
@@ -761,7 +761,7 @@ static void test_dropped_peer(void **state)
 	struct server s;
 	server_start(&s, &o);
 	struct kg_transport *t;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	if (kg_tp_connect("rdma:127.0.0.1:7471", &o, &t, &e) < 0)
 		fail_msg("connect: %s", e.msg);
 	pthread_mutex_lock(&fab.mu);
@@ -796,7 +796,7 @@ static void test_no_device_fake(void **state)
 	opts(&o, NULL);
 	struct kg_transport *t;
 	struct kg_tp_listener *l;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	assert_int_equal(kg_tp_connect("rdma:127.0.0.1:7471", &o, &t, &e), -1);
 	assert_string_equal(e.msg, "rdma: no RDMA device found; use tcp");
 	assert_int_equal(kg_tp_listen("rdma:127.0.0.1:7471", &o, &l, &e), -1);
@@ -825,7 +825,7 @@ static void test_no_device_real(void **state)
 	dup2(fd, 2);
 	struct kg_transport *t;
 	struct kg_tp_listener *l;
-	struct kg_err e1 = { "" }, e2 = { "" };
+	struct kg_err e1 = { 0 }, e2 = { 0 };
 	int r1 = kg_tp_connect("rdma:127.0.0.1:7471", &o, &t, &e1);
 	int r2 = kg_tp_listen("rdma:127.0.0.1:7471", &o, &l, &e2);
 	fflush(stderr);
