@@ -48,6 +48,16 @@ int kg_fd_wait(int fd, short events, int timeout_ms)
 	}
 }
 
+/* A socket's send or receive failed: whatever the errno, unless it says
+ * timeout or memory, the connection is lost (kind PEER_GONE). */
+static int conn_errno(struct kg_err *e, const char *what)
+{
+	kg_errno(e, "%s", what);
+	if (e && e->kind == KG_ERR_IO)
+		e->kind = KG_ERR_PEER_GONE;
+	return -1;
+}
+
 static int fd_send(struct kg_link *l, const struct iovec *iov, int iovcnt,
 		   const size_t *frame_len, size_t nframes, int timeout_ms,
 		   struct kg_err *e)
@@ -61,7 +71,7 @@ static int fd_send(struct kg_link *l, const struct iovec *iov, int iovcnt,
 	if (iovcnt > 64) {
 		v = malloc(sizeof(*v) * (size_t)iovcnt);
 		if (!v)
-			return kg_errf(e, "send: out of memory");
+			return kg_errk(e, KG_ERR_NOMEM, "send: out of memory");
 	}
 	memcpy(v, iov, sizeof(*v) * (size_t)iovcnt);
 	int i = 0, r = 0;
@@ -82,14 +92,15 @@ static int fd_send(struct kg_link *l, const struct iovec *iov, int iovcnt,
 				break;
 			}
 			if (w == 0) {
-				r = kg_errf(e, "send: no progress for %d ms (peer not reading)",
+				r = kg_errk(e, KG_ERR_TIMEOUT,
+					    "send: no progress for %d ms (peer not reading)",
 					    timeout_ms);
 				break;
 			}
 			continue;
 		}
 		if (n < 0) {
-			r = kg_errno(e, "send");
+			r = conn_errno(e, "send");
 			break;
 		}
 		size_t done = (size_t)n;
@@ -120,12 +131,13 @@ static int fd_recv(struct kg_link *l, void *buf, size_t n, int timeout_ms,
 			if (w < 0)
 				return kg_errno(e, "receive: poll");
 			if (w == 0)
-				return kg_errf(e, "no data for %d ms (peer stalled or dead)",
+				return kg_errk(e, KG_ERR_TIMEOUT,
+					       "no data for %d ms (peer stalled or dead)",
 					       timeout_ms);
 			continue;
 		}
 		if (r < 0)
-			return kg_errno(e, "receive");
+			return conn_errno(e, "receive");
 		if (r == 0) {
 			*got = have;
 			return 0;
@@ -160,7 +172,7 @@ struct kg_link *kg_fd_link_new(int fd, const char *peer, struct kg_err *e)
 	struct fd_link *f = calloc(1, sizeof(*f));
 	if (!f) {
 		close(fd);
-		kg_errf(e, "%s: out of memory", peer);
+		kg_errk(e, KG_ERR_NOMEM, "%s: out of memory", peer);
 		return NULL;
 	}
 	f->base.ops = &fd_ops;
@@ -177,7 +189,8 @@ int kg_fd_accept(struct kg_tp_listener *l, struct sockaddr_storage *ss,
 		if (w < 0)
 			return kg_errno(e, "accept %s: poll", l->name);
 		if (w == 0)
-			return kg_errf(e, "accept %s: no peer within %d ms", l->name,
+			return kg_errk(e, KG_ERR_TIMEOUT,
+				       "accept %s: no peer within %d ms", l->name,
 				       l->opts.accept_timeout_ms);
 		socklen_t sl = sizeof(*ss);
 		int fd = accept4(l->fd, (struct sockaddr *)ss, ss ? &sl : NULL,

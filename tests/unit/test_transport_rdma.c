@@ -709,9 +709,26 @@ static void test_wrong_key(void **state)
 	struct kg_err e = { 0 };
 	assert_int_equal(kg_tp_connect("rdma:127.0.0.1:7471", &co, &t, &e), -1);
 	assert_non_null(strstr(e.msg, "wrong key"));
+	assert_int_equal(e.kind, KG_ERR_AUTH);
 	server_join(&s);
 	assert_int_equal(s.accept_rc, -1);
 	assert_non_null(strstr(s.e.msg, "rdma:127.0.0.1"));
+	assert_int_equal(s.e.kind, KG_ERR_AUTH);
+}
+
+/* Nobody listens on the port: the fabric rejects the connect, which is
+ * what a refused tcp connect is. */
+static void test_nobody_listens(void **state)
+{
+	(void)state;
+	fab_reset(1);
+	struct kg_tp_opts o;
+	opts(&o, NULL);
+	struct kg_transport *t;
+	struct kg_err e = { 0 };
+	assert_int_equal(kg_tp_connect("rdma:127.0.0.1:7471", &o, &t, &e), -1);
+	assert_non_null(strstr(e.msg, "REJECTED"));
+	assert_int_equal(e.kind, KG_ERR_REFUSED);
 }
 
 /* The 3rd RDMA WRITE fails (remote access error): the sender's next send
@@ -743,6 +760,7 @@ static void test_completion_error(void **state)
 	if (!strstr(e.msg, "completion error: remote access error"))
 		fail_msg("sender: %s", e.msg);
 	assert_null(strchr(e.msg, '\n'));
+	assert_int_equal(e.kind, KG_ERR_PEER_GONE);
 	kg_tp_close(t);
 	server_join(&s);
 	print_message("receiver: %s\n", s.e.msg);
@@ -786,6 +804,8 @@ static void test_dropped_peer(void **state)
 	assert_non_null(strstr(s.e.msg, "rdma:127.0.0.1"));
 	assert_true(strstr(s.e.msg, "closed by the peer") || strstr(s.e.msg, "cut inside") ||
 		    strstr(s.e.msg, "disconnected") || strstr(s.e.msg, "completion error"));
+	assert_int_equal(s.e.kind, KG_ERR_PEER_GONE);
+	assert_int_equal(e.kind, KG_ERR_PEER_GONE);
 }
 
 static void test_no_device_fake(void **state)
@@ -846,6 +866,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_transfer),
 		cmocka_unit_test(test_wrong_key),
+		cmocka_unit_test(test_nobody_listens),
 		cmocka_unit_test(test_completion_error),
 		cmocka_unit_test(test_dropped_peer),
 		cmocka_unit_test(test_no_device_fake),
