@@ -48,16 +48,6 @@ int kg_fd_wait(int fd, short events, int timeout_ms)
 	}
 }
 
-/* A socket's send or receive failed: whatever the errno, unless it says
- * timeout or memory, the connection is lost (kind PEER_GONE). */
-static int conn_errno(struct kg_err *e, const char *what)
-{
-	kg_errno(e, "%s", what);
-	if (e && e->kind == KG_ERR_IO)
-		e->kind = KG_ERR_PEER_GONE;
-	return -1;
-}
-
 static int fd_send(struct kg_link *l, const struct iovec *iov, int iovcnt,
 		   const size_t *frame_len, size_t nframes, int timeout_ms,
 		   struct kg_err *e)
@@ -100,7 +90,7 @@ static int fd_send(struct kg_link *l, const struct iovec *iov, int iovcnt,
 			continue;
 		}
 		if (n < 0) {
-			r = conn_errno(e, "send");
+			r = kg_errno(e, "send");
 			break;
 		}
 		size_t done = (size_t)n;
@@ -137,7 +127,7 @@ static int fd_recv(struct kg_link *l, void *buf, size_t n, int timeout_ms,
 			continue;
 		}
 		if (r < 0)
-			return conn_errno(e, "receive");
+			return kg_errno(e, "receive");
 		if (r == 0) {
 			*got = have;
 			return 0;

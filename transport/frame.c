@@ -221,6 +221,16 @@ const char *kg_tp_peer(const struct kg_transport *t)
 
 /* --- frames --- */
 
+/* A link's read or write failed: the connection is lost, whatever the
+ * backend's cause, unless it says timeout or memory (or a fault's cut,
+ * already PEER_GONE). */
+static int link_failed(struct kg_err *e)
+{
+	if (e && (e->kind == KG_ERR_IO || e->kind == KG_ERR_UNSPECIFIED))
+		e->kind = KG_ERR_PEER_GONE;
+	return -1;
+}
+
 /* Sends frames (flags already include the transport's own bits). */
 static int send_frames(struct kg_transport *t, const struct kg_tp_frame *fr,
 		       size_t n, int timeout_ms, struct kg_err *e)
@@ -277,6 +287,7 @@ static int send_frames(struct kg_transport *t, const struct kg_tp_frame *fr,
 		kg_err_prefix(e, "send to %s: frame seq %llu..%llu", t->link->peer,
 			      (unsigned long long)t->tx_seq,
 			      (unsigned long long)(t->tx_seq + n - 1));
+		link_failed(e);
 		t->tx_broken = true;
 		t->tx_kind = e ? e->kind : KG_ERR_PEER_GONE;
 		goto out;
@@ -311,8 +322,10 @@ static int read_part(struct kg_transport *t, void *buf, size_t n, bool first,
 	unsigned long long seq = (unsigned long long)t->rx_seq;
 	int r = t->link->ops->recv(t->link, buf, n,
 					 atomic_load(&t->io_timeout_ms), &got, e);
-	if (r < 0)
-		return kg_err_prefix(e, "receive from %s: frame seq %llu", peer, seq);
+	if (r < 0) {
+		kg_err_prefix(e, "receive from %s: frame seq %llu", peer, seq);
+		return link_failed(e);
+	}
 	if (r == 0 && first && got == 0)
 		return kg_errk(e, KG_ERR_PEER_GONE,
 			       "receive from %s: connection closed by the peer before frame seq %llu (no orderly close)",

@@ -194,7 +194,7 @@ int vm_state_read_config(struct kg_stream_reader *r,
 			 struct kg_err *e)
 {
 	if (s->kind != KG_SEC_VM_CONFIG)
-		return kg_errf(e, "the first section is not the VM "
+		return kg_errk(e, KG_ERR_CORRUPT, "the first section is not the VM "
 			       "configuration");
 	memset(c, 0, sizeof(*c));
 	return vm_state_get_table(r, s, &config_vs, c, NULL, e);
@@ -237,14 +237,16 @@ int vm_state_stage_section(struct kg_stream_reader *r,
 	char where[128];
 	kg_section_where(where, sizeof(where), s);
 	if (s->kind == KG_SEC_VCPU && s->instance >= vm->ncpus)
-		return kg_errf(e, "%s: this VM has %u vCPUs", where, vm->ncpus);
+		return kg_errk(e, KG_ERR_CORRUPT, "%s: this VM has %u vCPUs",
+			       where, vm->ncpus);
 	unsigned vi = s->instance - VM_STATE_DEV_VIRTIO;
 	bool det_dev = s->kind == KG_SEC_DEVICE &&
 		       (s->instance == VM_STATE_DEV_PIC ||
 			s->instance == VM_STATE_DEV_PIT);
 	if ((det_dev || s->kind == KG_SEC_IRQCHIP) &&
 	    det_dev != vm->cfg.deterministic)
-		return kg_errf(e, "%s: %s", where, vm->cfg.deterministic
+		return kg_errk(e, KG_ERR_CORRUPT, "%s: %s", where,
+			       vm->cfg.deterministic
 			? "in-kernel irqchip state cannot be restored into a "
 			  "deterministic VM (it has a userspace PIC and PIT)"
 			: "deterministic-mode PIC/PIT state cannot be restored "
@@ -253,9 +255,10 @@ int vm_state_stage_section(struct kg_stream_reader *r,
 	    s->instance != VM_STATE_DEV_UART &&
 	    s->instance != VM_STATE_DEV_PLATFORM &&
 	    (s->instance < VM_STATE_DEV_VIRTIO || vi >= nvirtio(vm)))
-		return kg_errf(e, "%s: no such device in this VM", where);
+		return kg_errk(e, KG_ERR_CORRUPT, "%s: no such device in this VM",
+			       where);
 	if (s->kind == KG_SEC_CLOCK && s->length != 8)
-		return kg_errf(e, "%s: bad length", where);
+		return kg_errk(e, KG_ERR_CORRUPT, "%s: bad length", where);
 	uint8_t *buf = kg_section_read_all(r, s, e);
 	if (!buf)
 		return -1;
@@ -315,7 +318,8 @@ int vm_state_complete(const struct vm *vm, const struct vm_state_stage *st,
 	if (!irqs || !st->have_clock || !st->have_uart ||
 	    !st->have_platform || st->cpus_seen != cpus ||
 	    st->virtio_seen != virtio)
-		return kg_errf(e, "incomplete state: %d of %u vCPUs, %d of %u "
+		return kg_errk(e, KG_ERR_CORRUPT,
+			       "incomplete state: %d of %u vCPUs, %d of %u "
 			       "virtio devices%s%s%s",
 			       __builtin_popcountll(st->cpus_seen), vm->ncpus,
 			       __builtin_popcount(st->virtio_seen), nvirtio(vm),

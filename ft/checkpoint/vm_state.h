@@ -92,13 +92,16 @@ struct vm_state_stage {
 /* Whether kind is one of the sections vm_state writes. */
 bool vm_state_section(uint16_t kind);
 /* Reads, verifies and decodes the current section into st (malloc it:
- * it is large) against vm's shape; the VM itself is not touched. */
+ * it is large) against vm's shape; the VM itself is not touched. Every
+ * error names the section; a section that does not decode or fit the VM
+ * is KG_ERR_CORRUPT (KG_ERR_INVALID: a newer state version). */
 int vm_state_stage_section(struct kg_stream_reader *r,
 			   const struct kg_section *s, struct vm *vm,
 			   struct vm_state_stage *st, struct kg_err *e);
 /* Whether the stage holds every section vm needs, each once: the
  * irqchip for a VM with an in-kernel one, the PIC and PIT for a
- * deterministic VM. Staging refuses the other kind's sections. */
+ * deterministic VM (else KG_ERR_CORRUPT). Staging refuses the other
+ * kind's sections. */
 int vm_state_complete(const struct vm *vm, const struct vm_state_stage *st,
 		      struct kg_err *e);
 /* Applies a complete stage (every vCPU, clock, irqchip, devices) to a VM

@@ -540,9 +540,23 @@ static void pb_rec(struct pb *p, uint64_t gpa, unsigned coding,
 }
 
 /* Decoding must fail with `what` in the message and leave RAM as it was. */
+static void expect_reject_kind(struct fixture *f, const struct guest_mem *dst,
+			       uint32_t version, const uint8_t *payload,
+			       size_t len, const char *what,
+			       enum kg_err_kind kind);
+
+/* A payload that breaks the format: corrupt. */
 static void expect_reject(struct fixture *f, const struct guest_mem *dst,
 			  uint32_t version, const uint8_t *payload, size_t len,
 			  const char *what)
+{
+	expect_reject_kind(f, dst, version, payload, len, what, KG_ERR_CORRUPT);
+}
+
+static void expect_reject_kind(struct fixture *f, const struct guest_mem *dst,
+			       uint32_t version, const uint8_t *payload,
+			       size_t len, const char *what,
+			       enum kg_err_kind kind)
 {
 	size_t size = dst->size;
 	uint8_t *before = malloc(size);
@@ -554,6 +568,9 @@ static void expect_reject(struct fixture *f, const struct guest_mem *dst,
 	if (!strstr(e.msg, what))
 		fail_msg("error \"%s\" does not say \"%s\"", e.msg, what);
 	assert_null(strchr(e.msg, '\n'));
+	if (e.kind != kind)
+		fail_msg("error \"%s\": kind %s, want %s", e.msg,
+			 kg_err_kind_name(e.kind), kg_err_kind_name(kind));
 	assert_int_equal(st.same, 77); /* stats untouched on failure */
 	assert_memory_equal(before, dst->base, size);
 	free(before);
@@ -577,10 +594,12 @@ static void test_reject_batch(void **state)
 	struct fixture *f = *state;
 	struct pb p;
 	prefix(f, &p);
-	expect_reject(f, &f->dst, 2, p.b, p.n, "version 2");
+	expect_reject_kind(f, &f->dst, 2, p.b, p.n, "version 2",
+			   KG_ERR_INVALID);
 	expect_reject(f, &f->dst, 1, p.b, 5, "header cut short");
 	le32_put(p.b + 4, 0x4);
-	expect_reject(f, &f->dst, 1, p.b, p.n, "unknown required flags 0x4");
+	expect_reject_kind(f, &f->dst, 1, p.b, p.n,
+			   "unknown required flags 0x4", KG_ERR_INVALID);
 	le32_put(p.b + 4, 0x10000); /* an optional flag is ignored */
 	assert_int_equal(page_decode(&f->dst, 1, p.b, p.n, NULL, NULL), 0);
 	le32_put(p.b + 4, 0);

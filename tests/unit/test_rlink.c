@@ -483,6 +483,7 @@ static void test_queue_limit(void **state)
 	size_t got;
 	assert_int_equal(rlink_stream_io.read(b, buf, sizeof(s), &got, &e), -1);
 	assert_non_null(strstr(e.msg, "more than 256 control messages"));
+	assert_int_equal(e.kind, KG_ERR_CORRUPT);
 	rlink_free(a);
 	rlink_free(b);
 }
@@ -563,6 +564,7 @@ static void test_wait_msg(void **state)
 	print_message("closed: %s\n", e.msg);
 	assert_non_null(strstr(e.msg, rlink_peer(a)));
 	assert_non_null(strstr(e.msg, "closed"));
+	assert_int_equal(e.kind, KG_ERR_PEER_GONE);
 	/* And stays so. */
 	assert_int_equal(rlink_wait_msg(a, 1u << RLINK_ACK, 0, &m, &e), -1);
 	rlink_free(a);
@@ -587,10 +589,12 @@ static void check_cut(bool unix_sock)
 	print_message("cut: %s\n", e.msg);
 	assert_true(e.msg[0] != 0);
 	assert_non_null(strstr(e.msg, rlink_peer(a)));
+	assert_int_equal(e.kind, KG_ERR_PEER_GONE);
 	/* Sending on the cut link fails, naming the peer. */
 	assert_int_equal(rlink_send(b, RLINK_ACK, 0, 0, NULL, &e), -1);
 	assert_non_null(strstr(e.msg, "ack"));
 	assert_non_null(strstr(e.msg, rlink_peer(b)));
+	assert_int_equal(e.kind, KG_ERR_PEER_GONE);
 	rlink_free(b);
 	rlink_free(a);
 }
@@ -659,6 +663,8 @@ static int reader_fails(void (*poke)(struct rlink *), const char *want)
 		assert_non_null(strstr(e.msg, rlink_peer(a)));
 		if (want)
 			assert_non_null(strstr(e.msg, want));
+		/* a malformed message: the peer is there, its words are bad */
+		assert_int_equal(e.kind, KG_ERR_CORRUPT);
 	}
 	rlink_free(b);
 	rlink_free(a);
@@ -741,6 +747,7 @@ static void test_consumer_refuses_bad_frames(void **state)
 	assert_int_equal(rlink_next(a, &m, &e), -1);
 	assert_non_null(strstr(e.msg, "unknown control message type 42"));
 	assert_non_null(strstr(e.msg, rlink_peer(a)));
+	assert_int_equal(e.kind, KG_ERR_CORRUPT);
 	rlink_free(b);
 	rlink_free(a);
 
@@ -749,6 +756,7 @@ static void test_consumer_refuses_bad_frames(void **state)
 	raw_frame(b, RLINK_MSG, p, 8);
 	assert_int_equal(rlink_next(a, &m, &e), -1);
 	assert_non_null(strstr(e.msg, "8 bytes"));
+	assert_int_equal(e.kind, KG_ERR_CORRUPT);
 	rlink_free(b);
 	rlink_free(a);
 
@@ -764,6 +772,7 @@ static void test_consumer_refuses_bad_frames(void **state)
 	size_t got;
 	assert_int_equal(rlink_stream_io.read(a, buf, 20, &got, &e), -1);
 	assert_non_null(strstr(e.msg, "unknown control message"));
+	assert_int_equal(e.kind, KG_ERR_CORRUPT);
 	rlink_free(b);
 	rlink_free(a);
 
@@ -782,6 +791,7 @@ static void test_consumer_refuses_bad_frames(void **state)
 	raw_frame(b, 4, s, sizeof(s));
 	assert_int_equal(rlink_next(a, &m, &e), -1);
 	assert_non_null(strstr(e.msg, "unknown flags"));
+	assert_int_equal(e.kind, KG_ERR_CORRUPT);
 	rlink_free(b);
 	rlink_free(a);
 }
@@ -923,6 +933,9 @@ static void check_stream_fault(const struct kg_tp_fault *f,
 	assert_int_equal(r, -1);
 	assert_true(dt < 2 * TMO);
 	assert_non_null(strstr(e.msg, rlink_peer(a)));
+	/* a cut is a lost link, a flipped byte damage */
+	assert_int_equal(e.kind, f->on & KG_FAULT_CUT ? KG_ERR_PEER_GONE
+						       : KG_ERR_CORRUPT);
 	/* The sender ends (with an error or not), without hanging. */
 	kg_tp_shutdown(rlink_transport(a));
 	pthread_join(th, NULL);
