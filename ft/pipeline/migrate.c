@@ -10,6 +10,7 @@
 
 #include "vmm/vm.h"
 #include "rlink.h"
+#include "verdict.h"
 #include "base/clock.h"
 
 #define PAGE 4096u
@@ -294,9 +295,8 @@ static enum doubt resolve_doubt(struct run *r, struct kg_err *why)
 		struct kg_transport *t;
 		struct kg_err e;
 		if (kg_tp_connect(r->o->addr, &to, &t, &e) < 0) {
-			if (errno == ECONNREFUSED ||
-			    strstr(e.msg, "Connection refused")) {
-				kg_errf(why, "%s", e.msg);
+			if (migrate_doubt_verdict(e.kind) == DOUBT_NOT_RUNNING) {
+				*why = e;
 				return DOUBT_NOT_THERE;
 			}
 			*why = e;
