@@ -177,6 +177,7 @@ static void pop_fails(struct fixture *f, const char *what)
 	assert_int_equal(virtq_pop(&f->q, &f->m, &c, &e), -1);
 	if (!strstr(e.msg, what))
 		fail_msg("error '%s' does not mention '%s'", e.msg, what);
+	assert_int_equal(e.kind, KG_ERR_GUEST);
 	assert_int_equal(f->q.last_avail, last);
 	assert_int_equal(f->q.used_idx, used);
 }
@@ -187,6 +188,7 @@ static void check_fails(struct fixture *f, const char *what)
 	assert_int_equal(virtq_check_rings(&f->q, &f->m, &e), -1);
 	if (!strstr(e.msg, what))
 		fail_msg("error '%s' does not mention '%s'", e.msg, what);
+	assert_int_equal(e.kind, KG_ERR_GUEST);
 	/* pop runs the same checks first */
 	pop_fails(f, what);
 }
