@@ -272,8 +272,10 @@ static void test_witness_key(void **state)
 	assert_non_null(strstr(e.msg, "lease witness tcp:127.0.0.1:"));
 	assert_non_null(strstr(e.msg, "authentication"));
 	assert_non_null(strstr(e.msg, "wrong key"));
+	assert_int_equal(e.kind, KG_ERR_AUTH);
 	assert_int_equal(lease_acquire(none, TTL, &until, &e), -1);
 	assert_non_null(strstr(e.msg, "authentication"));
+	assert_int_equal(e.kind, KG_ERR_AUTH);
 	lease_close(good);
 	lease_close(bad);
 	lease_close(none);
@@ -507,6 +509,7 @@ static void test_file_corrupt(void **state)
 		assert_int_equal(lease_acquire(a, TTL, &until, &e), -1);
 		assert_non_null(strstr(e.msg, path));
 		assert_non_null(strstr(e.msg, "corrupt"));
+		assert_int_equal(e.kind, KG_ERR_CORRUPT);
 	}
 	lease_close(a);
 	/* A directory that does not exist: -1 naming the file. */
