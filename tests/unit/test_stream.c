@@ -403,6 +403,24 @@ static void test_roundtrip_pipe_nonblocking(void **state)
 	roundtrip_pipe(1);
 }
 
+/* A full disk (/dev/full says ENOSPC to every write) is NO_SPACE, so a
+ * caller can tell it from other write errors; the writer stays failed. */
+static void test_writer_disk_full(void **state)
+{
+	(void)state;
+	int fd = open("/dev/full", O_WRONLY);
+	if (fd < 0)
+		skip();
+	struct kg_stream_writer w;
+	struct kg_err e = { 0 };
+	kg_writer_init(&w, fd, NULL, NULL);
+	assert_int_equal(kg_writer_header(&w, NULL, &e), -1);
+	assert_non_null(strstr(e.msg, "No space left on device"));
+	assert_int_equal(e.kind, KG_ERR_NO_SPACE);
+	assert_int_equal(kg_writer_header(&w, NULL, &e), -1);
+	close(fd);
+}
+
 static void test_writer_align(void **state)
 {
 	(void)state;
@@ -1073,6 +1091,7 @@ int main(void)
 		cmocka_unit_test(test_roundtrip_pipe),
 		cmocka_unit_test(test_roundtrip_pipe_nonblocking),
 		cmocka_unit_test(test_writer_align),
+		cmocka_unit_test(test_writer_disk_full),
 		cmocka_unit_test(test_skip_unverified),
 		cmocka_unit_test(test_bad_magic),
 		cmocka_unit_test(test_newer_major),
