@@ -150,6 +150,8 @@ static char *finish_reply(cJSON *reply, int r, const struct kg_err *e)
 		reply = cJSON_CreateObject();
 		cJSON_AddBoolToObject(reply, "ok", 0);
 		cJSON_AddStringToObject(reply, "error", e->msg);
+		cJSON_AddStringToObject(reply, "kind",
+					kg_err_kind_name(e->kind));
 	} else {
 		cJSON_AddBoolToObject(reply, "ok", 1);
 	}
@@ -245,13 +247,14 @@ static char *handle_line(struct control *c, const char *line, int fd,
 	const cJSON *cmd = req ? cJSON_GetObjectItemCaseSensitive(req, "cmd")
 			       : NULL;
 	if (!req) {
-		kg_errf(&e, "request is not valid JSON");
+		kg_errk(&e, KG_ERR_INVALID, "request is not valid JSON");
 	} else if (!cJSON_IsString(cmd)) {
-		kg_errf(&e, "request has no \"cmd\" string");
+		kg_errk(&e, KG_ERR_INVALID, "request has no \"cmd\" string");
 	} else {
 		const struct control_cmd *k = lookup(c, cmd->valuestring);
 		if (!k) {
-			kg_errf(&e, "unknown command '%.64s' (try help)",
+			kg_errk(&e, KG_ERR_INVALID,
+				"unknown command '%.64s' (try help)",
 				cmd->valuestring);
 		} else if (k->job) {
 			if (job_start(c, k, req, fd, &e) == 0) {
