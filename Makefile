@@ -89,6 +89,7 @@ UNIT_LAYERS_test_stream := checkpoint
 UNIT_LAYERS_test_transport := transport
 UNIT_LAYERS_test_transport_rdma := transport
 UNIT_LAYERS_test_uart := vmm
+UNIT_LAYERS_test_verdict := pipeline
 UNIT_LAYERS_test_virtq := vmm
 UNIT_LAYERS_test_vm := vmm
 UNIT_NAMES := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))

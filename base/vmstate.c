@@ -52,7 +52,7 @@ static int buf_reserve(struct vs_buf *b, size_t more, struct kg_err *e)
 		cap *= 2;
 	uint8_t *p = realloc(b->data, cap);
 	if (!p)
-		return kg_errf(e, "out of memory encoding state");
+		return kg_errk(e, KG_ERR_NOMEM, "out of memory encoding state");
 	b->data = p;
 	b->cap = cap;
 	return 0;
@@ -112,38 +112,39 @@ long vs_decode(const struct vs_desc *d, uint32_t version, void *obj,
 	       struct kg_err *e)
 {
 	if (version > d->version)
-		return kg_errf(e, "%s state version %u is newer than this "
+		return kg_errk(e, KG_ERR_INVALID,
+			       "%s state version %u is newer than this "
 			       "kagami reads (%u)", d->name, version,
 			       d->version);
 	if (len < 4)
-		return kg_errf(e, "%s state: truncated", d->name);
+		return kg_errk(e, KG_ERR_CORRUPT, "%s state: truncated", d->name);
 	uint32_t n;
 	memcpy(&n, data, 4);
 	size_t off = 4;
 	if (n > 4096)
-		return kg_errf(e, "%s state: %u fields is too many", d->name, n);
+		return kg_errk(e, KG_ERR_CORRUPT, "%s state: %u fields is too many", d->name, n);
 	for (uint32_t i = 0; i < n; i++) {
 		uint32_t id, flen;
 		if (len - off < 8)
-			return kg_errf(e, "%s state: truncated at field %u",
+			return kg_errk(e, KG_ERR_CORRUPT, "%s state: truncated at field %u",
 				       d->name, i);
 		memcpy(&id, data + off, 4);
 		memcpy(&flen, data + off + 4, 4);
 		off += 8;
 		if (flen > len - off)
-			return kg_errf(e, "%s state: field %u length %u past "
+			return kg_errk(e, KG_ERR_CORRUPT, "%s state: field %u length %u past "
 				       "the end", d->name, i, flen);
 		const struct vs_field *f = find(d, id);
 		if (f) {
 			if (flen != field_bytes(f))
-				return kg_errf(e, "%s state: field '%s' has %u "
+				return kg_errk(e, KG_ERR_CORRUPT, "%s state: field '%s' has %u "
 					       "bytes, expected %zu", d->name,
 					       f->name, flen, field_bytes(f));
 			size_t es = elem_size(f->type);
 			for (uint32_t k = 0; k < elems(f); k++) {
 				const uint8_t *src = data + off + k * es;
 				if (f->max && load_elem(src, es) > f->max)
-					return kg_errf(e, "%s state: field '%s'"
+					return kg_errk(e, KG_ERR_CORRUPT, "%s state: field '%s'"
 						       " value %llu out of range "
 						       "(max %llu)", d->name,
 						       f->name,
@@ -155,8 +156,13 @@ long vs_decode(const struct vs_desc *d, uint32_t version, void *obj,
 		}
 		off += flen;
 	}
-	if (d->check && d->check(obj, ctx, e) < 0)
-		return kg_err_prefix(e, "%s state", d->name);
+	/* A value the device refuses is a corrupt state, whatever kind the
+	 * check gave it (a ring outside RAM is the guest's fault only when
+	 * the guest set it). */
+	if (d->check && d->check(obj, ctx, e) < 0) {
+		kg_err_prefix(e, "%s state", d->name);
+		return kg_err_as(e, KG_ERR_CORRUPT);
+	}
 	return (long)off;
 }
 

@@ -188,7 +188,7 @@ static int list_stream(struct listing *l, const char *path, int fd)
 	struct kg_stream_reader r;
 	struct kg_stream_header h;
 	struct kg_section s;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 
 	kg_stream_opts_default(&o);
 	o.any_arch = true; /* list foreign snapshots; restore refuses them */

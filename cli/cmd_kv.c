@@ -477,7 +477,7 @@ static int cmd_single(const struct kv_opts *o, const char *cmd, int nargs,
 {
 	struct one_ctx c = { .status = RES_TIMEOUT };
 	struct kv_engine en = { .fd = -1 };
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	int want = 0, rc;
 	if (!strcmp(cmd, "put")) {
 		c.req.op = KV_PUT;
@@ -564,7 +564,7 @@ static int cmd_single(const struct kv_opts *o, const char *cmd, int nargs,
 static int cmd_load(const struct kv_opts *o)
 {
 	struct kv_engine en = { .fd = -1 };
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	struct kv_history hist = { .fd = -1 };
 	struct load_ctx c = {
 		.hist = &hist,
@@ -662,7 +662,7 @@ out:
 static int cmd_verify(const struct kv_opts *o)
 {
 	struct kv_engine en = { .fd = -1 };
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	struct jtable t = { 0 };
 	struct kv_history hist = { .fd = -1 };
 	struct verify_ctx c = { .t = &t, .hist = &hist };
@@ -746,7 +746,7 @@ int cmd_kv(int argc, char **argv)
 		return KG_EXIT_USAGE;
 	}
 	struct sockaddr_in sa;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	if (kv_parse_server(o.server, &sa, &e) < 0) {
 		fprintf(stderr, "kagami kv: %s\n", e.msg);
 		return KG_EXIT_USAGE;

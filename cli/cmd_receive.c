@@ -14,6 +14,7 @@
 #include "ft/pipeline/disk_sync.h"
 #include "ft/pipeline/incoming.h"
 #include "ft/pipeline/rlink.h"
+#include "ft/pipeline/verdict.h"
 #include "vmm/vm.h"
 
 static void receive_usage(FILE *f)
@@ -148,7 +149,7 @@ int cmd_receive(int argc, char **argv)
 	};
 	const char *name = "kagami receive";
 	struct vm_config cfg = { 0 };
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	const char *listen_addr = NULL, *keyfile = NULL, *control = NULL;
 	const char *die_at = NULL;
 	double timeout_s = 0;
@@ -233,8 +234,7 @@ int cmd_receive(int argc, char **argv)
 	int status = 1;
 	/* A refused peer (wrong key) is logged and we wait for the next. */
 	while (incoming_begin(&rc.in, rc.l, &sc, &e) < 0) {
-		if (!strstr(e.msg, "authentic") && !strstr(e.msg, "key") &&
-		    !strstr(e.msg, "refused"))
+		if (receive_begin_verdict(e.kind) == RECEIVE_GIVE_UP)
 			goto fail;
 		fprintf(stderr, "%s: %s; waiting for another source\n", name,
 			e.msg);

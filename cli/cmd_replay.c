@@ -86,7 +86,7 @@ int cmd_replay(int argc, char **argv)
 	struct replayer_opts ro = { .digests = true };
 	const char *control_path = NULL;
 	bool check_only = false, summary = false;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	opterr = 0;
 	optind = 1;
 	int c, li = 0;

@@ -161,7 +161,7 @@ static int finish_recording(const char *name, struct recording *rec,
 			    const char *path, uint64_t run_ns)
 {
 	struct recorder_stats st = { 0 };
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	uint64_t bytes = 0;
 	int rc = recording_finish(rec, &st, &bytes, &e);
 	recording_free(rec);
@@ -222,7 +222,7 @@ static int run_main(const char *name, enum run_kind kind, int argc,
 		{ NULL, 0, NULL, 0 },
 	};
 	struct vm_config cfg = { .mem_size = 256ull << 20, .ncpus = 1 };
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	bool summary = false;
 	const char *control_path = NULL;
 	double timeout_s = 0;

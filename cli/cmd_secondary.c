@@ -16,6 +16,7 @@
 #include "ft/pipeline/guard.h"
 #include "ft/pipeline/incoming.h"
 #include "ft/pipeline/rlink.h"
+#include "ft/pipeline/verdict.h"
 #include "vmm/vm.h"
 #include "base/clock.h"
 
@@ -193,7 +194,7 @@ int cmd_secondary(int argc, char **argv)
 	};
 	const char *name = "kagami secondary";
 	struct vm_config cfg = { 0 };
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	const char *listen_addr = NULL, *keyfile = NULL, *control = NULL;
 	const char *lease = NULL;
 	unsigned long lease_ttl = 0;
@@ -328,7 +329,8 @@ again:
 		kg_tp_listener_set_timeout(l, held ? (int)(failover_ms * 10 < 1000
 					   ? 1000 : failover_ms * 10) : -1);
 		if (incoming_begin(&in, l, &sc, &e) < 0) {
-			if (held && strstr(e.msg, "no peer within")) {
+			if (standby_begin_verdict(e.kind, held) ==
+			    STANDBY_FAIL_OVER) {
 				kg_errf(&e, "the primary did not come back after "
 					"a corrupted link");
 				goto failover;

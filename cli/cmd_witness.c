@@ -128,7 +128,7 @@ int cmd_witness(int argc, char **argv)
 	wo.max_ttl_ms = (unsigned)max_ttl;
 	wo.grace_ms = grace < 0 ? max_ttl : grace;
 
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	struct kg_tp_key key;
 	if (keyfile && kg_tp_key_load(keyfile, &key, &e) < 0) {
 		fprintf(stderr, "%s: --key: %s\n", name, e.msg);

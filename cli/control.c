@@ -162,6 +162,8 @@ static char *finish_reply(cJSON *reply, int r, const struct kg_err *e)
 		reply = cJSON_CreateObject();
 		cJSON_AddBoolToObject(reply, "ok", 0);
 		cJSON_AddStringToObject(reply, "error", e->msg);
+		cJSON_AddStringToObject(reply, "kind",
+					kg_err_kind_name(e->kind));
 	} else {
 		cJSON_AddBoolToObject(reply, "ok", 1);
 	}
@@ -192,7 +194,7 @@ struct job {
 static void *job_thread(void *arg)
 {
 	struct job *j = arg;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	struct control_call call = { j->c->vm, j->c->ctx, j->req,
 				     cJSON_CreateObject(), j->fd };
 	int r = j->k->fn(&call, &e);
@@ -258,19 +260,20 @@ static char *handle_line(struct control *c, struct client *cl, bool *taken)
 	const char *line = cl->buf;
 	int fd = cl->fd;
 	cJSON *reply = cJSON_CreateObject();
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	int r = -1;
 	cJSON *req = cJSON_Parse(line);
 	const cJSON *cmd = req ? cJSON_GetObjectItemCaseSensitive(req, "cmd")
 			       : NULL;
 	if (!req) {
-		kg_errf(&e, "request is not valid JSON");
+		kg_errk(&e, KG_ERR_INVALID, "request is not valid JSON");
 	} else if (!cJSON_IsString(cmd)) {
-		kg_errf(&e, "request has no \"cmd\" string");
+		kg_errk(&e, KG_ERR_INVALID, "request has no \"cmd\" string");
 	} else {
 		const struct control_cmd *k = lookup(c, cmd->valuestring);
 		if (!k) {
-			kg_errf(&e, "unknown command '%.64s' (try help)",
+			kg_errk(&e, KG_ERR_INVALID,
+				"unknown command '%.64s' (try help)",
 				cmd->valuestring);
 		} else if (k->job && cl->out_len) {
 			/* the job writes to the fd directly: earlier answers

@@ -2,8 +2,9 @@
  * The control socket: `kagami run --control PATH` listens on a unix socket
  * (mode 0600) speaking JSON lines. Each request is one JSON object with a
  * "cmd" member; each answer is one line, {"ok":true,...} or
- * {"ok":false,"error":"..."}. Commands are registered in a table so later
- * modes add theirs without touching the server.
+ * {"ok":false,"error":"...","kind":"..."} (kind: kg_err_kind_name, e.g.
+ * "corrupt", "timeout", "invalid"). Commands are registered in a table so
+ * later modes add theirs without touching the server.
  */
 #ifndef KG_CONTROL_H
 #define KG_CONTROL_H
@@ -27,7 +28,7 @@ struct control_call {
 };
 
 /* A command handler fills call->reply and returns 0, or returns -1 with e
- * set (the reply becomes {"ok":false,"error":...}). */
+ * set (the reply becomes {"ok":false,"error":...,"kind":...}). */
 typedef int (*control_fn)(struct control_call *call, struct kg_err *e);
 
 struct control_cmd {

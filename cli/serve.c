@@ -221,7 +221,7 @@ void early_signals_stop(struct early_signals *s)
 int serve_resource_opt(const char *name, const char *opt, const char *arg,
 		       struct vm_config *cfg)
 {
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	int r;
 	if (!strcmp(opt, "disk")) {
 		if (cfg->ndisks == VM_MAX_DISKS) {
@@ -258,7 +258,7 @@ void serve_block_signals(sigset_t *old)
 
 int serve_vm(struct vm *vm, const struct serve_opts *o)
 {
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	struct control *ctl = NULL;
 	struct serve_ctx sc = { .prot = NULL };
 	pthread_mutex_init(&sc.lock, NULL);

@@ -17,30 +17,30 @@ static int parse_host_port(const char *s, const char *what,
 	if (s[0] == '[') {
 		const char *close = strchr(s, ']');
 		if (!close)
-			return kg_errf(e, "%s: missing ']' after the IPv6 address", what);
+			return kg_errk(e, KG_ERR_INVALID, "%s: missing ']' after the IPv6 address", what);
 		if (close[1] != ':')
-			return kg_errf(e, "%s: missing :PORT", what);
+			return kg_errk(e, KG_ERR_INVALID, "%s: missing :PORT", what);
 		hlen = (size_t)(close - s - 1);
 		s++;
 		colon = close + 1;
 	} else {
 		colon = strrchr(s, ':');
 		if (!colon)
-			return kg_errf(e, "%s: missing :PORT", what);
+			return kg_errk(e, KG_ERR_INVALID, "%s: missing :PORT", what);
 		hlen = (size_t)(colon - s);
 		if (memchr(s, ':', hlen))
-			return kg_errf(e, "%s: write an IPv6 address as [ADDR]:PORT", what);
+			return kg_errk(e, KG_ERR_INVALID, "%s: write an IPv6 address as [ADDR]:PORT", what);
 	}
 	if (hlen == 0)
-		return kg_errf(e, "%s: missing HOST", what);
+		return kg_errk(e, KG_ERR_INVALID, "%s: missing HOST", what);
 	if (hlen >= sizeof(a->host))
-		return kg_errf(e, "%s: host name longer than %zu bytes", what,
+		return kg_errk(e, KG_ERR_INVALID, "%s: host name longer than %zu bytes", what,
 			       sizeof(a->host) - 1);
 	const char *port = colon + 1;
 	size_t plen = strlen(port);
 	if (plen == 0 || plen > 5 || strspn(port, "0123456789") != plen ||
 	    strtoul(port, NULL, 10) > 65535)
-		return kg_errf(e, "%s: port '%s' is not a number 0..65535", what, port);
+		return kg_errk(e, KG_ERR_INVALID, "%s: port '%s' is not a number 0..65535", what, port);
 	memcpy(a->host, s, hlen);
 	a->host[hlen] = '\0';
 	memcpy(a->port, port, plen + 1);
@@ -51,7 +51,7 @@ int kg_tp_addr_parse(const char *s, struct kg_tp_addr *a, struct kg_err *e)
 {
 	memset(a, 0, sizeof(*a));
 	if (!s || !*s)
-		return kg_errf(e, "empty transport address (want tcp:HOST:PORT, unix:PATH or rdma:HOST:PORT)");
+		return kg_errk(e, KG_ERR_INVALID, "empty transport address (want tcp:HOST:PORT, unix:PATH or rdma:HOST:PORT)");
 	if (!strncmp(s, "tcp:", 4)) {
 		a->kind = KG_TP_TCP;
 		return parse_host_port(s + 4, s, a, e);
@@ -64,16 +64,16 @@ int kg_tp_addr_parse(const char *s, struct kg_tp_addr *a, struct kg_err *e)
 		a->kind = KG_TP_UNIX;
 		size_t n = strlen(s + 5);
 		if (n == 0)
-			return kg_errf(e, "%s: missing PATH", s);
+			return kg_errk(e, KG_ERR_INVALID, "%s: missing PATH", s);
 		if (n >= sizeof(a->path))
-			return kg_errf(e, "%s: path longer than %zu bytes (the sun_path limit)",
+			return kg_errk(e, KG_ERR_INVALID, "%s: path longer than %zu bytes (the sun_path limit)",
 				       s, sizeof(a->path) - 1);
 		memcpy(a->path, s + 5, n + 1);
 		return 0;
 	}
 	const char *colon = strchr(s, ':');
 	if (colon && colon != s && (size_t)(colon - s) < 16)
-		return kg_errf(e, "%s: unknown transport '%.*s' (want tcp, unix or rdma)",
+		return kg_errk(e, KG_ERR_INVALID, "%s: unknown transport '%.*s' (want tcp, unix or rdma)",
 			       s, (int)(colon - s), s);
-	return kg_errf(e, "%s: missing transport (want tcp:HOST:PORT, unix:PATH or rdma:HOST:PORT)", s);
+	return kg_errk(e, KG_ERR_INVALID, "%s: missing transport (want tcp:HOST:PORT, unix:PATH or rdma:HOST:PORT)", s);
 }

@@ -14,6 +14,11 @@
  * recorded handshake cannot be replayed; the labels differ per role, so a
  * proof cannot be reflected. Without a key (mode 0) only the hellos are
  * exchanged. A side with a key refuses a side without one, and vice versa.
+ *
+ * Every failure of the exchange itself — a bad hello, a proof that does not
+ * match, and also a peer that hangs up or goes silent before it is done —
+ * is KG_ERR_AUTH: the peer was not authenticated. Only this side's own
+ * failures (getrandom, libcrypto) keep their kinds.
  */
 #include "auth.h"
 #include "base/le.h"
@@ -48,8 +53,10 @@ static int send_all(struct kg_link *l, const void *p, size_t n, int timeout_ms,
 		    struct kg_err *e)
 {
 	struct iovec v = { (void *)p, n };
-	if (l->ops->send(l, &v, 1, &n, 1, timeout_ms, e) < 0)
-		return kg_err_prefix(e, "authentication with %s", l->peer);
+	if (l->ops->send(l, &v, 1, &n, 1, timeout_ms, e) < 0) {
+		kg_err_prefix(e, "authentication with %s", l->peer);
+		return kg_err_as(e, KG_ERR_AUTH);
+	}
 	return 0;
 }
 
@@ -59,10 +66,13 @@ static int recv_all(struct kg_link *l, void *p, size_t n, int timeout_ms,
 {
 	size_t got;
 	int r = l->ops->recv(l, p, n, timeout_ms, &got, e);
-	if (r < 0)
-		return kg_err_prefix(e, "authentication with %s", l->peer);
+	if (r < 0) {
+		kg_err_prefix(e, "authentication with %s", l->peer);
+		return kg_err_as(e, KG_ERR_AUTH);
+	}
 	if (r == 0)
-		return kg_errf(e, "authentication with %s: %s", l->peer, what_eof);
+		return kg_errk(e, KG_ERR_AUTH, "authentication with %s: %s",
+			       l->peer, what_eof);
 	return 0;
 }
 
@@ -70,15 +80,15 @@ static int hello_decode(struct kg_link *l, const uint8_t in[HELLO_SIZE],
 			struct hello *h, struct kg_err *e)
 {
 	if (le32_get(in) != HELLO_MAGIC)
-		return kg_errf(e, "authentication with %s: not a kagami transport peer (handshake magic 0x%08x)",
+		return kg_errk(e, KG_ERR_AUTH, "authentication with %s: not a kagami transport peer (handshake magic 0x%08x)",
 			       l->peer, le32_get(in));
 	h->version = (uint16_t)(in[4] | in[5] << 8);
 	h->mode = (uint16_t)(in[6] | in[7] << 8);
 	if (h->version != HELLO_VERSION)
-		return kg_errf(e, "authentication with %s: handshake version %u, this kagami speaks %u",
+		return kg_errk(e, KG_ERR_AUTH, "authentication with %s: handshake version %u, this kagami speaks %u",
 			       l->peer, h->version, HELLO_VERSION);
 	if (h->mode > 1)
-		return kg_errf(e, "authentication with %s: unknown mode %u",
+		return kg_errk(e, KG_ERR_AUTH, "authentication with %s: unknown mode %u",
 			       l->peer, h->mode);
 	memcpy(h->nonce, in + 16, KG_TP_NONCE_SIZE);
 	return 0;
@@ -88,10 +98,10 @@ static int modes_agree(struct kg_link *l, bool have_key, const struct hello *pee
 		       struct kg_err *e)
 {
 	if (have_key && !peer->mode)
-		return kg_errf(e, "authentication with %s: peer has no key and this side requires one (--key)",
+		return kg_errk(e, KG_ERR_AUTH, "authentication with %s: peer has no key and this side requires one (--key)",
 			       l->peer);
 	if (!have_key && peer->mode)
-		return kg_errf(e, "authentication with %s: peer requires a key and this side has none (--key)",
+		return kg_errk(e, KG_ERR_AUTH, "authentication with %s: peer requires a key and this side has none (--key)",
 			       l->peer);
 	return 0;
 }
@@ -143,7 +153,7 @@ static int server_side(struct kg_link *l, const struct kg_tp_key *key, int tmo,
 	    derive(key, "kagami-transport client", nc, ns, want, e) < 0)
 		return -1;
 	if (kg_mac_cmp(buf, want, PROOF_SIZE))
-		return kg_errf(e, "authentication with %s: wrong key (its proof does not match --key)",
+		return kg_errk(e, KG_ERR_AUTH, "authentication with %s: wrong key (its proof does not match --key)",
 			       l->peer);
 	if (derive(key, "kagami-transport accept", nc, ns, buf, e) < 0 ||
 	    send_all(l, buf, PROOF_SIZE, tmo, e) < 0 ||
@@ -175,7 +185,7 @@ static int client_side(struct kg_link *l, const struct kg_tp_key *key, int tmo,
 	    derive(key, "kagami-transport server", nc, ns, want, e) < 0)
 		return -1;
 	if (kg_mac_cmp(buf, want, PROOF_SIZE))
-		return kg_errf(e, "authentication with %s: wrong key (the peer's proof does not match --key)",
+		return kg_errk(e, KG_ERR_AUTH, "authentication with %s: wrong key (the peer's proof does not match --key)",
 			       l->peer);
 	if (derive(key, "kagami-transport client", nc, ns, buf, e) < 0 ||
 	    send_all(l, buf, PROOF_SIZE, tmo, e) < 0 ||
@@ -184,7 +194,7 @@ static int client_side(struct kg_link *l, const struct kg_tp_key *key, int tmo,
 	    derive(key, "kagami-transport accept", nc, ns, want, e) < 0)
 		return -1;
 	if (kg_mac_cmp(buf, want, PROOF_SIZE))
-		return kg_errf(e, "authentication with %s: bad acceptance from peer (wrong key?)",
+		return kg_errk(e, KG_ERR_AUTH, "authentication with %s: bad acceptance from peer (wrong key?)",
 			       l->peer);
 	if (derive(key, "kagami-transport c2s", nc, ns, tx, e) < 0 ||
 	    derive(key, "kagami-transport s2c", nc, ns, rx, e) < 0)

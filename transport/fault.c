@@ -69,7 +69,7 @@ static int put(struct fault_link *fl, const struct iovec *v, int n, size_t off,
 		return 0;
 	struct iovec *out = malloc(sizeof(*out) * ((size_t)n + 2));
 	if (!out)
-		return kg_errf(e, "fault: out of memory");
+		return kg_errk(e, KG_ERR_NOMEM, "fault: out of memory");
 	int k, r;
 	uint64_t at = fl->f.flip_offset;
 	uint8_t flipped;
@@ -116,7 +116,8 @@ static int fault_send(struct kg_link *l, const struct iovec *iov, int iovcnt,
 	struct fault_link *fl = (struct fault_link *)l;
 	const struct kg_tp_fault *f = &fl->f;
 	if (fl->cut)
-		return kg_errf(e, "fault: connection was cut after %llu bytes",
+		return kg_errk(e, KG_ERR_PEER_GONE,
+			       "fault: connection was cut after %llu bytes",
 			       (unsigned long long)f->cut_after);
 	size_t off = 0;
 	for (size_t i = 0; i < nframes; off += frame_len[i++]) {
@@ -134,7 +135,8 @@ static int fault_send(struct kg_link *l, const struct iovec *iov, int iovcnt,
 				return -1;
 			fl->inner->ops->shutdown(fl->inner);
 			fl->cut = true;
-			return kg_errf(e, "fault: connection cut after %llu bytes",
+			return kg_errk(e, KG_ERR_PEER_GONE,
+				       "fault: connection cut after %llu bytes",
 				       (unsigned long long)f->cut_after);
 		}
 		if ((f->on & KG_FAULT_RESEQ) && idx == f->reseq_frame) {
@@ -184,7 +186,7 @@ struct kg_link *kg_fault_link_new(struct kg_link *inner,
 {
 	struct fault_link *fl = calloc(1, sizeof(*fl));
 	if (!fl) {
-		kg_errf(e, "%s: out of memory", inner->peer);
+		kg_errk(e, KG_ERR_NOMEM, "%s: out of memory", inner->peer);
 		inner->ops->destroy(inner);
 		return NULL;
 	}
@@ -214,14 +216,14 @@ int kg_tp_fault_parse(const char *s, struct kg_tp_fault *f, struct kg_err *e)
 			if (strlen(names[i].name) == n && !strncmp(p, names[i].name, n))
 				bit = names[i].bit;
 		if (!bit || p[n] != '=')
-			return kg_errf(e, "fault spec '%s': want NAME=N[,...] with NAME delay, stall, cut, flip, drop or dup",
+			return kg_errk(e, KG_ERR_INVALID, "fault spec '%s': want NAME=N[,...] with NAME delay, stall, cut, flip, drop or dup",
 				       s);
 		char *end;
 		errno = 0;
 		unsigned long long v = strtoull(p + n + 1, &end, 10);
 		if (errno || end == p + n + 1 || (*end && *end != ',') ||
 		    (bit == KG_FAULT_DELAY && v > 60000))
-			return kg_errf(e, "fault spec '%s': bad number for %.*s", s, (int)n, p);
+			return kg_errk(e, KG_ERR_INVALID, "fault spec '%s': bad number for %.*s", s, (int)n, p);
 		f->on |= bit;
 		switch (bit) {
 		case KG_FAULT_DELAY: f->delay_ms = (unsigned)v; break;

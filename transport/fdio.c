@@ -61,7 +61,7 @@ static int fd_send(struct kg_link *l, const struct iovec *iov, int iovcnt,
 	if (iovcnt > 64) {
 		v = malloc(sizeof(*v) * (size_t)iovcnt);
 		if (!v)
-			return kg_errf(e, "send: out of memory");
+			return kg_errk(e, KG_ERR_NOMEM, "send: out of memory");
 	}
 	memcpy(v, iov, sizeof(*v) * (size_t)iovcnt);
 	int i = 0, r = 0;
@@ -82,7 +82,8 @@ static int fd_send(struct kg_link *l, const struct iovec *iov, int iovcnt,
 				break;
 			}
 			if (w == 0) {
-				r = kg_errf(e, "send: no progress for %d ms (peer not reading)",
+				r = kg_errk(e, KG_ERR_TIMEOUT,
+					    "send: no progress for %d ms (peer not reading)",
 					    timeout_ms);
 				break;
 			}
@@ -120,7 +121,8 @@ static int fd_recv(struct kg_link *l, void *buf, size_t n, int timeout_ms,
 			if (w < 0)
 				return kg_errno(e, "receive: poll");
 			if (w == 0)
-				return kg_errf(e, "no data for %d ms (peer stalled or dead)",
+				return kg_errk(e, KG_ERR_TIMEOUT,
+					       "no data for %d ms (peer stalled or dead)",
 					       timeout_ms);
 			continue;
 		}
@@ -160,7 +162,7 @@ struct kg_link *kg_fd_link_new(int fd, const char *peer, struct kg_err *e)
 	struct fd_link *f = calloc(1, sizeof(*f));
 	if (!f) {
 		close(fd);
-		kg_errf(e, "%s: out of memory", peer);
+		kg_errk(e, KG_ERR_NOMEM, "%s: out of memory", peer);
 		return NULL;
 	}
 	f->base.ops = &fd_ops;
@@ -177,7 +179,8 @@ int kg_fd_accept(struct kg_tp_listener *l, struct sockaddr_storage *ss,
 		if (w < 0)
 			return kg_errno(e, "accept %s: poll", l->name);
 		if (w == 0)
-			return kg_errf(e, "accept %s: no peer within %d ms", l->name,
+			return kg_errk(e, KG_ERR_TIMEOUT,
+				       "accept %s: no peer within %d ms", l->name,
 				       l->opts.accept_timeout_ms);
 		socklen_t sl = sizeof(*ss);
 		int fd = accept4(l->fd, (struct sockaddr *)ss, ss ? &sl : NULL,

@@ -25,6 +25,9 @@ struct kg_transport {
 	struct kg_mac tx_mac, rx_mac;
 	uint64_t tx_seq, rx_seq;
 	bool tx_broken, rx_broken, peer_closed;
+	/* the kind of the error that broke each direction: what later
+	 * attempts report too */
+	enum kg_err_kind tx_kind, rx_kind;
 	atomic_int io_timeout_ms; /* opts.io_timeout_ms, changeable */
 };
 
@@ -41,10 +44,10 @@ void kg_tp_opts_default(struct kg_tp_opts *o)
 static int check_opts(const struct kg_tp_opts *o, struct kg_err *e)
 {
 	if (o->max_frame == 0 || o->max_frame > KG_FRAME_MAX_LIMIT)
-		return kg_errf(e, "transport: max_frame %u outside 1..%u",
+		return kg_errk(e, KG_ERR_INVALID, "transport: max_frame %u outside 1..%u",
 			       o->max_frame, KG_FRAME_MAX_LIMIT);
 	if (o->key && (o->key->len < KG_TP_KEY_MIN || o->key->len > KG_TP_KEY_MAX))
-		return kg_errf(e, "transport: key of %zu bytes, want %d..%d",
+		return kg_errk(e, KG_ERR_INVALID, "transport: key of %zu bytes, want %d..%d",
 			       o->key->len, KG_TP_KEY_MIN, KG_TP_KEY_MAX);
 	return 0;
 }
@@ -82,7 +85,7 @@ static int establish(struct kg_link *link, bool server,
 		goto fail;
 	t = calloc(1, sizeof(*t));
 	if (!t) {
-		kg_errf(e, "%s: out of memory", link->peer);
+		kg_errk(e, KG_ERR_NOMEM, "%s: out of memory", link->peer);
 		goto fail;
 	}
 	t->opts = *o;
@@ -127,7 +130,7 @@ int kg_tp_listen(const char *addr, const struct kg_tp_opts *o,
 	*out = NULL;
 	struct kg_tp_listener *l = calloc(1, sizeof(*l));
 	if (!l)
-		return kg_errf(e, "listen %s: out of memory", addr);
+		return kg_errk(e, KG_ERR_NOMEM, "listen %s: out of memory", addr);
 	if (o)
 		l->opts = *o;
 	else
@@ -218,12 +221,23 @@ const char *kg_tp_peer(const struct kg_transport *t)
 
 /* --- frames --- */
 
+/* A link's read or write failed: the connection is lost, whatever the
+ * backend's cause, unless it says timeout or memory (or a fault's cut,
+ * already PEER_GONE). */
+static int link_failed(struct kg_err *e)
+{
+	if (e && (e->kind == KG_ERR_IO || e->kind == KG_ERR_UNSPECIFIED))
+		e->kind = KG_ERR_PEER_GONE;
+	return -1;
+}
+
 /* Sends frames (flags already include the transport's own bits). */
 static int send_frames(struct kg_transport *t, const struct kg_tp_frame *fr,
 		       size_t n, int timeout_ms, struct kg_err *e)
 {
 	if (t->tx_broken)
-		return kg_errf(e, "send to %s: connection unusable after an earlier error",
+		return kg_errk(e, t->tx_kind,
+			       "send to %s: connection unusable after an earlier error",
 			       t->link->peer);
 	size_t nv = 0;
 	for (size_t i = 0; i < n; i++) {
@@ -240,7 +254,7 @@ static int send_frames(struct kg_transport *t, const struct kg_tp_frame *fr,
 	size_t *flen = malloc(n ? n * sizeof(*flen) : 1);
 	int r = -1;
 	if (!hdr || !v || !flen) {
-		kg_errf(e, "send to %s: out of memory", t->link->peer);
+		kg_errk(e, KG_ERR_NOMEM, "send to %s: out of memory", t->link->peer);
 		goto out;
 	}
 	size_t k = 0;
@@ -273,7 +287,9 @@ static int send_frames(struct kg_transport *t, const struct kg_tp_frame *fr,
 		kg_err_prefix(e, "send to %s: frame seq %llu..%llu", t->link->peer,
 			      (unsigned long long)t->tx_seq,
 			      (unsigned long long)(t->tx_seq + n - 1));
+		link_failed(e);
 		t->tx_broken = true;
+		t->tx_kind = e ? e->kind : KG_ERR_PEER_GONE;
 		goto out;
 	}
 	t->tx_seq += n;
@@ -306,48 +322,52 @@ static int read_part(struct kg_transport *t, void *buf, size_t n, bool first,
 	unsigned long long seq = (unsigned long long)t->rx_seq;
 	int r = t->link->ops->recv(t->link, buf, n,
 					 atomic_load(&t->io_timeout_ms), &got, e);
-	if (r < 0)
-		return kg_err_prefix(e, "receive from %s: frame seq %llu", peer, seq);
+	if (r < 0) {
+		kg_err_prefix(e, "receive from %s: frame seq %llu", peer, seq);
+		return link_failed(e);
+	}
 	if (r == 0 && first && got == 0)
-		return kg_errf(e, "receive from %s: connection closed by the peer before frame seq %llu (no orderly close)",
+		return kg_errk(e, KG_ERR_PEER_GONE,
+			       "receive from %s: connection closed by the peer before frame seq %llu (no orderly close)",
 			       peer, seq);
 	if (r == 0)
-		return kg_errf(e, "receive from %s: connection cut inside frame seq %llu",
+		return kg_errk(e, KG_ERR_PEER_GONE,
+			       "receive from %s: connection cut inside frame seq %llu",
 			       peer, seq);
 	return 0;
 }
 
-int kg_tp_recv(struct kg_transport *t, void *buf, size_t cap,
-	       struct kg_tp_rx *rx, struct kg_err *e)
+/* One frame, read and verified; kg_tp_recv keeps the state. */
+static int recv_frame(struct kg_transport *t, void *buf, size_t cap,
+		      struct kg_tp_rx *rx, struct kg_err *e)
 {
 	const char *peer = t->link->peer;
-	if (t->peer_closed)
-		return 0;
-	if (t->rx_broken)
-		return kg_errf(e, "receive from %s: connection unusable after an earlier error",
-			       peer);
-	t->rx_broken = true; /* until this frame is complete and verified */
 	unsigned long long want = (unsigned long long)t->rx_seq;
 	uint8_t h[KG_FRAME_HEADER_SIZE], tr[KG_FRAME_TRAILER_SIZE],
 		mac[KG_FRAME_TRAILER_SIZE];
 	if (read_part(t, h, sizeof(h), true, e) < 0)
 		return -1;
 	if (le32_get(h) != KG_FRAME_MAGIC)
-		return kg_errf(e, "receive from %s: frame seq %llu: bad magic 0x%08x (stream corrupted or not kagami)",
+		return kg_errk(e, KG_ERR_CORRUPT,
+			       "receive from %s: frame seq %llu: bad magic 0x%08x (stream corrupted or not kagami)",
 			       peer, want, le32_get(h));
 	if (le32_get(h + 20) != kg_crc32c(0, h, 20))
-		return kg_errf(e, "receive from %s: frame seq %llu: header checksum mismatch (corrupted)",
+		return kg_errk(e, KG_ERR_CORRUPT,
+			       "receive from %s: frame seq %llu: header checksum mismatch (corrupted)",
 			       peer, want);
 	uint32_t flags = le32_get(h + 4), len = le32_get(h + 16);
 	uint64_t seq = le64_get(h + 8);
 	if (seq != t->rx_seq)
-		return kg_errf(e, "receive from %s: frame seq %llu out of sequence, expected %llu (replayed, dropped or reordered)",
+		return kg_errk(e, KG_ERR_CORRUPT,
+			       "receive from %s: frame seq %llu out of sequence, expected %llu (replayed, dropped or reordered)",
 			       peer, (unsigned long long)seq, want);
 	if (len > t->opts.max_frame)
-		return kg_errf(e, "receive from %s: frame seq %llu: length %u exceeds the limit %u",
+		return kg_errk(e, KG_ERR_CORRUPT,
+			       "receive from %s: frame seq %llu: length %u exceeds the limit %u",
 			       peer, want, len, t->opts.max_frame);
 	if (len > cap)
-		return kg_errf(e, "receive from %s: frame seq %llu: length %u exceeds the receive buffer (%zu bytes)",
+		return kg_errk(e, KG_ERR_CORRUPT,
+			       "receive from %s: frame seq %llu: length %u exceeds the receive buffer (%zu bytes)",
 			       peer, want, len, cap);
 	if ((len && read_part(t, buf, len, false, e) < 0) ||
 	    read_part(t, tr, sizeof(tr), false, e) < 0)
@@ -357,12 +377,11 @@ int kg_tp_recv(struct kg_transport *t, void *buf, size_t cap,
 		return kg_errf(e, "receive from %s: frame seq %llu: MAC computation failed",
 			       peer, want);
 	if (kg_mac_cmp(mac, tr, sizeof(tr)))
-		return kg_errf(e, t->rx_mac.keyed
+		return kg_errk(e, KG_ERR_CORRUPT, t->rx_mac.keyed
 			       ? "receive from %s: frame seq %llu: MAC mismatch (corrupted or forged)"
 			       : "receive from %s: frame seq %llu: checksum mismatch (corrupted)",
 			       peer, want);
 	t->rx_seq++;
-	t->rx_broken = false;
 	if (flags & KG_FRAME_CLOSE) {
 		t->peer_closed = true;
 		return 0;
@@ -370,6 +389,24 @@ int kg_tp_recv(struct kg_transport *t, void *buf, size_t cap,
 	if (rx)
 		*rx = (struct kg_tp_rx){ .seq = seq, .len = len, .flags = flags };
 	return 1;
+}
+
+int kg_tp_recv(struct kg_transport *t, void *buf, size_t cap,
+	       struct kg_tp_rx *rx, struct kg_err *e)
+{
+	if (t->peer_closed)
+		return 0;
+	if (t->rx_broken)
+		return kg_errk(e, t->rx_kind,
+			       "receive from %s: connection unusable after an earlier error",
+			       t->link->peer);
+	t->rx_broken = true; /* until this frame is complete and verified */
+	int r = recv_frame(t, buf, cap, rx, e);
+	if (r >= 0)
+		t->rx_broken = false;
+	else
+		t->rx_kind = e ? e->kind : KG_ERR_PEER_GONE;
+	return r;
 }
 
 void kg_tp_set_io_timeout(struct kg_transport *t, int io_ms)

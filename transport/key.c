@@ -26,15 +26,15 @@ int kg_tp_key_load(const char *path, struct kg_tp_key *k, struct kg_err *e)
 	}
 	int r = -1;
 	if (!S_ISREG(st.st_mode))
-		kg_errf(e, "key file %s: not a regular file", path);
+		kg_errk(e, KG_ERR_INVALID, "key file %s: not a regular file", path);
 	else if (st.st_mode & (S_IROTH | S_IWOTH))
-		kg_errf(e, "key file %s: readable or writable by others (mode %04o); run chmod 600 %s",
+		kg_errk(e, KG_ERR_INVALID, "key file %s: readable or writable by others (mode %04o); run chmod 600 %s",
 			path, (unsigned)(st.st_mode & 07777), path);
 	else if (st.st_size < KG_TP_KEY_MIN)
-		kg_errf(e, "key file %s: %lld bytes, a key needs at least %d (e.g. head -c 32 /dev/urandom)",
+		kg_errk(e, KG_ERR_INVALID, "key file %s: %lld bytes, a key needs at least %d (e.g. head -c 32 /dev/urandom)",
 			path, (long long)st.st_size, KG_TP_KEY_MIN);
 	else if (st.st_size > KG_TP_KEY_MAX)
-		kg_errf(e, "key file %s: %lld bytes, more than %d", path,
+		kg_errk(e, KG_ERR_INVALID, "key file %s: %lld bytes, more than %d", path,
 			(long long)st.st_size, KG_TP_KEY_MAX);
 	else
 		r = 0;
@@ -46,7 +46,7 @@ int kg_tp_key_load(const char *path, struct kg_tp_key *k, struct kg_err *e)
 		if (n < 0)
 			r = kg_errno(e, "key file %s: read", path);
 		else if (n == 0)
-			r = kg_errf(e, "key file %s: shrank while being read", path);
+			r = kg_errk(e, KG_ERR_IO, "key file %s: shrank while being read", path);
 		else
 			got += (size_t)n;
 	}

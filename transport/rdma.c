@@ -75,6 +75,7 @@ struct rdma_link {
 	uint32_t rx_len, rx_off; /* bytes of the current chunk in staging */
 	bool rx_ready, disconnected;
 	char failed[sizeof(struct kg_err)]; /* the first completion error */
+	enum kg_err_kind failed_kind;
 	/* A sender and a receiver thread both poll the one CQ and move the
 	 * credit and chunk state: they take turns under this lock. */
 	pthread_mutex_t mu;
@@ -98,7 +99,7 @@ static int no_device_check(const struct kg_rdma_ops *ops, struct kg_err *e)
 	if (list)
 		ops->free_device_list(list);
 	if (!list || n <= 0)
-		return kg_errf(e, NO_DEVICE);
+		return kg_errk(e, KG_ERR_INVALID, NO_DEVICE);
 	return 0;
 }
 
@@ -125,7 +126,8 @@ static int next_event(const struct kg_rdma_ops *ops, struct rdma_event_channel *
 		if (timeout_ms >= 0) {
 			long long l = deadline - kg_tp_now_ms();
 			if (l <= 0)
-				return kg_errf(e, "rdma: %s: no answer within %d ms", what,
+				return kg_errk(e, KG_ERR_TIMEOUT,
+					       "rdma: %s: no answer within %d ms", what,
 					       timeout_ms);
 			left = (int)l;
 		}
@@ -144,12 +146,16 @@ static int expect_event(const struct kg_rdma_ops *ops, struct rdma_event_channel
 	if (next_event(ops, ch, timeout_ms, &ev, what, e) < 0)
 		return -1;
 	int r = 0;
+	/* REJECTED is what a connect meets where nothing listens. */
 	if (ev->event != want)
-		r = kg_errf(e, "rdma: %s: %s (status %d)", what,
+		r = kg_errk(e, ev->event == RDMA_CM_EVENT_REJECTED
+				       ? KG_ERR_REFUSED : KG_ERR_PEER_GONE,
+			    "rdma: %s: %s (status %d)", what,
 			    ops->event_str(ev->event), ev->status);
 	else if (info && (ev->param.conn.private_data_len < sizeof(*info) ||
 			  !ev->param.conn.private_data))
-		r = kg_errf(e, "rdma: %s: peer sent no staging description", what);
+		r = kg_errk(e, KG_ERR_AUTH,
+			    "rdma: %s: peer sent no staging description", what);
 	else if (info)
 		memcpy(info, ev->param.conn.private_data, sizeof(*info));
 	ops->ack_cm_event(ev);
@@ -226,7 +232,7 @@ static int setup(struct rdma_link *c, size_t staging, struct kg_err *e)
 	c->staging = malloc(staging);
 	c->bounce = malloc(staging);
 	if (!c->staging || !c->bounce)
-		return kg_errf(e, "rdma: out of memory for %zu-byte staging", staging);
+		return kg_errk(e, KG_ERR_NOMEM, "rdma: out of memory for %zu-byte staging", staging);
 	if (!(c->staging_mr = reg(c, c->staging, staging,
 				  IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE, e)) ||
 	    !(c->bounce_mr = reg(c, c->bounce, staging, IBV_ACCESS_LOCAL_WRITE, e)) ||
@@ -250,9 +256,10 @@ static void my_info(const struct rdma_link *c, struct conn_info *i)
 static int check_peer_info(struct rdma_link *c, struct kg_err *e)
 {
 	if (c->peer.magic != CONN_MAGIC || c->peer.version != 1)
-		return kg_errf(e, "rdma: %s: not a kagami rdma peer", c->base.peer);
+		return kg_errk(e, KG_ERR_AUTH, "rdma: %s: not a kagami rdma peer",
+			       c->base.peer);
 	if (c->peer.size < MIN_STAGING)
-		return kg_errf(e, "rdma: %s: peer staging of %u bytes is too small",
+		return kg_errk(e, KG_ERR_AUTH, "rdma: %s: peer staging of %u bytes is too small",
 			       c->base.peer, c->peer.size);
 	return 0;
 }
@@ -262,11 +269,13 @@ static int check_peer_info(struct rdma_link *c, struct kg_err *e)
 static void handle_wc(struct rdma_link *c, const struct ibv_wc *wc)
 {
 	if (wc->status != IBV_WC_SUCCESS) {
-		if (!c->failed[0])
+		if (!c->failed[0]) {
 			snprintf(c->failed, sizeof(c->failed),
 				 "rdma completion error: %s (status %d)",
 				 c->ops->wc_status_str(wc->status),
 				 (int)wc->status);
+			c->failed_kind = KG_ERR_PEER_GONE;
+		}
 		return;
 	}
 	if (wc->opcode != IBV_WC_RECV) {
@@ -275,8 +284,10 @@ static void handle_wc(struct rdma_link *c, const struct ibv_wc *wc)
 	}
 	unsigned slot = (unsigned)wc->wr_id % CTRL_SLOTS;
 	struct ctrl_msg m = c->rx_ctrl[slot];
-	if (post_ctrl_recv(c, slot) < 0 && !c->failed[0])
+	if (post_ctrl_recv(c, slot) < 0 && !c->failed[0]) {
 		snprintf(c->failed, sizeof(c->failed), "rdma: ibv_post_recv failed");
+		c->failed_kind = KG_ERR_IO;
+	}
 	if (m.type == CTRL_ACK) {
 		c->credit++;
 	} else if (m.type == CTRL_DATA && !c->rx_ready && m.len <= c->size) {
@@ -287,6 +298,7 @@ static void handle_wc(struct rdma_link *c, const struct ibv_wc *wc)
 		snprintf(c->failed, sizeof(c->failed),
 			 "rdma protocol error (control message %u, length %u)",
 			 m.type, m.len);
+		c->failed_kind = KG_ERR_CORRUPT;
 	}
 }
 
@@ -301,8 +313,10 @@ static bool poll_once(struct rdma_link *c)
 		for (int i = 0; i < n; i++)
 			handle_wc(c, &wc[i]);
 	}
-	if (n < 0 && !c->failed[0])
+	if (n < 0 && !c->failed[0]) {
 		snprintf(c->failed, sizeof(c->failed), "rdma: ibv_poll_cq failed");
+		c->failed_kind = KG_ERR_IO;
+	}
 	struct rdma_cm_event *ev;
 	while (!any && c->ops->get_cm_event(c->ch, &ev) == 0) {
 		if (ev->event == RDMA_CM_EVENT_DISCONNECTED ||
@@ -330,7 +344,9 @@ static int wait_for(struct rdma_link *c, enum want what, int timeout_ms,
 				     ? c->rx_ready
 				     : c->credit > 0 && c->outstanding + 2 <= SEND_DEPTH;
 		bool gone = c->disconnected;
-		int failed = c->failed[0] ? kg_errf(e, "%s", c->failed) : 0;
+		int failed = c->failed[0]
+				     ? kg_errk(e, c->failed_kind, "%s", c->failed)
+				     : 0;
 		pthread_mutex_unlock(&c->mu);
 		if (failed)
 			return -1;
@@ -339,7 +355,7 @@ static int wait_for(struct rdma_link *c, enum want what, int timeout_ms,
 		if (gone)
 			return 0;
 		if (timeout_ms >= 0 && kg_tp_now_ms() >= deadline)
-			return kg_errf(e, what == WANT_DATA
+			return kg_errk(e, KG_ERR_TIMEOUT, what == WANT_DATA
 					  ? "no data for %d ms (peer stalled or dead)"
 					  : "send: no progress for %d ms (peer not reading)",
 				       timeout_ms);
@@ -390,7 +406,8 @@ static int rdma_send(struct kg_link *l, const struct iovec *iov, int iovcnt,
 	while (i < iovcnt) {
 		int w = wait_for(c, WANT_CREDIT, timeout_ms, e);
 		if (w <= 0)
-			return w < 0 ? -1 : kg_errf(e, "rdma: peer disconnected");
+			return w < 0 ? -1 : kg_errk(e, KG_ERR_PEER_GONE,
+						    "rdma: peer disconnected");
 		uint32_t n = 0;
 		while (i < iovcnt && n < chunk_max) {
 			size_t take = iov[i].iov_len - off;
@@ -482,7 +499,7 @@ static struct rdma_link *link_new(const struct kg_rdma_ops *ops, const char *pee
 {
 	struct rdma_link *c = calloc(1, sizeof(*c));
 	if (!c) {
-		kg_errf(e, "rdma: out of memory");
+		kg_errk(e, KG_ERR_NOMEM, "rdma: out of memory");
 		return NULL;
 	}
 	c->base.ops = &rdma_link_ops;
@@ -590,7 +607,7 @@ static int rdma_listen_(struct kg_tp_listener *l, struct kg_err *e)
 		return -1;
 	struct rdma_listener *rl = calloc(1, sizeof(*rl));
 	if (!rl)
-		return kg_errf(e, "rdma: out of memory");
+		return kg_errk(e, KG_ERR_NOMEM, "rdma: out of memory");
 	rl->ops = ops;
 	if (!(rl->ch = channel(ops, e)))
 		goto fail;

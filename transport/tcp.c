@@ -190,7 +190,8 @@ static int tcp_connect(const struct kg_tp_addr *a, const struct kg_tp_opts *o,
 	freeaddrinfo(res);
 	if (fd < 0) {
 		if (err == ETIMEDOUT)
-			return kg_errf(e, "connect tcp:%s:%s: no answer within %d ms",
+			return kg_errk(e, KG_ERR_TIMEOUT,
+				       "connect tcp:%s:%s: no answer within %d ms",
 				       a->host, a->port, o->connect_timeout_ms);
 		errno = err;
 		return kg_errno(e, "connect tcp:%s:%s", a->host, a->port);

@@ -43,7 +43,14 @@
  *
  * Errors follow base/err.h: -1 and one line in struct kg_err. Timeouts bound
  * every wait (connect, accept if asked, each read and write), so a dead or
- * stalled peer is an error, never a hang. One thread may send while another
+ * stalled peer is an error, never a hang. Kinds: a wait that runs out is
+ * KG_ERR_TIMEOUT (accept's "no peer within" too); a connection closed
+ * without an orderly close, reset or cut is KG_ERR_PEER_GONE, and so is
+ * any failed socket read or write; a bad frame (magic, header CRC,
+ * sequence, length, MAC or checksum) is KG_ERR_CORRUPT; any failure inside
+ * the handshake is KG_ERR_AUTH; a refused connect is KG_ERR_REFUSED; bad
+ * addresses, options and key files are KG_ERR_INVALID. A broken direction
+ * repeats the kind of the error that broke it. One thread may send while another
  * receives on the same transport; two senders (or receivers) must not.
  */
 #ifndef KG_TRANSPORT_H

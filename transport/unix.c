@@ -112,7 +112,8 @@ static int unix_connect(const struct kg_tp_addr *a, const struct kg_tp_opts *o,
 		socklen_t sl = sizeof(soerr);
 		if (w == 0) {
 			close(fd);
-			return kg_errf(e, "connect unix:%s: no answer within %d ms",
+			return kg_errk(e, KG_ERR_TIMEOUT,
+				       "connect unix:%s: no answer within %d ms",
 				       a->path, o->connect_timeout_ms);
 		}
 		if (w < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0)

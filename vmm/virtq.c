@@ -18,18 +18,18 @@ int virtq_check_rings(const struct virtq *q, const struct guest_mem *m,
 {
 	uint64_t n = q->size;
 	if (n == 0 || n > VIRTQ_MAX_SIZE || (n & (n - 1)))
-		return kg_errf(e, "queue size %llu is not a power of two in "
+		return kg_errk(e, KG_ERR_GUEST, "queue size %llu is not a power of two in "
 			       "1..%d", (unsigned long long)n, VIRTQ_MAX_SIZE);
 	if (q->desc_gpa % 16 || q->avail_gpa % 2 || q->used_gpa % 4)
-		return kg_errf(e, "misaligned ring address");
+		return kg_errk(e, KG_ERR_GUEST, "misaligned ring address");
 	if (!guest_mem_contains(m, q->desc_gpa, 16 * n))
-		return kg_errf(e, "descriptor table at 0x%llx is outside "
+		return kg_errk(e, KG_ERR_GUEST, "descriptor table at 0x%llx is outside "
 			       "guest RAM", (unsigned long long)q->desc_gpa);
 	if (!guest_mem_contains(m, q->avail_gpa, 6 + 2 * n))
-		return kg_errf(e, "available ring at 0x%llx is outside guest "
+		return kg_errk(e, KG_ERR_GUEST, "available ring at 0x%llx is outside guest "
 			       "RAM", (unsigned long long)q->avail_gpa);
 	if (!guest_mem_contains(m, q->used_gpa, 6 + 8 * n))
-		return kg_errf(e, "used ring at 0x%llx is outside guest RAM",
+		return kg_errk(e, KG_ERR_GUEST, "used ring at 0x%llx is outside guest RAM",
 			       (unsigned long long)q->used_gpa);
 	return 0;
 }
@@ -46,12 +46,12 @@ int virtq_pop(struct virtq *q, const struct guest_mem *m,
 	if (pending == 0)
 		return 0;
 	if (pending > q->size)
-		return kg_errf(e, "available index jumped from %u to %u "
+		return kg_errk(e, KG_ERR_GUEST, "available index jumped from %u to %u "
 			       "(queue size %u)", q->last_avail, avail_idx,
 			       q->size);
 	uint16_t head = load16(avail + 4 + 2 * (q->last_avail % q->size));
 	if (head >= q->size)
-		return kg_errf(e, "available ring names descriptor %u of %u",
+		return kg_errk(e, KG_ERR_GUEST, "available ring names descriptor %u of %u",
 			       head, q->size);
 	memset(c, 0, offsetof(struct virtq_chain, bufs));
 	c->head = head;
@@ -60,17 +60,17 @@ int virtq_pop(struct virtq *q, const struct guest_mem *m,
 		struct vring_desc d;
 		memcpy(&d, table + 16 * (size_t)i, sizeof(d));
 		if (c->n == q->size)
-			return kg_errf(e, "descriptor chain from %u is longer "
+			return kg_errk(e, KG_ERR_GUEST, "descriptor chain from %u is longer "
 				       "than the queue (a loop?)", head);
 		if (d.flags & VIRTQ_DESC_F_INDIRECT)
-			return kg_errf(e, "indirect descriptor (not offered)");
+			return kg_errk(e, KG_ERR_GUEST, "indirect descriptor (not offered)");
 		if (!guest_mem_contains(m, d.addr, d.len))
-			return kg_errf(e, "descriptor %u: buffer 0x%llx+%u is "
+			return kg_errk(e, KG_ERR_GUEST, "descriptor %u: buffer 0x%llx+%u is "
 				       "outside guest RAM", i,
 				       (unsigned long long)d.addr, d.len);
 		bool w = d.flags & VIRTQ_DESC_F_WRITE;
 		if (!w && c->n > c->nreadable)
-			return kg_errf(e, "descriptor %u: readable buffer after "
+			return kg_errk(e, KG_ERR_GUEST, "descriptor %u: readable buffer after "
 				       "a writable one", i);
 		c->bufs[c->n++] = (struct virtq_buf){ d.addr, d.len, w };
 		if (w) {
@@ -82,7 +82,7 @@ int virtq_pop(struct virtq *q, const struct guest_mem *m,
 		if (!(d.flags & VIRTQ_DESC_F_NEXT))
 			break;
 		if (d.next >= q->size)
-			return kg_errf(e, "descriptor %u: next %u out of range",
+			return kg_errk(e, KG_ERR_GUEST, "descriptor %u: next %u out of range",
 				       i, d.next);
 		i = d.next;
 	}

@@ -7,8 +7,9 @@
  * descriptor indexes, chain length (a loop or a chain longer than the queue
  * is malformed), buffer addresses and lengths (inside guest RAM, never the
  * MMIO hole), and the readable-before-writable order. A malformed queue is
- * reported with one line; the device then marks itself broken
- * (DEVICE_NEEDS_RESET). Indirect descriptors are not offered.
+ * reported with one line, kind KG_ERR_GUEST (the guest broke it); the
+ * device then marks itself broken (DEVICE_NEEDS_RESET). Indirect
+ * descriptors are not offered.
  */
 #ifndef KG_VIRTQ_H
 #define KG_VIRTQ_H

@@ -669,7 +669,7 @@ static int stage_pages(struct epoch_receiver *r, const struct kg_section *s,
 		size_t cap = r->cap ? r->cap * 2 : 16;
 		struct staged *p = realloc(r->pages, cap * sizeof(*p));
 		if (!p)
-			return kg_errf(e, "out of memory");
+			return kg_errk(e, KG_ERR_NOMEM, "out of memory");
 		memset(p + r->cap, 0, (cap - r->cap) * sizeof(*p));
 		r->pages = p;
 		r->cap = cap;
@@ -680,7 +680,7 @@ static int stage_pages(struct epoch_receiver *r, const struct kg_section *s,
 		free(p->payload);
 		p->bufcap = 0;
 		if (!(p->payload = malloc(need)))
-			return kg_errf(e, "out of memory for %llu bytes",
+			return kg_errk(e, KG_ERR_NOMEM, "out of memory for %llu bytes",
 				       (unsigned long long)s->length);
 		p->bufcap = need;
 	}
@@ -699,10 +699,11 @@ static int apply_disk(struct epoch_receiver *r, const struct staged *p,
 		      struct epoch_stats *st, struct kg_err *e)
 {
 	if (!r->disk)
-		return kg_errf(e, "disk contents in the stream, but this side "
-			       "has no disk to write them to");
+		return kg_errk(e, KG_ERR_INVALID, "disk contents in the stream, "
+			       "but this side has no disk to write them to");
 	if (p->version != 1 || p->len < 8)
-		return kg_errf(e, "disk-blocks section: version %u, %zu bytes",
+		return kg_errk(e, KG_ERR_CORRUPT,
+			       "disk-blocks section: version %u, %zu bytes",
 			       p->version, p->len);
 	uint64_t off;
 	memcpy(&off, p->payload, 8);
@@ -735,12 +736,16 @@ static int commit(struct epoch_receiver *r, struct epoch_stats *st,
 	if (vm_state_complete(r->vm, r->stage, e) < 0)
 		return kg_err_prefix(e, "epoch %llu", (unsigned long long)st->seq);
 	for (size_t i = 0; i < r->npages; i++)
-		if (apply_staged(r, &r->pages[i], st, e) < 0)
+		if (apply_staged(r, &r->pages[i], st, e) < 0) {
+			st->apply_failed = true;
 			return kg_err_prefix(e, "epoch %llu: applying it (the "
 					     "receiver now needs a full epoch)",
 					     (unsigned long long)st->seq);
-	if (vm_state_apply(r->vm, r->stage, e) < 0)
+		}
+	if (vm_state_apply(r->vm, r->stage, e) < 0) {
+		st->apply_failed = true;
 		return -1;
+	}
 	r->committed = true;
 	return 0;
 }
@@ -753,14 +758,15 @@ static int compare_hashes(struct epoch_receiver *r, const struct kg_section *s,
 	if (s->length < 8 || s->length % 8 || s->length / 8 - 1 > HASH_CHUNK) {
 		char where[128];
 		kg_section_where(where, sizeof(where), s);
-		return kg_errf(e, "%s: %llu bytes of page hashes", where,
+		return kg_errk(e, KG_ERR_CORRUPT, "%s: %llu bytes of page hashes",
+			       where,
 			       (unsigned long long)s->length);
 	}
 	uint64_t n = s->length / 8 - 1;
 	uint64_t *in = malloc(s->length), *mine = malloc(n * 8 + 8);
 	int rc = -1;
 	if (!in || !mine) {
-		kg_errf(e, "out of memory");
+		kg_errk(e, KG_ERR_NOMEM, "out of memory");
 		goto out;
 	}
 	if (kg_section_read(&r->r, in, s->length, e) < 0 ||
@@ -768,7 +774,7 @@ static int compare_hashes(struct epoch_receiver *r, const struct kg_section *s,
 		goto out;
 	uint64_t first = in[0];
 	if (first > npages || n > npages - first) {
-		kg_errf(e, "page hashes for pages %llu..%llu of %llu",
+		kg_errk(e, KG_ERR_CORRUPT, "page hashes for pages %llu..%llu of %llu",
 			(unsigned long long)first,
 			(unsigned long long)(first + n),
 			(unsigned long long)npages);
@@ -798,13 +804,14 @@ int epoch_receive(struct epoch_receiver *r, struct epoch_stats *st,
 	if (n <= 0)
 		return n;
 	if (s.kind != KG_SEC_EPOCH_BEGIN)
-		return kg_errf(e, "expected an epoch, got section kind 0x%x",
-			       s.kind);
+		return kg_errk(e, KG_ERR_CORRUPT,
+			       "expected an epoch, got section kind 0x%x", s.kind);
 	uint64_t begin[2] = { 0, 0 };
 	size_t blen = s.version == 1 ? 8 : 16;
 	if (s.version < 1 || s.version > EPOCH_BEGIN_VERSION ||
 	    s.length != blen)
-		return kg_errf(e, "epoch-begin section: version %u with %llu "
+		return kg_errk(e, KG_ERR_CORRUPT,
+			       "epoch-begin section: version %u with %llu "
 			       "bytes", s.version,
 			       (unsigned long long)s.length);
 	if (kg_section_read(&r->r, begin, blen, e) < 0 ||
@@ -813,13 +820,14 @@ int epoch_receive(struct epoch_receiver *r, struct epoch_stats *st,
 	st->seq = begin[0];
 	if (begin[1] & ~(uint64_t)(EPOCH_F_LIVE | EPOCH_F_HASHES) ||
 	    (begin[1] & EPOCH_F_HASHES && !(begin[1] & EPOCH_F_LIVE)))
-		return kg_errf(e, "epoch %llu: unknown flags 0x%llx",
+		return kg_errk(e, KG_ERR_INVALID, "epoch %llu: unknown flags 0x%llx",
 			       (unsigned long long)st->seq,
 			       (unsigned long long)begin[1]);
 	st->live = begin[1] & EPOCH_F_LIVE;
 	st->hashes = begin[1] & EPOCH_F_HASHES;
 	if (st->live && r->committed)
-		return kg_errf(e, "epoch %llu: a live round after a committed "
+		return kg_errk(e, KG_ERR_CORRUPT,
+			       "epoch %llu: a live round after a committed "
 			       "epoch (the sender restarted its copy?)",
 			       (unsigned long long)st->seq);
 	vm_state_stage_clear(r->stage);
@@ -827,7 +835,7 @@ int epoch_receive(struct epoch_receiver *r, struct epoch_stats *st,
 	if (begin[1] & EPOCH_F_HASHES) {
 		uint64_t words = guest_mem_bitmap_words(&r->vm->mem);
 		if (!r->need && !(r->need = calloc(words, sizeof(uint64_t))))
-			return kg_errf(e, "out of memory");
+			return kg_errk(e, KG_ERR_NOMEM, "out of memory");
 		memset(r->need, 0, words * sizeof(uint64_t));
 		r->nneed = 0;
 	}
@@ -836,7 +844,8 @@ int epoch_receive(struct epoch_receiver *r, struct epoch_stats *st,
 		n = kg_reader_next(&r->r, &s, e);
 		if (n <= 0) {
 			if (n == 0)
-				kg_errf(e, "the stream ended inside epoch %llu",
+				kg_errk(e, KG_ERR_CORRUPT,
+					"the stream ended inside epoch %llu",
 					(unsigned long long)st->seq);
 			goto out;
 		}
@@ -846,7 +855,7 @@ int epoch_receive(struct epoch_receiver *r, struct epoch_stats *st,
 			    kg_section_finish(&r->r, e) < 0)
 				goto out;
 			if (seq != st->seq) {
-				kg_errf(e, "epoch %llu ends as epoch %llu",
+				kg_errk(e, KG_ERR_CORRUPT, "epoch %llu ends as epoch %llu",
 					(unsigned long long)st->seq,
 					(unsigned long long)seq);
 				goto out;
@@ -856,7 +865,8 @@ int epoch_receive(struct epoch_receiver *r, struct epoch_stats *st,
 		int sr;
 		if (s.kind == KG_SEC_DISK_BLOCKS && !r->disk) {
 			/* Refused whole, before anything is applied. */
-			sr = kg_errf(e, "epoch %llu: disk contents in the "
+			sr = kg_errk(e, KG_ERR_INVALID,
+				     "epoch %llu: disk contents in the "
 				     "stream, but this side has no disk to "
 				     "write them to",
 				     (unsigned long long)st->seq);
@@ -867,13 +877,15 @@ int epoch_receive(struct epoch_receiver *r, struct epoch_stats *st,
 			if (sr == 0 && st->live) {
 				sr = apply_staged(r, &r->pages[r->npages - 1],
 						  st, e);
+				st->apply_failed = sr < 0;
 				drop_staged(r);
 			}
 		} else if (st->live && s.kind == KG_SEC_PAGE_HASHES &&
 			   begin[1] & EPOCH_F_HASHES) {
 			sr = compare_hashes(r, &s, e);
 		} else if (st->live) {
-			sr = kg_errf(e, "epoch %llu: section kind 0x%x in a "
+			sr = kg_errk(e, KG_ERR_CORRUPT,
+				     "epoch %llu: section kind 0x%x in a "
 				     "live round", (unsigned long long)st->seq,
 				     s.kind);
 		} else if (vm_state_section(s.kind))
@@ -881,7 +893,8 @@ int epoch_receive(struct epoch_receiver *r, struct epoch_stats *st,
 		else if (s.kind == KG_SEC_PAD || (s.kind & KG_SEC_ANCILLARY))
 			sr = kg_section_finish(&r->r, e);
 		else
-			sr = kg_errf(e, "section kind 0x%x in an epoch", s.kind);
+			sr = kg_errk(e, KG_ERR_CORRUPT,
+				     "section kind 0x%x in an epoch", s.kind);
 		if (sr < 0)
 			goto out;
 	}

@@ -51,6 +51,9 @@ struct epoch_stats {
 	uint64_t pause_us;      /* vCPUs stopped (sender) */
 	uint64_t encode_us;     /* of which encoding pages */
 	struct page_codec_stats codec;
+	/* receiver, on error: it came while applying verified data, so the
+	 * VM may be partly changed (else nothing of the epoch was applied) */
+	bool apply_failed;
 };
 
 struct epoch_sender;
@@ -149,7 +152,11 @@ bool epoch_receiver_committed(const struct epoch_receiver *r);
 /* Receives one whole epoch, then applies it to the attached VM (whose
  * vCPUs must not run): 1 applied, 0 the stream ended cleanly, -1 error
  * (nothing of this epoch applied, unless decoding failed after the
- * checksums passed: then e says the receiver needs a full epoch). */
+ * checksums passed: then st->apply_failed is set and e says the receiver
+ * needs a full epoch). Kinds: a stream or epoch that breaks the format
+ * or the protocol is KG_ERR_CORRUPT, one this side cannot take (a newer
+ * version, disk blocks without a disk) KG_ERR_INVALID; transport errors
+ * keep theirs. */
 int epoch_receive(struct epoch_receiver *r, struct epoch_stats *st,
 		  struct kg_err *e);
 void epoch_receiver_free(struct epoch_receiver *r);

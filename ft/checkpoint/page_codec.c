@@ -83,7 +83,7 @@ static int rec_err(struct kg_err *e, uint32_t i, uint64_t gpa,
 	va_start(ap, fmt);
 	vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
-	return kg_errf(e, "page %u at gpa 0x%llx: %s", i,
+	return kg_errk(e, KG_ERR_CORRUPT, "page %u at gpa 0x%llx: %s", i,
 		       (unsigned long long)gpa, what);
 }
 
@@ -249,20 +249,24 @@ static int walk_begin(struct walk *w, uint32_t version, const void *payload,
 {
 	*w = (struct walk){ .p = payload, .len = len, .off = 8 };
 	if (version != PAGE_CODEC_VERSION)
-		return kg_errf(e, "ram-pages version %u: this kagami reads "
+		return kg_errk(e, KG_ERR_INVALID,
+			       "ram-pages version %u: this kagami reads "
 			       "version %u", version, PAGE_CODEC_VERSION);
 	if (len < PAGE_CODEC_BATCH_HEADER)
-		return kg_errf(e, "ram-pages batch header cut short (%zu of "
+		return kg_errk(e, KG_ERR_CORRUPT,
+			       "ram-pages batch header cut short (%zu of "
 			       "8 bytes)", len);
 	w->count = le32_get(w->p);
 	uint32_t flags = le32_get(w->p + 4);
 	if (flags & PAGE_CODEC_FLAGS_REQUIRED & ~PAGE_CODEC_FLAGS_KNOWN)
-		return kg_errf(e, "ram-pages batch: unknown required flags "
+		return kg_errk(e, KG_ERR_INVALID,
+			       "ram-pages batch: unknown required flags "
 			       "0x%x", flags & PAGE_CODEC_FLAGS_REQUIRED);
 	/* Every record is at least a header: refuse an impossible count
 	 * before walking it. */
 	if (w->count > (len - 8) / PAGE_CODEC_RECORD_HEADER)
-		return kg_errf(e, "ram-pages batch: %u pages cannot fit in "
+		return kg_errk(e, KG_ERR_CORRUPT,
+			       "ram-pages batch: %u pages cannot fit in "
 			       "%zu bytes", w->count, len);
 	return 0;
 }
@@ -274,13 +278,15 @@ static int walk_next(struct walk *w, struct rec *r, struct kg_err *e)
 {
 	if (w->i == w->count) {
 		if (w->off != w->len)
-			return kg_errf(e, "ram-pages batch: %zu bytes after "
+			return kg_errk(e, KG_ERR_CORRUPT,
+				       "ram-pages batch: %zu bytes after "
 				       "the last of %u pages",
 				       w->len - w->off, w->count);
 		return 0;
 	}
 	if (w->len - w->off < PAGE_CODEC_RECORD_HEADER)
-		return kg_errf(e, "page %u: record header cut short (%zu of "
+		return kg_errk(e, KG_ERR_CORRUPT,
+			       "page %u: record header cut short (%zu of "
 			       "12 bytes left)", w->i, w->len - w->off);
 	uint64_t word = le64_get(w->p + w->off);
 	r->gpa = word & ~(uint64_t)CODING_MASK;
@@ -447,7 +453,7 @@ struct page_encoder *page_encoder_new(const struct guest_mem *src,
 	size_t sz = (sizeof(struct page_encoder) + 63) / 64 * 64;
 	struct page_encoder *pe = aligned_alloc(64, sz);
 	if (!pe) {
-		kg_errf(e, "page encoder: out of memory");
+		kg_errk(e, KG_ERR_NOMEM, "page encoder: out of memory");
 		return NULL;
 	}
 	memset(pe, 0, sizeof(*pe));
@@ -464,7 +470,7 @@ struct page_encoder *page_encoder_new(const struct guest_mem *src,
 			kg_errno(e, "page encoder: mmap shadow (%llu bytes)",
 				 (unsigned long long)src->size);
 		else
-			kg_errf(e, "page encoder: out of memory");
+			kg_errk(e, KG_ERR_NOMEM, "page encoder: out of memory");
 		if (sh != MAP_FAILED)
 			munmap(sh, src->size);
 		free(pe->known);

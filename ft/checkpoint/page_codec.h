@@ -154,7 +154,8 @@ void page_encoder_assume_zero(struct page_encoder *pe);
  * receiver's staging copy, which holds what earlier batches left there).
  * All or nothing: on error dst is untouched, and e names the page index
  * and gpa ("page 3 at gpa 0x5000: LZ4 data does not decode to 4096
- * bytes"). st (may be NULL) is overwritten. */
+ * bytes"), kind KG_ERR_CORRUPT (KG_ERR_INVALID: a version or required
+ * flag this kagami does not know). st (may be NULL) is overwritten. */
 int page_decode(const struct guest_mem *dst, uint32_t version,
 		const void *payload, size_t len, struct page_codec_stats *st,
 		struct kg_err *e);

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -415,6 +416,22 @@ static void *verify_ram(void *arg)
 	return NULL;
 }
 
+/* This file's own errors about section s name it ("section 3 (ram #0)
+ * at offset 4096: ..."), as the stream reader's and vm_state's do: every
+ * error of a section names it once, where it is made. */
+__attribute__((format(printf, 4, 5)))
+static int sec_err(struct kg_err *e, const struct kg_section *s,
+		   enum kg_err_kind kind, const char *fmt, ...)
+{
+	char what[384], where[128];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	kg_section_where(where, sizeof(where), s);
+	return kg_errk(e, kind, "%s: %s", where, what);
+}
+
 /* RAM sections are mapped, not read: the payload must be page aligned
  * and exactly one region long. Its checksum is checked later. */
 static int map_ram(struct snapshot_reader *sr, const struct kg_section *s,
@@ -423,20 +440,26 @@ static int map_ram(struct snapshot_reader *sr, const struct kg_section *s,
 	struct guest_mem *m = &sr->vm->mem;
 	uint64_t payload = s->offset + KG_SECTION_HEADER_SIZE;
 	if (s->instance >= m->nregions || s->length != m->regions[s->instance].size)
-		return kg_errf(e, "RAM section does not match region %u",
-			       s->instance);
+		return sec_err(e, s, KG_ERR_CORRUPT, "RAM section does not "
+			       "match region %u", s->instance);
 	if (payload % PAGE)
-		return kg_errf(e, "RAM payload not page aligned");
+		return sec_err(e, s, KG_ERR_CORRUPT,
+			       "RAM payload not page aligned");
 	for (unsigned i = 0; i < sr->nram; i++)
 		if (sr->ram[i].instance == s->instance)
-			return kg_errf(e, "RAM region %u given twice",
-				       s->instance);
+			return sec_err(e, s, KG_ERR_CORRUPT,
+				       "RAM region %u given twice", s->instance);
 	uint32_t crc;
 	if (kg_section_skip_unverified(&sr->r, &crc, e) < 0)
 		return -1;
 	sr->ram[sr->nram++] = (struct ram_check){ s->offset, s->length, crc,
 						  s->instance, s->index };
-	return guest_mem_map_file(m, s->instance, sr->fd, payload, e);
+	if (guest_mem_map_file(m, s->instance, sr->fd, payload, e) < 0) {
+		char where[128];
+		kg_section_where(where, sizeof(where), s);
+		return kg_err_prefix(e, "%s", where);
+	}
+	return 0;
 }
 
 static int load_pages(struct snapshot_reader *sr, const struct kg_section *s,
@@ -446,11 +469,11 @@ static int load_pages(struct snapshot_reader *sr, const struct kg_section *s,
 	/* Read into a staging buffer first: nothing is applied before the
 	 * section's checksum is verified. */
 	if (s->length < 8 || (s->length - 8) % (8 + PAGE))
-		return kg_errf(e, "page section of bad length");
+		return sec_err(e, s, KG_ERR_CORRUPT, "page section of bad length");
 	uint8_t *buf = malloc(s->length);
 	if (!buf)
-		return kg_errf(e, "out of memory for %llu bytes of pages",
-			       (unsigned long long)s->length);
+		return sec_err(e, s, KG_ERR_NOMEM, "out of memory for %llu "
+			       "bytes of pages", (unsigned long long)s->length);
 	if (kg_section_read(&sr->r, buf, s->length, e) < 0 ||
 	    kg_section_finish(&sr->r, e) < 0) {
 		free(buf);
@@ -459,8 +482,8 @@ static int load_pages(struct snapshot_reader *sr, const struct kg_section *s,
 	memcpy(&n, buf, 8);
 	if (n != (s->length - 8) / (8 + PAGE)) {
 		free(buf);
-		return kg_errf(e, "page count %llu does not match the length",
-			       (unsigned long long)n);
+		return sec_err(e, s, KG_ERR_CORRUPT, "page count %llu does not "
+			       "match the length", (unsigned long long)n);
 	}
 	for (uint64_t i = 0; i < n; i++) {
 		uint64_t gpa;
@@ -469,7 +492,8 @@ static int load_pages(struct snapshot_reader *sr, const struct kg_section *s,
 		void *dst = gpa % PAGE ? NULL : guest_mem_ptr(&sr->vm->mem, gpa, PAGE);
 		if (!dst) {
 			free(buf);
-			return kg_errf(e, "page at 0x%llx is outside guest RAM",
+			return sec_err(e, s, KG_ERR_CORRUPT, "page at 0x%llx "
+				       "is outside guest RAM",
 				       (unsigned long long)gpa);
 		}
 		memcpy(dst, rec + 8, PAGE);
@@ -483,16 +507,22 @@ static int check_disk(struct snapshot_reader *sr, const struct kg_section *s,
 {
 	struct snap_disk d;
 	if (s->instance >= sr->config.ndisks)
-		return kg_errf(e, "disk %u not in the configuration", s->instance);
+		return sec_err(e, s, KG_ERR_CORRUPT,
+			       "disk %u not in the configuration", s->instance);
 	if (vm_state_get_table(&sr->r, s, &disk_vs, &d, NULL, e) < 0)
 		return -1;
 	const char *path = sr->vm->cfg.disks[s->instance].path;
 	struct stat st;
-	if (stat(path, &st) < 0)
-		return kg_errno(e, "disk %s", path);
+	if (stat(path, &st) < 0) {
+		char where[128];
+		kg_section_where(where, sizeof(where), s);
+		kg_errno(e, "disk %s", path);
+		return kg_err_prefix(e, "%s", where);
+	}
 	if ((uint64_t)st.st_size != d.size)
-		return kg_errf(e, "disk %s is %lld bytes, the snapshot's was "
-			       "%llu", path, (long long)st.st_size,
+		return sec_err(e, s, KG_ERR_INVALID, "disk %s is %lld bytes, "
+			       "the snapshot's was %llu", path,
+			       (long long)st.st_size,
 			       (unsigned long long)d.size);
 	uint64_t mt = (uint64_t)st.st_mtim.tv_sec * 1000000000ull +
 		      (uint64_t)st.st_mtim.tv_nsec;
@@ -511,8 +541,6 @@ int snapshot_load(struct snapshot_reader *sr, struct vm *vm, struct kg_err *e)
 	if (!sr->stage)
 		return -1;
 	while ((n = kg_reader_next(&sr->r, &s, e)) > 0) {
-		char where[128];
-		kg_section_where(where, sizeof(where), &s);
 		int r = 0;
 		if (vm_state_section(s.kind)) {
 			r = vm_state_stage_section(&sr->r, &s, vm, sr->stage, e);
@@ -525,15 +553,12 @@ int snapshot_load(struct snapshot_reader *sr, struct vm *vm, struct kg_err *e)
 		} else if (s.kind == KG_SEC_PAD || (s.kind & KG_SEC_ANCILLARY)) {
 			r = kg_section_finish(&sr->r, e);
 		} else {
-			r = kg_errf(e, "section kind 0x%x is not known to this "
-				    "kagami", s.kind);
+			r = kg_errk(e, KG_ERR_INVALID, "section kind 0x%x is "
+				    "not known to this kagami", s.kind);
 		}
-		if (r < 0) {
-			/* stream errors already name the section */
-			if (!strstr(e->msg, "section "))
-				kg_err_prefix(e, "%s", where);
+		/* Each branch's errors name the section already. */
+		if (r < 0)
 			return kg_err_prefix(e, "snapshot %s", sr->path);
-		}
 	}
 	if (n < 0 || vm_state_apply(vm, sr->stage, e) < 0)
 		return kg_err_prefix(e, "snapshot %s", sr->path);

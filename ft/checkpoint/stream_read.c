@@ -2,7 +2,10 @@
  * The stream reader: sequential reads from a file descriptor (file, pipe,
  * socket), no seeks, no buffering beyond what the caller asks for. Every
  * error names the section and its byte offset, and leaves the reader
- * failed: a stream that went wrong once is not trusted further.
+ * failed: a stream that went wrong once is not trusted further. Kinds:
+ * whatever fails a check of the format is KG_ERR_CORRUPT; a stream this
+ * kagami cannot read (newer version, other architecture) KG_ERR_INVALID;
+ * a failed read keeps the kind of its cause (errno, or the transport's).
  */
 #include "stream.h"
 
@@ -40,7 +43,7 @@ static int fail(struct kg_stream_reader *r)
 	return -1;
 }
 
-/* kg_errf, and the reader is failed. */
+/* A format error (KG_ERR_CORRUPT), and the reader is failed. */
 __attribute__((format(printf, 3, 4)))
 static int failf(struct kg_stream_reader *r, struct kg_err *e,
 		 const char *fmt, ...)
@@ -50,6 +53,7 @@ static int failf(struct kg_stream_reader *r, struct kg_err *e,
 		va_start(ap, fmt);
 		vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
 		va_end(ap);
+		e->kind = KG_ERR_CORRUPT;
 	}
 	return fail(r);
 }
@@ -114,12 +118,13 @@ static int header_host_checks(struct kg_stream_reader *r,
 {
 	uint32_t ps = h->page_size;
 	if (ps < 4096 || ps > 65536 || (ps & (ps - 1)))
-		return kg_errf(e, "file header at offset 0: bad page size %u",
-			       ps);
+		return kg_errk(e, KG_ERR_CORRUPT,
+			       "file header at offset 0: bad page size %u", ps);
 	uint32_t unknown = h->flags & KG_STREAM_FLAGS_REQUIRED &
 			   ~KG_STREAM_FLAGS_KNOWN;
 	if (unknown)
-		return kg_errf(e, "file header at offset 0: unknown flags "
+		return kg_errk(e, KG_ERR_INVALID,
+			       "file header at offset 0: unknown flags "
 			       "0x%x (the stream needs a newer kagami)",
 			       unknown);
 	if (r->opts.any_arch)
@@ -128,11 +133,13 @@ static int header_host_checks(struct kg_stream_reader *r,
 	kg_stream_header_host(&host);
 	char a[32], b[32];
 	if (h->arch != host.arch)
-		return kg_errf(e, "architecture mismatch: stream is %s, this "
+		return kg_errk(e, KG_ERR_INVALID,
+			       "architecture mismatch: stream is %s, this "
 			       "host is %s", arch_str(h->arch, a, sizeof(a)),
 			       arch_str(host.arch, b, sizeof(b)));
 	if (h->page_size != host.page_size)
-		return kg_errf(e, "page size mismatch: stream has %u-byte "
+		return kg_errk(e, KG_ERR_INVALID,
+			       "page size mismatch: stream has %u-byte "
 			       "pages, this host %u", h->page_size,
 			       host.page_size);
 	return 0;
@@ -165,11 +172,13 @@ int kg_reader_header(struct kg_stream_reader *r, struct kg_stream_header *h,
 	};
 	/* The version before the CRC: a newer major may lay its header out
 	 * differently, and "too new" is the useful answer then. */
-	if (hd.major != KG_STREAM_MAJOR)
-		return failf(r, e, "format version %u.%u is %s than this kagami "
-			       "reads (%d.x)", hd.major, hd.minor,
-			       hd.major > KG_STREAM_MAJOR ? "newer" : "older",
-			       KG_STREAM_MAJOR);
+	if (hd.major != KG_STREAM_MAJOR) {
+		kg_errk(e, KG_ERR_INVALID, "format version %u.%u is %s than "
+			"this kagami reads (%d.x)", hd.major, hd.minor,
+			hd.major > KG_STREAM_MAJOR ? "newer" : "older",
+			KG_STREAM_MAJOR);
+		return fail(r);
+	}
 	if (hd.header_size < KG_STREAM_HEADER_SIZE ||
 	    hd.header_size > KG_STREAM_HEADER_MAX)
 		return failf(r, e, "file header at offset 0: bad header size "
@@ -204,6 +213,7 @@ static int section_err(struct kg_stream_reader *r, const struct kg_section *s,
 	char where[128];
 	kg_section_where(where, sizeof(where), s);
 	kg_err_prefix(e, "%s", where);
+	kg_err_as(e, KG_ERR_CORRUPT);
 	return fail(r);
 }
 
@@ -293,8 +303,9 @@ int kg_section_read(struct kg_stream_reader *r, void *buf, size_t n,
 	if (got < n) {
 		char where[128];
 		kg_section_where(where, sizeof(where), &r->cur);
-		kg_errf(e, "truncated: %s declares %" PRIu64 " bytes, %" PRIu64
-			" present", where, r->cur.length, r->done);
+		kg_errk(e, KG_ERR_CORRUPT, "truncated: %s declares %" PRIu64
+			" bytes, %" PRIu64 " present", where, r->cur.length,
+			r->done);
 		return fail(r);
 	}
 	return 0;
@@ -389,7 +400,7 @@ uint8_t *kg_section_read_all(struct kg_stream_reader *r,
 {
 	uint8_t *buf = malloc(s->length ? s->length : 1);
 	if (!buf) {
-		kg_errf(e, "out of memory");
+		kg_errk(e, KG_ERR_NOMEM, "out of memory");
 		return NULL;
 	}
 	if (kg_section_read(r, buf, s->length, e) < 0 ||

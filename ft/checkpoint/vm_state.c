@@ -163,7 +163,7 @@ int vm_state_read_config(struct kg_stream_reader *r,
 			 struct kg_err *e)
 {
 	if (s->kind != KG_SEC_VM_CONFIG)
-		return kg_errf(e, "the first section is not the VM "
+		return kg_errk(e, KG_ERR_CORRUPT, "the first section is not the VM "
 			       "configuration");
 	memset(c, 0, sizeof(*c));
 	return vm_state_get_table(r, s, &config_vs, c, NULL, e);
@@ -259,12 +259,12 @@ static int other_irqchip(const struct kg_section *s, const struct vm *vm,
 		s->kind == KG_SEC_DEVICE ? vm_device_kind(s->instance, &t)
 					 : NULL;
 	if (s->kind == KG_SEC_IRQCHIP && vm->cfg.deterministic)
-		return kg_errf(e, "%s: in-kernel irqchip state cannot be "
+		return kg_errk(e, KG_ERR_CORRUPT, "%s: in-kernel irqchip state cannot be "
 			       "restored into a deterministic VM (its "
 			       "interrupt controller is a userspace device)",
 			       where);
 	if (k && k->irqchip && !vm->cfg.deterministic)
-		return kg_errf(e, "%s: deterministic-mode %s state cannot be "
+		return kg_errk(e, KG_ERR_CORRUPT, "%s: deterministic-mode %s state cannot be "
 			       "restored into a VM with an in-kernel irqchip",
 			       where, k->tables[t].vs->name);
 	return 0;
@@ -277,7 +277,8 @@ int vm_state_stage_section(struct kg_stream_reader *r,
 	char where[128];
 	kg_section_where(where, sizeof(where), s);
 	if (s->kind == KG_SEC_VCPU && s->instance >= vm->ncpus)
-		return kg_errf(e, "%s: this VM has %u vCPUs", where, vm->ncpus);
+		return kg_errk(e, KG_ERR_CORRUPT, "%s: this VM has %u vCPUs",
+			       where, vm->ncpus);
 	if (other_irqchip(s, vm, where, e) < 0)
 		return -1;
 	unsigned t = 0;
@@ -285,9 +286,10 @@ int vm_state_stage_section(struct kg_stream_reader *r,
 		s->kind == KG_SEC_DEVICE ? vm_device_find(vm, s->instance, &t)
 					 : NULL;
 	if (s->kind == KG_SEC_DEVICE && !d)
-		return kg_errf(e, "%s: no such device in this VM", where);
+		return kg_errk(e, KG_ERR_CORRUPT, "%s: no such device in this VM",
+			       where);
 	if (s->kind == KG_SEC_CLOCK && s->length != 8)
-		return kg_errf(e, "%s: bad length", where);
+		return kg_errk(e, KG_ERR_CORRUPT, "%s: bad length", where);
 	uint8_t *buf = kg_section_read_all(r, s, e);
 	if (!buf)
 		return -1;
@@ -348,7 +350,7 @@ int vm_state_complete(const struct vm *vm, const struct vm_state_stage *st,
 		}
 	}
 	if (!kvm || !st->have_clock || st->cpus_seen != cpus || missing)
-		return kg_errf(e, "incomplete state: %d of %u vCPUs, %u of %u "
+		return kg_errk(e, KG_ERR_CORRUPT, "incomplete state: %d of %u vCPUs, %u of %u "
 			       "device sections%s%s%s%s",
 			       __builtin_popcountll(st->cpus_seen), vm->ncpus,
 			       seen, tables,

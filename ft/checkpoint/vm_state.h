@@ -92,7 +92,9 @@ void vm_state_stage_free(struct vm_state_stage *st);
 /* Whether kind is one of the sections vm_state writes. */
 bool vm_state_section(uint16_t kind);
 /* Reads, verifies and decodes the current section into st against vm's
- * shape and devices; the VM itself is not touched. */
+ * shape and devices; the VM itself is not touched. Every error names the
+ * section; a section that does not decode or fit the VM is
+ * KG_ERR_CORRUPT (KG_ERR_INVALID: a newer state version). */
 int vm_state_stage_section(struct kg_stream_reader *r,
 			   const struct kg_section *s, struct vm *vm,
 			   struct vm_state_stage *st, struct kg_err *e);
@@ -100,7 +102,7 @@ int vm_state_stage_section(struct kg_stream_reader *r,
  * the irqchip for a VM with an in-kernel one, every table of every
  * registered device (a deterministic VM's PIC and PIT among them) but an
  * optional one's (device.h: it then keeps its own state). Staging
- * refuses the other kind's interrupt controller state. */
+ * refuses the other kind's interrupt controller state (KG_ERR_CORRUPT). */
 int vm_state_complete(const struct vm *vm, const struct vm_state_stage *st,
 		      struct kg_err *e);
 /* Applies a complete stage (every vCPU, clock, irqchip, devices) to a VM

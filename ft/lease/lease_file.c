@@ -73,7 +73,7 @@ static int parse_record(const struct lease *l, const char *buf, size_t len,
 		r->expiry_ms = (long long)x->valuedouble;
 	}
 	cJSON_Delete(o);
-	return ok ? 0 : kg_errf(e, "lease file %s: corrupt (not a kagami "
+	return ok ? 0 : kg_errk(e, KG_ERR_CORRUPT, "lease file %s: corrupt (not a kagami "
 				"lease record; remove it only if no side runs "
 				"the guest)", l->path);
 }
@@ -102,7 +102,7 @@ static int read_record(const struct lease *l, struct record *r,
 	}
 	close(fd);
 	if (len == sizeof(buf))
-		return kg_errf(e, "lease file %s: corrupt (over %d bytes)",
+		return kg_errk(e, KG_ERR_CORRUPT, "lease file %s: corrupt (over %d bytes)",
 			       l->path, FILE_MAX);
 	return parse_record(l, buf, len, r, e);
 }

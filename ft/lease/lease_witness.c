@@ -32,7 +32,7 @@ static int ask(struct lease *l, const struct witness_req *req,
 	if (r == 0) {
 		r = kg_tp_recv(t, buf, sizeof(buf), &rx, e);
 		if (r == 0)
-			r = kg_errf(e, "closed without an answer");
+			r = kg_errk(e, KG_ERR_PEER_GONE, "closed without an answer");
 		else if (r > 0)
 			r = witness_reply_decode(buf, rx.len, rep, e);
 	}
@@ -42,7 +42,8 @@ static int ask(struct lease *l, const struct witness_req *req,
 	if (rep->gen > l->gen)
 		l->gen = rep->gen;
 	if (rep->status == WITNESS_BAD)
-		return kg_errf(e, "lease witness %s: refused the request: %s",
+		return kg_errk(e, KG_ERR_REFUSED,
+			       "lease witness %s: refused the request: %s",
 			       l->addr, rep->error);
 	return 0;
 }

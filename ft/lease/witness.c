@@ -74,6 +74,26 @@ static int serve_one(struct kg_transport *t, struct witness_table *tab,
 	return rep.status == WITNESS_BAD ? -1 : 0;
 }
 
+enum witness_accept_verdict witness_accept_verdict(enum kg_err_kind kind)
+{
+	switch (kind) {
+	case KG_ERR_TIMEOUT:
+	case KG_ERR_AUTH:
+	case KG_ERR_CORRUPT:
+	case KG_ERR_PEER_GONE:
+	case KG_ERR_REFUSED:
+		return WITNESS_ACCEPT_AGAIN;
+	case KG_ERR_UNSPECIFIED:
+	case KG_ERR_INVALID:
+	case KG_ERR_IO:
+	case KG_ERR_NO_SPACE:
+	case KG_ERR_NOMEM:
+	case KG_ERR_GUEST:
+		return WITNESS_ACCEPT_BACK_OFF;
+	}
+	return WITNESS_ACCEPT_BACK_OFF;
+}
+
 int witness_serve(struct kg_tp_listener *l, const struct witness_opts *o,
 		  atomic_bool *stop, struct kg_err *e)
 {
@@ -98,12 +118,8 @@ int witness_serve(struct kg_tp_listener *l, const struct witness_opts *o,
 		struct kg_transport *t;
 		struct kg_err ce;
 		if (kg_tp_accept(l, &t, &ce) < 0) {
-			/* The poll timeout is the loop's tick; a peer refused
-			 * in the handshake was logged by kg_tp_accept; an
-			 * error of the socket itself ("accept ADDR: ...", out
-			 * of descriptors?) is said here and retried. */
-			if (strncmp(ce.msg, "accept ", 7) ||
-			    strstr(ce.msg, "no peer within"))
+			if (witness_accept_verdict(ce.kind) ==
+			    WITNESS_ACCEPT_AGAIN)
 				continue;
 			kg_log(KG_LOG_INFO, "%s (retrying)", ce.msg);
 			sleep_ms(POLL_MS);

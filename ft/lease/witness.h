@@ -46,4 +46,13 @@ int witness_listen(const char *addr, const struct kg_tp_key *key,
 int witness_serve(struct kg_tp_listener *l, const struct witness_opts *o,
 		  atomic_bool *stop, struct kg_err *e);
 
+/* witness_serve's table for a failed accept, on the error's kind:
+ * AGAIN — the poll timeout (the loop's tick: TIMEOUT), or a peer refused
+ * or broken in the handshake (AUTH, CORRUPT, PEER_GONE, REFUSED: the
+ * transport logged it) — accept again at once, saying nothing; BACK_OFF
+ * — this side's own failure (IO, e.g. out of descriptors, NOMEM,
+ * NO_SPACE, INVALID, GUEST, UNSPECIFIED) — log it and retry after 100 ms. */
+enum witness_accept_verdict { WITNESS_ACCEPT_AGAIN, WITNESS_ACCEPT_BACK_OFF };
+enum witness_accept_verdict witness_accept_verdict(enum kg_err_kind kind);
+
 #endif

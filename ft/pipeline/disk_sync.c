@@ -128,12 +128,14 @@ static int sink_apply(void *ctx, uint16_t disk, uint64_t offset,
 {
 	struct vm *vm = ctx;
 	if (disk >= vm->cfg.ndisks)
-		return kg_errf(e, "disk-blocks for disk %u; this VM has %u",
+		return kg_errk(e, KG_ERR_CORRUPT,
+			       "disk-blocks for disk %u; this VM has %u",
 			       disk, vm->cfg.ndisks);
 	struct virtio_blk *b = vm->blks[disk];
 	uint64_t size = virtio_blk_size(b);
 	if (offset % 512 || offset > size || len > size - offset)
-		return kg_errf(e, "disk-blocks at offset %llu + %zu outside "
+		return kg_errk(e, KG_ERR_CORRUPT,
+			       "disk-blocks at offset %llu + %zu outside "
 			       "disk %u (%llu bytes)",
 			       (unsigned long long)offset, len, disk,
 			       (unsigned long long)size);

@@ -11,6 +11,7 @@
 
 #include "vmm/vm.h"
 #include "rlink.h"
+#include "verdict.h"
 #include "base/clock.h"
 #include "base/log.h"
 
@@ -42,7 +43,8 @@ static int read_hello(struct rlink *l, struct rlink_msg *m, struct kg_err *e)
 	if (k < 0)
 		return -1;
 	if (k != 1 || m->type != RLINK_HELLO)
-		return kg_errf(e, "%s: expected HELLO first", rlink_peer(l));
+		return kg_errk(e, KG_ERR_CORRUPT, "%s: expected HELLO first",
+			       rlink_peer(l));
 	return 0;
 }
 
@@ -97,7 +99,8 @@ int incoming_begin(struct incoming *in, struct kg_tp_listener *l,
 				mode == RLINK_MODE_LOCKSTEP
 			      : mode == RLINK_MODE_MIGRATE;
 	if (!ok) {
-		kg_errf(e, "%s: mode %u is not %s", rlink_peer(in->link), mode,
+		kg_errk(e, KG_ERR_INVALID, "%s: mode %u is not %s",
+			rlink_peer(in->link), mode,
 			in->standby ? "ft, ha or lockstep (this is a secondary)"
 				    : "a migration (this is kagami receive)");
 		goto refuse;
@@ -114,20 +117,22 @@ int incoming_begin(struct incoming *in, struct kg_tp_listener *l,
 		if (k < 0)
 			goto fail;
 		if (k == 2) {
-			kg_errf(e, "%s closed before the configuration",
+			kg_errk(e, KG_ERR_PEER_GONE,
+				"%s closed before the configuration",
 				rlink_peer(in->link));
 			goto fail;
 		}
 		if (k == 0)
 			break; /* the stream starts */
 		if (m.type == RLINK_ABORT) {
-			kg_errf(e, "the source gave up: %s", m.text);
+			kg_errk(e, KG_ERR_REFUSED, "the source gave up: %s",
+				m.text);
 			goto fail;
 		}
 		if (m.type != RLINK_DISK || m.a != in->ndisk_sizes ||
 		    m.a >= sizeof(in->disk_size) / sizeof(in->disk_size[0])) {
-			kg_errf(e, "%s: unexpected %s message before the "
-				"stream", rlink_peer(in->link),
+			kg_errk(e, KG_ERR_CORRUPT, "%s: unexpected %s message "
+				"before the stream", rlink_peer(in->link),
 				rlink_msg_name(m.type));
 			goto refuse;
 		}
@@ -137,7 +142,8 @@ int incoming_begin(struct incoming *in, struct kg_tp_listener *l,
 	if (!in->er)
 		goto refuse;
 	if (c->ndisks != in->ndisk_sizes) {
-		kg_errf(e, "the source announced %u disk sizes for %u disks",
+		kg_errk(e, KG_ERR_CORRUPT,
+			"the source announced %u disk sizes for %u disks",
 			in->ndisk_sizes, c->ndisks);
 		goto refuse;
 	}
@@ -171,13 +177,15 @@ int incoming_receive(struct incoming *in, struct vm *vm,
 		if (k < 0)
 			goto fail;
 		if (k == 2) {
-			kg_errf(e, "%s closed the connection before hand-over",
+			kg_errk(e, KG_ERR_PEER_GONE,
+				"%s closed the connection before hand-over",
 				rlink_peer(in->link));
 			goto fail;
 		}
 		if (k == 1) {
 			if (m.type == RLINK_ABORT) {
-				kg_errf(e, "the source gave up: %s", m.text);
+				kg_errk(e, KG_ERR_REFUSED, "the source gave up: %s",
+					m.text);
 				goto fail;
 			}
 			if (m.type == RLINK_GO && m.a == in->session &&
@@ -187,8 +195,8 @@ int incoming_receive(struct incoming *in, struct vm *vm,
 			}
 			if (m.type == RLINK_BEAT)
 				continue;
-			kg_errf(e, "%s: unexpected %s", rlink_peer(in->link),
-				rlink_msg_name(m.type));
+			kg_errk(e, KG_ERR_CORRUPT, "%s: unexpected %s",
+				rlink_peer(in->link), rlink_msg_name(m.type));
 			goto refuse;
 		}
 		struct epoch_stats st;
@@ -218,12 +226,25 @@ fail:
 	return -1;
 }
 
-/* A corrupted frame or epoch: the primary is alive (it sent bytes), the
- * link is not to be trusted; unlike silence, no reason to take over. */
-static bool corrupted(const char *msg)
+/* incoming_follow's answer to an error, by verdict.h's table: 1 fail
+ * over, 2 keep the replica, -1 drop it. The primary hears ABORT when the
+ * error came with an epoch (the link's own errors leave it to see the
+ * connection end). */
+static int follow_error(struct incoming *in, enum incoming_phase phase,
+			struct kg_err *e)
 {
-	return strstr(msg, "corrupted") || strstr(msg, "out of sequence") ||
-	       strstr(msg, "checksum") || strstr(msg, "exceeds the limit");
+	switch (incoming_error_verdict(e->kind, phase)) {
+	case INCOMING_FAIL_OVER:
+		return 1;
+	case INCOMING_KEEP:
+		if (phase != INCOMING_AT_MESSAGE)
+			incoming_abort(in, e->msg);
+		return 2;
+	case INCOMING_DROP:
+		break;
+	}
+	incoming_abort(in, e->msg);
+	return -1;
 }
 
 /* After a hash round: the pages that differ here, as bitmap chunks in
@@ -269,15 +290,15 @@ int incoming_follow(struct incoming *in, struct vm *vm,
 		struct rlink_msg m;
 		int k = rlink_next(in->link, &m, e);
 		if (k < 0)
-			return corrupted(e->msg) ? 2 : 1;
+			return follow_error(in, INCOMING_AT_MESSAGE, e);
 		if (k == 2) {
-			kg_errf(e, "%s closed the connection",
+			kg_errk(e, KG_ERR_PEER_GONE, "%s closed the connection",
 				rlink_peer(in->link));
 			return 1;
 		}
 		if (k == 1) {
 			if (m.type == RLINK_ABORT) {
-				kg_errf(e, "%s", m.text);
+				kg_errk(e, KG_ERR_REFUSED, "%s", m.text);
 				return 0;
 			}
 			continue; /* heartbeats */
@@ -285,19 +306,10 @@ int incoming_follow(struct incoming *in, struct vm *vm,
 		struct epoch_stats st;
 		int r = epoch_receive(in->er, &st, e);
 		in->bytes += st.stream_bytes;
-		if (r < 0) {
-			/* Nothing of a bad epoch is committed. */
-			if (corrupted(e->msg) || strstr(e->msg, "CRC") ||
-			    strstr(e->msg, "section")) {
-				incoming_abort(in, e->msg);
-				return 2;
-			}
-			if (strstr(e->msg, "stream at offset") ||
-			    strstr(e->msg, "receive from"))
-				return 1;
-			incoming_abort(in, e->msg);
-			return -1;
-		}
+		if (r < 0)
+			return follow_error(in, st.apply_failed
+						    ? INCOMING_APPLYING
+						    : INCOMING_IN_EPOCH, e);
 		if (r == 0) {
 			kg_errf(e, "the primary ended the stream");
 			return 0;

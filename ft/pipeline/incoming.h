@@ -71,10 +71,12 @@ int incoming_receive(struct incoming *in, struct vm *vm,
 		     const struct epoch_disk_sink *disk, void *ctx,
 		     struct kg_err *e);
 /* The secondary (standby): applies rounds and epochs, ACKing each, until
- * the primary goes away. 1: the link closed or went silent (e says how)
- * — fail over if an epoch is committed; 2: a frame or epoch was corrupted
- * (nothing of it committed): the primary is alive and will reconnect;
- * 0: the primary said not to take over (its ABORT; e has its words);
+ * the primary goes away. Errors are judged by incoming_error_verdict
+ * (verdict.h), on their kind: 1: the link closed or went silent (e says
+ * how) — fail over if an epoch is committed; 2: a frame or epoch was
+ * corrupted (nothing of it applied): the primary is alive and will
+ * reconnect; 0: the primary said not to take over (its ABORT; e has its
+ * words);
  * 3: lockstep: the first state is committed and the execution log
  * follows on the same stream (ft/pipeline/lockstep.h); -1: this side
  * failed. */

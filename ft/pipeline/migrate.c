@@ -10,6 +10,7 @@
 
 #include "vmm/vm.h"
 #include "rlink.h"
+#include "verdict.h"
 #include "base/clock.h"
 
 #define PAGE 4096u
@@ -294,9 +295,8 @@ static enum doubt resolve_doubt(struct run *r, struct kg_err *why)
 		struct kg_transport *t;
 		struct kg_err e;
 		if (kg_tp_connect(r->o->addr, &to, &t, &e) < 0) {
-			if (errno == ECONNREFUSED ||
-			    strstr(e.msg, "Connection refused")) {
-				kg_errf(why, "%s", e.msg);
+			if (migrate_doubt_verdict(e.kind) == DOUBT_NOT_RUNNING) {
+				*why = e;
 				return DOUBT_NOT_THERE;
 			}
 			*why = e;
@@ -338,7 +338,7 @@ static int handover(struct run *r, struct kg_err *e)
 	if (r->o->inject && !strcmp(r->o->inject, "handover"))
 		kg_tp_shutdown(rlink_transport(r->link));
 	struct rlink_msg m;
-	struct kg_err le = { "" };
+	struct kg_err le = { 0 };
 	/* The injected cut stands for a link lost right after GO: a
 	 * RUNNING that slipped through before it is not looked at. */
 	bool cut = r->o->inject && !strcmp(r->o->inject, "handover");

@@ -16,6 +16,7 @@
 #include "guard.h"
 #include "lockstep.h"
 #include "rlink.h"
+#include "verdict.h"
 #include "base/clock.h"
 #include "base/log.h"
 
@@ -513,7 +514,7 @@ static void *protect_thread(void *arg)
 	struct protect *p = arg;
 	bool said = false;
 	while (!atomic_load(&p->stop)) {
-		struct kg_err e = { "" };
+		struct kg_err e = { 0 };
 		set_state(p, said ? "unprotected" : "connecting", NULL);
 		struct rlink *l = connect_secondary(p, &e);
 		/* A test's fault applies to the first connection only. */
@@ -541,7 +542,8 @@ static void *protect_thread(void *arg)
 				 (uint64_t)RECONNECT_WINDOW_MS * 1000000u;
 		pthread_mutex_unlock(&p->lock);
 		/* Refused: no secondary process, so no replica to respect. */
-		bool gone = !l && strstr(e.msg, "refused");
+		bool gone = !l && protect_connect_verdict(e.kind) ==
+					  PROTECT_SECONDARY_GONE;
 		if (!ending && !gone && holds_output(p) && in_window &&
 		    outbuf_holding(p->vm->out)) {
 			/* A corrupted frame or a blip: the secondary keeps its

@@ -64,7 +64,7 @@ struct rlink *rlink_new(struct kg_transport *t, uint64_t bandwidth,
 			free(l);
 		}
 		kg_tp_close(t);
-		kg_errf(e, "out of memory");
+		kg_errk(e, KG_ERR_NOMEM, "out of memory");
 		return NULL;
 	}
 	l->tp = t;
@@ -255,8 +255,8 @@ static int parse_msg(const struct rlink *l, const uint8_t *p, size_t len,
 		     struct rlink_msg *m, struct kg_err *e)
 {
 	if (len < RLINK_MSG_HEADER || len > RLINK_MSG_HEADER + RLINK_TEXT_MAX)
-		return kg_errf(e, "%s: control message of %zu bytes", l->peer,
-			       len);
+		return kg_errk(e, KG_ERR_CORRUPT, "%s: control message of %zu bytes",
+			       l->peer, len);
 	m->type = (uint32_t)le64_get(p) & 0xffffffffu;
 	m->a = le64_get(p + 8);
 	m->b = le64_get(p + 16);
@@ -264,7 +264,8 @@ static int parse_msg(const struct rlink *l, const uint8_t *p, size_t len,
 	memcpy(m->text, p + RLINK_MSG_HEADER, tl);
 	m->text[tl] = 0;
 	if (m->type < RLINK_HELLO || m->type > RLINK_NEED)
-		return kg_errf(e, "%s: unknown control message type %u",
+		return kg_errk(e, KG_ERR_CORRUPT,
+			       "%s: unknown control message type %u",
 			       l->peer, m->type);
 	return 0;
 }
@@ -291,8 +292,9 @@ static int enqueue(struct rlink *l, const struct rlink_msg *m,
 			}
 		}
 		if (i == QUEUE_LEN)
-			return kg_errf(e, "%s: more than %d control messages "
-				       "unanswered", l->peer, QUEUE_LEN);
+			return kg_errk(e, KG_ERR_CORRUPT, "%s: more than %d "
+				       "control messages unanswered", l->peer,
+				       QUEUE_LEN);
 		for (; i + 1 < QUEUE_LEN; i++)
 			l->q[(l->q_head + i) % QUEUE_LEN] =
 				l->q[(l->q_head + i + 1) % QUEUE_LEN];
@@ -326,7 +328,8 @@ static int recv_frame(struct rlink *l, struct rlink_msg *m, struct kg_err *e)
 	if (rx.flags == RLINK_MSG)
 		return parse_msg(l, l->rbuf, rx.len, m, e) < 0 ? -1 : 2;
 	if (rx.flags != RLINK_STREAM)
-		return kg_errf(e, "%s: frame %llu with unknown flags 0x%x",
+		return kg_errk(e, KG_ERR_CORRUPT,
+			       "%s: frame %llu with unknown flags 0x%x",
 			       l->peer, (unsigned long long)rx.seq, rx.flags);
 	l->rlen = rx.len;
 	l->roff = 0;
@@ -401,11 +404,11 @@ static void *reader_thread(void *arg)
 	for (;;) {
 		struct kg_tp_rx rx;
 		struct rlink_msg m;
-		struct kg_err e = { "" };
+		struct kg_err e = { 0 };
 		int r = kg_tp_recv(l->tp, buf, sizeof(buf), &rx, &e);
 		if (r > 0 && rx.flags != RLINK_MSG)
-			r = kg_errf(&e, "%s: stream data where only control "
-				    "messages belong", l->peer);
+			r = kg_errk(&e, KG_ERR_CORRUPT, "%s: stream data where "
+				    "only control messages belong", l->peer);
 		if (r > 0 && parse_msg(l, buf, rx.len, &m, &e) < 0)
 			r = -1;
 		pthread_mutex_lock(&l->q_lock);
@@ -413,7 +416,8 @@ static void *reader_thread(void *arg)
 			r = -1;
 		if (r <= 0) {
 			if (r == 0)
-				kg_errf(&e, "%s closed the connection", l->peer);
+				kg_errk(&e, KG_ERR_PEER_GONE,
+					"%s closed the connection", l->peer);
 			l->reader_err = e;
 			l->reader_done = true;
 			pthread_cond_broadcast(&l->q_cond);

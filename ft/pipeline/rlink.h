@@ -22,7 +22,10 @@
  * rlink_wait_msg waits for one.
  *
  * One thread may send (stream and messages are serialised by a lock)
- * while another receives. Errors follow base/err.h and name the peer.
+ * while another receives. Errors follow base/err.h and name the peer; a
+ * malformed or unexpected message is KG_ERR_CORRUPT, a peer that closed
+ * the connection (seen by the reader thread) KG_ERR_PEER_GONE, and the
+ * transport's errors keep their kinds.
  */
 #ifndef KG_RLINK_H
 #define KG_RLINK_H

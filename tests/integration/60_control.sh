@@ -40,7 +40,7 @@ test_control_errors() {
 	ctl frobnicate
 	[[ $CTL == 1 ]] && grep -q "unknown command 'frobnicate'" ctl.err || why "unknown: $(cat ctl.err)" || return
 	printf 'this is not json\n{"nocmd":1}\n' | timeout 5 socat - UNIX-CONNECT:ctl.sock >raw.out
-	grep -q '"error":"request is not valid JSON"' raw.out || why "bad JSON: $(cat raw.out)" || return
+	grep -q '"error":"request is not valid JSON","kind":"invalid"' raw.out || why "bad JSON: $(cat raw.out)" || return
 	grep -q 'no \\"cmd\\" string' raw.out || why "no cmd: $(cat raw.out)" || return
 	ctl help
 	grep -q '"quit"' ctl.out || why "help lacks quit" || return

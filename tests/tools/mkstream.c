@@ -76,7 +76,7 @@ int main(int argc, char **argv)
 {
 	struct kg_stream_header h;
 	struct kg_stream_writer w;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	const char *path = NULL;
 	int end = 1;
 

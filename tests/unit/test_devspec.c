@@ -19,7 +19,7 @@
 static void disk_bad(const char *s, const char *what)
 {
 	struct disk_spec d;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	assert_int_equal(disk_spec_parse(s, &d, &e), -1);
 	if (!strstr(e.msg, what))
 		fail_msg("disk '%.40s': error '%s' does not mention '%s'", s,
@@ -29,7 +29,7 @@ static void disk_bad(const char *s, const char *what)
 static void net_bad(const char *s, const char *what)
 {
 	struct net_spec n;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	assert_int_equal(net_spec_parse(s, &n, &e), -1);
 	if (!strstr(e.msg, what))
 		fail_msg("net '%s': error '%s' does not mention '%s'", s,
@@ -38,7 +38,7 @@ static void net_bad(const char *s, const char *what)
 
 static void net_ok(const char *s, struct net_spec *n)
 {
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	if (net_spec_parse(s, n, &e) != 0)
 		fail_msg("net '%s' refused: %s", s, e.msg);
 }
@@ -49,7 +49,7 @@ static void test_disk_plain(void **state)
 {
 	(void)state;
 	struct disk_spec d;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	memset(&d, 0x5a, sizeof(d));
 	assert_int_equal(disk_spec_parse("a.img", &d, &e), 0);
 	assert_string_equal(d.path, "a.img");
@@ -64,7 +64,7 @@ static void test_disk_readonly(void **state)
 {
 	(void)state;
 	struct disk_spec d;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	assert_int_equal(disk_spec_parse("a.img,readonly", &d, &e), 0);
 	assert_string_equal(d.path, "a.img");
 	assert_true(d.readonly);
@@ -98,7 +98,7 @@ static void test_disk_path_too_long(void **state)
 	(void)state;
 	static char s[sizeof(((struct disk_spec *)0)->path) + 16];
 	struct disk_spec d;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	size_t max = sizeof(d.path) - 1;
 	/* the longest path that fits */
 	memset(s, 'p', max);
@@ -232,7 +232,7 @@ static void test_net_mac_sign_and_space(void **state)
 {
 	(void)state;
 	struct net_spec n;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	(void)n, (void)e;
 	net_bad("tap:tap0,mac=52:54:00:12:34:-1", "expected mac=");
 	net_bad("tap:tap0,mac=52:54:00:12:34: 5", "expected mac=");

@@ -51,7 +51,7 @@ static void test_lock_handover_and_switch(void **state)
 	make_image(c, sizeof(c), 2 << 20);
 	struct vm_run *r = calloc(1, sizeof(*r));
 	struct vm_config cfg;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	vm_run_config(r, &cfg, 64ull << 20, 1, HELLO, NULL);
 	cfg.ndisks = 1;
 	assert_int_equal(disk_spec_parse(a, &cfg.disks[0], &e), 0);

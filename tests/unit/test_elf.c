@@ -174,7 +174,7 @@ static int parse_copy(const uint8_t *buf, size_t len, struct elf_image *img,
 static void expect_fail(const uint8_t *buf, size_t len, const char *want)
 {
 	struct elf_image img;
-	struct kg_err e = { .msg = "" };
+	struct kg_err e = { 0 };
 	int rc = parse_copy(buf, len, &img, &e);
 	if (rc != -1 || !strstr(e.msg, want))
 		fail_msg("expected failure containing '%s', got rc %d, '%s'",
@@ -183,7 +183,7 @@ static void expect_fail(const uint8_t *buf, size_t len, const char *want)
 
 static void expect_ok(const uint8_t *buf, size_t len, struct elf_image *img)
 {
-	struct kg_err e = { .msg = "" };
+	struct kg_err e = { 0 };
 	int rc = parse_copy(buf, len, img, &e);
 	if (rc != 0)
 		fail_msg("expected success, got rc %d: '%s'", rc, e.msg);
@@ -379,7 +379,7 @@ static void test_empty_and_short(void **state)
 {
 	(void)state;
 	struct elf_image img;
-	struct kg_err e = { .msg = "" };
+	struct kg_err e = { 0 };
 	assert_int_equal(elf_parse(NULL, 0, &img, &e), -1);
 	assert_non_null(strstr(e.msg, "not an ELF"));
 	size_t len = build(img_buf, &std64);
@@ -808,7 +808,7 @@ static void test_real_hello_elf(void **state)
 		skip();
 	}
 	struct elf_image img;
-	struct kg_err e = { .msg = "" };
+	struct kg_err e = { 0 };
 	int rc = elf_parse(buf, len, &img, &e);
 	if (rc != 0) {
 		free(buf);

@@ -32,6 +32,7 @@ struct recv_ctx {
 	int epochs, rc;
 	uint64_t digest_before_fail;
 	struct kg_err e;
+	bool apply_failed;
 };
 
 static void *receiver(void *arg)
@@ -59,6 +60,7 @@ static void *receiver(void *arg)
 		int n = epoch_receive(er, &st, &c->e);
 		if (n <= 0) {
 			c->rc = n;
+			c->apply_failed = st.apply_failed;
 			c->digest_before_fail = d;
 			break;
 		}
@@ -199,6 +201,9 @@ static void test_corrupt_epoch_refused(void **state)
 	assert_int_equal(rc.epochs, 1);
 	assert_int_equal(rc.rc, -1);
 	assert_non_null(strstr(rc.e.msg, "checksum mismatch"));
+	/* damage, found before anything of the epoch was applied */
+	assert_int_equal(rc.e.kind, KG_ERR_CORRUPT);
+	assert_false(rc.apply_failed);
 	assert_true(ram_digest(&dst->vm) == rc.digest_before_fail);
 	vm_destroy(&dst->vm);
 	unlink(dst->console);

@@ -65,7 +65,8 @@ struct disk {
 	uint64_t next_off[8], next_len[8];
 	int nnext;
 	int sends, firsts;
-	struct kg_err fail; /* apply fails when set */
+	struct kg_err fail; /* apply fails when set ... */
+	int fail_from;      /* ... from this many applies on */
 };
 
 static int disk_send(void *ctx, struct kg_stream_writer *w, bool first,
@@ -99,8 +100,8 @@ static int disk_apply(void *ctx, uint16_t disk, uint64_t offset,
 		      const uint8_t *data, size_t len, struct kg_err *e)
 {
 	struct disk *d = ctx;
-	if (d->fail.msg[0])
-		return kg_errf(e, "%s", d->fail.msg);
+	if (d->fail.msg[0] && d->applies >= d->fail_from)
+		return kg_errk(e, d->fail.kind, "%s", d->fail.msg);
 	if (disk > 1 || offset > DISK_SIZE || len > DISK_SIZE - offset)
 		return kg_errf(e, "disk %u: bad range", disk);
 	memcpy(d->data[disk] + offset, data, len);
@@ -136,6 +137,7 @@ struct rx {
 	struct epoch_stats st[MAXEP];
 	bool committed[MAXEP];
 	struct kg_err e;
+	bool apply_failed; /* the failing epoch_receive's */
 	struct epoch_receiver *er;
 };
 
@@ -143,7 +145,7 @@ static void *rx_main(void *arg)
 {
 	struct rx *c = arg;
 	struct vm_state_config vc;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	struct epoch_receiver *er = epoch_receiver_new(c->fd, &vc, &e);
 	struct vm_config cfg;
 	int rc = 0;
@@ -181,6 +183,7 @@ static void *rx_main(void *arg)
 		pthread_mutex_unlock(&c->mu);
 		if (n <= 0) {
 			rc = n;
+			c->apply_failed = st.apply_failed;
 			break;
 		}
 	}
@@ -252,7 +255,7 @@ static void test_live_rounds_running_guest(void **state)
 		skip();
 	struct vm_run *src = calloc(1, sizeof(*src)), *dst = calloc(1, sizeof(*dst));
 	struct vm_config cfg;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	int p[2];
 	assert_int_equal(pipe(p), 0);
 	config(src, &cfg, MEMSTRESS, "mib=16 total=100000 seed=5 rate=256");
@@ -357,7 +360,7 @@ static void test_live_rounds_paused_host_writes(void **state)
 		skip();
 	struct vm_run *src = calloc(1, sizeof(*src)), *dst = calloc(1, sizeof(*dst));
 	struct vm_config cfg;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	int p[2];
 	assert_int_equal(pipe(p), 0);
 	/* Loaded, never run: the guest writes nothing, only the host. */
@@ -451,6 +454,9 @@ static void test_live_rounds_paused_host_writes(void **state)
 	print_message("refused: %s\n", rc->e.msg);
 	assert_non_null(strstr(rc->e.msg, "epoch 5"));
 	assert_non_null(strstr(rc->e.msg, "live round after a committed epoch"));
+	/* the sender broke the protocol: nothing applied, the replica kept */
+	assert_int_equal(rc->e.kind, KG_ERR_CORRUPT);
+	assert_false(rc->apply_failed);
 	/* and nothing of it was applied */
 	assert_true(first_diff_page(&src->vm, &dst->vm) == (long)(2 * mib / PAGE));
 
@@ -470,9 +476,11 @@ static void test_live_rounds_paused_host_writes(void **state)
 
 /* Receives the stream in path's first len bytes with a sink (disk, or
  * none): returns the epochs applied; *rc the last epoch_receive's result,
- * e its error. The receiving VM is destroyed before returning. */
-static int receive_file(const char *path, off_t len, struct disk *disk,
-			int *rc, struct kg_err *e, struct epoch_stats *sts)
+ * e its error, *last its stats. The receiving VM is destroyed before
+ * returning. */
+static int receive_file_st(const char *path, off_t len, struct disk *disk,
+			   int *rc, struct kg_err *e, struct epoch_stats *sts,
+			   struct epoch_stats *last)
 {
 	char cut[128];
 	snprintf(cut, sizeof(cut), "%s.cut", path);
@@ -502,8 +510,10 @@ static int receive_file(const char *path, off_t len, struct disk *disk,
 	for (;;) {
 		struct epoch_stats st;
 		*rc = epoch_receive(er, &st, e);
-		if (*rc <= 0)
+		if (*rc <= 0) {
+			*last = st;
 			break;
+		}
 		if (sts)
 			sts[n] = st;
 		n++;
@@ -517,6 +527,13 @@ static int receive_file(const char *path, off_t len, struct disk *disk,
 	return n;
 }
 
+static int receive_file(const char *path, off_t len, struct disk *disk,
+			int *rc, struct kg_err *e, struct epoch_stats *sts)
+{
+	struct epoch_stats last;
+	return receive_file_st(path, len, disk, rc, e, sts, &last);
+}
+
 static void test_disk_sections(void **state)
 {
 	(void)state;
@@ -525,7 +542,7 @@ static void test_disk_sections(void **state)
 	struct vm_run *src = calloc(1, sizeof(*src));
 	struct disk *sd = calloc(1, sizeof(*sd)), *rd = calloc(1, sizeof(*rd));
 	struct vm_config cfg;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	char path[96];
 	snprintf(path, sizeof(path), "/tmp/kagami-epoch-live-%d.stream", getpid());
 	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
@@ -581,18 +598,25 @@ static void test_disk_sections(void **state)
 	/* Cut inside live round 2's end marker: its block was applied at
 	 * once, before the round was complete. */
 	memset(rd, 0, sizeof(*rd));
-	n = receive_file(path, live2_end - 10, rd, &rc, &e, NULL);
+	struct epoch_stats last;
+	n = receive_file_st(path, live2_end - 10, rd, &rc, &e, NULL, &last);
 	assert_int_equal(n, 1);
 	assert_int_equal(rc, -1);
 	assert_int_equal(rd->applies, 4);
+	/* a cut stream is damage found before applying: what was applied
+	 * was whole sections (live), the failure itself applied nothing */
+	assert_int_equal(e.kind, KG_ERR_CORRUPT);
+	assert_false(last.apply_failed);
 
 	/* Cut inside the paused epoch's end marker: its blocks are staged,
 	 * never applied. */
 	memset(rd, 0, sizeof(*rd));
-	n = receive_file(path, paused_end - 10, rd, &rc, &e, NULL);
+	n = receive_file_st(path, paused_end - 10, rd, &rc, &e, NULL, &last);
 	assert_int_equal(n, 2);
 	assert_int_equal(rc, -1);
 	print_message("cut paused epoch: %s\n", e.msg);
+	assert_int_equal(e.kind, KG_ERR_CORRUPT);
+	assert_false(last.apply_failed);
 	assert_int_equal(rd->applies, 4);
 	assert_true(rd->bytes == 4096 + 10000 + 512 + 3000);
 
@@ -602,14 +626,34 @@ static void test_disk_sections(void **state)
 	assert_int_equal(rc, -1);
 	print_message("no sink: %s\n", e.msg);
 	assert_non_null(strstr(e.msg, "disk"));
+	/* a setup the two sides do not share: this side cannot take it */
+	assert_int_equal(e.kind, KG_ERR_INVALID);
 
 	/* A sink that fails: the error comes back (live round). */
 	memset(rd, 0, sizeof(*rd));
 	snprintf(rd->fail.msg, sizeof(rd->fail.msg), "disk full");
-	n = receive_file(path, live1_end, rd, &rc, &e, NULL);
+	rd->fail.kind = KG_ERR_NO_SPACE;
+	n = receive_file_st(path, live1_end, rd, &rc, &e, NULL, &last);
 	assert_int_equal(n, 0);
 	assert_int_equal(rc, -1);
 	assert_non_null(strstr(e.msg, "disk full"));
+	/* the sink's kind comes back, and it failed while applying */
+	assert_int_equal(e.kind, KG_ERR_NO_SPACE);
+	assert_true(last.apply_failed);
+
+	/* The same in the paused epoch, after its pages may be applied: the
+	 * replica is no longer whole, and says so. */
+	memset(rd, 0, sizeof(*rd));
+	snprintf(rd->fail.msg, sizeof(rd->fail.msg), "disk full");
+	rd->fail.kind = KG_ERR_NO_SPACE;
+	rd->fail_from = 4; /* the live rounds' four blocks pass */
+	n = receive_file_st(path, end, rd, &rc, &e, NULL, &last);
+	assert_int_equal(n, 2);
+	assert_int_equal(rc, -1);
+	print_message("failed commit: %s\n", e.msg);
+	assert_non_null(strstr(e.msg, "the receiver now needs a full epoch"));
+	assert_int_equal(e.kind, KG_ERR_NO_SPACE);
+	assert_true(last.apply_failed);
 
 	vm_destroy(&src->vm);
 	unlink(src->console);
@@ -629,7 +673,7 @@ static void test_disk_in_paused_epoch_without_sink(void **state)
 	struct vm_run *src = calloc(1, sizeof(*src));
 	struct disk *sd = calloc(1, sizeof(*sd));
 	struct vm_config cfg;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	char path[96];
 	snprintf(path, sizeof(path), "/tmp/kagami-epoch-live2-%d.stream", getpid());
 	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
@@ -657,6 +701,7 @@ static void test_disk_in_paused_epoch_without_sink(void **state)
 	assert_int_equal(rc, -1);
 	print_message("no sink, paused: %s\n", e.msg);
 	assert_non_null(strstr(e.msg, "no disk"));
+	assert_int_equal(e.kind, KG_ERR_INVALID);
 	vm_destroy(&src->vm);
 	unlink(src->console);
 	unlink(path);

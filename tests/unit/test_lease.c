@@ -75,7 +75,7 @@ static void *serve_main(void *arg)
 static void witness_start(struct fx *f, bool tcp, const struct kg_tp_key *key)
 {
 	char addr[128];
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	if (tcp)
 		snprintf(addr, sizeof(addr), "tcp:127.0.0.1:0");
 	else
@@ -130,7 +130,7 @@ static int teardown(void **state)
 static struct lease *open_as(const struct fx *f, const char *holder,
 			     const struct kg_tp_key *key)
 {
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	struct lease *l = lease_open(f->spec, holder, key, &e);
 	if (!l)
 		fail_msg("lease_open %s: %s", f->spec, e.msg);
@@ -145,7 +145,7 @@ static void check_two_holders(struct fx *f)
 {
 	struct lease *a = open_as(f, "primary@hostA", NULL);
 	struct lease *b = open_as(f, "secondary@hostB", NULL);
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	long long until = 0, t0 = now_ms();
 	assert_int_equal(lease_acquire(a, TTL, &until, &e), 1);
 	assert_true(until >= t0 + TTL && until <= now_ms() + TTL);
@@ -169,7 +169,7 @@ static void check_renew(struct fx *f)
 {
 	struct lease *a = open_as(f, "primary@hostA", NULL);
 	struct lease *b = open_as(f, "secondary@hostB", NULL);
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	long long u1 = 0, u2 = 0;
 	assert_int_equal(lease_acquire(a, TTL, &u1, &e), 1);
 	sleep_ms(TTL / 2);
@@ -193,7 +193,7 @@ static void check_release(struct fx *f)
 {
 	struct lease *a = open_as(f, "primary@hostA", NULL);
 	struct lease *b = open_as(f, "secondary@hostB", NULL);
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	long long until = 0;
 	assert_int_equal(lease_acquire(a, 60000, &until, &e), 1);
 	assert_int_equal(lease_acquire(b, 60000, &until, &e), 0);
@@ -239,7 +239,7 @@ static void test_witness_names(void **state)
 	witness_start(f, false, NULL);
 	char base[200], spec[220];
 	snprintf(base, sizeof(base), "%s", f->spec);
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	long long until;
 	snprintf(spec, sizeof(spec), "%s#vm1", base);
 	struct lease *a = lease_open(spec, "primary@hostA", NULL, &e);
@@ -262,7 +262,7 @@ static void test_witness_key(void **state)
 	make_key(&k1, 1);
 	make_key(&k2, 2);
 	witness_start(f, true, &k1);
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	long long until;
 	struct lease *good = open_as(f, "primary@hostA", &k1);
 	struct lease *bad = open_as(f, "secondary@hostB", &k2);
@@ -272,8 +272,10 @@ static void test_witness_key(void **state)
 	assert_non_null(strstr(e.msg, "lease witness tcp:127.0.0.1:"));
 	assert_non_null(strstr(e.msg, "authentication"));
 	assert_non_null(strstr(e.msg, "wrong key"));
+	assert_int_equal(e.kind, KG_ERR_AUTH);
 	assert_int_equal(lease_acquire(none, TTL, &until, &e), -1);
 	assert_non_null(strstr(e.msg, "authentication"));
+	assert_int_equal(e.kind, KG_ERR_AUTH);
 	lease_close(good);
 	lease_close(bad);
 	lease_close(none);
@@ -286,7 +288,7 @@ static void test_witness_gone(void **state)
 	struct fx *f = *state;
 	witness_start(f, false, NULL);
 	struct lease *a = open_as(f, "primary@hostA", NULL);
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	long long until = 0, until2 = 0;
 	assert_int_equal(lease_acquire(a, TTL, &until, &e), 1);
 	witness_stop(f);
@@ -315,7 +317,7 @@ static void test_witness_silent_client(void **state)
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/w.sock", f->dir);
 	assert_int_equal(connect(s, (struct sockaddr *)&sa, sizeof(sa)), 0);
 	struct lease *a = open_as(f, "primary@hostA", NULL);
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	long long until, t0 = now_ms();
 	assert_int_equal(lease_acquire(a, TTL, &until, &e), 1);
 	assert_true(now_ms() - t0 < 1500);
@@ -330,7 +332,7 @@ static void test_witness_bad_request(void **state)
 	struct fx *f = *state;
 	witness_start(f, false, NULL);
 	struct kg_transport *t;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	assert_int_equal(kg_tp_connect(f->spec + 8, NULL, &t, &e), 0);
 	const char *junk = "{\"op\":\"steal\",\"name\":\"x\",\"holder\":\"y\","
 			   "\"gen\":0}";
@@ -489,7 +491,7 @@ static void test_file_corrupt(void **state)
 	char path[128];
 	snprintf(path, sizeof(path), "%s/lease", f->dir);
 	struct lease *a = open_as(f, "primary@hostA", NULL);
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	long long until;
 	const char *bad[] = {
 		"garbage\n",
@@ -507,6 +509,7 @@ static void test_file_corrupt(void **state)
 		assert_int_equal(lease_acquire(a, TTL, &until, &e), -1);
 		assert_non_null(strstr(e.msg, path));
 		assert_non_null(strstr(e.msg, "corrupt"));
+		assert_int_equal(e.kind, KG_ERR_CORRUPT);
 	}
 	lease_close(a);
 	/* A directory that does not exist: -1 naming the file. */
@@ -523,7 +526,7 @@ static void test_file_format(void **state)
 {
 	struct fx *f = *state;
 	struct lease *a = open_as(f, "primary@hostA", NULL);
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	long long until;
 	assert_int_equal(lease_acquire(a, TTL, &until, &e), 1);
 	char path[128], buf[256] = "";
@@ -595,7 +598,7 @@ static void test_file_race(void **state)
 static void test_open_errors(void **state)
 {
 	(void)state;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	assert_null(lease_open("nfs:/x", "a", NULL, &e));
 	assert_non_null(strstr(e.msg, "expected witness:ADDR[#NAME] or file:PATH"));
 	assert_null(lease_open("file:/tmp/x", "has space", NULL, &e));

@@ -31,7 +31,7 @@ static void test_console_simple(void **state)
 {
 	(void)state;
 	struct console_spec s;
-	struct kg_err e = { .msg = "" };
+	struct kg_err e = { 0 };
 	memset(&s, 0x77, sizeof(s));
 	assert_int_equal(console_parse("stdio", &s, &e), 0);
 	assert_int_equal(s.kind, CONSOLE_STDIO);
@@ -46,7 +46,7 @@ static void test_console_paths(void **state)
 {
 	(void)state;
 	struct console_spec s;
-	struct kg_err e = { .msg = "" };
+	struct kg_err e = { 0 };
 	assert_int_equal(console_parse("file:/tmp/guest.log", &s, &e), 0);
 	assert_int_equal(s.kind, CONSOLE_FILE);
 	assert_string_equal(s.path, "/tmp/guest.log");
@@ -67,7 +67,7 @@ static void test_console_empty_path(void **state)
 {
 	(void)state;
 	struct console_spec s;
-	struct kg_err e = { .msg = "" };
+	struct kg_err e = { 0 };
 	assert_int_equal(console_parse("file:", &s, &e), -1);
 	has(e.msg, "empty path");
 	e.msg[0] = '\0';
@@ -80,7 +80,7 @@ static void test_console_path_length(void **state)
 {
 	(void)state;
 	struct console_spec s;
-	struct kg_err e = { .msg = "" };
+	struct kg_err e = { 0 };
 	char arg[5 + 300];
 	/* the longest path that fits sun_path with its NUL */
 	memcpy(arg, "unix:", 5);
@@ -113,7 +113,7 @@ static void test_console_junk(void **state)
 	};
 	for (size_t i = 0; i < sizeof(junk) / sizeof(junk[0]); i++) {
 		struct console_spec s;
-		struct kg_err e = { .msg = "" };
+		struct kg_err e = { 0 };
 		if (console_parse(junk[i], &s, &e) != -1)
 			fail_msg("'%s' accepted", junk[i]);
 		has(e.msg, "expected stdio, none, file:PATH or unix:PATH");
@@ -133,7 +133,7 @@ static void test_bus_add_find(void **state)
 	static struct bus b;
 	memset(&b, 0, sizeof(b));
 	b.name = "pio";
-	struct kg_err e = { .msg = "" };
+	struct kg_err e = { 0 };
 	assert_null(bus_find(&b, 0x3f8, 1)); /* empty bus */
 	assert_int_equal(bus_add(&b, 0x3f8, 8, &ops_a, &opaque_a, "com1", &e),
 			 0);
@@ -169,7 +169,7 @@ static void test_bus_straddle(void **state)
 	static struct bus b;
 	memset(&b, 0, sizeof(b));
 	b.name = "pio";
-	struct kg_err e = { .msg = "" };
+	struct kg_err e = { 0 };
 	assert_int_equal(bus_add(&b, 0x3f8, 8, &ops_a, NULL, "com1", &e), 0);
 	assert_int_equal(bus_add(&b, 0x400, 8, &ops_b, NULL, "next", &e), 0);
 	/* an access running past the end of a range is no one's */
@@ -192,7 +192,7 @@ static void test_bus_overlap(void **state)
 	static struct bus b;
 	memset(&b, 0, sizeof(b));
 	b.name = "mmio";
-	struct kg_err e = { .msg = "" };
+	struct kg_err e = { 0 };
 	assert_int_equal(bus_add(&b, 0x1000, 0x100, &ops_a, NULL, "alpha", &e),
 			 0);
 	static const struct { uint64_t base, len; } clash[] = {
@@ -234,7 +234,7 @@ static void test_bus_bad_range(void **state)
 	static struct bus b;
 	memset(&b, 0, sizeof(b));
 	b.name = "pio";
-	struct kg_err e = { .msg = "" };
+	struct kg_err e = { 0 };
 	assert_int_equal(bus_add(&b, 0x80, 0, &ops_a, NULL, "empty", &e), -1);
 	has(e.msg, "bad range");
 	has(e.msg, "empty");
@@ -252,7 +252,7 @@ static void test_bus_full(void **state)
 	static struct bus b;
 	memset(&b, 0, sizeof(b));
 	b.name = "pio";
-	struct kg_err e = { .msg = "" };
+	struct kg_err e = { 0 };
 	static char names[BUS_MAX_RANGES][16];
 	for (unsigned i = 0; i < BUS_MAX_RANGES; i++) {
 		snprintf(names[i], sizeof(names[i]), "dev%u", i);
@@ -302,7 +302,7 @@ static void test_errf_truncates(void **state)
 static void test_errno(void **state)
 {
 	(void)state;
-	struct kg_err e = { .msg = "" };
+	struct kg_err e = { 0 };
 	errno = ENOENT;
 	assert_int_equal(kg_errno(&e, "open %s", "/nope"), -1);
 	assert_int_equal(errno, ENOENT);
@@ -390,6 +390,72 @@ static void test_prefix_long_prefix(void **state)
 	kg_err_prefix(&e, "%s", big);
 	assert_int_equal(strnlen(e.msg, sizeof(e.msg)), sizeof(e.msg) - 1);
 	assert_int_equal(e.msg[0], 'P');
+}
+
+/* Kinds: set where the error is made, kept by prefixes. */
+static void test_kinds(void **state)
+{
+	(void)state;
+	struct kg_err e = { 0 };
+	assert_int_equal(e.kind, KG_ERR_UNSPECIFIED);
+	kg_errk(&e, KG_ERR_CORRUPT, "frame seq %d: MAC mismatch", 3);
+	assert_int_equal(e.kind, KG_ERR_CORRUPT);
+	assert_string_equal(e.msg, "frame seq 3: MAC mismatch");
+	kg_err_prefix(&e, "receive from %s", "tcp:a:1");
+	assert_int_equal(e.kind, KG_ERR_CORRUPT);
+	/* a plain kg_errf says nothing about the kind, whatever was before */
+	kg_errf(&e, "checksum mismatch");
+	assert_int_equal(e.kind, KG_ERR_UNSPECIFIED);
+	assert_int_equal(kg_err_as(&e, KG_ERR_AUTH), -1);
+	assert_int_equal(e.kind, KG_ERR_AUTH);
+	assert_string_equal(e.msg, "checksum mismatch");
+	assert_int_equal(kg_err_as(NULL, KG_ERR_AUTH), -1);
+	assert_int_equal(kg_errk(NULL, KG_ERR_IO, "x"), -1);
+}
+
+static void test_kind_of_errno(void **state)
+{
+	(void)state;
+	static const struct {
+		int err;
+		enum kg_err_kind kind;
+	} rows[] = {
+		{ ECONNREFUSED, KG_ERR_REFUSED }, { ENOSPC, KG_ERR_NO_SPACE },
+		{ EDQUOT, KG_ERR_NO_SPACE },      { ETIMEDOUT, KG_ERR_TIMEOUT },
+		{ ECONNRESET, KG_ERR_PEER_GONE }, { EPIPE, KG_ERR_PEER_GONE },
+		{ ENOTCONN, KG_ERR_PEER_GONE },   { ECONNABORTED, KG_ERR_PEER_GONE },
+		{ EHOSTUNREACH, KG_ERR_PEER_GONE }, { ENETUNREACH, KG_ERR_PEER_GONE },
+		{ ENETDOWN, KG_ERR_PEER_GONE },   { EHOSTDOWN, KG_ERR_PEER_GONE },
+		{ ENOMEM, KG_ERR_NOMEM },         { ENOBUFS, KG_ERR_NOMEM },
+		{ EIO, KG_ERR_IO },               { ENOENT, KG_ERR_IO },
+		{ EINVAL, KG_ERR_IO },            { EACCES, KG_ERR_IO },
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		struct kg_err e = { 0 };
+		assert_int_equal(kg_err_kind_of_errno(rows[i].err), rows[i].kind);
+		errno = rows[i].err;
+		kg_errno(&e, "op");
+		if (e.kind != rows[i].kind)
+			fail_msg("%s: kind %s, want %s", strerror(rows[i].err),
+				 kg_err_kind_name(e.kind),
+				 kg_err_kind_name(rows[i].kind));
+		assert_int_equal(errno, rows[i].err);
+	}
+}
+
+static void test_kind_names(void **state)
+{
+	(void)state;
+	/* stable, distinct names: logs and the control socket's JSON */
+	for (int i = 0; i < KG_ERR_KINDS; i++) {
+		const char *n = kg_err_kind_name((enum kg_err_kind)i);
+		assert_string_not_equal(n, "?");
+		for (int j = 0; j < i; j++)
+			assert_string_not_equal(n, kg_err_kind_name((enum kg_err_kind)j));
+	}
+	assert_string_equal(kg_err_kind_name(KG_ERR_CORRUPT), "corrupt");
+	assert_string_equal(kg_err_kind_name(KG_ERR_PEER_GONE), "peer-gone");
+	assert_string_equal(kg_err_kind_name((enum kg_err_kind)KG_ERR_KINDS), "?");
 }
 
 static void test_prefix_unterminated(void **state)
@@ -501,6 +567,9 @@ int main(void)
 		cmocka_unit_test(test_prefix_long_message),
 		cmocka_unit_test(test_prefix_long_prefix),
 		cmocka_unit_test(test_prefix_unterminated),
+		cmocka_unit_test(test_kinds),
+		cmocka_unit_test(test_kind_of_errno),
+		cmocka_unit_test(test_kind_names),
 		cmocka_unit_test(test_fault_frame_pf),
 		cmocka_unit_test(test_fault_frame_names),
 		cmocka_unit_test(test_fault_frame_truncation),

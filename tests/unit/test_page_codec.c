@@ -144,7 +144,7 @@ static void write_light(struct fixture *f, uint8_t *p)
 static long encode(struct fixture *f, const uint64_t *gpas, size_t n,
 		   size_t cap, size_t *len, struct page_codec_stats *st)
 {
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	long r = page_encode(f->pe, gpas, n, f->out, cap, len, st, &e);
 	if (r < 0)
 		fail_msg("page_encode: %s", e.msg);
@@ -154,14 +154,14 @@ static long encode(struct fixture *f, const uint64_t *gpas, size_t n,
 static void decode_ok(struct fixture *f, size_t len,
 		      struct page_codec_stats *st)
 {
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	if (page_decode(&f->dst, PAGE_CODEC_VERSION, f->out, len, st, &e) < 0)
 		fail_msg("page_decode: %s", e.msg);
 }
 
 static void commit_ok(struct fixture *f, size_t len)
 {
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	if (page_encoder_commit(f->pe, f->out, len, &e) < 0)
 		fail_msg("commit: %s", e.msg);
 }
@@ -431,7 +431,7 @@ static void test_bounded_output(void **state)
 static void expect_encode_error(struct fixture *f, const uint64_t *gpas,
 				size_t n, const char *what)
 {
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	size_t len;
 	assert_int_equal(page_encode(f->pe, gpas, n, f->out, OUT_CAP, &len,
 				     NULL, &e), -1);
@@ -540,20 +540,37 @@ static void pb_rec(struct pb *p, uint64_t gpa, unsigned coding,
 }
 
 /* Decoding must fail with `what` in the message and leave RAM as it was. */
+static void expect_reject_kind(struct fixture *f, const struct guest_mem *dst,
+			       uint32_t version, const uint8_t *payload,
+			       size_t len, const char *what,
+			       enum kg_err_kind kind);
+
+/* A payload that breaks the format: corrupt. */
 static void expect_reject(struct fixture *f, const struct guest_mem *dst,
 			  uint32_t version, const uint8_t *payload, size_t len,
 			  const char *what)
+{
+	expect_reject_kind(f, dst, version, payload, len, what, KG_ERR_CORRUPT);
+}
+
+static void expect_reject_kind(struct fixture *f, const struct guest_mem *dst,
+			       uint32_t version, const uint8_t *payload,
+			       size_t len, const char *what,
+			       enum kg_err_kind kind)
 {
 	size_t size = dst->size;
 	uint8_t *before = malloc(size);
 	assert_non_null(before);
 	memcpy(before, dst->base, size);
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	struct page_codec_stats st = { .same = 77 };
 	assert_int_equal(page_decode(dst, version, payload, len, &st, &e), -1);
 	if (!strstr(e.msg, what))
 		fail_msg("error \"%s\" does not say \"%s\"", e.msg, what);
 	assert_null(strchr(e.msg, '\n'));
+	if (e.kind != kind)
+		fail_msg("error \"%s\": kind %s, want %s", e.msg,
+			 kg_err_kind_name(e.kind), kg_err_kind_name(kind));
 	assert_int_equal(st.same, 77); /* stats untouched on failure */
 	assert_memory_equal(before, dst->base, size);
 	free(before);
@@ -577,10 +594,12 @@ static void test_reject_batch(void **state)
 	struct fixture *f = *state;
 	struct pb p;
 	prefix(f, &p);
-	expect_reject(f, &f->dst, 2, p.b, p.n, "version 2");
+	expect_reject_kind(f, &f->dst, 2, p.b, p.n, "version 2",
+			   KG_ERR_INVALID);
 	expect_reject(f, &f->dst, 1, p.b, 5, "header cut short");
 	le32_put(p.b + 4, 0x4);
-	expect_reject(f, &f->dst, 1, p.b, p.n, "unknown required flags 0x4");
+	expect_reject_kind(f, &f->dst, 1, p.b, p.n,
+			   "unknown required flags 0x4", KG_ERR_INVALID);
 	le32_put(p.b + 4, 0x10000); /* an optional flag is ignored */
 	assert_int_equal(page_decode(&f->dst, 1, p.b, p.n, NULL, NULL), 0);
 	le32_put(p.b + 4, 0);

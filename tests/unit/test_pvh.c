@@ -299,7 +299,7 @@ static void test_start_info(void **state)
 	struct pvh_params p = { .cmdline = cmd, .initrd_gpa = 0x3000000,
 				.initrd_size = 0x12345 };
 	uint64_t si_gpa = 0;
-	struct kg_err e = { .msg = "" };
+	struct kg_err e = { 0 };
 	if (pvh_write_start_info(&m, &p, &si_gpa, &e) != 0)
 		fail_msg("%s", e.msg);
 	assert_int_equal(si_gpa, KAGAMI_START_INFO_GPA);
@@ -363,7 +363,7 @@ static void test_start_info_no_initrd_no_cmdline(void **state)
 	mem_alloc(&m, 64 * MiB);
 	struct pvh_params p = { .cmdline = NULL };
 	uint64_t si_gpa = 0;
-	struct kg_err e = { .msg = "" };
+	struct kg_err e = { 0 };
 	if (pvh_write_start_info(&m, &p, &si_gpa, &e) != 0)
 		fail_msg("%s", e.msg);
 	struct hvm_start_info si;
@@ -389,7 +389,7 @@ static void test_start_info_cmdline_limits(void **state)
 	cmd[KAGAMI_CMDLINE_MAX - 1] = '\0';
 	struct pvh_params p = { .cmdline = cmd };
 	uint64_t si_gpa;
-	struct kg_err e = { .msg = "" };
+	struct kg_err e = { 0 };
 	if (pvh_write_start_info(&m, &p, &si_gpa, &e) != 0)
 		fail_msg("%s", e.msg);
 	assert_string_equal((const char *)at(&m, KAGAMI_CMDLINE_GPA,
@@ -421,7 +421,7 @@ static void test_start_info_ram_too_small(void **state)
 	mem_alloc(&m, 0x10000); /* 64 KiB: below the command line */
 	struct pvh_params p = { .cmdline = "x" };
 	uint64_t si_gpa;
-	struct kg_err e = { .msg = "" };
+	struct kg_err e = { 0 };
 	assert_int_equal(pvh_write_start_info(&m, &p, &si_gpa, &e), -1);
 	assert_non_null(strstr(e.msg, "too small"));
 	mem_free(&m);
@@ -433,7 +433,7 @@ static void place_ok(const struct guest_mem *m, uint64_t image_end,
 		     uint64_t size, uint64_t want)
 {
 	uint64_t gpa = 1;
-	struct kg_err e = { .msg = "" };
+	struct kg_err e = { 0 };
 	if (pvh_place_initrd(m, image_end, size, &gpa, &e) != 0)
 		fail_msg("image_end 0x%llx size 0x%llx: %s",
 			 (unsigned long long)image_end,
@@ -450,7 +450,7 @@ static void place_bad(const struct guest_mem *m, uint64_t image_end,
 		      uint64_t size)
 {
 	uint64_t gpa = 1;
-	struct kg_err e = { .msg = "" };
+	struct kg_err e = { 0 };
 	if (pvh_place_initrd(m, image_end, size, &gpa, &e) != -1)
 		fail_msg("image_end 0x%llx size 0x%llx: placed at 0x%llx",
 			 (unsigned long long)image_end,

@@ -102,7 +102,7 @@ static void link_pair(bool unix_sock, const struct kg_tp_opts *srv_o,
 		      uint64_t bw_cli, struct rlink **srv, struct rlink **cli)
 {
 	char addr[128];
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	struct acceptor a = { 0 };
 	if (unix_sock)
 		snprintf(addr, sizeof(addr), "unix:%s/s.sock", tmpdir);
@@ -142,7 +142,7 @@ static int wr(struct rlink *l, const void *p, size_t n, struct kg_err *e)
 /* Reads exactly n stream bytes (fails the test on a short read). */
 static void rd(struct rlink *l, void *p, size_t n)
 {
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	size_t got = 0;
 	if (rlink_stream_io.read(l, p, n, &got, &e) < 0)
 		fail_msg("read: %s", e.msg);
@@ -252,7 +252,7 @@ static void check_stream_roundtrip(bool unix_sock)
 	assert_int_equal(pthread_create(&th, NULL, writer_main, &w), 0);
 	/* Read in pieces of odd sizes that straddle frames. */
 	size_t off = 0, k = 1;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	while (off < total) {
 		size_t n = k < total - off ? k : total - off;
 		size_t got = 0;
@@ -310,7 +310,7 @@ static void test_large_write_trailing_empty_iov(void **state)
 	assert_non_null(dst);
 	for (size_t i = 0; i < n + 10; i++)
 		src[i] = pat(i);
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	struct iovec v[2] = { { src, n }, { src + n, 0 } };
 	assert_int_equal(rlink_stream_io.writev(a, v, 2, &e), 0);
 	assert_int_equal(wr(a, src + n, 10, &e), 0);
@@ -338,7 +338,7 @@ static void test_messages_at_their_place(void **state)
 	(void)state;
 	struct rlink *a, *b;
 	plain_pair(true, &a, &b);
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	uint8_t s1[100], s2[200], s3[300], buf[300];
 	for (size_t i = 0; i < sizeof(s3); i++) {
 		s3[i] = pat(i + 1000);
@@ -406,7 +406,7 @@ static void test_messages_queued_by_read(void **state)
 	(void)state;
 	struct rlink *a, *b;
 	plain_pair(false, &a, &b);
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	uint8_t s[400], buf[400];
 	for (size_t i = 0; i < sizeof(s); i++)
 		s[i] = pat(i * 5);
@@ -450,7 +450,7 @@ static void test_queue_limit(void **state)
 	(void)state;
 	struct rlink *a, *b;
 	plain_pair(true, &a, &b);
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	uint8_t s[8] = { 1, 2, 3, 4, 5, 6, 7, 8 }, buf[8];
 	for (int i = 0; i < 264; i++)
 		assert_int_equal(rlink_send(a, RLINK_BEAT, (uint64_t)i, 0, NULL,
@@ -483,6 +483,7 @@ static void test_queue_limit(void **state)
 	size_t got;
 	assert_int_equal(rlink_stream_io.read(b, buf, sizeof(s), &got, &e), -1);
 	assert_non_null(strstr(e.msg, "more than 256 control messages"));
+	assert_int_equal(e.kind, KG_ERR_CORRUPT);
 	rlink_free(a);
 	rlink_free(b);
 }
@@ -506,7 +507,7 @@ static void test_wait_msg(void **state)
 	(void)state;
 	struct rlink *a, *b;
 	plain_pair(true, &a, &b);
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	assert_int_equal(rlink_start_reader(a, &e), 0);
 	struct rlink_msg m;
 	/* Heartbeats are skipped while waiting for READY. */
@@ -563,6 +564,7 @@ static void test_wait_msg(void **state)
 	print_message("closed: %s\n", e.msg);
 	assert_non_null(strstr(e.msg, rlink_peer(a)));
 	assert_non_null(strstr(e.msg, "closed"));
+	assert_int_equal(e.kind, KG_ERR_PEER_GONE);
 	/* And stays so. */
 	assert_int_equal(rlink_wait_msg(a, 1u << RLINK_ACK, 0, &m, &e), -1);
 	rlink_free(a);
@@ -574,7 +576,7 @@ static void check_cut(bool unix_sock)
 {
 	struct rlink *a, *b;
 	plain_pair(unix_sock, &a, &b);
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	assert_int_equal(rlink_start_reader(a, &e), 0);
 	struct rlink_msg m;
 	assert_int_equal(rlink_send(b, RLINK_BEAT, 1, 0, NULL, &e), 0);
@@ -587,10 +589,12 @@ static void check_cut(bool unix_sock)
 	print_message("cut: %s\n", e.msg);
 	assert_true(e.msg[0] != 0);
 	assert_non_null(strstr(e.msg, rlink_peer(a)));
+	assert_int_equal(e.kind, KG_ERR_PEER_GONE);
 	/* Sending on the cut link fails, naming the peer. */
 	assert_int_equal(rlink_send(b, RLINK_ACK, 0, 0, NULL, &e), -1);
 	assert_non_null(strstr(e.msg, "ack"));
 	assert_non_null(strstr(e.msg, rlink_peer(b)));
+	assert_int_equal(e.kind, KG_ERR_PEER_GONE);
 	rlink_free(b);
 	rlink_free(a);
 }
@@ -613,7 +617,7 @@ static void test_free_with_reader_blocked(void **state)
 	(void)state;
 	struct rlink *a, *b;
 	plain_pair(true, &a, &b);
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	assert_int_equal(rlink_start_reader(a, &e), 0);
 	usleep(50000);
 	long long t0 = now_ms();
@@ -627,7 +631,7 @@ static void test_free_with_reader_blocked(void **state)
 /* Sends one raw frame on l's transport. */
 static void raw_frame(struct rlink *l, uint32_t flags, const void *p, size_t n)
 {
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	struct iovec v = { (void *)p, n };
 	struct kg_tp_frame f = { &v, 1, flags };
 	if (kg_tp_send(rlink_transport(l), &f, 1, &e) < 0)
@@ -645,7 +649,7 @@ static int reader_fails(void (*poke)(struct rlink *), const char *want)
 {
 	struct rlink *a, *b;
 	plain_pair(true, &a, &b);
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	assert_int_equal(rlink_start_reader(a, &e), 0);
 	/* A good message first: it is still delivered. */
 	assert_int_equal(rlink_send(b, RLINK_READY, 1, 0, NULL, &e), 0);
@@ -659,6 +663,8 @@ static int reader_fails(void (*poke)(struct rlink *), const char *want)
 		assert_non_null(strstr(e.msg, rlink_peer(a)));
 		if (want)
 			assert_non_null(strstr(e.msg, want));
+		/* a malformed message: the peer is there, its words are bad */
+		assert_int_equal(e.kind, KG_ERR_CORRUPT);
 	}
 	rlink_free(b);
 	rlink_free(a);
@@ -667,7 +673,7 @@ static int reader_fails(void (*poke)(struct rlink *), const char *want)
 
 static void poke_stream_small(struct rlink *b)
 {
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	uint8_t s[32] = { 1, 2, 3 };
 	assert_int_equal(wr(b, s, sizeof(s), &e), 0);
 	assert_int_equal(rlink_flush(b, &e), 0);
@@ -675,7 +681,7 @@ static void poke_stream_small(struct rlink *b)
 
 static void poke_stream_large(struct rlink *b)
 {
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	static uint8_t s[RLINK_GATHER / 4 + 1]; /* its own frame */
 	/* The reader stops at the frame's header: the payload may not fit
 	 * in the socket buffer, so the send may time out. */
@@ -706,7 +712,7 @@ static void poke_short(struct rlink *b)
 
 static void poke_via_send_unknown(struct rlink *b)
 {
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	assert_int_equal(rlink_send(b, 1000, 0, 0, "x", &e), 0);
 }
 
@@ -730,7 +736,7 @@ static void test_reader_refuses_bad_messages(void **state)
 static void test_consumer_refuses_bad_frames(void **state)
 {
 	(void)state;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	struct rlink_msg m;
 	uint8_t p[RLINK_MSG_HEADER];
 	struct rlink *a, *b;
@@ -741,6 +747,7 @@ static void test_consumer_refuses_bad_frames(void **state)
 	assert_int_equal(rlink_next(a, &m, &e), -1);
 	assert_non_null(strstr(e.msg, "unknown control message type 42"));
 	assert_non_null(strstr(e.msg, rlink_peer(a)));
+	assert_int_equal(e.kind, KG_ERR_CORRUPT);
 	rlink_free(b);
 	rlink_free(a);
 
@@ -749,6 +756,7 @@ static void test_consumer_refuses_bad_frames(void **state)
 	raw_frame(b, RLINK_MSG, p, 8);
 	assert_int_equal(rlink_next(a, &m, &e), -1);
 	assert_non_null(strstr(e.msg, "8 bytes"));
+	assert_int_equal(e.kind, KG_ERR_CORRUPT);
 	rlink_free(b);
 	rlink_free(a);
 
@@ -764,6 +772,7 @@ static void test_consumer_refuses_bad_frames(void **state)
 	size_t got;
 	assert_int_equal(rlink_stream_io.read(a, buf, 20, &got, &e), -1);
 	assert_non_null(strstr(e.msg, "unknown control message"));
+	assert_int_equal(e.kind, KG_ERR_CORRUPT);
 	rlink_free(b);
 	rlink_free(a);
 
@@ -782,6 +791,7 @@ static void test_consumer_refuses_bad_frames(void **state)
 	raw_frame(b, 4, s, sizeof(s));
 	assert_int_equal(rlink_next(a, &m, &e), -1);
 	assert_non_null(strstr(e.msg, "unknown flags"));
+	assert_int_equal(e.kind, KG_ERR_CORRUPT);
 	rlink_free(b);
 	rlink_free(a);
 }
@@ -868,7 +878,7 @@ static void test_with_key(void **state)
 	opts(&o, &k, NULL);
 	struct rlink *a, *b;
 	link_pair(false, &o, &o, 0, 0, &a, &b);
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	size_t n = RLINK_MAX_FRAME + 777;
 	uint8_t *src = malloc(n), *dst = malloc(n);
 	for (size_t i = 0; i < n; i++)
@@ -914,7 +924,7 @@ static void check_stream_fault(const struct kg_tp_fault *f,
 	struct writer w = { .l = b, .total = n, .src = src, .piece = 64 * KiB };
 	pthread_t th;
 	assert_int_equal(pthread_create(&th, NULL, writer_main, &w), 0);
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	size_t got = 0;
 	long long t0 = now_ms();
 	int r = rlink_stream_io.read(a, dst, n, &got, &e);
@@ -923,6 +933,9 @@ static void check_stream_fault(const struct kg_tp_fault *f,
 	assert_int_equal(r, -1);
 	assert_true(dt < 2 * TMO);
 	assert_non_null(strstr(e.msg, rlink_peer(a)));
+	/* a cut is a lost link, a flipped byte damage */
+	assert_int_equal(e.kind, f->on & KG_FAULT_CUT ? KG_ERR_PEER_GONE
+						       : KG_ERR_CORRUPT);
 	/* The sender ends (with an error or not), without hanging. */
 	kg_tp_shutdown(rlink_transport(a));
 	pthread_join(th, NULL);
@@ -953,7 +966,7 @@ static void check_msg_fault(const struct kg_tp_fault *f)
 	opts(&co, NULL, f);
 	struct rlink *a, *b;
 	link_pair(false, &so, &co, 0, 0, &a, &b);
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	assert_int_equal(rlink_start_reader(a, &e), 0);
 	struct rlink_msg m;
 	for (int i = 0; i < 20; i++)

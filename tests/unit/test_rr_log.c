@@ -117,7 +117,7 @@ static int decode_all(const uint8_t *p, size_t len, struct kg_err *e,
 static void expect_refused(const uint8_t *p, size_t len, const char *s1,
 			   const char *s2, const char *s3)
 {
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	int rc = decode_all(p, len, &e, NULL);
 	if (rc != -1)
 		fail_msg("decoded (rc %d), expected a refusal naming '%s'", rc,
@@ -265,7 +265,7 @@ static void put_random(struct rr_buf *b, struct expect *x, uint8_t kind,
 static void decode_expect(struct rr_decoder *d, const uint8_t *p, size_t len,
 			  const struct expect *xs, size_t n)
 {
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	if (rr_decoder_load(d, p, len, &e) < 0)
 		fail_msg("load: %s", e.msg);
 	struct rr_record r;
@@ -528,7 +528,7 @@ static void test_encoder_limits(void **state)
 {
 	(void)state;
 	struct rr_buf b = { 0 };
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	struct rr_exit *x = mk_exit(RR_PIO_OUT, 1, 0x3f8, 1, 1, false);
 	x->len = RR_DATA_MAX + 1;
 	assert_int_equal(rr_put_exit(&b, x, &e), -1);
@@ -608,7 +608,7 @@ static void test_lz4_garbage(void **state)
 		rnd_bytes(junk, n);
 		uint32_t raw_len = (uint32_t)(rnd() % 4096);
 		p = section(RR_SEC_LZ4, raw_len, 0, 0, junk, n, &len);
-		struct kg_err e = { "" };
+		struct kg_err e = { 0 };
 		int rc = decode_all(p, len, &e, NULL);
 		/* Junk that happens to decompress to raw_len bytes of records
 		 * with count 0 must then be refused as trailing bytes. */
@@ -933,7 +933,7 @@ static void test_every_truncation(void **state)
 			uint8_t *q = malloc(cut ? cut : 1);
 			assert_non_null(q);
 			memcpy(q, p, cut);
-			struct kg_err e = { "" };
+			struct kg_err e = { 0 };
 			if (decode_all(q, cut, &e, NULL) != -1)
 				fail_msg("a section cut at %zu of %zu bytes "
 					 "decoded", cut, len);
@@ -965,7 +965,7 @@ static void test_random_mutations(void **state)
 		uint8_t *q = malloc(len);
 		assert_non_null(q);
 		memcpy(q, p, len);
-		struct kg_err e = { "" };
+		struct kg_err e = { 0 };
 		int rc = decode_all(q, len, &e, NULL);
 		if (rc == -1) {
 			refused++;

@@ -17,7 +17,7 @@
 static void ok(const char *s, uint64_t want)
 {
 	uint64_t v = 0xdeadbeef;
-	struct kg_err e = { .msg = "" };
+	struct kg_err e = { 0 };
 	if (size_parse(s, &v, &e) != 0)
 		fail_msg("'%s': unexpected error: %s", s, e.msg);
 	if (v != want)
@@ -29,7 +29,7 @@ static void ok(const char *s, uint64_t want)
 static void bad(const char *s, const char *want)
 {
 	uint64_t v = 0x1234;
-	struct kg_err e = { .msg = "" };
+	struct kg_err e = { 0 };
 	int rc = size_parse(s, &v, &e);
 	if (rc != -1)
 		fail_msg("'%s': expected an error, got rc %d value %llu",

@@ -372,6 +372,9 @@ static void test_deterministic_roundtrip(void **state)
 	assert_non_null(strstr(e.msg, "cannot be restored into a VM with an "
 				      "in-kernel irqchip"));
 	assert_null(strchr(e.msg, '\n'));
+	assert_int_equal(e.kind, KG_ERR_CORRUPT);
+	/* the section is named once, where the error was made */
+	assert_null(strstr(strstr(e.msg, "section ") + 1, "section "));
 	snapshot_close(sr);
 	vm_destroy(&b->vm);
 	unlink(b->console);

@@ -141,7 +141,7 @@ static void test_copy_data_keeps_holes(void **state)
 	struct files f;
 	uint64_t size = (4 << 20) - 1000; /* not a whole number of blocks */
 	make_files(&f, size);
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	assert_int_equal(image_copy_data(&f.c, &e), 0);
 	assert_same(&f);
 	struct stat st;
@@ -160,7 +160,7 @@ static void test_copy_blocks(void **state)
 	struct files f;
 	uint64_t size = 4 << 20;
 	make_files(&f, size);
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	assert_int_equal(image_copy_data(&f.c, &e), 0);
 	/* Change two blocks, one to zeros, and the last (short) block. */
 	uint8_t x[BLK], z[BLK] = { 0 };
@@ -189,7 +189,7 @@ static void test_copy_write_error_names_file(void **state)
 	int ro = open(f.dst, O_RDONLY);
 	assert_true(ro >= 0);
 	f.c.dst = ro;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	assert_int_equal(image_copy_data(&f.c, &e), -1);
 	if (!strstr(e.msg, "writing /tmp/kg-test-storage.") ||
 	    !strstr(e.msg, "Bad file descriptor"))

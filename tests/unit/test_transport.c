@@ -117,6 +117,7 @@ struct peer {
 	void (*fn)(struct peer *p, struct kg_transport *t);
 	int accept_rc, rc;
 	struct kg_err e;
+	struct kg_err again; /* a receive after the error */
 	int nframes; /* frames received in order */
 	uint64_t arg;
 	pthread_t th;
@@ -138,7 +139,7 @@ static void peer_start(struct peer *p, bool unix_sock, const struct kg_tp_opts *
 		       void (*fn)(struct peer *, struct kg_transport *))
 {
 	char a[128];
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	memset(p, 0, sizeof(*p));
 	p->fn = fn;
 	int r = kg_tp_listen(listen_addr(unix_sock, a, sizeof(a)), o, &p->l, &e);
@@ -172,6 +173,10 @@ static void fn_sink(struct peer *p, struct kg_transport *t)
 		int r = kg_tp_recv(t, buf, cap, &rx, &p->e);
 		if (r <= 0) {
 			p->rc = r;
+			if (r < 0) {
+				uint8_t b[8];
+				kg_tp_recv(t, b, sizeof(b), &rx, &p->again);
+			}
 			break;
 		}
 		/* No cmocka assertions off the main thread: record instead. */
@@ -235,7 +240,7 @@ static uint32_t sink_count(struct kg_transport *t)
 {
 	uint32_t n = 0;
 	struct kg_tp_rx rx;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	int r = kg_tp_recv(t, &n, sizeof(n), &rx, &e);
 	if (r != 1)
 		fail_msg("sink answer: %d %s", r, e.msg);
@@ -249,7 +254,7 @@ static void test_addr_parse(void **state)
 {
 	(void)state;
 	struct kg_tp_addr a;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	assert_int_equal(kg_tp_addr_parse("tcp:127.0.0.1:7000", &a, &e), 0);
 	assert_int_equal(a.kind, KG_TP_TCP);
 	assert_string_equal(a.host, "127.0.0.1");
@@ -273,6 +278,7 @@ static void test_addr_parse(void **state)
 	assert_string_equal(e.msg, "udp:h:1: unknown transport 'udp' (want tcp, unix or rdma)");
 	assert_int_equal(kg_tp_addr_parse("127.0.0.1", &a, &e), -1);
 	assert_non_null(strstr(e.msg, "missing transport"));
+	assert_int_equal(e.kind, KG_ERR_INVALID);
 	assert_int_equal(kg_tp_addr_parse("unix:", &a, &e), -1);
 	assert_string_equal(e.msg, "unix:: missing PATH");
 	char longp[200] = "unix:";
@@ -286,7 +292,7 @@ static void test_key_file(void **state)
 	(void)state;
 	char path[128];
 	struct kg_tp_key k;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	snprintf(path, sizeof(path), "%s/key", tmpdir);
 
 	write_file(path, 32, 0600);
@@ -296,6 +302,7 @@ static void test_key_file(void **state)
 	write_file(path, 31, 0600);
 	assert_int_equal(kg_tp_key_load(path, &k, &e), -1);
 	assert_non_null(strstr(e.msg, "31 bytes, a key needs at least 32"));
+	assert_int_equal(e.kind, KG_ERR_INVALID);
 	assert_non_null(strstr(e.msg, path));
 
 	write_file(path, 48, 0644);
@@ -309,6 +316,7 @@ static void test_key_file(void **state)
 	snprintf(path, sizeof(path), "%s/nokey", tmpdir);
 	assert_int_equal(kg_tp_key_load(path, &k, &e), -1);
 	assert_non_null(strstr(e.msg, "No such file"));
+	assert_int_equal(e.kind, KG_ERR_IO);
 	assert_int_equal(kg_tp_key_load(tmpdir, &k, &e), -1);
 	assert_non_null(strstr(e.msg, "not a regular file"));
 }
@@ -317,7 +325,7 @@ static void test_fault_parse(void **state)
 {
 	(void)state;
 	struct kg_tp_fault f;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	assert_int_equal(kg_tp_fault_parse("delay=5,cut=4096,flip=7", &f, &e), 0);
 	assert_int_equal(f.on, KG_FAULT_DELAY | KG_FAULT_CUT | KG_FAULT_FLIP);
 	assert_int_equal(f.delay_ms, 5);
@@ -330,6 +338,7 @@ static void test_fault_parse(void **state)
 	assert_int_equal(kg_tp_fault_parse("bogus=1", &f, &e), -1);
 	assert_int_equal(kg_tp_fault_parse("cut=x", &f, &e), -1);
 	assert_non_null(strstr(e.msg, "bad number for cut"));
+	assert_int_equal(e.kind, KG_ERR_INVALID);
 }
 
 /* --- round trips --- */
@@ -342,7 +351,7 @@ static void roundtrip(bool unix_sock, const struct kg_tp_key *key)
 	struct peer p;
 	peer_start(&p, unix_sock, &o, fn_sink);
 	struct kg_transport *t;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	if (connect_to(&p, &o, &t, &e) < 0)
 		fail_msg("connect: %s", e.msg);
 
@@ -402,6 +411,8 @@ static void fn_echo(struct peer *p, struct kg_transport *t)
 		}
 		p->nframes++;
 	}
+	if (p->rc < 0)
+		kg_tp_recv(t, buf, sizeof(buf), &rx, &p->again);
 }
 
 /* Both directions number their frames independently; the unix socket is
@@ -423,7 +434,7 @@ static void test_both_directions_unix(void **state)
 	assert_int_equal(st.st_mode & 0777, 0600);
 
 	struct kg_transport *t;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	if (connect_to(&p, &o, &t, &e) < 0)
 		fail_msg("connect: %s", e.msg);
 	assert_non_null(strstr(kg_tp_peer(t), "unix:"));
@@ -465,7 +476,7 @@ static void refused(bool unix_sock, const struct kg_tp_key *skey,
 	struct peer p;
 	peer_start(&p, unix_sock, &so, fn_sink);
 	struct kg_transport *t = NULL;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	assert_int_equal(connect_to(&p, &co, &t, &e), -1);
 	assert_null(t);
 	peer_join(&p);
@@ -477,6 +488,9 @@ static void refused(bool unix_sock, const struct kg_tp_key *skey,
 	assert_non_null(strstr(p.e.msg, unix_sock ? "unix:" : "tcp:127.0.0.1:"));
 	assert_null(strchr(e.msg, '\n'));
 	assert_null(strchr(p.e.msg, '\n'));
+	/* a failed handshake is an authentication failure, on both sides */
+	assert_int_equal(e.kind, KG_ERR_AUTH);
+	assert_int_equal(p.e.kind, KG_ERR_AUTH);
 }
 
 static void test_wrong_key_tcp(void **state)
@@ -530,6 +544,7 @@ static void test_not_kagami(void **state)
 	assert_int_equal(p.accept_rc, -1);
 	assert_non_null(strstr(p.e.msg, "not a kagami transport peer"));
 	assert_non_null(strstr(p.e.msg, "tcp:127.0.0.1:"));
+	assert_int_equal(p.e.kind, KG_ERR_AUTH);
 }
 
 /* A client that connects and says nothing: refused after the timeout. */
@@ -553,6 +568,9 @@ static void test_silent_client(void **state)
 	assert_true(now_ms() - t0 < TMO);
 	assert_int_equal(p.accept_rc, -1);
 	assert_non_null(strstr(p.e.msg, "no data for 200 ms"));
+	/* silent inside the handshake: not authenticated (not TIMEOUT,
+	 * which a listener's caller reads as "no peer came") */
+	assert_int_equal(p.e.kind, KG_ERR_AUTH);
 }
 
 /* --- faults the receiver must catch --- */
@@ -591,13 +609,20 @@ static void faulty(bool unix_sock, const struct kg_tp_key *key,
 	assert_int_equal(p->accept_rc, 0);
 }
 
-static void expect_sink_error(struct peer *p, int frames, const char *what)
+static void expect_sink_error(struct peer *p, int frames, const char *what,
+			      enum kg_err_kind kind)
 {
 	if (p->rc != -1 || !strstr(p->e.msg, what))
 		fail_msg("sink rc %d, frames %d: %s", p->rc, p->nframes, p->e.msg);
 	assert_int_equal(p->nframes, frames);
 	assert_non_null(strstr(p->e.msg, "receive from "));
 	assert_null(strchr(p->e.msg, '\n'));
+	if (p->e.kind != kind)
+		fail_msg("kind %s, want %s: %s", kg_err_kind_name(p->e.kind),
+			 kg_err_kind_name(kind), p->e.msg);
+	/* the broken connection repeats the kind that broke it */
+	assert_non_null(strstr(p->again.msg, "unusable after an earlier error"));
+	assert_int_equal(p->again.kind, kind);
 }
 
 static void test_replayed_frame(void **state)
@@ -611,7 +636,8 @@ static void test_replayed_frame(void **state)
 	int rc;
 	faulty(false, &k, &f, 5, 100, TMO, &p, &rc, &e);
 	assert_int_equal(rc, 0);
-	expect_sink_error(&p, 3, "frame seq 2 out of sequence, expected 3 (replayed");
+	expect_sink_error(&p, 3, "frame seq 2 out of sequence, expected 3 (replayed",
+			  KG_ERR_CORRUPT);
 }
 
 static void test_dropped_frame(void **state)
@@ -623,7 +649,8 @@ static void test_dropped_frame(void **state)
 	int rc;
 	faulty(true, NULL, &f, 4, 10, TMO, &p, &rc, &e);
 	assert_int_equal(rc, 0);
-	expect_sink_error(&p, 1, "frame seq 2 out of sequence, expected 1");
+	expect_sink_error(&p, 1, "frame seq 2 out of sequence, expected 1",
+			  KG_ERR_CORRUPT);
 }
 
 static void test_flip_payload_mac(void **state)
@@ -637,7 +664,8 @@ static void test_flip_payload_mac(void **state)
 	struct kg_err e;
 	int rc;
 	faulty(false, &k, &f, 3, 1000, TMO, &p, &rc, &e);
-	expect_sink_error(&p, 1, "frame seq 1: MAC mismatch (corrupted or forged)");
+	expect_sink_error(&p, 1, "frame seq 1: MAC mismatch (corrupted or forged)",
+			  KG_ERR_CORRUPT);
 	assert_non_null(strstr(p.e.msg, "tcp:127.0.0.1:"));
 }
 
@@ -656,10 +684,12 @@ static void test_resequenced_frame(void **state)
 	struct kg_err e;
 	int rc;
 	faulty(false, &k, &f, 4, 100, TMO, &p, &rc, &e);
-	expect_sink_error(&p, 1, "frame seq 1: MAC mismatch (corrupted or forged)");
+	expect_sink_error(&p, 1, "frame seq 1: MAC mismatch (corrupted or forged)",
+			  KG_ERR_CORRUPT);
 	assert_null(strstr(p.e.msg, "out of sequence"));
 	faulty(true, NULL, &f, 4, 100, TMO, &p, &rc, &e);
-	expect_sink_error(&p, 1, "frame seq 1: checksum mismatch");
+	expect_sink_error(&p, 1, "frame seq 1: checksum mismatch",
+			  KG_ERR_CORRUPT);
 }
 
 static void test_flip_checksum(void **state)
@@ -671,7 +701,8 @@ static void test_flip_checksum(void **state)
 	struct kg_err e;
 	int rc;
 	faulty(true, NULL, &f, 3, 1000, TMO, &p, &rc, &e);
-	expect_sink_error(&p, 0, "frame seq 0: checksum mismatch (corrupted)");
+	expect_sink_error(&p, 0, "frame seq 0: checksum mismatch (corrupted)",
+			  KG_ERR_CORRUPT);
 }
 
 static void test_flip_header(void **state)
@@ -685,7 +716,8 @@ static void test_flip_header(void **state)
 	struct kg_err e;
 	int rc;
 	faulty(false, &k, &f, 3, 100, TMO, &p, &rc, &e);
-	expect_sink_error(&p, 2, "frame seq 2: header checksum mismatch");
+	expect_sink_error(&p, 2, "frame seq 2: header checksum mismatch",
+			  KG_ERR_CORRUPT);
 }
 
 /* A connection cut mid-frame is an error on both sides, at once. */
@@ -704,7 +736,9 @@ static void cut(bool unix_sock)
 	if (!strstr(e.msg, "fault: connection cut after 35120 bytes"))
 		fail_msg("sender: %s", e.msg);
 	assert_non_null(strstr(e.msg, "send to "));
-	expect_sink_error(&p, 3, "connection cut inside frame seq 3");
+	assert_int_equal(e.kind, KG_ERR_PEER_GONE);
+	expect_sink_error(&p, 3, "connection cut inside frame seq 3",
+			  KG_ERR_PEER_GONE);
 }
 
 static void test_cut_tcp(void **state)
@@ -729,7 +763,8 @@ static void test_cut_between_frames(void **state)
 	int rc;
 	faulty(false, NULL, &f, 3, 50, TMO, &p, &rc, &e);
 	assert_int_equal(rc, -1);
-	expect_sink_error(&p, 2, "connection closed by the peer before frame seq 2 (no orderly close)");
+	expect_sink_error(&p, 2, "connection closed by the peer before frame seq 2 (no orderly close)",
+			  KG_ERR_PEER_GONE);
 }
 
 static void test_delay(void **state)
@@ -743,7 +778,7 @@ static void test_delay(void **state)
 	p.arg = 5;
 	o.fault = &f;
 	struct kg_transport *t;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	assert_int_equal(connect_to(&p, &o, &t, &e), 0);
 	size_t lens[5] = { 10, 20, 30, 40, 50 };
 	long long t0 = now_ms();
@@ -771,7 +806,8 @@ static void test_stall(void **state)
 	faulty(false, NULL, &f, 5, 100, 200, &p, &rc, &e);
 	assert_true(now_ms() - t0 < 2 * TMO);
 	assert_int_equal(rc, 0);
-	expect_sink_error(&p, 2, "frame seq 2: no data for 200 ms (peer stalled or dead)");
+	expect_sink_error(&p, 2, "frame seq 2: no data for 200 ms (peer stalled or dead)",
+			  KG_ERR_TIMEOUT);
 }
 
 static void test_oversized(void **state)
@@ -784,13 +820,14 @@ static void test_oversized(void **state)
 	struct peer p;
 	peer_start(&p, false, &so, fn_sink);
 	struct kg_transport *t;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	assert_int_equal(connect_to(&p, &co, &t, &e), 0);
 	size_t lens[3] = { 1000, 10, 1001 };
 	assert_int_equal(send_batch(t, lens, 3, 0, &e), 0);
 	peer_join(&p);
 	kg_tp_close(t);
-	expect_sink_error(&p, 2, "frame seq 2: length 1001 exceeds the limit 1000");
+	expect_sink_error(&p, 2, "frame seq 2: length 1001 exceeds the limit 1000",
+			  KG_ERR_CORRUPT);
 
 	/* Bounded also by the caller's buffer. */
 	peer_start(&p, false, &co, fn_echo);
@@ -799,12 +836,14 @@ static void test_oversized(void **state)
 	assert_int_equal(send_batch(t, lens, 1, 0, &e), 0);
 	peer_join(&p);
 	kg_tp_close(t);
-	expect_sink_error(&p, 0, "frame seq 0: length 300 exceeds the receive buffer (256 bytes)");
+	expect_sink_error(&p, 0, "frame seq 0: length 300 exceeds the receive buffer (256 bytes)",
+			  KG_ERR_CORRUPT);
 
 	/* A sender's own limit. */
 	co.max_frame = KG_FRAME_MAX_LIMIT + 1;
 	assert_int_equal(kg_tp_connect("tcp:127.0.0.1:1", &co, &t, &e), -1);
 	assert_non_null(strstr(e.msg, "max_frame"));
+	assert_int_equal(e.kind, KG_ERR_INVALID);
 }
 
 /* --- connecting --- */
@@ -824,17 +863,30 @@ static void test_connect_refused(void **state)
 	struct kg_tp_opts o;
 	opts(&o, NULL);
 	struct kg_transport *t;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	assert_int_equal(kg_tp_connect(addr, &o, &t, &e), -1);
 	char want[128];
 	snprintf(want, sizeof(want), "connect %s: Connection refused", addr);
 	assert_string_equal(e.msg, want);
+	assert_int_equal(e.kind, KG_ERR_REFUSED);
 	close(fd);
 
 	char uaddr[128];
 	snprintf(uaddr, sizeof(uaddr), "unix:%s/nothing.sock", tmpdir);
 	assert_int_equal(kg_tp_connect(uaddr, &o, &t, &e), -1);
 	assert_non_null(strstr(e.msg, "No such file or directory"));
+	assert_int_equal(e.kind, KG_ERR_IO);
+	/* a unix socket nobody listens on any more: refused, like tcp */
+	snprintf(uaddr, sizeof(uaddr), "unix:%s/stale.sock", tmpdir);
+	int us = socket(AF_UNIX, SOCK_STREAM, 0);
+	struct sockaddr_un su = { .sun_family = AF_UNIX };
+	snprintf(su.sun_path, sizeof(su.sun_path), "%s/stale.sock", tmpdir);
+	assert_int_equal(bind(us, (struct sockaddr *)&su, sizeof(su)), 0);
+	close(us);
+	assert_int_equal(kg_tp_connect(uaddr, &o, &t, &e), -1);
+	assert_non_null(strstr(e.msg, "Connection refused"));
+	assert_int_equal(e.kind, KG_ERR_REFUSED);
+	unlink(su.sun_path);
 }
 
 /* A loopback listener whose backlog is full drops our SYN: the connect
@@ -860,13 +912,14 @@ static void test_connect_timeout(void **state)
 	opts(&o, NULL);
 	o.connect_timeout_ms = 300;
 	struct kg_transport *t;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	long long t0 = now_ms();
 	assert_int_equal(kg_tp_connect(addr, &o, &t, &e), -1);
 	long long dt = now_ms() - t0;
 	char want[128];
 	snprintf(want, sizeof(want), "connect %s: no answer within 300 ms", addr);
 	assert_string_equal(e.msg, want);
+	assert_int_equal(e.kind, KG_ERR_TIMEOUT);
 	assert_true(dt >= 290 && dt < TMO);
 	close(filler);
 	close(l);
@@ -889,10 +942,11 @@ static void test_handshake_timeout(void **state)
 	opts(&o, NULL);
 	o.io_timeout_ms = 200;
 	struct kg_transport *t;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	assert_int_equal(kg_tp_connect(addr, &o, &t, &e), -1);
 	assert_non_null(strstr(e.msg, "authentication with tcp:127.0.0.1:"));
 	assert_non_null(strstr(e.msg, "no data for 200 ms"));
+	assert_int_equal(e.kind, KG_ERR_AUTH);
 	close(l);
 }
 
@@ -904,10 +958,11 @@ static void test_accept_timeout(void **state)
 	o.accept_timeout_ms = 100;
 	struct kg_tp_listener *l;
 	struct kg_transport *t;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	assert_int_equal(kg_tp_listen("tcp:127.0.0.1:0", &o, &l, &e), 0);
 	assert_int_equal(kg_tp_accept(l, &t, &e), -1);
 	assert_non_null(strstr(e.msg, "no peer within 100 ms"));
+	assert_int_equal(e.kind, KG_ERR_TIMEOUT);
 	kg_tp_listener_close(l);
 	/* A live unix socket is not stolen; a stale one is replaced. */
 	char a[128];
@@ -916,6 +971,7 @@ static void test_accept_timeout(void **state)
 	assert_int_equal(kg_tp_listen(a, &o, &l, &e), 0);
 	assert_int_equal(kg_tp_listen(a, &o, &l2, &e), -1);
 	assert_non_null(strstr(e.msg, "Address already in use"));
+	assert_int_equal(e.kind, KG_ERR_IO);
 	kg_tp_listener_close(l);
 }
 

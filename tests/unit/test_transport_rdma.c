@@ -632,7 +632,7 @@ static void *server_main(void *arg)
 static void server_start(struct server *s, const struct kg_tp_opts *o)
 {
 	memset(s, 0, sizeof(*s));
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	if (kg_tp_listen("rdma:127.0.0.1:7471", o, &s->l, &e) < 0)
 		fail_msg("listen: %s", e.msg);
 	assert_int_equal(pthread_create(&s->th, NULL, server_main, s), 0);
@@ -671,7 +671,7 @@ static void test_transfer(void **state)
 	struct server s;
 	server_start(&s, &o);
 	struct kg_transport *t;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	if (kg_tp_connect("rdma:127.0.0.1:7471", &o, &t, &e) < 0)
 		fail_msg("connect: %s", e.msg);
 	assert_string_equal(kg_tp_peer(t), "rdma:127.0.0.1:7471");
@@ -706,12 +706,29 @@ static void test_wrong_key(void **state)
 	struct server s;
 	server_start(&s, &so);
 	struct kg_transport *t;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	assert_int_equal(kg_tp_connect("rdma:127.0.0.1:7471", &co, &t, &e), -1);
 	assert_non_null(strstr(e.msg, "wrong key"));
+	assert_int_equal(e.kind, KG_ERR_AUTH);
 	server_join(&s);
 	assert_int_equal(s.accept_rc, -1);
 	assert_non_null(strstr(s.e.msg, "rdma:127.0.0.1"));
+	assert_int_equal(s.e.kind, KG_ERR_AUTH);
+}
+
+/* Nobody listens on the port: the fabric rejects the connect, which is
+ * what a refused tcp connect is. */
+static void test_nobody_listens(void **state)
+{
+	(void)state;
+	fab_reset(1);
+	struct kg_tp_opts o;
+	opts(&o, NULL);
+	struct kg_transport *t;
+	struct kg_err e = { 0 };
+	assert_int_equal(kg_tp_connect("rdma:127.0.0.1:7471", &o, &t, &e), -1);
+	assert_non_null(strstr(e.msg, "REJECTED"));
+	assert_int_equal(e.kind, KG_ERR_REFUSED);
 }
 
 /* The 3rd RDMA WRITE fails (remote access error): the sender's next send
@@ -725,7 +742,7 @@ static void test_completion_error(void **state)
 	struct server s;
 	server_start(&s, &o);
 	struct kg_transport *t;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	if (kg_tp_connect("rdma:127.0.0.1:7471", &o, &t, &e) < 0)
 		fail_msg("connect: %s", e.msg);
 	pthread_mutex_lock(&fab.mu);
@@ -743,6 +760,7 @@ static void test_completion_error(void **state)
 	if (!strstr(e.msg, "completion error: remote access error"))
 		fail_msg("sender: %s", e.msg);
 	assert_null(strchr(e.msg, '\n'));
+	assert_int_equal(e.kind, KG_ERR_PEER_GONE);
 	kg_tp_close(t);
 	server_join(&s);
 	print_message("receiver: %s\n", s.e.msg);
@@ -761,7 +779,7 @@ static void test_dropped_peer(void **state)
 	struct server s;
 	server_start(&s, &o);
 	struct kg_transport *t;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	if (kg_tp_connect("rdma:127.0.0.1:7471", &o, &t, &e) < 0)
 		fail_msg("connect: %s", e.msg);
 	pthread_mutex_lock(&fab.mu);
@@ -786,6 +804,8 @@ static void test_dropped_peer(void **state)
 	assert_non_null(strstr(s.e.msg, "rdma:127.0.0.1"));
 	assert_true(strstr(s.e.msg, "closed by the peer") || strstr(s.e.msg, "cut inside") ||
 		    strstr(s.e.msg, "disconnected") || strstr(s.e.msg, "completion error"));
+	assert_int_equal(s.e.kind, KG_ERR_PEER_GONE);
+	assert_int_equal(e.kind, KG_ERR_PEER_GONE);
 }
 
 static void test_no_device_fake(void **state)
@@ -796,7 +816,7 @@ static void test_no_device_fake(void **state)
 	opts(&o, NULL);
 	struct kg_transport *t;
 	struct kg_tp_listener *l;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	assert_int_equal(kg_tp_connect("rdma:127.0.0.1:7471", &o, &t, &e), -1);
 	assert_string_equal(e.msg, "rdma: no RDMA device found; use tcp");
 	assert_int_equal(kg_tp_listen("rdma:127.0.0.1:7471", &o, &l, &e), -1);
@@ -825,7 +845,7 @@ static void test_no_device_real(void **state)
 	dup2(fd, 2);
 	struct kg_transport *t;
 	struct kg_tp_listener *l;
-	struct kg_err e1 = { "" }, e2 = { "" };
+	struct kg_err e1 = { 0 }, e2 = { 0 };
 	int r1 = kg_tp_connect("rdma:127.0.0.1:7471", &o, &t, &e1);
 	int r2 = kg_tp_listen("rdma:127.0.0.1:7471", &o, &l, &e2);
 	fflush(stderr);
@@ -846,6 +866,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_transfer),
 		cmocka_unit_test(test_wrong_key),
+		cmocka_unit_test(test_nobody_listens),
 		cmocka_unit_test(test_completion_error),
 		cmocka_unit_test(test_dropped_peer),
 		cmocka_unit_test(test_no_device_fake),

@@ -172,21 +172,23 @@ static void make_blk_chain(struct fixture *f)
 static void pop_fails(struct fixture *f, const char *what)
 {
 	struct virtq_chain c;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	uint16_t last = f->q.last_avail, used = f->q.used_idx;
 	assert_int_equal(virtq_pop(&f->q, &f->m, &c, &e), -1);
 	if (!strstr(e.msg, what))
 		fail_msg("error '%s' does not mention '%s'", e.msg, what);
+	assert_int_equal(e.kind, KG_ERR_GUEST);
 	assert_int_equal(f->q.last_avail, last);
 	assert_int_equal(f->q.used_idx, used);
 }
 
 static void check_fails(struct fixture *f, const char *what)
 {
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	assert_int_equal(virtq_check_rings(&f->q, &f->m, &e), -1);
 	if (!strstr(e.msg, what))
 		fail_msg("error '%s' does not mention '%s'", e.msg, what);
+	assert_int_equal(e.kind, KG_ERR_GUEST);
 	/* pop runs the same checks first */
 	pop_fails(f, what);
 }
@@ -196,7 +198,7 @@ static void check_fails(struct fixture *f, const char *what)
 static void test_check_rings_valid(void **state)
 {
 	struct fixture *f = *state;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	assert_int_equal(virtq_check_rings(&f->q, &f->m, &e), 0);
 	/* every power of two up to the maximum */
 	for (unsigned n = 1; n <= VIRTQ_MAX_SIZE; n *= 2) {
@@ -270,7 +272,7 @@ static void test_rings_outside_ram(void **state)
 	f->q.used_gpa = 2 * RAM_SIZE;
 	check_fails(f, "used ring");
 	f->q.used_gpa = USED_GPA;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	assert_int_equal(virtq_check_rings(&f->q, &f->m, &e), 0);
 }
 
@@ -280,7 +282,7 @@ static void test_pop_empty(void **state)
 {
 	struct fixture *f = *state;
 	struct virtq_chain c;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	assert_int_equal(virtq_pop(&f->q, &f->m, &c, &e), 0);
 	assert_int_equal(f->q.last_avail, 0);
 	/* after consuming everything, empty again */
@@ -294,7 +296,7 @@ static void test_pop_three_descriptor_chain(void **state)
 {
 	struct fixture *f = *state;
 	struct virtq_chain c;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	make_blk_chain(f);
 	assert_int_equal(virtq_pop(&f->q, &f->m, &c, &e), 1);
 	assert_int_equal(f->q.last_avail, 1);
@@ -321,7 +323,7 @@ static void test_pop_all_readable_and_all_writable(void **state)
 {
 	struct fixture *f = *state;
 	struct virtq_chain c;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	set_desc(f, 0, 0x10000, 100, VIRTQ_DESC_F_NEXT, 1);
 	set_desc(f, 1, 0x11000, 200, 0, 0);
 	avail_push(f, 0);
@@ -344,7 +346,7 @@ static void test_pop_chain_as_long_as_queue(void **state)
 {
 	struct fixture *f = *state;
 	struct virtq_chain c;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	/* size 8: all eight descriptors in one chain, 7 -> 6 -> ... -> 0 */
 	for (uint16_t i = 0; i < 8; i++)
 		set_desc(f, i, 0x10000 + 0x100ull * i, 0x10,
@@ -362,7 +364,7 @@ static void test_pop_max_size_queue(void **state)
 {
 	struct fixture *f = *state;
 	struct virtq_chain c;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	f->q.size = VIRTQ_MAX_SIZE;
 	for (unsigned i = 0; i < VIRTQ_MAX_SIZE; i++)
 		set_desc(f, (uint16_t)i, 0x40000 + i, 1,
@@ -380,7 +382,7 @@ static void test_pop_multiple_in_order(void **state)
 {
 	struct fixture *f = *state;
 	struct virtq_chain c;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	/* five single-descriptor chains made available out of index order */
 	const uint16_t heads[5] = { 4, 0, 6, 1, 3 };
 	for (unsigned i = 0; i < 5; i++) {
@@ -403,7 +405,7 @@ static void test_pop_full_ring(void **state)
 {
 	struct fixture *f = *state;
 	struct virtq_chain c;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	/* exactly `size` pending entries is allowed (a full ring) */
 	for (uint16_t i = 0; i < 8; i++) {
 		set_desc(f, i, 0x10000 + 0x1000ull * i, 4, 0, 0);
@@ -421,7 +423,7 @@ static void test_last_avail_wraps(void **state)
 {
 	struct fixture *f = *state;
 	struct virtq_chain c;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	/* the device has consumed 65534 entries, the guest offers two more:
 	 * ring slots 65534 % 8 = 6 and 65535 % 8 = 7, then idx wraps to 0 */
 	f->q.last_avail = 65534;
@@ -465,7 +467,7 @@ static void test_chain_read(void **state)
 {
 	struct fixture *f = *state;
 	struct virtq_chain c;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	/* readable: 5 bytes "ABCDE", 3 bytes "fgh", 4 bytes "IJKL"; then a
 	 * writable buffer whose bytes must never be gathered */
 	memcpy(f->ram + 0x10000, "ABCDE", 5);
@@ -510,7 +512,7 @@ static void test_chain_read_no_readable(void **state)
 {
 	struct fixture *f = *state;
 	struct virtq_chain c;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	memcpy(f->ram + 0x10000, "secret", 6);
 	set_desc(f, 0, 0x10000, 6, VIRTQ_DESC_F_WRITE, 0);
 	avail_push(f, 0);
@@ -524,7 +526,7 @@ static void test_chain_write(void **state)
 {
 	struct fixture *f = *state;
 	struct virtq_chain c;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	memset(f->ram + HDR_GPA, 'h', 16);
 	memset(f->ram + DATA_GPA - 16, '<', 16);
 	memset(f->ram + DATA_GPA, '-', 512);
@@ -602,7 +604,7 @@ static void test_chain_write_no_writable(void **state)
 {
 	struct fixture *f = *state;
 	struct virtq_chain c;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	memset(f->ram + 0x10000, 'r', 64);
 	set_desc(f, 0, 0x10000, 64, 0, 0);
 	avail_push(f, 0);
@@ -619,7 +621,7 @@ static void test_push(void **state)
 {
 	struct fixture *f = *state;
 	struct virtq_chain c;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	make_blk_chain(f);
 	assert_int_equal(virtq_pop(&f->q, &f->m, &c, &e), 1);
 	clear_dirty(f);
@@ -649,7 +651,7 @@ static void test_push(void **state)
 static void test_push_used_idx_wraps(void **state)
 {
 	struct fixture *f = *state;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	f->q.used_idx = 65534;
 	put16(f, USED_GPA + 2, 65534);
 	/* 65534 % 8 = 6 */
@@ -675,7 +677,7 @@ static void test_push_used_idx_wraps(void **state)
 static void test_push_outside_ram(void **state)
 {
 	struct fixture *f = *state;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	/* the device never pushes to a queue that failed its checks, but the
 	 * gate still refuses a write past RAM and nothing advances */
 	f->q.used_gpa = 2 * RAM_SIZE;
@@ -689,7 +691,7 @@ static void test_pop_push_round_trip(void **state)
 {
 	struct fixture *f = *state;
 	struct virtq_chain c;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	/* 20 requests through an 8-entry queue, recycling one descriptor:
 	 * the indexes run past the ring size and stay in step */
 	set_desc(f, 4, 0x10000, 4, VIRTQ_DESC_F_WRITE, 0);
@@ -727,7 +729,7 @@ static void test_avail_idx_jump(void **state)
 {
 	struct fixture *f = *state;
 	struct virtq_chain c;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	for (uint16_t i = 0; i < 8; i++)
 		set_desc(f, i, 0x10000, 4, 0, 0);
 	/* size + 1 ahead */
@@ -771,7 +773,7 @@ static void test_next_out_of_range(void **state)
 	pop_fails(f, "out of range");
 	/* without F_NEXT, a garbage next is ignored */
 	struct virtq_chain c;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	set_desc(f, 1, 0x11000, 4, 0, 0xffff);
 	assert_int_equal(virtq_pop(&f->q, &f->m, &c, &e), 1);
 	assert_int_equal(c.n, 2);
@@ -844,7 +846,7 @@ static void test_buffer_outside_ram(void **state)
 	pop_fails(f, "outside guest RAM");
 	/* ending exactly at the end of RAM is fine */
 	struct virtq_chain c;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	set_desc(f, 2, RAM_SIZE - 2, 2, VIRTQ_DESC_F_WRITE, 0);
 	assert_int_equal(virtq_pop(&f->q, &f->m, &c, &e), 1);
 	assert_int_equal(c.writable_len, 18);
@@ -882,7 +884,7 @@ static void test_failed_pop_then_good(void **state)
 {
 	struct fixture *f = *state;
 	struct virtq_chain c;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	/* a failed pop leaves the entry where it was: once the descriptor
 	 * is fixed the same entry pops (the device would normally have
 	 * marked itself broken instead) */
@@ -910,7 +912,7 @@ static void test_buffer_across_regions(void **state)
 		4ull << 30, RAM_SIZE / 2, RAM_SIZE / 2, f->ram + RAM_SIZE / 2
 	};
 	struct virtq_chain c;
-	struct kg_err e = { "" };
+	struct kg_err e = { 0 };
 	set_desc(f, 0, RAM_SIZE / 2 - 8, 16, 0, 0);
 	avail_push(f, 0);
 	assert_int_equal(virtq_pop(&f->q, &m2, &c, &e), -1);
