@@ -89,8 +89,9 @@ struct kg_tp_key {
 };
 
 /* Loads a key file: a regular file of 32..4096 bytes (all of them are the
- * key, a trailing newline included), not readable or writable by others
- * (chmod 600). Refuses anything else with one line naming the file. */
+ * key, a trailing newline included), owned by the effective user and
+ * neither readable nor writable by its group or others (chmod 600).
+ * Refuses anything else with one line naming the file. */
 int kg_tp_key_load(const char *path, struct kg_tp_key *k, struct kg_err *e);
 
 /* --- fault injection (fault.c) --- */
