@@ -41,9 +41,7 @@ static int open_file(struct lease *l, const char *path, struct kg_err *e)
 	if (!*path)
 		return kg_errf(e, "lease file: expected file:PATH");
 	int n = snprintf(l->path, sizeof(l->path), "%s", path);
-	int m = snprintf(l->tmp, sizeof(l->tmp), "%s.tmp.%s", path, l->holder);
-	if (n < 0 || (size_t)n >= sizeof(l->path) || m < 0 ||
-	    (size_t)m >= sizeof(l->tmp))
+	if (n < 0 || (size_t)n >= sizeof(l->path))
 		return kg_errf(e, "lease file %s: path too long", path);
 	l->ops = &lease_file_ops;
 	return 0;

@@ -4,7 +4,8 @@
  * (X in CLOCK_REALTIME ms, 0: released). No file: never held.
  *
  * acquire reads the file; if another holder's lease runs, it is refused.
- * Otherwise it writes the new record to PATH.tmp.<holder>, fsyncs it,
+ * Otherwise it writes the new record to a new PATH.tmp.XXXXXX (mkostemp:
+ * unpredictable, O_EXCL, so never through a planted link), fsyncs it,
  * rename()s it over PATH (atomic: a reader sees the old or the new file,
  * never a mix) and fsyncs the directory. Two sides may both find the
  * lease free and both rename; the last rename wins, so each then waits
@@ -32,8 +33,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -131,39 +134,51 @@ static int write_record(const struct lease *l, const struct record *r,
 			 r->holder, (unsigned long long)r->gen, r->expiry_ms);
 	if (n < 0 || (size_t)n >= sizeof(buf))
 		return kg_errf(e, "lease file %s: record too long", l->path);
-	int fd = open(l->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	/* A name nobody can predict, created here (O_EXCL) and never a link
+	 * someone planted: whoever may write the directory must not make us
+	 * write through a symlink, nor rename theirs over PATH. */
+	char tmp[PATH_MAX + 16];
+	int m = snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", l->path);
+	if (m < 0 || (size_t)m >= sizeof(tmp))
+		return kg_errf(e, "lease file %s: path too long", l->path);
+	int fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0)
-		return kg_errno(e, "lease file %s: create %s", l->path, l->tmp);
+		return kg_errno(e, "lease file %s: create %s", l->path, tmp);
+	/* Readable by the other host's kagami, as the record was before. */
+	if (fchmod(fd, 0644) < 0) {
+		kg_errno(e, "lease file %s: chmod %s", l->path, tmp);
+		goto fail;
+	}
 	size_t off = 0;
 	while (off < (size_t)n) {
 		ssize_t w = write(fd, buf + off, (size_t)n - off);
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w < 0) {
-			kg_errno(e, "lease file %s: write %s", l->path, l->tmp);
+			kg_errno(e, "lease file %s: write %s", l->path, tmp);
 			goto fail;
 		}
 		off += (size_t)w;
 	}
 	if (fsync(fd) < 0) {
-		kg_errno(e, "lease file %s: fsync %s", l->path, l->tmp);
+		kg_errno(e, "lease file %s: fsync %s", l->path, tmp);
 		goto fail;
 	}
 	if (close(fd) < 0) {
 		fd = -1;
-		kg_errno(e, "lease file %s: close %s", l->path, l->tmp);
+		kg_errno(e, "lease file %s: close %s", l->path, tmp);
 		goto fail;
 	}
 	fd = -1;
-	if (rename(l->tmp, l->path) < 0) {
-		kg_errno(e, "lease file %s: rename %s over it", l->path, l->tmp);
+	if (rename(tmp, l->path) < 0) {
+		kg_errno(e, "lease file %s: rename %s over it", l->path, tmp);
 		goto fail;
 	}
 	return fsync_dir(l, e);
 fail:
 	if (fd >= 0)
 		close(fd);
-	unlink(l->tmp);
+	unlink(tmp);
 	return -1;
 }
 

@@ -33,7 +33,6 @@ struct lease {
 
 	/* file: */
 	char path[PATH_MAX];
-	char tmp[PATH_MAX];          /* PATH.tmp.<holder> */
 	long long no_claim_until_ms; /* after a too-slow write (lease_file.c) */
 };
 

@@ -55,8 +55,8 @@ struct witness_reply {
 	char error[256];            /* bad */
 };
 
-/* Holder and lease names end up in log lines, JSON and a file name
- * (PATH.tmp.<holder>): 1..max printable bytes, no white space, no '/'. */
+/* Holder and lease names end up in log lines and JSON: 1..max printable
+ * bytes, no white space, no '/'. */
 bool witness_name_ok(const char *s, size_t max);
 
 /* Each writes NUL-terminated JSON into buf; -1 if it does not fit. */

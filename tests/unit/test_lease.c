@@ -16,10 +16,12 @@
 
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -535,8 +537,41 @@ static void test_file_format(void **state)
 	assert_non_null(strstr(buf, "{\"kagami_lease\":1,\"holder\":"
 				    "\"primary@hostA\",\"generation\":1,"
 				    "\"expiry_ms\":"));
-	snprintf(path, sizeof(path), "%s/lease.tmp.primary@hostA", f->dir);
-	assert_int_equal(access(path, F_OK), -1);
+	DIR *d = opendir(f->dir);
+	assert_non_null(d);
+	for (struct dirent *de; (de = readdir(d));)
+		assert_null(strstr(de->d_name, ".tmp."));
+	closedir(d);
+	lease_close(a);
+}
+
+/* Someone who can write the lease's directory plants a symlink where a
+ * predictable temporary file would be: the lease must neither write
+ * through it nor rename it over the lease file. */
+static void test_file_tmp_symlink(void **state)
+{
+	struct fx *f = *state;
+	char victim[128], tmp[160], path[128];
+	snprintf(victim, sizeof(victim), "%s/victim", f->dir);
+	snprintf(path, sizeof(path), "%s/lease", f->dir);
+	write_text(victim, "precious\n");
+	snprintf(tmp, sizeof(tmp), "%s.tmp.primary@hostA", path);
+	assert_int_equal(symlink(victim, tmp), 0);
+	struct lease *a = open_as(f, "primary@hostA", NULL);
+	struct kg_err e = { "" };
+	long long until;
+	assert_int_equal(lease_acquire(a, TTL, &until, &e), 1);
+	char buf[64] = "";
+	int fd = open(victim, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_true(read(fd, buf, sizeof(buf) - 1) >= 0);
+	close(fd);
+	assert_string_equal(buf, "precious\n");
+	struct stat st;
+	assert_int_equal(lstat(path, &st), 0);
+	assert_true(S_ISREG(st.st_mode));
+	assert_int_equal(st.st_mode & 0777, 0644);
+	assert_int_equal(lease_release(a, &e), 0);
 	lease_close(a);
 }
 
@@ -633,6 +668,7 @@ int main(void)
 		T(test_file_release),
 		T(test_file_corrupt),
 		T(test_file_format),
+		T(test_file_tmp_symlink),
 		T(test_file_race),
 		cmocka_unit_test(test_open_errors),
 	};
