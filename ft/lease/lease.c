@@ -91,6 +91,7 @@ void lease_close(struct lease *l)
 	if (l->ops)
 		lease_release(l, NULL);
 	memset(&l->key, 0, sizeof(l->key));
+	memset(l->token, 0, sizeof(l->token));
 	free(l);
 }
 
@@ -125,4 +126,9 @@ int lease_release(struct lease *l, struct kg_err *e)
 uint64_t lease_generation(const struct lease *l)
 {
 	return l->gen;
+}
+
+bool lease_renewed(const struct lease *l)
+{
+	return l->renewed;
 }

@@ -205,8 +205,8 @@ static int file_acquire(struct lease *l, unsigned ttl_ms, long long *until_ms,
 			       SETTLE_MS / 2);
 	if (read_record(l, &cur, e) < 0 || lease_real_ms(&real, e) < 0)
 		return -1;
-	if (cur.gen > l->gen)
-		l->gen = cur.gen;
+	if (cur.gen > l->seen_gen)
+		l->seen_gen = cur.gen;
 	bool ours = !strcmp(cur.holder, l->holder);
 	bool running = cur.holder[0] && cur.expiry_ms &&
 		       real < cur.expiry_ms + SKEW_MS;
@@ -217,16 +217,18 @@ static int file_acquire(struct lease *l, unsigned ttl_ms, long long *until_ms,
 			(unsigned long long)cur.gen);
 		return 0;
 	}
-	bool renewal = ours && cur.gen == l->gen && l->until_ms &&
-		       t0 < l->until_ms;
-	struct record mine = { .gen = ours ? cur.gen : l->gen + 1 };
+	/* Our last grant, untouched since: nobody else wrote meanwhile. */
+	bool same = ours && l->gen && cur.gen == l->gen;
+	bool renewal = same && l->until_ms && t0 < l->until_ms;
+	struct record mine = { .gen = ours ? cur.gen : l->seen_gen + 1 };
 	snprintf(mine.holder, sizeof(mine.holder), "%s", l->holder);
 	if (lease_real_ms(&real, e) < 0)
 		return -1;
 	mine.expiry_ms = real + ttl_ms;
 	if (write_record(l, &mine, e) < 0 || lease_mono_ms(&t1, e) < 0)
 		return -1;
-	l->gen = mine.gen;
+	if (mine.gen > l->seen_gen)
+		l->seen_gen = mine.gen;
 	if (!renewal) {
 		if (t1 - t0 > SETTLE_MS / 2) {
 			l->no_claim_until_ms = t1 + ttl_ms;
@@ -238,8 +240,8 @@ static int file_acquire(struct lease *l, unsigned ttl_ms, long long *until_ms,
 		sleep_until(t1 + SETTLE_MS);
 		if (read_record(l, &cur, e) < 0)
 			return -1;
-		if (cur.gen > l->gen)
-			l->gen = cur.gen;
+		if (cur.gen > l->seen_gen)
+			l->seen_gen = cur.gen;
 		if (strcmp(cur.holder, l->holder) || cur.gen != mine.gen) {
 			kg_errf(e, "lease file %s: lost a race to %s "
 				"(generation %llu)", l->path,
@@ -248,6 +250,8 @@ static int file_acquire(struct lease *l, unsigned ttl_ms, long long *until_ms,
 			return 0;
 		}
 	}
+	l->gen = mine.gen;
+	l->renewed = same;
 	*until_ms = t0 + ttl_ms;
 	return 1;
 }

@@ -40,7 +40,8 @@ static void sleep_ms(long ms)
 	(void)nanosleep(&ts, NULL);
 }
 
-/* One connection: a request, an answer. Errors are the client's. */
+/* One connection: a request, an answer. Errors are the client's. Tokens
+ * pass through buf, req and rep: they are wiped before return. */
 static int serve_one(struct kg_transport *t, struct witness_table *tab,
 		     struct kg_err *e)
 {
@@ -52,26 +53,37 @@ static int serve_one(struct kg_transport *t, struct witness_table *tab,
 	struct witness_req req;
 	struct witness_reply rep;
 	char log[640] = "";
+	char fresh[WITNESS_TOKEN_HEX + 1] = "";
 	long long now;
+	r = -1;
 	if (witness_req_decode(buf, rx.len, &req, e) < 0) {
 		kg_err_prefix(e, "bad request");
 		memset(&rep, 0, sizeof(rep));
 		rep.status = WITNESS_BAD;
 		snprintf(rep.error, sizeof(rep.error), "%.255s", e->msg);
-	} else if (lease_mono_ms(&now, e) < 0) {
-		return -1;
+	} else if (lease_mono_ms(&now, e) < 0 ||
+		   (req.op == WITNESS_ACQUIRE &&
+		    witness_token_new(fresh, e) < 0)) {
+		goto out;
 	} else {
-		witness_table_apply(tab, &req, now, &rep, log, sizeof(log));
+		witness_table_apply(tab, &req, now, fresh, &rep, log,
+				    sizeof(log));
 	}
 	if (log[0])
 		kg_log(KG_LOG_INFO, "%s", log);
 	if (witness_reply_encode(&rep, buf, sizeof(buf), e) < 0)
-		return -1;
+		goto out;
 	struct iovec iov = { buf, strlen(buf) };
 	struct kg_tp_frame f = { &iov, 1, 0 };
 	if (kg_tp_send(t, &f, 1, e) < 0)
-		return -1;
-	return rep.status == WITNESS_BAD ? -1 : 0;
+		goto out;
+	r = rep.status == WITNESS_BAD ? kg_errf(e, "%s", rep.error) : 0;
+out:
+	memset(buf, 0, sizeof(buf));
+	memset(&req, 0, sizeof(req));
+	memset(&rep, 0, sizeof(rep));
+	memset(fresh, 0, sizeof(fresh));
+	return r;
 }
 
 int witness_serve(struct kg_tp_listener *l, const struct witness_opts *o,

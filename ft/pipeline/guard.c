@@ -18,6 +18,7 @@ struct guard {
 	struct vm *vm;
 	struct lease *l;
 	unsigned ttl_ms;
+	bool granted;         /* once: later grants must be renewals */
 	uint64_t gen;
 	pthread_mutex_t lock; /* one lease call at a time */
 	pthread_t thread;
@@ -32,20 +33,27 @@ static void sleep_ms(unsigned ms)
 		;
 }
 
-/* 1 held (same generation), 0 someone else has it, -1 cannot tell. */
+/* 1 held (our grant, renewed), 0 someone else has it or may have had
+ * it, -1 cannot tell. */
 static int renew(struct guard *g, struct kg_err *e)
 {
 	long long until;
 	pthread_mutex_lock(&g->lock);
 	int r = lease_acquire(g->l, g->ttl_ms, &until, e);
-	if (r == 1 && g->gen && lease_generation(g->l) != g->gen) {
-		kg_errf(e, "the lease changed hands (generation %llu, ours "
-			"was %llu)", (unsigned long long)lease_generation(g->l),
+	if (r == 1 && g->granted && !lease_renewed(g->l)) {
+		/* Granted afresh: our grant ended (released, expired and
+		 * taken, or forgotten by a restarted witness), so another
+		 * side may have run the guest meanwhile. */
+		kg_errf(e, "the lease changed hands (granted afresh with "
+			"generation %llu; ours was %llu)",
+			(unsigned long long)lease_generation(g->l),
 			(unsigned long long)g->gen);
 		r = 0;
 	}
-	if (r == 1)
+	if (r == 1) {
+		g->granted = true;
 		g->gen = lease_generation(g->l);
+	}
 	pthread_mutex_unlock(&g->lock);
 	return r;
 }
