@@ -17,11 +17,14 @@
 #include <cmocka.h>
 
 #include <dirent.h>
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <netinet/in.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -61,6 +64,7 @@ struct fx {
 	char spec[200]; /* witness:ADDR or file:PATH */
 	struct kg_tp_listener *l;
 	struct witness_opts o;
+	void (*tweak)(struct witness_opts *o); /* NULL: the defaults */
 	atomic_bool stop;
 	pthread_t th;
 	bool running;
@@ -86,6 +90,8 @@ static void witness_start(struct fx *f, bool tcp, const struct kg_tp_key *key)
 	witness_opts_default(&f->o);
 	f->o.grace_ms = 0; /* a fresh witness, not a restarted one */
 	f->o.io_timeout_ms = 300;
+	if (f->tweak)
+		f->tweak(&f->o);
 	if (witness_listen(addr, key, &f->o, &f->l, &e) < 0)
 		fail_msg("witness_listen: %s", e.msg);
 	snprintf(f->spec, sizeof(f->spec), "witness:%s",
@@ -333,6 +339,162 @@ static void test_witness_silent_client(void **state)
 	lease_close(a);
 }
 
+struct logcap {
+	pthread_mutex_t lock;
+	char text[16384];
+	size_t len;
+};
+
+static void log_sink(void *ctx, enum kg_log_level level, const char *msg)
+{
+	(void)level;
+	struct logcap *c = ctx;
+	pthread_mutex_lock(&c->lock);
+	int n = snprintf(c->text + c->len, sizeof(c->text) - c->len, "%s\n",
+			 msg);
+	if (n > 0 && (size_t)n < sizeof(c->text) - c->len)
+		c->len += (size_t)n;
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* A TCP connection to the witness (tcp:127.0.0.1:PORT in f->spec) from
+ * source address src (any 127.x.y.z is this host); says nothing. */
+static int connect_from(const struct fx *f, const char *src)
+{
+	const char *port = strrchr(f->spec, ':');
+	assert_non_null(port);
+	int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(s >= 0);
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	assert_int_equal(inet_pton(AF_INET, src, &a.sin_addr), 1);
+	assert_int_equal(bind(s, (struct sockaddr *)&a, sizeof(a)), 0);
+	struct sockaddr_in d = { .sin_family = AF_INET,
+				 .sin_port = htons((uint16_t)atoi(port + 1)) };
+	assert_int_equal(inet_pton(AF_INET, "127.0.0.1", &d.sin_addr), 1);
+	assert_int_equal(connect(s, (struct sockaddr *)&d, sizeof(d)), 0);
+	return s;
+}
+
+/* Milliseconds until the server closes s (EOF or reset), at most
+ * max_ms; max_ms when it did not. */
+static long long closed_within(int s, long long max_ms)
+{
+	long long t0 = now_ms();
+	for (;;) {
+		long long left = max_ms - (now_ms() - t0);
+		if (left <= 0)
+			return max_ms;
+		struct pollfd p = { .fd = s, .events = POLLIN };
+		int n = poll(&p, 1, (int)left);
+		if (n > 0) {
+			char c;
+			ssize_t r = recv(s, &c, 1, MSG_DONTWAIT);
+			if (r <= 0)
+				return now_ms() - t0;
+		}
+	}
+}
+
+/* Many silent connections (from another address, as an attacker's would
+ * be) do not hold up a client: handshakes run side by side. Before, the
+ * witness served them one after the other, 300 ms each here, and the
+ * client gave up after its 2 s. */
+static void test_witness_silent_many(void **state)
+{
+	struct fx *f = *state;
+	witness_start(f, true, NULL);
+	int s[16];
+	for (int i = 0; i < 16; i++)
+		s[i] = connect_from(f, "127.0.0.2");
+	sleep_ms(50);
+	struct lease *a = open_as(f, "primary@hostA", NULL);
+	struct kg_err e = { "" };
+	long long until, t0 = now_ms();
+	assert_int_equal(lease_acquire(a, TTL, &until, &e), 1);
+	assert_true(now_ms() - t0 < 1000);
+	for (int i = 0; i < 16; i++)
+		close(s[i]);
+	lease_close(a);
+}
+
+/* A client that trickles its handshake a byte at a time (each within the
+ * io timeout) is cut at the connection's deadline (default 2 s), not
+ * served for as long as it likes. */
+static void test_witness_trickle(void **state)
+{
+	struct fx *f = *state;
+	witness_start(f, true, NULL);
+	int s = connect_from(f, "127.0.0.3");
+	long long t0 = now_ms(), closed = -1;
+	while (now_ms() - t0 < 8000) {
+		if (send(s, "K", 1, MSG_NOSIGNAL) != 1) {
+			closed = now_ms() - t0;
+			break;
+		}
+		if (closed_within(s, 150) < 150) {
+			closed = now_ms() - t0;
+			break;
+		}
+	}
+	close(s);
+	assert_true(closed >= 0);
+	assert_true(closed < 3500);
+}
+
+static void few_clients(struct witness_opts *o)
+{
+	o->io_timeout_ms = 5000;
+	o->conn_deadline_ms = 5000;
+	o->max_conns = 4;
+	o->max_per_source = 2;
+}
+
+/* Past max_per_source from one address, or max_conns in all, a new
+ * connection is closed at once, unserved, and the refusal logged; the
+ * others stay (silent within their deadline). */
+static void test_witness_limits(void **state)
+{
+	struct fx *f = *state;
+	static struct logcap cap = { .lock = PTHREAD_MUTEX_INITIALIZER };
+	cap.len = 0;
+	cap.text[0] = 0;
+	kg_log_configure(NULL, KG_LOG_DEBUG, log_sink, &cap);
+	f->tweak = few_clients;
+	witness_start(f, true, NULL);
+	int s[6];
+	s[0] = connect_from(f, "127.0.0.2");
+	s[1] = connect_from(f, "127.0.0.2");
+	s[2] = connect_from(f, "127.0.0.2"); /* a third from .2 */
+	assert_true(closed_within(s[2], 2000) < 2000);
+	assert_int_equal(closed_within(s[0], 300), 300);
+	assert_int_equal(closed_within(s[1], 1), 1);
+	s[3] = connect_from(f, "127.0.0.3");
+	s[4] = connect_from(f, "127.0.0.4");
+	s[5] = connect_from(f, "127.0.0.5"); /* a fifth in all */
+	assert_true(closed_within(s[5], 2000) < 2000);
+	assert_int_equal(closed_within(s[3], 300), 300);
+	assert_int_equal(closed_within(s[4], 1), 1);
+	/* One leaves: a client gets its place. */
+	close(s[0]);
+	struct lease *a = open_as(f, "primary@hostA", NULL);
+	struct kg_err e = { "" };
+	long long until;
+	int r = -1;
+	for (int i = 0; i < 20 && r != 1; i++) {
+		r = lease_acquire(a, TTL, &until, &e);
+		if (r != 1)
+			sleep_ms(100);
+	}
+	assert_int_equal(r, 1);
+	for (int i = 1; i < 6; i++)
+		close(s[i]);
+	lease_close(a);
+	witness_stop(f);
+	kg_log_configure(NULL, KG_LOG_INFO, NULL, NULL);
+	assert_non_null(strstr(cap.text, "closed unserved: 2 from its address "
+				       "already (limit 2"));
+}
+
 /* A request that is not ours is answered with an error, and the witness
  * carries on. */
 static void test_witness_bad_request(void **state)
@@ -458,24 +620,6 @@ static void test_witness_old_client(void **state)
 		rep, sizeof(rep));
 	assert_non_null(strstr(rep, "\"error\""));
 	assert_non_null(strstr(rep, "protocol version"));
-}
-
-struct logcap {
-	pthread_mutex_t lock;
-	char text[16384];
-	size_t len;
-};
-
-static void log_sink(void *ctx, enum kg_log_level level, const char *msg)
-{
-	(void)level;
-	struct logcap *c = ctx;
-	pthread_mutex_lock(&c->lock);
-	int n = snprintf(c->text + c->len, sizeof(c->text) - c->len, "%s\n",
-			 msg);
-	if (n > 0 && (size_t)n < sizeof(c->text) - c->len)
-		c->len += (size_t)n;
-	pthread_mutex_unlock(&c->lock);
 }
 
 /* A grant carries a fresh 128-bit token (32 hex digits); the holder's
@@ -976,6 +1120,9 @@ int main(void)
 		T(test_witness_key),
 		T(test_witness_gone),
 		T(test_witness_silent_client),
+		T(test_witness_silent_many),
+		T(test_witness_trickle),
+		T(test_witness_limits),
 		T(test_witness_bad_request),
 		T(test_witness_forged_acquire),
 		T(test_witness_forged_release),
