@@ -396,7 +396,37 @@ test_cli_errors() {
 	expect_status 2 && err_has "--failover-timeout" && err_one_line || return
 	rp_keys
 	kg run --replicate ft --peer "tcp:$RP_HOST:17240" --key nokey "$GUESTS/hello.elf"
-	expect_status 2 && err_has "--key" && err_one_line
+	expect_status 2 && err_has "--key" && err_one_line || return
+	# The lease key is its own option, and only with a lease.
+	kg run --replicate ft --peer "tcp:$RP_HOST:17240" --lease-key k1 "$GUESTS/hello.elf"
+	expect_status 2 && err_has "--lease-key needs --lease" && err_one_line || return
+	kg run --replicate ft --peer "tcp:$RP_HOST:17240" --lease "witness:tcp:$RP_HOST:17241" \
+		--lease-key nokey "$GUESTS/hello.elf"
+	expect_status 2 && err_has "--lease-key" && err_has "nokey" && err_one_line || return
+	kg secondary --listen "tcp:$RP_HOST:17240" --lease-key k1
+	expect_status 2 && err_has "--lease-key needs --lease" && err_one_line || return
+	kg secondary --listen "tcp:$RP_HOST:17240" --lease "witness:tcp:$RP_HOST:17241" --lease-key nokey
+	expect_status 2 && err_has "--lease-key" && err_has "nokey" && err_one_line
+}
+
+# The lease key is not the replication key: the witness holds only the
+# lease key (k2), the pair also the replication key (k1); the lease is
+# granted and the pair is protected.
+test_lease_key() {
+	rp_trap
+	rp_keys
+	"$KAGAMI" witness --listen "tcp:$RP_HOST:17275" --grace 0 --lease-key k2 >wit.out 2>&1 &
+	RP_PIDS+=" $!"
+	rp_wait_line wit.out "serving" 100 || why "no witness: $(cat wit.out)" || return
+	local lease=(--lease "witness:tcp:$RP_HOST:17275" --lease-key k2 --lease-ttl 1500)
+	rp_sec sec 17276 --key k1 --failover-timeout $RP_FO "${lease[@]}" || return
+	rp_pri ft 17276 "$RP_ARGS" --key k1 --failover-timeout $RP_FO "${lease[@]}"
+	rp_wait_protected pri.sock || return
+	rp_wait_line wit.out "granted to kagami@" 100 ||
+		why "the lease was not granted: $(tail -c 400 wit.out) / $(tail -c 300 pri.err)" || return
+	grep -q "refused a peer" wit.out && { why "the witness refused a peer: $(cat wit.out)"; return; }
+	grep -q "cannot renew the lease" pri.err && { why "the primary cannot renew: $(tail -c 300 pri.err)"; return; }
+	return 0
 }
 
 # The secondary's --disk exists with data: the secondary refuses it (and
@@ -564,6 +594,7 @@ t "replicate ft: protect again after a failover, second failover exact" test_rep
 t "replicate ft: the guest ends, the secondary exits 0 without running" test_guest_ends_under_protection kvm
 t "replicate: a wrong key leaves the VM unprotected, the guest completes" test_wrong_key kvm
 t "replicate: CLI errors are one line, exit 2" test_cli_errors
+t "replicate ft: the lease key (witness) is not the replication key" test_lease_key kvm
 t "replicate: a secondary disk in use is refused, the guest runs on" test_secondary_disk_in_use kvm
 t "replicate: disk count mismatch, the secondary says so" test_disk_count_mismatch kvm
 tdrill "drill: 20 FT failovers, no acknowledged write lost" test_drill_ft
