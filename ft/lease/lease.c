@@ -80,7 +80,7 @@ struct lease *lease_open(const char *spec, const char *holder,
 static bool held(const struct lease *l)
 {
 	long long now;
-	return l->until_ms && lease_mono_ms(&now, NULL) == 0 &&
+	return l->until_ms && lease_boot_ms(&now, NULL) == 0 &&
 	       now < l->until_ms;
 }
 

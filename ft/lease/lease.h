@@ -11,7 +11,9 @@
  *   file:PATH            a lease file on storage both hosts share
  *                        (lease_file.c: its clock and race assumptions)
  *
- * Times: until_ms is CLOCK_MONOTONIC milliseconds on this host, computed
+ * Times: until_ms is CLOCK_BOOTTIME milliseconds on this host (the same
+ * as kg_boottime_ns() / 1000000; it counts a suspend, so a host that
+ * wakes up finds its lease over instead of still running), computed
  * conservatively as the time the request started + ttl. The witness (or
  * the other host reading the file) counts from a later instant, so as
  * long as clocks run at the same rate, our lease always ends here before

@@ -16,7 +16,7 @@
  *    (through the file). Their CLOCK_REALTIME must agree within SKEW_MS
  *    (NTP does far better on a LAN); a reader counts a lease as expired
  *    only SKEW_MS after its expiry. Our own end (until_ms) is on our
- *    monotonic clock from before the read, earlier still. Clock rates are
+ *    boot clock from before the read, earlier still. Clock rates are
  *    taken as equal (drift over one TTL is negligible).
  *  - The race: a racer that read the file before our rename renames
  *    within SETTLE_MS/2 of its read, so our re-read SETTLE_MS after our
@@ -182,11 +182,11 @@ fail:
 	return -1;
 }
 
-static void sleep_until(long long mono_ms)
+static void sleep_until(long long boot_ms)
 {
-	struct timespec ts = { mono_ms / 1000, (mono_ms % 1000) * 1000000L };
+	struct timespec ts = { boot_ms / 1000, (boot_ms % 1000) * 1000000L };
 	/* EINTR: go on sleeping; nothing else can fail with this clock. */
-	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) ==
+	while (clock_nanosleep(CLOCK_BOOTTIME, TIMER_ABSTIME, &ts, NULL) ==
 	       EINTR)
 		;
 }
@@ -196,7 +196,7 @@ static int file_acquire(struct lease *l, unsigned ttl_ms, long long *until_ms,
 {
 	long long t0, t1, real;
 	struct record cur;
-	if (lease_mono_ms(&t0, e) < 0)
+	if (lease_boot_ms(&t0, e) < 0)
 		return -1;
 	if (t0 < l->no_claim_until_ms)
 		return kg_errf(e, "lease file %s: not claiming for another "
@@ -225,7 +225,7 @@ static int file_acquire(struct lease *l, unsigned ttl_ms, long long *until_ms,
 	if (lease_real_ms(&real, e) < 0)
 		return -1;
 	mine.expiry_ms = real + ttl_ms;
-	if (write_record(l, &mine, e) < 0 || lease_mono_ms(&t1, e) < 0)
+	if (write_record(l, &mine, e) < 0 || lease_boot_ms(&t1, e) < 0)
 		return -1;
 	if (mine.gen > l->seen_gen)
 		l->seen_gen = mine.gen;

@@ -26,7 +26,7 @@ struct lease {
 	/* Set by the backend's acquire on a grant: */
 	uint64_t gen;       /* our last grant's generation; 0: none yet */
 	bool renewed;       /* that grant renewed the one before it */
-	long long until_ms; /* CLOCK_MONOTONIC end of our lease; 0: none */
+	long long until_ms; /* CLOCK_BOOTTIME end of our lease; 0: none */
 
 	/* witness: */
 	char addr[300];
@@ -44,8 +44,9 @@ struct lease {
 extern const struct lease_ops lease_witness_ops;
 extern const struct lease_ops lease_file_ops;
 
-/* Milliseconds on CLOCK_MONOTONIC / CLOCK_REALTIME (lease_clock.c). */
-int lease_mono_ms(long long *ms, struct kg_err *e);
+/* Milliseconds on CLOCK_BOOTTIME (which counts a suspend: a lease must
+ * run out while its host sleeps) / CLOCK_REALTIME (lease_clock.c). */
+int lease_boot_ms(long long *ms, struct kg_err *e);
 int lease_real_ms(long long *ms, struct kg_err *e);
 
 #endif

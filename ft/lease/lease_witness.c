@@ -50,7 +50,7 @@ static int witness_acquire(struct lease *l, unsigned ttl_ms,
 			   long long *until_ms, struct kg_err *e)
 {
 	long long t0;
-	if (lease_mono_ms(&t0, e) < 0)
+	if (lease_boot_ms(&t0, e) < 0)
 		return -1;
 	/* With our grant's token this renews it; without, a fresh claim. */
 	struct witness_req req = {

@@ -72,7 +72,7 @@ static int serve_one(struct kg_transport *t, struct server *srv,
 		memset(&rep, 0, sizeof(rep));
 		rep.status = WITNESS_BAD;
 		snprintf(rep.error, sizeof(rep.error), "%.255s", e->msg);
-	} else if (lease_mono_ms(&now, e) < 0 ||
+	} else if (lease_boot_ms(&now, e) < 0 ||
 		   (req.op == WITNESS_ACQUIRE &&
 		    witness_token_new(fresh, e) < 0)) {
 		goto out;
@@ -154,7 +154,7 @@ static void *client_main(void *arg)
 static void sweep(struct server *srv, bool stopping)
 {
 	long long now;
-	if (lease_mono_ms(&now, NULL) < 0)
+	if (lease_boot_ms(&now, NULL) < 0)
 		now = 0;
 	pthread_mutex_lock(&srv->lock);
 	for (unsigned i = 0; i < srv->o->max_conns; i++) {
@@ -185,7 +185,7 @@ static void admit(struct server *srv, struct kg_tp_conn *c)
 {
 	const char *src = kg_tp_conn_source(c);
 	long long now;
-	if (lease_mono_ms(&now, NULL) < 0)
+	if (lease_boot_ms(&now, NULL) < 0)
 		now = 0;
 	pthread_mutex_lock(&srv->lock);
 	unsigned same = 0;
@@ -238,7 +238,7 @@ int witness_serve(struct kg_tp_listener *l, const struct witness_opts *o,
 		  atomic_bool *stop, struct kg_err *e)
 {
 	long long now;
-	if (lease_mono_ms(&now, e) < 0)
+	if (lease_boot_ms(&now, e) < 0)
 		return -1;
 	if (!o->max_conns || !o->max_per_source)
 		return kg_errf(e, "witness: max_conns and max_per_source must "

@@ -23,7 +23,9 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/socket.h>
+#include <sched.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <netinet/in.h>
 #include <sys/un.h>
 #include <time.h>
@@ -1085,6 +1087,65 @@ static void test_file_race(void **state)
 	}
 }
 
+/* --- clocks --- */
+
+/* Leases are timed on CLOCK_BOOTTIME, which counts a host's suspend: a
+ * primary that wakes up must find its lease over, not still running. In
+ * a time namespace whose boot clock is 100000 s ahead of its monotonic
+ * clock (as after a long suspend), the end lease_acquire gives is on the
+ * boot clock. Root only (a time namespace); skipped otherwise. */
+static long long boot_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_BOOTTIME, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void test_lease_boottime(void **state)
+{
+	struct fx *f = *state;
+	if (unshare(CLONE_NEWTIME) < 0) {
+		skip();
+		return;
+	}
+	int fd = open("/proc/self/timens_offsets", O_WRONLY);
+	assert_true(fd >= 0);
+	const char *off = "boottime 100000 0\n";
+	assert_int_equal(write(fd, off, strlen(off)), (ssize_t)strlen(off));
+	close(fd);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		/* In the namespace: both backends. */
+		int bad = 0;
+		for (int i = 0; i < 2; i++) {
+			if (i == 1) {
+				witness_start(f, false, NULL);
+			}
+			struct kg_err e = { "" };
+			struct lease *l = lease_open(f->spec, "primary@hostA",
+						     NULL, &e);
+			long long until = 0, b0 = boot_ms(), m0 = now_ms();
+			int r = l ? lease_acquire(l, TTL, &until, &e) : -2;
+			long long b1 = boot_ms();
+			if (r != 1 || b0 - m0 < 99000000 || until < b0 + TTL ||
+			    until > b1 + TTL) {
+				fprintf(stderr, "backend %d: r=%d until=%lld "
+					"boot=%lld..%lld mono=%lld: %s\n", i,
+					r, until, b0, b1, m0, e.msg);
+				bad = 1;
+			}
+			lease_close(l);
+		}
+		witness_stop(f);
+		_exit(bad);
+	}
+	int st;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+}
+
 /* --- specs and names --- */
 
 static void test_open_errors(void **state)
@@ -1139,6 +1200,7 @@ int main(void)
 		T(test_file_format),
 		T(test_file_tmp_symlink),
 		T(test_file_race),
+		T(test_lease_boottime),
 		cmocka_unit_test(test_open_errors),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
