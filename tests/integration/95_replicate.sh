@@ -537,11 +537,13 @@ test_drill_ft_kill_link() {
 		why "lost writes after a link cut: $(grep -o '"lost":[0-9]*' ftl.json | tr '\n' ' ')"
 }
 
-# The witness dies while the pair runs: nothing needs it while the link
-# is healthy (the primary goes on, protected, and warns); a failover then
+# The witness dies while the pair runs: the link stays healthy and the
+# primary protected, but it warns, and pauses its guest once its lease
+# ends unrenewed (test_witness_stalls has the details); a failover then
 # cannot take the lease, so the secondary does not run the guest: no
 # split brain, at the price of availability (said in its log).
 test_witness_loss() {
+	rp_trap
 	"$KAGAMI" witness --listen "tcp:$RP_HOST:17270" --grace 0 >wit.out 2>&1 &
 	local wit=$!
 	RP_PIDS+=" $wit"
@@ -554,6 +556,8 @@ test_witness_loss() {
 	wait "$wit" 2>/dev/null
 	rp_wait_line pri.err "cannot renew the lease" 100 ||
 		why "the primary did not warn: $(tail -c 300 pri.err)" || return
+	rp_wait_line pri.err "the guest is PAUSED" 100 ||
+		why "the primary did not fence: $(tail -c 300 pri.err)" || return
 	sleep 1
 	rp_prot pri.sock
 	[[ $(rp_bool protected) == true ]] || why "protection dropped with the witness: $(cat prot.json)" || return
@@ -562,6 +566,52 @@ test_witness_loss() {
 		why "the secondary did not stand down: $(tail -c 400 sec.err)" || return
 	grep -q "the guest runs here" sec.err && { why "the secondary ran the guest without the lease"; return; }
 	return 0
+}
+
+# The witness stops answering (SIGSTOP) while the replication link is
+# fine: the primary cannot renew its lease and pauses the guest, output
+# held, before the lease ends (not only once the link is lost: a lease
+# that ran out is one the secondary may take). When the witness answers
+# again the same grant is renewed, the guest resumes and its output is
+# whole.
+test_witness_stalls() {
+	local ref ttl=3000
+	ref=$(rp_ref "$RP_LONG") || why "no reference run" || return
+	rp_trap
+	"$KAGAMI" witness --listen "tcp:$RP_HOST:17280" --grace 0 >wit.out 2>&1 &
+	local wit=$!
+	RP_PIDS+=" $wit"
+	rp_wait_line wit.out "serving" 100 || why "no witness: $(cat wit.out)" || return
+	local lease=(--lease "witness:tcp:$RP_HOST:17280" --lease-ttl $ttl)
+	rp_sec sec 17281 --failover-timeout $RP_FO "${lease[@]}" || return
+	rp_pri ft 17281 "$RP_LONG" --failover-timeout $RP_FO "${lease[@]}"
+	rp_wait_protected pri.sock || return
+	rp_wait_line pri.txt "pass=2 " 200 || why "the guest does not run: $(tail -c 300 pri.err)" || return
+	local t0 ms n1 n2
+	t0=$(date +%s%N)
+	kill -STOP "$wit"
+	if ! rp_wait_line pri.err "the guest is PAUSED" 100; then
+		kill -CONT "$wit"
+		why "no fence 10 s after the witness stopped: $(tail -c 400 pri.err)"
+		return
+	fi
+	ms=$((($(date +%s%N) - t0) / 1000000))
+	# Its last renewal was before the stop: the lease ended at most ttl
+	# after it.
+	((ms < ttl)) || { kill -CONT "$wit"; why "fenced $ms ms after the witness stopped, lease $ttl ms"; return; }
+	sleep 0.3 # outputs acknowledged before the fence may still come out
+	n1=$(wc -l <pri.txt)
+	sleep 1.5
+	n2=$(wc -l <pri.txt)
+	rp_prot pri.sock
+	kill -CONT "$wit"
+	[[ $n1 == "$n2" ]] || why "the guest's output went on while fenced ($n1 -> $n2 lines)" || return
+	[[ $(rp_bool protected) == true ]] || why "the link dropped: $(cat prot.json)" || return
+	rp_wait_line pri.err "the guest resumes" 100 || why "no resume after the witness came back: $(tail -c 400 pri.err)" || return
+	rp_wait "$PRI_PID" 90 || return
+	[[ $WSTATUS == 0 ]] || why "primary exited $WSTATUS: $(tail -c 400 pri.err)" || return
+	grep -q "runs here" sec.err && { why "the secondary ran the guest: $(tail -c 300 sec.err)"; return; }
+	rp_same "$ref" pri.txt
 }
 
 # tdrill NAME FUNC: t, but the drills need the release build, the kvstore
@@ -601,6 +651,7 @@ tdrill "drill: 20 FT failovers, no acknowledged write lost" test_drill_ft
 tdrill "drill: 20 HA failovers, each within one interval" test_drill_ha
 tdrill "drill: FT, secondary killed 3 times, nothing lost" test_drill_ft_kill_secondary
 tdrill "drill: FT, link cut twice (witness), one side runs, nothing lost" test_drill_ft_kill_link
-t "replicate ft: the witness dies, the pair runs on; a failover then stands down" test_witness_loss kvm
+t "replicate ft: the witness dies, the primary fences; a failover then stands down" test_witness_loss kvm
+t "replicate ft: the witness stalls: the primary fences before its lease ends, then resumes" test_witness_stalls kvm
 
 rm -rf "$RP_CACHE"
