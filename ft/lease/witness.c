@@ -46,13 +46,40 @@ static void sleep_ms(long ms)
 	(void)nanosleep(&ts, NULL);
 }
 
-/* One connection: a request, an answer. Errors are the client's. Tokens
- * pass through buf, req and rep: they are wiped before return. */
-struct server;
+/* A client being served. The server's lock guards everything here but
+ * the connection itself, which only its thread uses (the main loop may
+ * cut it, under the lock, while conn is set). */
+struct slot {
+	struct server *srv;
+	bool used, done, cut;
+	pthread_t th;
+	struct kg_tp_conn *conn;
+	char source[200];
+	long long deadline_ms;
+};
+
+struct server {
+	struct kg_tp_listener *l;
+	const struct witness_opts *o;
+	pthread_mutex_t lock; /* the table and the slots */
+	struct witness_table *tab;
+	struct slot *slots;   /* o->max_conns */
+	unsigned used;
+	long long refused_log_ms; /* the last "too many" line */
+	unsigned refused_since;
+};
+
 static void table_apply(struct server *srv, const struct witness_req *req,
 			long long now, const char *fresh,
-			struct witness_reply *rep, char *log, size_t logcap);
+			struct witness_reply *rep, char *log, size_t logcap)
+{
+	pthread_mutex_lock(&srv->lock);
+	witness_table_apply(srv->tab, req, now, fresh, rep, log, logcap);
+	pthread_mutex_unlock(&srv->lock);
+}
 
+/* One connection: a request, an answer. Errors are the client's. Tokens
+ * pass through buf, req and rep: they are wiped before return. */
 static int serve_one(struct kg_transport *t, struct server *srv,
 		     struct kg_err *e)
 {
@@ -94,38 +121,6 @@ out:
 	memset(&rep, 0, sizeof(rep));
 	memset(fresh, 0, sizeof(fresh));
 	return r;
-}
-
-/* A client being served. The server's lock guards everything here but
- * the connection itself, which only its thread uses (the main loop may
- * cut it, under the lock, while conn is set). */
-struct slot {
-	struct server *srv;
-	bool used, done, cut;
-	pthread_t th;
-	struct kg_tp_conn *conn;
-	char source[200];
-	long long deadline_ms;
-};
-
-struct server {
-	struct kg_tp_listener *l;
-	const struct witness_opts *o;
-	pthread_mutex_t lock; /* the table and the slots */
-	struct witness_table *tab;
-	struct slot *slots;   /* o->max_conns */
-	unsigned used;
-	long long refused_log_ms; /* the last "too many" line */
-	unsigned refused_since;
-};
-
-static void table_apply(struct server *srv, const struct witness_req *req,
-			long long now, const char *fresh,
-			struct witness_reply *rep, char *log, size_t logcap)
-{
-	pthread_mutex_lock(&srv->lock);
-	witness_table_apply(srv->tab, req, now, fresh, rep, log, logcap);
-	pthread_mutex_unlock(&srv->lock);
 }
 
 static void *client_main(void *arg)
