@@ -120,11 +120,25 @@ static void lost(struct guard *g, const struct kg_err *e)
 			"split-brain guard: %s; this copy stops", e->msg);
 }
 
+static void sleep_until_boot(long long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	while (clock_nanosleep(CLOCK_BOOTTIME, TIMER_ABSTIME, &ts, NULL) ==
+	       EINTR)
+		;
+}
+
 static void *guard_thread(void *arg)
 {
 	struct guard *g = arg;
+	/* Every ttl/3 from the last renewal's start, not its end: a slow
+	 * answer does not push the next one towards the lease's end. */
+	long long next = boot_ms() + g->ttl_ms / 3;
 	while (!atomic_load(&g->stop)) {
-		sleep_ms(g->ttl_ms / 3);
+		sleep_until_boot(next);
+		if (atomic_load(&g->stop))
+			break;
+		next = boot_ms() + g->ttl_ms / 3;
 		struct kg_err e;
 		int r = renew(g, &e);
 		if (r == 0) {
@@ -161,10 +175,7 @@ static void *watch_thread(void *arg)
 		} else if (at > now + WATCH_POLL_MS) {
 			at = now + WATCH_POLL_MS;
 		}
-		struct timespec ts = { at / 1000, (at % 1000) * 1000000L };
-		while (clock_nanosleep(CLOCK_BOOTTIME, TIMER_ABSTIME, &ts,
-				       NULL) == EINTR)
-			;
+		sleep_until_boot(at);
 	}
 	return NULL;
 }
