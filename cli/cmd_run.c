@@ -75,13 +75,16 @@ static void run_usage(FILE *f)
 "                      goes live. Disks: as for ft (copied at the start,\n"
 "                      then the secondary applies the guest's writes)\n"
 "  --peer ADDR         the secondary, tcp:HOST:PORT (with --replicate)\n"
-"  --key FILE          pre-shared key for the replication link\n"
+"  --key FILE          pre-shared key for the replication link (the\n"
+"                      secondary's --key)\n"
 "  --epoch-ms MS       FT epoch length (default 10)\n"
 "  --interval MS       HA checkpoint interval (default 1000)\n"
 "  --failover-timeout MS  silence that ends the link (default 100)\n"
 "  --lease SPEC        split-brain guard: witness:tcp:HOST:PORT[#NAME] (a\n"
 "                      'kagami witness') or file:PATH on shared storage;\n"
 "                      the guest runs only while this side holds it\n"
+"  --lease-key FILE    pre-shared key for the lease witness (its\n"
+"                      --lease-key; not the replication --key)\n"
 "  --lease-ttl MS      lease length, renewed every third (default 1.5x the\n"
 "                      failover timeout)\n"
 "  --deterministic     inputs enter only at exits, kagami's own PIC and PIT\n"
@@ -194,7 +197,8 @@ static int run_main(const char *name, enum run_kind kind, int argc,
 	enum { O_MEM = 256, O_CPUS, O_CONSOLE, O_CMDLINE, O_INITRD, O_TIMEOUT,
 	       O_SUMMARY, O_DISK, O_NET, O_CONTROL, O_REPLICATE, O_PEER, O_KEY,
 	       O_EPOCH_MS, O_INTERVAL, O_FAILOVER, O_FAULT, O_LEASE,
-	       O_LEASE_TTL, O_DETERMINISTIC, O_LOG, O_DIGEST_MS };
+	       O_LEASE_TTL, O_LEASE_KEY, O_DETERMINISTIC, O_LOG,
+	       O_DIGEST_MS };
 	static const struct option opts[] = {
 		{ "mem", required_argument, NULL, O_MEM },
 		{ "cpus", required_argument, NULL, O_CPUS },
@@ -215,6 +219,7 @@ static int run_main(const char *name, enum run_kind kind, int argc,
 		{ "test-fault", required_argument, NULL, O_FAULT },
 		{ "lease", required_argument, NULL, O_LEASE },
 		{ "lease-ttl", required_argument, NULL, O_LEASE_TTL },
+		{ "lease-key", required_argument, NULL, O_LEASE_KEY },
 		{ "deterministic", no_argument, NULL, O_DETERMINISTIC },
 		{ "log", required_argument, NULL, O_LOG },
 		{ "digest-ms", required_argument, NULL, O_DIGEST_MS },
@@ -229,7 +234,7 @@ static int run_main(const char *name, enum run_kind kind, int argc,
 	unsigned long n;
 	char *end;
 	struct protect_opts po = { .mode = 0 };
-	const char *keyfile = NULL, *lease = NULL;
+	const char *keyfile = NULL, *lease = NULL, *lease_keyfile = NULL;
 	unsigned lease_ttl = 0;
 
 	opterr = 0;
@@ -313,6 +318,9 @@ static int run_main(const char *name, enum run_kind kind, int argc,
 		case O_LEASE:
 			lease = optarg;
 			break;
+		case O_LEASE_KEY:
+			lease_keyfile = optarg;
+			break;
 		case O_EPOCH_MS:
 		case O_INTERVAL:
 		case O_FAILOVER:
@@ -387,9 +395,14 @@ static int run_main(const char *name, enum run_kind kind, int argc,
 			"'kagami secondary --listen')\n", name);
 		return KG_EXIT_USAGE;
 	}
-	if (!po.mode && (po.peer[0] || keyfile || lease)) {
+	if (!po.mode && (po.peer[0] || keyfile || lease || lease_keyfile)) {
 		fprintf(stderr, "%s: --peer, --key and --lease need --replicate "
 			"ft|ha|lockstep\n", name);
+		return KG_EXIT_USAGE;
+	}
+	if (lease_keyfile && !lease) {
+		fprintf(stderr, "%s: --lease-key needs --lease witness:ADDR\n",
+			name);
 		return KG_EXIT_USAGE;
 	}
 	if (keyfile) {
@@ -398,6 +411,13 @@ static int run_main(const char *name, enum run_kind kind, int argc,
 			return KG_EXIT_USAGE;
 		}
 		po.have_key = true;
+	}
+	/* The witness's key, apart from the replication key: the witness's
+	 * host holds this one only. */
+	struct kg_tp_key lease_key;
+	if (lease_keyfile && kg_tp_key_load(lease_keyfile, &lease_key, &e) < 0) {
+		fprintf(stderr, "%s: --lease-key: %s\n", name, e.msg);
+		return KG_EXIT_USAGE;
 	}
 	const char *what = restore ? "snapshot" : "guest image";
 	if (optind != argc - 1) {
@@ -468,7 +488,7 @@ static int run_main(const char *name, enum run_kind kind, int argc,
 				 .timeout_s = timeout_s, .summary = summary,
 				 .protect = po.mode ? &po : NULL,
 				 .lease = lease,
-				 .lease_key = po.have_key ? &po.key : NULL,
+				 .lease_key = lease_keyfile ? &lease_key : NULL,
 				 .lease_ttl_ms = lease_ttl ? lease_ttl
 					 : 3 * (po.failover_ms ? po.failover_ms : 100) / 2 };
 	uint64_t t0 = kg_now_ns();

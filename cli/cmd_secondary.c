@@ -55,6 +55,8 @@ static void secondary_usage(FILE *f)
 "                      over only once the primary's lease has run out (a\n"
 "                      primary cut off from us but alive keeps it, and we\n"
 "                      stand down and wait for it to reconnect)\n"
+"  --lease-key FILE    as the primary's: the lease witness's key, not the\n"
+"                      replication --key\n"
 "  --lease-ttl MS      as the primary's (default 1.5x the failover timeout)\n"
 "  --timeout SECONDS   stop the guest this long after taking over\n"
 "  --summary           print a run summary at the end\n"
@@ -175,7 +177,7 @@ int cmd_secondary(int argc, char **argv)
 {
 	enum { O_LISTEN = 256, O_KEY, O_DISK, O_NET, O_CONSOLE, O_CONTROL,
 	       O_TIMEOUT, O_SUMMARY, O_FAILOVER, O_LEASE, O_LEASE_TTL,
-	       O_CORRUPT_AT };
+	       O_LEASE_KEY, O_CORRUPT_AT };
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, O_LISTEN },
 		{ "key", required_argument, NULL, O_KEY },
@@ -188,6 +190,7 @@ int cmd_secondary(int argc, char **argv)
 		{ "failover-timeout", required_argument, NULL, O_FAILOVER },
 		{ "lease", required_argument, NULL, O_LEASE },
 		{ "lease-ttl", required_argument, NULL, O_LEASE_TTL },
+		{ "lease-key", required_argument, NULL, O_LEASE_KEY },
 		{ "test-corrupt-at", required_argument, NULL, O_CORRUPT_AT },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -196,7 +199,7 @@ int cmd_secondary(int argc, char **argv)
 	struct vm_config cfg = { 0 };
 	struct kg_err e = { 0 };
 	const char *listen_addr = NULL, *keyfile = NULL, *control = NULL;
-	const char *lease = NULL;
+	const char *lease = NULL, *lease_keyfile = NULL;
 	unsigned long lease_ttl = 0;
 	double timeout_s = 0;
 	unsigned long failover_ms = 100;
@@ -213,6 +216,7 @@ int cmd_secondary(int argc, char **argv)
 		case O_CONTROL: control = optarg; break;
 		case O_SUMMARY: summary = true; break;
 		case O_LEASE: lease = optarg; break;
+		case O_LEASE_KEY: lease_keyfile = optarg; break;
 		case O_LEASE_TTL:
 			lease_ttl = strtoul(optarg, &end, 10);
 			if (!*optarg || *end || lease_ttl < 10 ||
@@ -280,6 +284,19 @@ int cmd_secondary(int argc, char **argv)
 			"--help')\n", name, name);
 		return KG_EXIT_USAGE;
 	}
+	if (lease_keyfile && !lease) {
+		fprintf(stderr, "%s: --lease-key needs --lease witness:ADDR\n",
+			name);
+		return KG_EXIT_USAGE;
+	}
+	/* The witness's key, apart from the replication key: the witness's
+	 * host holds this one only. */
+	struct kg_tp_key lease_key;
+	if (lease_keyfile && kg_tp_key_load(lease_keyfile, &lease_key, &e) < 0) {
+		fprintf(stderr, "%s: --lease-key: %s\n", name, e.msg);
+		return KG_EXIT_USAGE;
+	}
+	const struct kg_tp_key *lkey = lease_keyfile ? &lease_key : NULL;
 	struct kg_tp_key key;
 	struct kg_tp_opts to;
 	kg_tp_opts_default(&to);
@@ -401,7 +418,7 @@ again:
 			struct secondary_lockstep_opts lo = {
 				.name = name, .control_path = control,
 				.timeout_s = timeout_s, .summary = summary,
-				.lease = lease, .lease_key = keyfile ? &key : NULL,
+				.lease = lease, .lease_key = lkey,
 				.lease_ttl_ms = lease_ttl ? (unsigned)lease_ttl
 					: 3 * (unsigned)failover_ms / 2,
 				.test_corrupt_at = corrupt_at,
@@ -472,8 +489,7 @@ failover:;
 		unsigned ttl = lease_ttl ? (unsigned)lease_ttl
 					 : 3 * (unsigned)failover_ms / 2;
 		struct kg_err ge;
-		guard = guard_start(vm, lease, keyfile ? &key : NULL, ttl,
-				    2 * ttl, &ge);
+		guard = guard_start(vm, lease, lkey, ttl, 2 * ttl, &ge);
 		if (!guard) {
 			fprintf(stderr, "%s: primary unreachable (%s), but the "
 				"lease cannot be taken (%s): the primary may be "

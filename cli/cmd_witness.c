@@ -25,8 +25,11 @@ static void witness_usage(FILE *f)
 "\n"
 "  --listen ADDR     tcp:HOST:PORT (port 0: any; the address is printed)\n"
 "                    or unix:PATH\n"
-"  --key FILE        pre-shared key (32..4096 bytes, mode 0600): both\n"
-"                    sides must hold the same one\n"
+"  --lease-key FILE  the lease key (32..4096 bytes, mode 0600, yours):\n"
+"                    the file the primary and the secondary give as\n"
+"                    --lease-key; not the replication --key, which this\n"
+"                    host never needs. Without it, anyone who reaches\n"
+"                    this port may ask for leases\n"
 "  --max-ttl MS      longest lease granted (default 60000)\n"
 "  --grace MS        after start, grant only renewals of leases given\n"
 "                    before a restart (default: --max-ttl; 0 when this\n"
@@ -72,10 +75,11 @@ static int parse_ms(const char *name, const char *opt, const char *s,
 
 int cmd_witness(int argc, char **argv)
 {
-	enum { O_LISTEN = 256, O_KEY, O_MAX_TTL, O_GRACE };
+	enum { O_LISTEN = 256, O_KEY, O_LEASE_KEY, O_MAX_TTL, O_GRACE };
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, O_LISTEN },
 		{ "key", required_argument, NULL, O_KEY },
+		{ "lease-key", required_argument, NULL, O_LEASE_KEY },
 		{ "max-ttl", required_argument, NULL, O_MAX_TTL },
 		{ "grace", required_argument, NULL, O_GRACE },
 		{ "help", no_argument, NULL, 'h' },
@@ -90,7 +94,15 @@ int cmd_witness(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
 		switch (c) {
 		case O_LISTEN: listen_addr = optarg; break;
-		case O_KEY: keyfile = optarg; break;
+		case O_KEY:
+			/* Elsewhere --key is the replication key, which must
+			 * not be copied here. */
+			fprintf(stderr, "%s: --key: the witness takes only the "
+				"lease key, as --lease-key FILE (the file the "
+				"primary and the secondary give as --lease-key, "
+				"not their replication --key)\n", name);
+			return KG_EXIT_USAGE;
+		case O_LEASE_KEY: keyfile = optarg; break;
 		case O_MAX_TTL:
 			if (parse_ms(name, "--max-ttl", optarg, 1, &max_ttl) < 0)
 				return KG_EXIT_USAGE;
@@ -131,7 +143,7 @@ int cmd_witness(int argc, char **argv)
 	struct kg_err e = { 0 };
 	struct kg_tp_key key;
 	if (keyfile && kg_tp_key_load(keyfile, &key, &e) < 0) {
-		fprintf(stderr, "%s: --key: %s\n", name, e.msg);
+		fprintf(stderr, "%s: --lease-key: %s\n", name, e.msg);
 		return KG_EXIT_USAGE;
 	}
 	struct kg_tp_listener *l;

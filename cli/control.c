@@ -103,6 +103,9 @@ static int do_resume(struct control_call *call, struct kg_err *e)
 	struct vm *vm = call->vm;
 	if (vm->req != VM_REQ_PAUSE)
 		return kg_errf(e, "the VM is not paused");
+	if (vm_fenced(vm))
+		return kg_errf(e, "the split-brain guard holds the VM paused "
+			       "until its lease is renewed");
 	vm_resume(vm);
 	return 0;
 }

@@ -187,7 +187,6 @@ struct kg_link *kg_fault_link_new(struct kg_link *inner,
 	struct fault_link *fl = calloc(1, sizeof(*fl));
 	if (!fl) {
 		kg_errk(e, KG_ERR_NOMEM, "%s: out of memory", inner->peer);
-		inner->ops->destroy(inner);
 		return NULL;
 	}
 	fl->base.ops = &fault_ops;

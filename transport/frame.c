@@ -74,8 +74,9 @@ static void header_encode(uint8_t h[KG_FRAME_HEADER_SIZE], uint32_t flags,
 
 /* --- making a connection --- */
 
-/* Authenticates a fresh link and wraps it; takes the link either way. */
-static int establish(struct kg_link *link, bool server,
+/* Authenticates a fresh link and wraps it; takes the link on success,
+ * and on failure too unless keep (then the caller still owns it). */
+static int establish(struct kg_link *link, bool server, bool keep,
 		     const struct kg_tp_opts *o, struct kg_transport **out,
 		     struct kg_err *e)
 {
@@ -99,13 +100,12 @@ static int establish(struct kg_link *link, bool server,
 	if (o->fault) {
 		/* After the handshake: faults count data frames only. */
 		struct kg_link *f = kg_fault_link_new(link, o->fault, e);
-		if (!f) {
-			link = NULL; /* taken */
+		if (!f)
 			goto fail;
-		}
-		link = f;
+		t->link = f;
+	} else {
+		t->link = link;
 	}
-	t->link = link;
 	memset(txk, 0, sizeof(txk));
 	memset(rxk, 0, sizeof(rxk));
 	*out = t;
@@ -118,7 +118,7 @@ fail:
 		kg_mac_free(&t->rx_mac);
 		free(t);
 	}
-	if (link)
+	if (!keep)
 		link->ops->destroy(link);
 	*out = NULL;
 	return -1;
@@ -164,6 +164,15 @@ const char *kg_tp_listener_addr(const struct kg_tp_listener *l)
 	return l->name;
 }
 
+/* Logged here as well as returned: a refused peer must leave a trace
+ * even if the caller just accepts again. */
+static void log_refusal(const struct kg_tp_listener *l, const char *peer,
+			const struct kg_err *e)
+{
+	kg_log(KG_LOG_INFO, "transport %s: refused a peer (%s): %s", l->name,
+		peer, e ? e->msg : "");
+}
+
 int kg_tp_accept(struct kg_tp_listener *l, struct kg_transport **out,
 		 struct kg_err *e)
 {
@@ -173,14 +182,91 @@ int kg_tp_accept(struct kg_tp_listener *l, struct kg_transport **out,
 		return -1;
 	char peer[sizeof(link->peer)];
 	memcpy(peer, link->peer, sizeof(peer));
-	if (establish(link, true, &l->opts, out, e) < 0) {
-		/* Logged here as well as returned: a refused peer must leave a
-		 * trace even if the caller just accepts again. */
-		kg_log(KG_LOG_INFO, "transport %s: refused a peer (%s): %s",
-			l->name, peer, e ? e->msg : "");
+	if (establish(link, true, false, &l->opts, out, e) < 0) {
+		log_refusal(l, peer, e);
 		return -1;
 	}
 	return 0;
+}
+
+/* --- serving many peers at once --- */
+
+struct kg_tp_conn {
+	struct kg_link *link;   /* the socket's; inside t once established */
+	struct kg_transport *t; /* NULL until established */
+	char source[sizeof(((struct kg_link *)0)->peer)];
+};
+
+/* The peer without its port: "tcp:10.0.0.1:5000" -> "tcp:10.0.0.1",
+ * "tcp:[::1]:5000" -> "tcp:[::1]", "unix:/p (pid 42)" -> "unix:/p". */
+static void source_of(const char *peer, char *out, size_t n)
+{
+	snprintf(out, n, "%s", peer);
+	char *cut = !strncmp(out, "unix:", 5) ? strstr(out, " (pid ")
+					      : strrchr(out, ':');
+	if (cut && cut > strchr(out, ':'))
+		*cut = 0;
+}
+
+int kg_tp_accept_conn(struct kg_tp_listener *l, struct kg_tp_conn **out,
+		      struct kg_err *e)
+{
+	*out = NULL;
+	struct kg_link *link;
+	if (l->be->accept(l, &link, e) < 0)
+		return -1;
+	struct kg_tp_conn *c = calloc(1, sizeof(*c));
+	if (!c) {
+		kg_errk(e, KG_ERR_NOMEM, "accept %s: out of memory", l->name);
+		link->ops->destroy(link);
+		return -1;
+	}
+	c->link = link;
+	source_of(link->peer, c->source, sizeof(c->source));
+	*out = c;
+	return 0;
+}
+
+const char *kg_tp_conn_source(const struct kg_tp_conn *c)
+{
+	return c->source;
+}
+
+const char *kg_tp_conn_peer(const struct kg_tp_conn *c)
+{
+	return c->link->peer;
+}
+
+int kg_tp_conn_establish(struct kg_tp_listener *l, struct kg_tp_conn *c,
+			 struct kg_transport **out, struct kg_err *e)
+{
+	*out = NULL;
+	if (c->t)
+		return kg_errf(e, "%s: already established", c->link->peer);
+	if (establish(c->link, true, true, &l->opts, &c->t, e) < 0) {
+		log_refusal(l, c->link->peer, e);
+		return -1;
+	}
+	*out = c->t;
+	return 0;
+}
+
+void kg_tp_conn_cut(struct kg_tp_conn *c)
+{
+	/* The socket's own link, even under a fault layer: shutting it down
+	 * is safe while another thread waits on it. */
+	c->link->ops->shutdown(c->link);
+}
+
+void kg_tp_conn_free(struct kg_tp_conn *c)
+{
+	if (!c)
+		return;
+	if (c->t)
+		kg_tp_close(c->t); /* destroys the link */
+	else
+		c->link->ops->destroy(c->link);
+	free(c);
 }
 
 void kg_tp_listener_set_timeout(struct kg_tp_listener *l, int accept_ms)
@@ -211,7 +297,7 @@ int kg_tp_connect(const char *addr, const struct kg_tp_opts *o,
 	if (kg_tp_addr_parse(addr, &a, e) < 0 || check_opts(o, e) < 0 ||
 	    backend(a.kind)->connect(&a, o, &link, e) < 0)
 		return -1;
-	return establish(link, false, o, out, e);
+	return establish(link, false, false, o, out, e);
 }
 
 const char *kg_tp_peer(const struct kg_transport *t)

@@ -1,8 +1,9 @@
 /*
  * The pre-shared key file. The whole file is the key, so both hosts agree
- * byte for byte whatever editor wrote it. A key that others can read is
- * refused rather than warned about: it lets anyone on the host write the
- * replica's memory.
+ * byte for byte whatever editor wrote it. A key that anyone but its owner
+ * can read or write (group included), or that belongs to another user,
+ * is refused rather than warned about: it lets them write the replica's
+ * memory (or, as the lease key, take the lease).
  */
 #include "transport.h"
 
@@ -27,9 +28,12 @@ int kg_tp_key_load(const char *path, struct kg_tp_key *k, struct kg_err *e)
 	int r = -1;
 	if (!S_ISREG(st.st_mode))
 		kg_errk(e, KG_ERR_INVALID, "key file %s: not a regular file", path);
-	else if (st.st_mode & (S_IROTH | S_IWOTH))
-		kg_errk(e, KG_ERR_INVALID, "key file %s: readable or writable by others (mode %04o); run chmod 600 %s",
+	else if (st.st_mode & 077)
+		kg_errk(e, KG_ERR_INVALID, "key file %s: readable or writable by group or others (mode %04o); run chmod 600 %s",
 			path, (unsigned)(st.st_mode & 07777), path);
+	else if (st.st_uid != geteuid())
+		kg_errf(e, "key file %s: owned by uid %u, not by this user (uid %u): its owner could change it; use a key file of your own",
+			path, (unsigned)st.st_uid, (unsigned)geteuid());
 	else if (st.st_size < KG_TP_KEY_MIN)
 		kg_errk(e, KG_ERR_INVALID, "key file %s: %lld bytes, a key needs at least %d (e.g. head -c 32 /dev/urandom)",
 			path, (long long)st.st_size, KG_TP_KEY_MIN);

@@ -79,7 +79,8 @@ int kg_fd_wait(int fd, short events, int timeout_ms);
 int kg_fd_accept(struct kg_tp_listener *l, struct sockaddr_storage *ss,
 		 struct kg_err *e);
 
-/* fault.c: wraps inner (taking it) so that sends suffer f. */
+/* fault.c: wraps inner so that sends suffer f; takes inner only on
+ * success. */
 struct kg_link *kg_fault_link_new(struct kg_link *inner,
 				  const struct kg_tp_fault *f,
 				  struct kg_err *e);

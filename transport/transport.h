@@ -96,8 +96,9 @@ struct kg_tp_key {
 };
 
 /* Loads a key file: a regular file of 32..4096 bytes (all of them are the
- * key, a trailing newline included), not readable or writable by others
- * (chmod 600). Refuses anything else with one line naming the file. */
+ * key, a trailing newline included), owned by the effective user and
+ * neither readable nor writable by its group or others (chmod 600).
+ * Refuses anything else with one line naming the file. */
 int kg_tp_key_load(const char *path, struct kg_tp_key *k, struct kg_err *e);
 
 /* --- fault injection (fault.c) --- */
@@ -184,6 +185,32 @@ void kg_tp_listener_close(struct kg_tp_listener *l);
 
 int kg_tp_connect(const char *addr, const struct kg_tp_opts *o,
 		  struct kg_transport **out, struct kg_err *e);
+
+/* Serving many peers at once. kg_tp_accept authenticates before it
+ * returns, so a server accepting on one thread runs one handshake at a
+ * time, and a few silent peers hold everyone up. Such a server takes the
+ * bare connection with kg_tp_accept_conn (nothing read or written yet:
+ * it can count and refuse per source first) and authenticates it on a
+ * thread of its own with kg_tp_conn_establish. */
+struct kg_tp_conn;
+/* Waits (accept_timeout_ms) for a connection; no handshake. */
+int kg_tp_accept_conn(struct kg_tp_listener *l, struct kg_tp_conn **out,
+		      struct kg_err *e);
+/* The peer without its port ("tcp:10.0.0.1", "tcp:[::1]", "unix:PATH"):
+ * what a per-source limit counts. */
+const char *kg_tp_conn_source(const struct kg_tp_conn *c);
+const char *kg_tp_conn_peer(const struct kg_tp_conn *c);
+/* Authenticates c as kg_tp_accept does (a refusal is logged) and makes it
+ * a transport, which c keeps: *out is valid until kg_tp_conn_free. Any
+ * thread; l must outlive the call. */
+int kg_tp_conn_establish(struct kg_tp_listener *l, struct kg_tp_conn *c,
+			 struct kg_transport **out, struct kg_err *e);
+/* Cuts c now, in its handshake or after: whatever waits on it fails.
+ * Any thread, until kg_tp_conn_free (the caller keeps the two apart). */
+void kg_tp_conn_cut(struct kg_tp_conn *c);
+/* Closes c's transport (kg_tp_close) or the bare connection; frees c.
+ * c may be NULL. */
+void kg_tp_conn_free(struct kg_tp_conn *c);
 
 /* Sends n frames in one batch, each with the next sequence number; returns
  * when all bytes are handed to the kernel (or the RDMA queue). */

@@ -272,10 +272,38 @@ void vm_checkpoint_end(struct vm *vm)
 	pthread_mutex_unlock(&vm->lock);
 }
 
+void vm_fence(struct vm *vm, bool on)
+{
+	if (on) {
+		pthread_mutex_lock(&vm->lock);
+		vm->fenced = true;
+		pthread_mutex_unlock(&vm->lock);
+		vm_pause(vm);
+		return;
+	}
+	pthread_mutex_lock(&vm->lock);
+	while (vm->checkpoints)
+		pthread_cond_wait(&vm->cond, &vm->lock);
+	vm->fenced = false;
+	if (vm->req == VM_REQ_PAUSE) {
+		vm->req = VM_REQ_RUN;
+		pthread_cond_broadcast(&vm->cond);
+	}
+	pthread_mutex_unlock(&vm->lock);
+}
+
+bool vm_fenced(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	bool f = vm->fenced;
+	pthread_mutex_unlock(&vm->lock);
+	return f;
+}
+
 void vm_resume(struct vm *vm)
 {
 	pthread_mutex_lock(&vm->lock);
-	if (vm->req == VM_REQ_PAUSE) {
+	if (vm->req == VM_REQ_PAUSE && !vm->fenced) {
 		vm->req = VM_REQ_RUN;
 		pthread_cond_broadcast(&vm->cond);
 	}
@@ -333,7 +361,7 @@ static int vm_reset(struct vm *vm, struct kg_err *e)
 	/* Run again, unless a stop came while rebooting (vm_run sees it). */
 	pthread_mutex_lock(&vm->lock);
 	if (vm->stop.reason == VM_STOP_RESET) {
-		vm->req = VM_REQ_RUN;
+		vm->req = vm->fenced ? VM_REQ_PAUSE : VM_REQ_RUN;
 		memset(&vm->stop, 0, sizeof(vm->stop));
 	}
 	pthread_mutex_unlock(&vm->lock);

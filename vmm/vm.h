@@ -105,6 +105,7 @@ struct vm {
 	enum vm_request req;
 	unsigned nthreads, npaused;
 	unsigned checkpoints; /* in progress: a reset waits for them */
+	bool fenced;          /* vm_fence: paused whatever vm_resume says */
 	struct vm_stop stop;
 
 	/* Every device, in device_list.h's order (device.h). */
@@ -168,6 +169,13 @@ void vm_checkpoint_begin(struct vm *vm);
 void vm_checkpoint_end(struct vm *vm);
 /* vm_pause, then true only if the VM is paused (not stopping). */
 bool vm_pause_checked(struct vm *vm);
+/* A fence (the split-brain guard, when this side's lease cannot be
+ * confirmed): on, the VM pauses and stays paused whatever vm_resume
+ * calls come meanwhile (an epoch's, ctl resume), across a guest reset
+ * too; off, it resumes, once no checkpoint is in progress (one may have
+ * found it paused and read its state). Any thread. */
+void vm_fence(struct vm *vm, bool on);
+bool vm_fenced(struct vm *vm);
 
 /* vcpu.c */
 int vcpu_create(struct vm *vm, unsigned id, struct kg_err *e);

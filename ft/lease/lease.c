@@ -41,9 +41,7 @@ static int open_file(struct lease *l, const char *path, struct kg_err *e)
 	if (!*path)
 		return kg_errf(e, "lease file: expected file:PATH");
 	int n = snprintf(l->path, sizeof(l->path), "%s", path);
-	int m = snprintf(l->tmp, sizeof(l->tmp), "%s.tmp.%s", path, l->holder);
-	if (n < 0 || (size_t)n >= sizeof(l->path) || m < 0 ||
-	    (size_t)m >= sizeof(l->tmp))
+	if (n < 0 || (size_t)n >= sizeof(l->path))
 		return kg_errf(e, "lease file %s: path too long", path);
 	l->ops = &lease_file_ops;
 	return 0;
@@ -82,7 +80,7 @@ struct lease *lease_open(const char *spec, const char *holder,
 static bool held(const struct lease *l)
 {
 	long long now;
-	return l->until_ms && lease_mono_ms(&now, NULL) == 0 &&
+	return l->until_ms && lease_boot_ms(&now, NULL) == 0 &&
 	       now < l->until_ms;
 }
 
@@ -93,6 +91,7 @@ void lease_close(struct lease *l)
 	if (l->ops)
 		lease_release(l, NULL);
 	memset(&l->key, 0, sizeof(l->key));
+	memset(l->token, 0, sizeof(l->token));
 	free(l);
 }
 
@@ -127,4 +126,9 @@ int lease_release(struct lease *l, struct kg_err *e)
 uint64_t lease_generation(const struct lease *l)
 {
 	return l->gen;
+}
+
+bool lease_renewed(const struct lease *l)
+{
+	return l->renewed;
 }

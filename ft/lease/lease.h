@@ -11,7 +11,9 @@
  *   file:PATH            a lease file on storage both hosts share
  *                        (lease_file.c: its clock and race assumptions)
  *
- * Times: until_ms is CLOCK_MONOTONIC milliseconds on this host, computed
+ * Times: until_ms is CLOCK_BOOTTIME milliseconds on this host (the same
+ * as kg_boottime_ns() / 1000000; it counts a suspend, so a host that
+ * wakes up finds its lease over instead of still running), computed
  * conservatively as the time the request started + ttl. The witness (or
  * the other host reading the file) counts from a later instant, so as
  * long as clocks run at the same rate, our lease always ends here before
@@ -19,16 +21,20 @@
  * unless a renewal succeeded meanwhile; renew well before (e.g. every
  * ttl/3), since a renewal can fail (-1) when the witness is unreachable.
  *
- * The generation bumps each time the holder changes and never goes back
- * (each request tells the backend the highest generation this side has
- * seen), so a stale primary that comes back sees a generation above the
- * one it held: someone else ran the guest meanwhile.
+ * Only the backend assigns generations: each fresh grant gets the next
+ * one, a renewal keeps it, and nothing a refused client says moves it. A
+ * holder that comes back from a partition learns whether its lease was
+ * kept for it (lease_renewed) or granted afresh — then someone else may
+ * have run the guest meanwhile. On a witness the grant is bound to a
+ * secret token it gave the holder (witness_proto.h): only the holder
+ * renews or releases it, whatever name others claim.
  *
  * Errors follow base/err.h. A struct lease is used by one thread at a time.
  */
 #ifndef KG_LEASE_H
 #define KG_LEASE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "transport/transport.h"
@@ -59,8 +65,14 @@ int lease_acquire(struct lease *l, unsigned ttl_ms, long long *until_ms,
  * when we did not hold it; -1 when we held it and could not tell the
  * backend (it will expire on its own). */
 int lease_release(struct lease *l, struct kg_err *e);
-/* The highest generation this side has seen (0: none yet); after a grant,
- * the generation of our lease. */
+/* The generation of our last grant (0: none yet). */
 uint64_t lease_generation(const struct lease *l);
+/* After lease_acquire returned 1: true when the grant renewed the one
+ * this side held before, with no gap in which anyone else could hold the
+ * lease (same witness token, same lease file record); false for a first
+ * grant and for any fresh one — after a release, after another holder,
+ * after a witness that forgot us. A witness counts generations from 1
+ * again after a restart, so only this, not the number, tells. */
+bool lease_renewed(const struct lease *l);
 
 #endif

@@ -13,9 +13,9 @@ static int clock_ms(clockid_t id, const char *name, long long *ms,
 	return 0;
 }
 
-int lease_mono_ms(long long *ms, struct kg_err *e)
+int lease_boot_ms(long long *ms, struct kg_err *e)
 {
-	return clock_ms(CLOCK_MONOTONIC, "CLOCK_MONOTONIC", ms, e);
+	return clock_ms(CLOCK_BOOTTIME, "CLOCK_BOOTTIME", ms, e);
 }
 
 int lease_real_ms(long long *ms, struct kg_err *e)

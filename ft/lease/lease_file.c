@@ -4,7 +4,8 @@
  * (X in CLOCK_REALTIME ms, 0: released). No file: never held.
  *
  * acquire reads the file; if another holder's lease runs, it is refused.
- * Otherwise it writes the new record to PATH.tmp.<holder>, fsyncs it,
+ * Otherwise it writes the new record to a new PATH.tmp.XXXXXX (mkostemp:
+ * unpredictable, O_EXCL, so never through a planted link), fsyncs it,
  * rename()s it over PATH (atomic: a reader sees the old or the new file,
  * never a mix) and fsyncs the directory. Two sides may both find the
  * lease free and both rename; the last rename wins, so each then waits
@@ -15,7 +16,7 @@
  *    (through the file). Their CLOCK_REALTIME must agree within SKEW_MS
  *    (NTP does far better on a LAN); a reader counts a lease as expired
  *    only SKEW_MS after its expiry. Our own end (until_ms) is on our
- *    monotonic clock from before the read, earlier still. Clock rates are
+ *    boot clock from before the read, earlier still. Clock rates are
  *    taken as equal (drift over one TTL is negligible).
  *  - The race: a racer that read the file before our rename renames
  *    within SETTLE_MS/2 of its read, so our re-read SETTLE_MS after our
@@ -32,8 +33,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -131,47 +134,59 @@ static int write_record(const struct lease *l, const struct record *r,
 			 r->holder, (unsigned long long)r->gen, r->expiry_ms);
 	if (n < 0 || (size_t)n >= sizeof(buf))
 		return kg_errf(e, "lease file %s: record too long", l->path);
-	int fd = open(l->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	/* A name nobody can predict, created here (O_EXCL) and never a link
+	 * someone planted: whoever may write the directory must not make us
+	 * write through a symlink, nor rename theirs over PATH. */
+	char tmp[PATH_MAX + 16];
+	int m = snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", l->path);
+	if (m < 0 || (size_t)m >= sizeof(tmp))
+		return kg_errf(e, "lease file %s: path too long", l->path);
+	int fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0)
-		return kg_errno(e, "lease file %s: create %s", l->path, l->tmp);
+		return kg_errno(e, "lease file %s: create %s", l->path, tmp);
+	/* Readable by the other host's kagami, as the record was before. */
+	if (fchmod(fd, 0644) < 0) {
+		kg_errno(e, "lease file %s: chmod %s", l->path, tmp);
+		goto fail;
+	}
 	size_t off = 0;
 	while (off < (size_t)n) {
 		ssize_t w = write(fd, buf + off, (size_t)n - off);
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w < 0) {
-			kg_errno(e, "lease file %s: write %s", l->path, l->tmp);
+			kg_errno(e, "lease file %s: write %s", l->path, tmp);
 			goto fail;
 		}
 		off += (size_t)w;
 	}
 	if (fsync(fd) < 0) {
-		kg_errno(e, "lease file %s: fsync %s", l->path, l->tmp);
+		kg_errno(e, "lease file %s: fsync %s", l->path, tmp);
 		goto fail;
 	}
 	if (close(fd) < 0) {
 		fd = -1;
-		kg_errno(e, "lease file %s: close %s", l->path, l->tmp);
+		kg_errno(e, "lease file %s: close %s", l->path, tmp);
 		goto fail;
 	}
 	fd = -1;
-	if (rename(l->tmp, l->path) < 0) {
-		kg_errno(e, "lease file %s: rename %s over it", l->path, l->tmp);
+	if (rename(tmp, l->path) < 0) {
+		kg_errno(e, "lease file %s: rename %s over it", l->path, tmp);
 		goto fail;
 	}
 	return fsync_dir(l, e);
 fail:
 	if (fd >= 0)
 		close(fd);
-	unlink(l->tmp);
+	unlink(tmp);
 	return -1;
 }
 
-static void sleep_until(long long mono_ms)
+static void sleep_until(long long boot_ms)
 {
-	struct timespec ts = { mono_ms / 1000, (mono_ms % 1000) * 1000000L };
+	struct timespec ts = { boot_ms / 1000, (boot_ms % 1000) * 1000000L };
 	/* EINTR: go on sleeping; nothing else can fail with this clock. */
-	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) ==
+	while (clock_nanosleep(CLOCK_BOOTTIME, TIMER_ABSTIME, &ts, NULL) ==
 	       EINTR)
 		;
 }
@@ -181,7 +196,7 @@ static int file_acquire(struct lease *l, unsigned ttl_ms, long long *until_ms,
 {
 	long long t0, t1, real;
 	struct record cur;
-	if (lease_mono_ms(&t0, e) < 0)
+	if (lease_boot_ms(&t0, e) < 0)
 		return -1;
 	if (t0 < l->no_claim_until_ms)
 		return kg_errf(e, "lease file %s: not claiming for another "
@@ -190,8 +205,8 @@ static int file_acquire(struct lease *l, unsigned ttl_ms, long long *until_ms,
 			       SETTLE_MS / 2);
 	if (read_record(l, &cur, e) < 0 || lease_real_ms(&real, e) < 0)
 		return -1;
-	if (cur.gen > l->gen)
-		l->gen = cur.gen;
+	if (cur.gen > l->seen_gen)
+		l->seen_gen = cur.gen;
 	bool ours = !strcmp(cur.holder, l->holder);
 	bool running = cur.holder[0] && cur.expiry_ms &&
 		       real < cur.expiry_ms + SKEW_MS;
@@ -202,16 +217,18 @@ static int file_acquire(struct lease *l, unsigned ttl_ms, long long *until_ms,
 			(unsigned long long)cur.gen);
 		return 0;
 	}
-	bool renewal = ours && cur.gen == l->gen && l->until_ms &&
-		       t0 < l->until_ms;
-	struct record mine = { .gen = ours ? cur.gen : l->gen + 1 };
+	/* Our last grant, untouched since: nobody else wrote meanwhile. */
+	bool same = ours && l->gen && cur.gen == l->gen;
+	bool renewal = same && l->until_ms && t0 < l->until_ms;
+	struct record mine = { .gen = ours ? cur.gen : l->seen_gen + 1 };
 	snprintf(mine.holder, sizeof(mine.holder), "%s", l->holder);
 	if (lease_real_ms(&real, e) < 0)
 		return -1;
 	mine.expiry_ms = real + ttl_ms;
-	if (write_record(l, &mine, e) < 0 || lease_mono_ms(&t1, e) < 0)
+	if (write_record(l, &mine, e) < 0 || lease_boot_ms(&t1, e) < 0)
 		return -1;
-	l->gen = mine.gen;
+	if (mine.gen > l->seen_gen)
+		l->seen_gen = mine.gen;
 	if (!renewal) {
 		if (t1 - t0 > SETTLE_MS / 2) {
 			l->no_claim_until_ms = t1 + ttl_ms;
@@ -223,8 +240,8 @@ static int file_acquire(struct lease *l, unsigned ttl_ms, long long *until_ms,
 		sleep_until(t1 + SETTLE_MS);
 		if (read_record(l, &cur, e) < 0)
 			return -1;
-		if (cur.gen > l->gen)
-			l->gen = cur.gen;
+		if (cur.gen > l->seen_gen)
+			l->seen_gen = cur.gen;
 		if (strcmp(cur.holder, l->holder) || cur.gen != mine.gen) {
 			kg_errf(e, "lease file %s: lost a race to %s "
 				"(generation %llu)", l->path,
@@ -233,6 +250,8 @@ static int file_acquire(struct lease *l, unsigned ttl_ms, long long *until_ms,
 			return 0;
 		}
 	}
+	l->gen = mine.gen;
+	l->renewed = same;
 	*until_ms = t0 + ttl_ms;
 	return 1;
 }

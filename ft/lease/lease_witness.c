@@ -36,11 +36,10 @@ static int ask(struct lease *l, const struct witness_req *req,
 		else if (r > 0)
 			r = witness_reply_decode(buf, rx.len, rep, e);
 	}
+	memset(buf, 0, sizeof(buf)); /* the token */
 	kg_tp_close(t);
 	if (r < 0)
 		return kg_err_prefix(e, "lease witness %s", l->addr);
-	if (rep->gen > l->gen)
-		l->gen = rep->gen;
 	if (rep->status == WITNESS_BAD)
 		return kg_errk(e, KG_ERR_REFUSED,
 			       "lease witness %s: refused the request: %s",
@@ -52,26 +51,39 @@ static int witness_acquire(struct lease *l, unsigned ttl_ms,
 			   long long *until_ms, struct kg_err *e)
 {
 	long long t0;
-	if (lease_mono_ms(&t0, e) < 0)
+	if (lease_boot_ms(&t0, e) < 0)
 		return -1;
+	/* With our grant's token this renews it; without, a fresh claim. */
 	struct witness_req req = {
 		.op = WITNESS_ACQUIRE, .ttl_ms = ttl_ms, .gen = l->gen,
 		.holding = l->until_ms && t0 < l->until_ms,
 	};
 	memcpy(req.name, l->name, sizeof(req.name));
 	memcpy(req.holder, l->holder, sizeof(req.holder));
+	memcpy(req.token, l->token, sizeof(req.token));
 	struct witness_reply rep;
-	if (ask(l, &req, &rep, e) < 0)
+	int r = ask(l, &req, &rep, e);
+	memset(&req, 0, sizeof(req));
+	if (r < 0)
 		return -1;
 	switch (rep.status) {
-	case WITNESS_GRANTED:
-		if (rep.ttl_ms == 0 || rep.ttl_ms > ttl_ms)
+	case WITNESS_GRANTED: {
+		unsigned got = rep.ttl_ms;
+		uint64_t gen = rep.gen;
+		bool renewed = witness_token_eq(rep.token, l->token);
+		/* Kept even if the grant is refused below: so that it can
+		 * be renewed or released. */
+		memcpy(l->token, rep.token, sizeof(l->token));
+		memset(&rep, 0, sizeof(rep));
+		if (got == 0 || got > ttl_ms)
 			return kg_errf(e, "lease witness %s: granted %u ms "
-				       "for %u asked", l->addr, rep.ttl_ms,
-				       ttl_ms);
+				       "for %u asked", l->addr, got, ttl_ms);
+		l->renewed = renewed;
+		l->gen = gen;
 		/* From before we sent: the witness counts from later. */
-		*until_ms = t0 + rep.ttl_ms;
+		*until_ms = t0 + got;
 		return 1;
+	}
 	case WITNESS_HELD:
 		kg_errf(e, "lease '%s' on %s: held by %s for %lld ms "
 			"(generation %llu)", l->name, l->addr, rep.holder,
@@ -85,11 +97,18 @@ static int witness_acquire(struct lease *l, unsigned ttl_ms,
 
 static int witness_release(struct lease *l, struct kg_err *e)
 {
-	struct witness_req req = { .op = WITNESS_RELEASE, .gen = l->gen };
+	if (!l->token[0])
+		return 0; /* never granted: nothing to free */
+	struct witness_req req = { .op = WITNESS_RELEASE };
 	memcpy(req.name, l->name, sizeof(req.name));
 	memcpy(req.holder, l->holder, sizeof(req.holder));
+	memcpy(req.token, l->token, sizeof(req.token));
+	/* Whatever the answer, the grant is over for us. */
+	memset(l->token, 0, sizeof(l->token));
 	struct witness_reply rep;
-	if (ask(l, &req, &rep, e) < 0)
+	int r = ask(l, &req, &rep, e);
+	memset(&req, 0, sizeof(req));
+	if (r < 0)
 		return -1;
 	if (rep.status != WITNESS_RELEASED)
 		return kg_errf(e, "lease witness %s: unexpected answer to "

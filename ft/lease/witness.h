@@ -5,11 +5,14 @@
  * reaches the witness keeps (or takes) the lease, the other cannot renew
  * and stops its guest when its lease runs out.
  *
- * One thread, one request per connection: accept (with the transport's
- * authentication), read one request, answer, close. Every wait is bounded
- * by the listener's timeouts, so a client that connects and goes silent
- * delays the others by at most io_timeout_ms and never blocks the server;
- * witness_listen sets short ones. Grants, hand-overs, releases and
+ * One request per connection, each connection on a thread of its own
+ * (authenticate, read one request, answer, close), so a client that
+ * connects and goes silent holds up nobody else. Each is bounded: every
+ * wait by io_timeout_ms, the whole connection by conn_deadline_ms (then
+ * it is cut), and connections at once by max_conns in all and
+ * max_per_source from one address (beyond that a new one is closed
+ * before its handshake, and the refusals are logged at most once a
+ * second). The table is one, behind a mutex. Grants, hand-overs, releases and
  * refusals are logged (base/log.h), one line each (witness_table.h says
  * which are worth a line). State is in memory only; witness_table.h says
  * how a restart stays safe.
@@ -27,10 +30,15 @@ struct witness_opts {
 	long long grace_ms;  /* after start, only renewals (witness_table.h);
 				normally max_ttl_ms; 0 for tests */
 	size_t max_names;    /* leases kept at once */
-	int io_timeout_ms;   /* per client: handshake, request, answer */
+	int io_timeout_ms;   /* per client: each wait (handshake, request,
+				answer) */
+	int conn_deadline_ms;     /* per client: all of it */
+	unsigned max_conns;       /* clients served at once */
+	unsigned max_per_source;  /* of those, from one address */
 };
 
-/* max_ttl 60 s, grace = max_ttl, 1024 names, io timeout 500 ms. */
+/* max_ttl 60 s, grace = max_ttl, 1024 names, io timeout 500 ms, deadline
+ * 2 s, 64 clients at once, 8 per source. */
 void witness_opts_default(struct witness_opts *o);
 
 /* Listens on addr with the timeouts witness_serve counts on (key may be
@@ -39,10 +47,11 @@ int witness_listen(const char *addr, const struct kg_tp_key *key,
 		   const struct witness_opts *o, struct kg_tp_listener **out,
 		   struct kg_err *e);
 
-/* Serves until *stop is set (seen within ~100 ms); returns 0 then. A
+/* Serves until *stop is set (seen within ~100 ms); returns 0 then, once
+ * every client's thread has ended (those still running are cut). A
  * refused or broken client, and a failing accept (e.g. out of file
- * descriptors: retried after 100 ms), are logged and the loop goes on;
- * -1 only when the server cannot start (out of memory). */
+ * descriptors: retried after 100 ms) or thread, are logged and the loop
+ * goes on; -1 only when the server cannot start (out of memory). */
 int witness_serve(struct kg_tp_listener *l, const struct witness_opts *o,
 		  atomic_bool *stop, struct kg_err *e);
 

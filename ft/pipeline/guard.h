@@ -3,16 +3,21 @@
  * --lease): a side runs the guest only while it holds the lease
  * (ft/lease/). The guard takes it, renews it every ttl/3 on a thread, and
  * stops this side's VM as soon as the lease is seen in another holder's
- * hands (the other side took over: this copy is stale).
+ * hands, or granted afresh (the other side may have run the guest: this
+ * copy is stale).
  *
- * While the replication link is healthy nobody needs the lease to decide
- * anything, so a witness that is unreachable only warns. The decisions:
+ * A lease that cannot be renewed is not waited out: a watchdog thread
+ * fences the VM ttl/6 before the lease ends unconfirmed — paused with
+ * vm_fence, so that nothing else (an epoch, ctl resume) resumes it, its
+ * held output staying held — however long a renewal blocks and however
+ * long the host slept (the lease is on CLOCK_BOOTTIME). The next renewal
+ * that succeeds lifts the fence. The decisions around failover:
  *   - the secondary takes over only after guard_start succeeds (the
  *     primary's lease must have run out: a primary cut off from us but
  *     alive keeps renewing it, and the secondary stands down);
  *   - the primary, having lost its secondary, releases held output and
  *     goes on only after guard_confirm says it still holds the lease;
- *     otherwise it pauses the guest until it does.
+ *     otherwise the guest stays fenced until it does.
  */
 #ifndef KG_GUARD_H
 #define KG_GUARD_H
@@ -31,12 +36,15 @@ struct guard;
 struct guard *guard_start(struct vm *vm, const char *spec,
 			  const struct kg_tp_key *key, unsigned ttl_ms,
 			  unsigned wait_ms, struct kg_err *e);
-/* Renews now: true if we hold the lease, with the generation we got. */
+/* Renews now: true if we hold the lease (a fence of ours is lifted);
+ * false and the VM is fenced until a renewal succeeds (or, when another
+ * side holds the lease, stopping). */
 bool guard_confirm(struct guard *g, struct kg_err *e);
 /* True once the lease was seen with another holder: this copy is stale,
  * and its held output must be dropped, never emitted. */
 bool guard_fenced(struct guard *g);
-/* Releases the lease (the VM ended) and frees. g may be NULL. */
+/* Releases the lease (the VM ended) and frees; a fence in place stays.
+ * g may be NULL. */
 void guard_stop(struct guard *g);
 
 #endif

@@ -478,15 +478,15 @@ out:
 }
 
 /* The secondary is gone or cut off: with a guard, go on only while the
- * lease is ours (else the secondary may be taking over): pause until it
- * is confirmed, or until the guard sees another holder (the guard stops
- * the VM then). */
+ * lease is ours (else the secondary may be taking over). A failed
+ * guard_confirm has fenced the VM (paused, whatever else would resume
+ * it); wait until the lease is confirmed, which lifts the fence, or until
+ * the guard sees another holder (the guard stops the VM then). */
 static void fence(struct protect *p, const struct kg_err *why)
 {
 	struct kg_err ge;
 	if (!p->o.guard || guard_confirm(p->o.guard, &ge))
 		return;
-	vm_pause(p->vm);
 	kg_log(KG_LOG_INFO, "the secondary is unreachable (%s) and the "
 		"lease cannot be confirmed (%s): the guest is PAUSED so that "
 		"it cannot run twice", why->msg, ge.msg);
@@ -497,7 +497,6 @@ static void fence(struct protect *p, const struct kg_err *why)
 		if (guard_confirm(p->o.guard, &ge)) {
 			kg_log(KG_LOG_INFO, "the lease is ours again: the "
 				"guest resumes, unprotected");
-			vm_resume(p->vm);
 			return;
 		}
 	}

@@ -49,7 +49,8 @@ test_witness_grace_said() {
 test_witness_help() {
 	kg witness --help
 	expect_status 0 && out_has "usage: kagami witness --listen ADDR" &&
-		out_has "--key FILE" && out_has "--max-ttl MS" || return
+		out_has "--lease-key FILE" && out_has "not the replication" &&
+		out_has "--max-ttl MS" || return
 	kg --help
 	expect_status 0 && out_has "witness"
 }
@@ -63,8 +64,13 @@ test_witness_errors() {
 	expect_status 2 && err_has "--listen ADDR is required" && err_one_line || return
 	kg witness --listen tcp:127.0.0.1:0 --max-ttl 0
 	expect_status 2 && err_has "--max-ttl '0'" && err_one_line || return
-	kg witness --listen tcp:127.0.0.1:0 --key nothere.key
-	expect_status 2 && err_has "--key" && err_has "nothere.key" && err_one_line || return
+	kg witness --listen tcp:127.0.0.1:0 --lease-key nothere.key
+	expect_status 2 && err_has "--lease-key" && err_has "nothere.key" && err_one_line || return
+	# The witness holds the lease key only: --key (the replication
+	# key's name elsewhere) is refused, saying what to use.
+	head -c 48 /dev/urandom >k && chmod 600 k
+	kg witness --listen tcp:127.0.0.1:0 --key k
+	expect_status 2 && err_has "--lease-key" && err_one_line || return
 	kg witness --listen tcp:127.0.0.1:0 extra
 	expect_status 2 && err_has "unexpected argument 'extra'" && err_one_line
 }

@@ -97,6 +97,13 @@ rp_prot() {
 	timeout -k 2 10 "$KAGAMI" ctl "$1" protection 2>/dev/null |
 		tr -d '\n\t ' >prot.json
 }
+# rp_exits SOCK: the guest's exits so far (pio + mmio + other), from
+# `ctl SOCK status`.
+rp_exits() {
+	timeout -k 2 10 "$KAGAMI" ctl "$1" status 2>/dev/null | tr -d '\n\t ' |
+		grep -oE '"(pio|mmio|other)":[0-9]+' | cut -d: -f2 |
+		awk '{ n += $1 } END { if (NR) print n }'
+}
 rp_str() { grep -o "\"$1\":\"[^\"]*\"" prot.json | head -1 | cut -d'"' -f4; }
 rp_num() { grep -oE "\"$1\":-?[0-9.e+]+" prot.json | head -1 | cut -d: -f2; }
 rp_bool() { grep -oE "\"$1\":(true|false)" prot.json | head -1 | cut -d: -f2; }
@@ -396,7 +403,37 @@ test_cli_errors() {
 	expect_status 2 && err_has "--failover-timeout" && err_one_line || return
 	rp_keys
 	kg run --replicate ft --peer "tcp:$RP_HOST:17240" --key nokey "$GUESTS/hello.elf"
-	expect_status 2 && err_has "--key" && err_one_line
+	expect_status 2 && err_has "--key" && err_one_line || return
+	# The lease key is its own option, and only with a lease.
+	kg run --replicate ft --peer "tcp:$RP_HOST:17240" --lease-key k1 "$GUESTS/hello.elf"
+	expect_status 2 && err_has "--lease-key needs --lease" && err_one_line || return
+	kg run --replicate ft --peer "tcp:$RP_HOST:17240" --lease "witness:tcp:$RP_HOST:17241" \
+		--lease-key nokey "$GUESTS/hello.elf"
+	expect_status 2 && err_has "--lease-key" && err_has "nokey" && err_one_line || return
+	kg secondary --listen "tcp:$RP_HOST:17240" --lease-key k1
+	expect_status 2 && err_has "--lease-key needs --lease" && err_one_line || return
+	kg secondary --listen "tcp:$RP_HOST:17240" --lease "witness:tcp:$RP_HOST:17241" --lease-key nokey
+	expect_status 2 && err_has "--lease-key" && err_has "nokey" && err_one_line
+}
+
+# The lease key is not the replication key: the witness holds only the
+# lease key (k2), the pair also the replication key (k1); the lease is
+# granted and the pair is protected.
+test_lease_key() {
+	rp_trap
+	rp_keys
+	"$KAGAMI" witness --listen "tcp:$RP_HOST:17275" --grace 0 --lease-key k2 >wit.out 2>&1 &
+	RP_PIDS+=" $!"
+	rp_wait_line wit.out "serving" 100 || why "no witness: $(cat wit.out)" || return
+	local lease=(--lease "witness:tcp:$RP_HOST:17275" --lease-key k2 --lease-ttl 1500)
+	rp_sec sec 17276 --key k1 --failover-timeout $RP_FO "${lease[@]}" || return
+	rp_pri ft 17276 "$RP_ARGS" --key k1 --failover-timeout $RP_FO "${lease[@]}"
+	rp_wait_protected pri.sock || return
+	rp_wait_line wit.out "granted to kagami@" 100 ||
+		why "the lease was not granted: $(tail -c 400 wit.out) / $(tail -c 300 pri.err)" || return
+	grep -q "refused a peer" wit.out && { why "the witness refused a peer: $(cat wit.out)"; return; }
+	grep -q "cannot renew the lease" pri.err && { why "the primary cannot renew: $(tail -c 300 pri.err)"; return; }
+	return 0
 }
 
 # The secondary's --disk exists with data: the secondary refuses it (and
@@ -518,11 +555,13 @@ test_drill_ft_kill_link() {
 		why "lost writes after a link cut: $(grep -o '"lost":[0-9]*' ftl.json | tr '\n' ' ')"
 }
 
-# The witness dies while the pair runs: nothing needs it while the link
-# is healthy (the primary goes on, protected, and warns); a failover then
+# The witness dies while the pair runs: the link stays healthy and the
+# primary protected, but it warns, and pauses its guest once its lease
+# ends unrenewed (test_witness_stalls has the details); a failover then
 # cannot take the lease, so the secondary does not run the guest: no
 # split brain, at the price of availability (said in its log).
 test_witness_loss() {
+	rp_trap
 	"$KAGAMI" witness --listen "tcp:$RP_HOST:17270" --grace 0 >wit.out 2>&1 &
 	local wit=$!
 	RP_PIDS+=" $wit"
@@ -535,6 +574,8 @@ test_witness_loss() {
 	wait "$wit" 2>/dev/null
 	rp_wait_line pri.err "cannot renew the lease" 100 ||
 		why "the primary did not warn: $(tail -c 300 pri.err)" || return
+	rp_wait_line pri.err "the guest is PAUSED" 100 ||
+		why "the primary did not fence: $(tail -c 300 pri.err)" || return
 	sleep 1
 	rp_prot pri.sock
 	[[ $(rp_bool protected) == true ]] || why "protection dropped with the witness: $(cat prot.json)" || return
@@ -543,6 +584,53 @@ test_witness_loss() {
 		why "the secondary did not stand down: $(tail -c 400 sec.err)" || return
 	grep -q "the guest runs here" sec.err && { why "the secondary ran the guest without the lease"; return; }
 	return 0
+}
+
+# The witness stops answering (SIGSTOP) while the replication link is
+# fine: the primary cannot renew its lease and pauses the guest, output
+# held, before the lease ends (not only once the link is lost: a lease
+# that ran out is one the secondary may take). When the witness answers
+# again the same grant is renewed, the guest resumes and its output is
+# whole.
+test_witness_stalls() {
+	local ref ttl=3000
+	ref=$(rp_ref "$RP_LONG") || why "no reference run" || return
+	rp_trap
+	"$KAGAMI" witness --listen "tcp:$RP_HOST:17280" --grace 0 >wit.out 2>&1 &
+	local wit=$!
+	RP_PIDS+=" $wit"
+	rp_wait_line wit.out "serving" 100 || why "no witness: $(cat wit.out)" || return
+	local lease=(--lease "witness:tcp:$RP_HOST:17280" --lease-ttl $ttl)
+	rp_sec sec 17281 --failover-timeout $RP_FO "${lease[@]}" || return
+	rp_pri ft 17281 "$RP_LONG" --failover-timeout $RP_FO "${lease[@]}"
+	rp_wait_protected pri.sock || return
+	rp_wait_line pri.txt "pass=2 " 200 || why "the guest does not run: $(tail -c 300 pri.err)" || return
+	local t0 ms n1 n2
+	t0=$(date +%s%N)
+	kill -STOP "$wit"
+	if ! rp_wait_line pri.err "the guest is PAUSED" 100; then
+		kill -CONT "$wit"
+		why "no fence 10 s after the witness stopped: $(tail -c 400 pri.err)"
+		return
+	fi
+	ms=$((($(date +%s%N) - t0) / 1000000))
+	# Its last renewal was before the stop: the lease ended at most ttl
+	# after it.
+	((ms < ttl)) || { kill -CONT "$wit"; why "fenced $ms ms after the witness stopped, lease $ttl ms"; return; }
+	# Paused: the guest makes no exits (its console lines, held before
+	# the fence, may still be released by acknowledgements meanwhile).
+	n1=$(rp_exits pri.sock)
+	sleep 1.5
+	n2=$(rp_exits pri.sock)
+	rp_prot pri.sock
+	kill -CONT "$wit"
+	[[ -n $n1 && $n1 == "$n2" ]] || why "the guest ran on while fenced ($n1 -> $n2 exits)" || return
+	[[ $(rp_bool protected) == true ]] || why "the link dropped: $(cat prot.json)" || return
+	rp_wait_line pri.err "the guest resumes" 100 || why "no resume after the witness came back: $(tail -c 400 pri.err)" || return
+	rp_wait "$PRI_PID" 90 || return
+	[[ $WSTATUS == 0 ]] || why "primary exited $WSTATUS: $(tail -c 400 pri.err)" || return
+	grep -q "runs here" sec.err && { why "the secondary ran the guest: $(tail -c 300 sec.err)"; return; }
+	rp_same "$ref" pri.txt
 }
 
 
@@ -554,6 +642,7 @@ t "replicate ft: protect again after a failover, second failover exact" test_rep
 t "replicate ft: the guest ends, the secondary exits 0 without running" test_guest_ends_under_protection kvm
 t "replicate: a wrong key leaves the VM unprotected, the guest completes" test_wrong_key kvm
 t "replicate: CLI errors are one line, exit 2" test_cli_errors
+t "replicate ft: the lease key (witness) is not the replication key" test_lease_key kvm
 t "replicate: a secondary disk in use is refused, the guest runs on" test_secondary_disk_in_use kvm
 t "replicate: disk count mismatch, the secondary says so" test_disk_count_mismatch kvm
 t_kv "drill: 20 FT failovers (primary host silenced, then killed), history linearizable" test_drill_ft release
@@ -561,6 +650,7 @@ t_kv "drill: 5 FT failovers (primary process killed), history linearizable" test
 t_kv "drill: 20 HA failovers, each within one interval" test_drill_ha release
 t_kv "drill: FT, secondary killed 3 times, nothing lost" test_drill_ft_kill_secondary release
 t_kv "drill: FT, link cut twice (witness), one side runs, nothing lost" test_drill_ft_kill_link release
-t "replicate ft: the witness dies, the pair runs on; a failover then stands down" test_witness_loss kvm
+t "replicate ft: the witness dies, the primary fences; a failover then stands down" test_witness_loss kvm
+t "replicate ft: the witness stalls: the primary fences before its lease ends, then resumes" test_witness_stalls kvm
 
 rm -rf "$RP_CACHE"

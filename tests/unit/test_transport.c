@@ -307,11 +307,40 @@ static void test_key_file(void **state)
 
 	write_file(path, 48, 0644);
 	assert_int_equal(kg_tp_key_load(path, &k, &e), -1);
-	assert_non_null(strstr(e.msg, "readable or writable by others (mode 0644)"));
+	assert_non_null(strstr(e.msg, "readable or writable by group or others (mode 0644)"));
 	assert_null(strchr(e.msg, '\n'));
 
-	write_file(path, 48, 0640); /* group-readable is the admin's choice */
+	/* Anyone but the owner: the group too. Each refusal is one line
+	 * naming the file and the mode. */
+	static const mode_t bad_modes[] = { 0640, 0660, 0604, 0620, 0610,
+					    0602 };
+	for (size_t i = 0; i < sizeof(bad_modes) / sizeof(bad_modes[0]); i++) {
+		write_file(path, 48, bad_modes[i]);
+		e.msg[0] = 0;
+		assert_int_equal(kg_tp_key_load(path, &k, &e), -1);
+		char want[64];
+		snprintf(want, sizeof(want), "(mode %04o)", bad_modes[i]);
+		assert_non_null(strstr(e.msg, want));
+		assert_non_null(strstr(e.msg, path));
+		assert_null(strchr(e.msg, '\n'));
+		assert_int_equal(k.len, 0);
+	}
+	write_file(path, 48, 0400); /* read-only for the owner is fine */
 	assert_int_equal(kg_tp_key_load(path, &k, &e), 0);
+
+	/* A 0600 file that belongs to someone else: they could swap the key
+	 * under us. Only root can make one. */
+	write_file(path, 48, 0600);
+	if (geteuid() == 0) {
+		assert_int_equal(chown(path, 65534, 65534), 0);
+		e.msg[0] = 0;
+		assert_int_equal(kg_tp_key_load(path, &k, &e), -1);
+		assert_non_null(strstr(e.msg, path));
+		assert_non_null(strstr(e.msg, "owned by uid 65534"));
+		assert_null(strchr(e.msg, '\n'));
+		assert_int_equal(chown(path, 0, 0), 0);
+		assert_int_equal(kg_tp_key_load(path, &k, &e), 0);
+	}
 
 	snprintf(path, sizeof(path), "%s/nokey", tmpdir);
 	assert_int_equal(kg_tp_key_load(path, &k, &e), -1);

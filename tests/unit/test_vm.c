@@ -67,6 +67,48 @@ static void test_pause_resume(void **state)
 	free(r);
 }
 
+static void *unfence_main(void *arg)
+{
+	vm_fence(arg, false);
+	return NULL;
+}
+
+/* A fence keeps the VM paused whatever vm_resume calls come (an epoch
+ * resumes what it paused; the guard's fence must outlast it); lifting it
+ * waits for a checkpoint in progress, then resumes. */
+static void test_fence(void **state)
+{
+	(void)state;
+	if (!kvm_or_skip())
+		skip();
+	struct vm_run *r = calloc(1, sizeof(*r));
+	runner_start(r, MEMSTRESS, "mib=32 total=1024 seed=4");
+	usleep(100 * 1000);
+	vm_fence(&r->vm, true);
+	assert_true(vm_fenced(&r->vm));
+	assert_int_equal(r->vm.npaused, r->vm.nthreads);
+	uint64_t h1 = ram_digest(&r->vm);
+	vm_resume(&r->vm); /* as an epoch's end would */
+	usleep(30 * 1000);
+	assert_true(ram_digest(&r->vm) == h1);
+	assert_int_equal(r->vm.req, VM_REQ_PAUSE);
+	vm_checkpoint_begin(&r->vm);
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, unfence_main, &r->vm), 0);
+	usleep(50 * 1000);
+	assert_int_equal(r->vm.req, VM_REQ_PAUSE); /* still: a checkpoint */
+	assert_true(ram_digest(&r->vm) == h1);
+	vm_checkpoint_end(&r->vm);
+	pthread_join(th, NULL);
+	assert_false(vm_fenced(&r->vm));
+	runner_join(r);
+	assert_int_equal(r->stop.reason, VM_STOP_EXIT);
+	char *out = vm_run_output(r);
+	assert_non_null(strstr(out, "memstress: done checksum="));
+	free(out);
+	free(r);
+}
+
 /* Two VMs (a primary and its replica, later) live in one process. */
 static void test_two_vms(void **state)
 {
@@ -132,6 +174,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_pause_resume),
+		cmocka_unit_test(test_fence),
 		cmocka_unit_test(test_two_vms),
 		cmocka_unit_test(test_stop_request),
 		cmocka_unit_test(test_gate_counts_time),
