@@ -7,6 +7,15 @@
  * host implements from KAGAMI_PORT_VERSION. Versions only add ports: a guest
  * built for version N runs on a host of version >= N.
  *
+ * Version 3 adds what unmodified kernels need (Linux): ACPI tables
+ * (hardware-reduced: RSDP, XSDT, FADT, MADT, DSDT at KAGAMI_ACPI_GPA, the
+ * RSDP address also in hvm_start_info and the Linux zero page), the ACPI
+ * sleep control/status ports, a CMOS RTC at 0x70/0x71, and virtio-mmio
+ * interrupts on IOAPIC pins KAGAMI_VIRTIO_GSI_BASE + slot for VMs with
+ * KVM's in-kernel irqchip (deterministic VMs keep their 8259 lines
+ * KAGAMI_VIRTIO_IRQ_BASE + slot). All but the RTC are absent from
+ * deterministic VMs, which have no LAPIC or IOAPIC.
+ *
  * Version 2 adds KAGAMI_PORT_MODE and KAGAMI_PORT_IDLE (the device range
  * grows from 0x20 to 0x28 ports). A version 1 host has neither: a guest
  * checks KAGAMI_PORT_VERSION >= 2 before trusting MODE (under QEMU, or past
@@ -17,7 +26,11 @@
  *   0x3f8-0x3ff  COM1 16550 UART (IRQ 4), byte accesses
  *   0x0f4        isa-debug-exit layout: a write ends the VM. kagami exits with
  *                the value written (& 0xff); QEMU exits with (value << 1) | 1.
- *   0xcf9        PC reset control: writing 0x06 or 0x0e resets the VM.
+ *   0xcf9        PC reset control: writing 0x06 or 0x0e resets the VM
+ *                (also the FADT's reset register).
+ *   0x070-0x071  CMOS RTC (MC146818): index, data.
+ *   0x600        ACPI sleep control (FADT): SLP_EN | SLP_TYP 5 powers off.
+ *   0x601        ACPI sleep status (reads 0).
  *   0xee0-0xf07  the kagami device: identity, clock, power, fault report,
  *                console, mode, idle.
  *
@@ -28,7 +41,7 @@
 #ifndef KAGAMI_PLATFORM_H
 #define KAGAMI_PLATFORM_H
 
-#define KAGAMI_PLATFORM_VERSION 2u
+#define KAGAMI_PLATFORM_VERSION 3u
 
 #define KAGAMI_COM1_PORT 0x3f8u
 #define KAGAMI_COM1_IRQ 4u
@@ -112,7 +125,15 @@
 #define KAGAMI_VIRTIO_BASE 0xfeb00000ull
 #define KAGAMI_VIRTIO_SIZE 0x200u
 #define KAGAMI_VIRTIO_SLOTS 8u
-#define KAGAMI_VIRTIO_IRQ_BASE 5u
+#define KAGAMI_VIRTIO_IRQ_BASE 5u  /* deterministic VMs (8259) */
+#define KAGAMI_VIRTIO_GSI_BASE 16u /* VMs with an in-kernel IOAPIC */
+
+/* ACPI (version 3): tables in the BIOS area (reserved in the memory map),
+ * and the FADT's sleep registers. */
+#define KAGAMI_ACPI_GPA 0xe0000ull
+#define KAGAMI_ACPI_SIZE 0x10000u
+#define KAGAMI_ACPI_SLEEP_CONTROL_PORT 0x600u
+#define KAGAMI_ACPI_SLEEP_STATUS_PORT 0x601u
 
 #define KAGAMI_CONSOLE_MAX 4096u
 struct kagami_console_buf {

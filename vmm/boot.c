@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "acpi_vm.h"
 #include "elf.h"
 #include "kvm.h"
 #include "linuxboot.h"
@@ -134,7 +135,7 @@ int boot_read_inputs(struct vm *vm, struct kg_err *e)
 }
 
 /* A bzImage through the Linux boot protocol, 64-bit entry. */
-static int boot_linux(struct vm *vm, struct kg_err *e)
+static int boot_linux(struct vm *vm, uint64_t rsdp, struct kg_err *e)
 {
 	struct lb_image li;
 	struct lb_boot b;
@@ -142,6 +143,7 @@ static int boot_linux(struct vm *vm, struct kg_err *e)
 		.cmdline = vm->cmdline,
 		.initrd = vm->initrd,
 		.initrd_size = vm->initrd_size,
+		.rsdp_gpa = rsdp,
 	};
 	if (lb_parse(vm->image, vm->image_size, &li, e) < 0 ||
 	    lb_load(&vm->mem, &li, vm->image, &p, &b, e) < 0)
@@ -156,8 +158,11 @@ int boot_load(struct vm *vm, struct kg_err *e)
 	if (!vm->image)
 		return kg_errf(e, "the VM was restored from a snapshot and has "
 			       "no image to boot again");
+	uint64_t rsdp;
+	if (acpi_vm_write(vm, &rsdp, e) < 0)
+		return -1;
 	if (lb_is_bzimage(vm->image, vm->image_size))
-		return boot_linux(vm, e);
+		return boot_linux(vm, rsdp, e);
 	if (elf_parse(vm->image, vm->image_size, &img, e) < 0)
 		return -1;
 	for (unsigned i = 0; i < img.nsegs; i++) {
@@ -169,7 +174,7 @@ int boot_load(struct vm *vm, struct kg_err *e)
 		memcpy(dst, vm->image + s->offset, s->filesz);
 		memset(dst + s->filesz, 0, s->memsz - s->filesz);
 	}
-	struct pvh_params p = { .cmdline = vm->cmdline };
+	struct pvh_params p = { .cmdline = vm->cmdline, .rsdp_gpa = rsdp };
 	if (vm->initrd) {
 		if (pvh_place_initrd(&vm->mem, img.hi, vm->initrd_size,
 				     &p.initrd_gpa, e) < 0)

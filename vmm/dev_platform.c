@@ -9,6 +9,7 @@
 
 #include "device.h"
 #include "devices.h"
+#include "acpi.h"
 #include "vm.h"
 #include "abi/kagami_platform.h"
 #include "base/log.h"
@@ -77,6 +78,29 @@ static void reset_write(void *opaque, uint64_t off, const void *data,
 }
 
 static const struct bus_dev_ops reset_ops = { reset_read, reset_write, NULL };
+
+/* --- ACPI sleep registers (hardware-reduced FADT) --- */
+
+static void sleep_read(void *opaque, uint64_t off, void *data, unsigned size)
+{
+	(void)opaque, (void)off;
+	put_le32(data, size, 0);
+}
+
+/* Linux writes WAK_STS to the status register, then SLP_TYP | SLP_EN to
+ * the control register; S5 (\_S5 in the DSDT) is power-off. */
+static void sleep_write(void *opaque, uint64_t off, const void *data,
+			unsigned size)
+{
+	struct dev_platform *d = opaque;
+	uint32_t v = le32(data, size);
+	if (off == 0 && (v & ACPI_SLEEP_EN) &&
+	    ((v & ACPI_SLEEP_TYP_MASK) >> ACPI_SLEEP_TYP_SHIFT) ==
+		    ACPI_SLEEP_TYP_S5)
+		vm_request_stop(d->vm, VM_STOP_POWEROFF, 0, NULL);
+}
+
+static const struct bus_dev_ops sleep_ops = { sleep_read, sleep_write, NULL };
 
 /* --- the kagami device --- */
 
@@ -233,7 +257,7 @@ static void destroy(void *dev)
 	free(d);
 }
 
-/* Registers 0xf4, 0xcf9 and the kagami device. */
+/* Registers 0xf4, 0xcf9, the ACPI sleep registers and the kagami device. */
 static int create(struct vm *vm, struct kg_err *e)
 {
 	struct dev_platform *d = calloc(1, sizeof(*d));
@@ -247,6 +271,8 @@ static int create(struct vm *vm, struct kg_err *e)
 		    "reset-control", e) < 0 ||
 	    bus_add(&vm->pio, KAGAMI_PORT_BASE, KAGAMI_PORT_COUNT, &kdev_ops,
 		    d, "kagami-device", e) < 0 ||
+	    bus_add(&vm->pio, KAGAMI_ACPI_SLEEP_CONTROL_PORT, 2, &sleep_ops, d,
+		    "acpi-sleep", e) < 0 ||
 	    vm_device_add(vm, &dev_platform_ops, d, e) < 0) {
 		destroy(d);
 		return -1;

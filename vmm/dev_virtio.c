@@ -2,7 +2,7 @@
  * The virtio-mmio devices as one kind: a transport per disk and network,
  * in slots from the top down (disks first, then networks), as QEMU's
  * microvm places them, announced on the command line the way it announces
- * them. The registered device is the transport (virtio_mmio.h), whose
+ * them (for SDK guests; Linux reads the ACPI tables, acpi_vm.c). The registered device is the transport (virtio_mmio.h), whose
  * table is the state; vm->blks and vm->nets keep the typed pointers that
  * storage and network roles need.
  */
@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "device.h"
+#include "linuxboot.h"
 #include "virtio_mmio.h"
 #include "vm.h"
 #include "abi/kagami_platform.h"
@@ -77,7 +78,10 @@ static int create(struct vm *vm, struct kg_err *e)
 		slot--;
 		uint64_t base = KAGAMI_VIRTIO_BASE +
 				(uint64_t)slot * KAGAMI_VIRTIO_SIZE;
-		unsigned irq = KAGAMI_VIRTIO_IRQ_BASE + slot;
+		/* Pins 16-23 of the IOAPIC are nobody's: 5 + slot would put
+		 * slot 3 on the RTC's IRQ 8, edge against level. */
+		unsigned irq = (c->deterministic ? KAGAMI_VIRTIO_IRQ_BASE
+						 : KAGAMI_VIRTIO_GSI_BASE) + slot;
 		struct virtio_mmio *t;
 		if (i < c->ndisks) {
 			struct virtio_blk *b = virtio_blk_create(
@@ -99,6 +103,10 @@ static int create(struct vm *vm, struct kg_err *e)
 			destroy(t);
 			return -1;
 		}
+		/* A bzImage (Linux) finds them in the ACPI tables; its
+		 * driver would take them twice if it had the cmdline way. */
+		if (vm->image && lb_is_bzimage(vm->image, vm->image_size))
+			continue;
 		size_t used = strlen(vm->cmdline);
 		snprintf(vm->cmdline + used, len - used,
 			 "%svirtio_mmio.device=%u@0x%llx:%u",

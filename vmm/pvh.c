@@ -40,6 +40,7 @@ int pvh_write_start_info(const struct guest_mem *m, const struct pvh_params *p,
 		.version = 1,
 		.memmap_paddr = MEMMAP_GPA,
 		.memmap_entries = n,
+		.rsdp_paddr = p->rsdp_gpa,
 	};
 	size_t cl = p->cmdline ? strlen(p->cmdline) : 0;
 	if (cl >= KAGAMI_CMDLINE_MAX)

@@ -34,6 +34,7 @@ struct hvm_memmap_entry {
 struct pvh_params {
 	const char *cmdline;            /* may be NULL */
 	uint64_t initrd_gpa, initrd_size; /* size 0: no module */
+	uint64_t rsdp_gpa;              /* 0: no ACPI tables */
 };
 
 /* Fills `map` with the E820-style memory map for m; returns the count. */

@@ -140,11 +140,11 @@ test_summary() {
 }
 
 # The guest that lets rdtsc steer it (for replay's divergence tests): it
-# reads platform version 2 from ring 3, and two runs print differently.
+# reads platform version 3 from ring 3, and two runs print differently.
 test_rdtsc_guest() {
 	kg run --cmdline rounds=20 "$GUESTS/rdtsc.elf"
 	expect_status 0 || return
-	out_has "rdtsc: platform=2 deterministic=0 rounds=20" || return
+	out_has "rdtsc: platform=3 deterministic=0 rounds=20" || return
 	[[ $(grep -c '^rdtsc: round=' out) == 20 ]] || why "expected 20 rounds"
 	out_has "rdtsc: done odd=" || return
 	mv out first
@@ -180,4 +180,4 @@ t "--timeout stops the guest" test_timeout kvm
 t "SIGTERM stops the guest" test_sigterm kvm
 t "--summary" test_summary kvm
 t "4 vCPUs" test_smp kvm
-t "rdtsc guest: platform 2, output follows the TSC" test_rdtsc_guest kvm
+t "rdtsc guest: platform 3, output follows the TSC" test_rdtsc_guest kvm

@@ -7,6 +7,7 @@
 
 #include "base/le.h"
 #include "vmm/acpi.h"
+#include "abi/kagami_platform.h"
 
 static int put(const char *dir, const char *name, const uint8_t *p,
 	       size_t len)
@@ -30,7 +31,8 @@ int main(int argc, char **argv)
 	struct acpi_config c = {
 		.ncpus = (unsigned)atoi(argv[2]),
 		.nvirtio = (unsigned)atoi(argv[3]),
-		.sleep_control_port = 0x600, .sleep_status_port = 0x601,
+		.sleep_control_port = KAGAMI_ACPI_SLEEP_CONTROL_PORT,
+		.sleep_status_port = KAGAMI_ACPI_SLEEP_STATUS_PORT,
 		.reset_port = 0xcf9, .reset_value = 6,
 		.com1_port = 0x3f8, .com1_irq = 4,
 		.rtc_port = 0x70, .rtc_irq = 8,

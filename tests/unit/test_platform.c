@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "vm_fixture.h"
+#include "vmm/pvh.h"
 #include "abi/kagami_platform.h"
 
 #define RDTSC "build/guests/rdtsc.elf"
@@ -53,10 +54,10 @@ static void test_identity_and_range(void **state)
 		skip();
 	struct vm_run *r = calloc(1, sizeof(*r));
 	create(r, false);
-	assert_int_equal(KAGAMI_PLATFORM_VERSION, 2);
+	assert_int_equal(KAGAMI_PLATFORM_VERSION, 3);
 	assert_int_equal(port_read(&r->vm, KAGAMI_PORT_MAGIC),
 			 KAGAMI_DEVICE_MAGIC);
-	assert_int_equal(port_read(&r->vm, KAGAMI_PORT_VERSION), 2);
+	assert_int_equal(port_read(&r->vm, KAGAMI_PORT_VERSION), 3);
 	assert_int_equal(KAGAMI_PORT_MODE, 0xf00);
 	assert_int_equal(KAGAMI_PORT_IDLE, 0xf04);
 	assert_int_equal(port_read(&r->vm, KAGAMI_PORT_MODE), 0);
@@ -158,16 +159,51 @@ static void run_rdtsc_guest(bool deterministic, const char *want)
 	free(r);
 }
 
-static void test_guest_sees_version_2(void **state)
+static void test_guest_sees_version_3(void **state)
 {
 	(void)state;
-	run_rdtsc_guest(false, "rdtsc: platform=2 deterministic=0 rounds=2\n");
+	run_rdtsc_guest(false, "rdtsc: platform=3 deterministic=0 rounds=2\n");
 }
 
 static void test_guest_sees_deterministic(void **state)
 {
 	(void)state;
-	run_rdtsc_guest(true, "rdtsc: platform=2 deterministic=1 rounds=2\n");
+	run_rdtsc_guest(true, "rdtsc: platform=3 deterministic=1 rounds=2\n");
+}
+
+/* Version 3: a VM with an in-kernel irqchip has ACPI tables at
+ * KAGAMI_ACPI_GPA, named in start_info, and the sleep control register
+ * powers it off; a deterministic VM has neither. */
+static void test_acpi_tables(void **state)
+{
+	(void)state;
+	if (!kvm_or_skip())
+		skip();
+	struct vm_run *r = calloc(1, sizeof(*r));
+	create(r, false);
+	const uint8_t *rsdp = guest_mem_ptr(&r->vm.mem, KAGAMI_ACPI_GPA, 36);
+	assert_memory_equal(rsdp, "RSD PTR ", 8);
+	uint8_t sum = 0;
+	for (int i = 0; i < 36; i++)
+		sum = (uint8_t)(sum + rsdp[i]);
+	assert_int_equal(sum, 0);
+	const struct hvm_start_info *si =
+		guest_mem_ptr(&r->vm.mem, KAGAMI_START_INFO_GPA, sizeof(*si));
+	assert_int_equal(si->rsdp_paddr, KAGAMI_ACPI_GPA);
+	const struct bus_range *b =
+		bus_find(&r->vm.pio, KAGAMI_ACPI_SLEEP_CONTROL_PORT, 1);
+	assert_non_null(b);
+	uint8_t v = 0x34; /* SLP_EN | SLP_TYP 5 */
+	b->ops->write(b->opaque, KAGAMI_ACPI_SLEEP_CONTROL_PORT - b->base, &v, 1);
+	assert_int_equal(r->vm.stop.reason, VM_STOP_POWEROFF);
+	vm_destroy(&r->vm);
+	free(r);
+	r = calloc(1, sizeof(*r));
+	create(r, true);
+	rsdp = guest_mem_ptr(&r->vm.mem, KAGAMI_ACPI_GPA, 8);
+	assert_memory_not_equal(rsdp, "RSD PTR ", 8);
+	vm_destroy(&r->vm);
+	free(r);
 }
 
 int main(void)
@@ -176,7 +212,8 @@ int main(void)
 		cmocka_unit_test(test_identity_and_range),
 		cmocka_unit_test(test_mode_deterministic),
 		cmocka_unit_test(test_idle_reaches_gate_bounded),
-		cmocka_unit_test(test_guest_sees_version_2),
+		cmocka_unit_test(test_guest_sees_version_3),
+		cmocka_unit_test(test_acpi_tables),
 		cmocka_unit_test(test_guest_sees_deterministic),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
