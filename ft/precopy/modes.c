@@ -47,7 +47,7 @@ struct precopy_policy precopy_policy_storage(uint64_t final_blocks,
 		.small = final_blocks ? final_blocks : 256,
 		.max_rounds = (max_rounds ? max_rounds : 30) + 1,
 		.stall_rounds = 3,
-		.unit_bytes = 4096,
+		.unit_bytes = 4096, /* DISK_TRACK_BLOCK */
 		.rate_min_bytes = MIB,
 	};
 }

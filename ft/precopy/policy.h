@@ -29,7 +29,8 @@ enum precopy_decision {
 struct precopy_policy {
 	/* Stop once at most this many units are dirty. */
 	uint64_t small;
-	/* Rounds in all, the first included: with this many done, stop. */
+	/* Rounds in all, the first included: with this many done, stop
+	 * (with copy_taken, after the one copying what was taken). */
 	unsigned max_rounds;
 	/* Stop once this many observations in a row found no new smallest
 	 * dirty set (the guest writes as fast as we copy); 0: never. */
