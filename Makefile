@@ -22,12 +22,13 @@ CFLAGS_asan := -O1 $(SAN)
 
 # Layers, bottom first. LAYER_DEPS lists every layer below that one may use
 # (transitively closed); link order puts a layer before its dependencies.
-LAYERS := base vmm transport kv check checkpoint lease storage record replay pipeline
+LAYERS := base vmm transport kv check precopy checkpoint lease storage record replay pipeline
 LAYER_DIR_base := base
 LAYER_DIR_vmm := vmm
 LAYER_DIR_transport := transport
 LAYER_DIR_kv := kv
 LAYER_DIR_check := check
+LAYER_DIR_precopy := ft/precopy
 LAYER_DIR_checkpoint := ft/checkpoint
 LAYER_DIR_lease := ft/lease
 LAYER_DIR_storage := ft/storage
@@ -39,14 +40,15 @@ LAYER_DEPS_vmm := base
 LAYER_DEPS_transport := base
 LAYER_DEPS_kv := base
 LAYER_DEPS_check := base
-LAYER_DEPS_checkpoint := vmm base
+LAYER_DEPS_precopy := base
+LAYER_DEPS_checkpoint := precopy vmm base
 LAYER_DEPS_lease := transport base
-LAYER_DEPS_storage := vmm base
-LAYER_DEPS_record := checkpoint vmm base
-LAYER_DEPS_replay := record checkpoint vmm base
-LAYER_DEPS_pipeline := replay record storage lease checkpoint transport vmm base
+LAYER_DEPS_storage := precopy vmm base
+LAYER_DEPS_record := checkpoint precopy vmm base
+LAYER_DEPS_replay := record checkpoint precopy vmm base
+LAYER_DEPS_pipeline := replay record storage lease checkpoint precopy transport vmm base
 
-LINK_ORDER := pipeline replay record storage lease checkpoint check kv transport vmm base
+LINK_ORDER := pipeline replay record storage lease checkpoint precopy check kv transport vmm base
 # The libraries for a set of layers with their dependencies, in link order.
 layer_libs = $(foreach l,$(filter $(sort $(1) $(foreach x,$(1),$(LAYER_DEPS_$(x)))),$(LINK_ORDER)),$(BUILD)/$(2)/lib/lib$(l).a)
 
@@ -77,6 +79,7 @@ UNIT_LAYERS_test_outbuf := vmm
 UNIT_LAYERS_test_page_codec := checkpoint
 UNIT_LAYERS_test_pic := vmm
 UNIT_LAYERS_test_pit := vmm
+UNIT_LAYERS_test_precopy := precopy
 UNIT_LAYERS_test_platform := vmm
 UNIT_LAYERS_test_pvh := vmm
 UNIT_LAYERS_test_rlink := pipeline

@@ -20,6 +20,7 @@
 #include "base/vmstate.h"
 #include "base/clock.h"
 #include "base/log.h"
+#include "ft/precopy/precopy.h"
 
 #define PAGE 4096u
 #define CHUNK (1u << 20)
@@ -148,25 +149,36 @@ static int seal_regions(struct kg_stream_writer *w, int fd, struct vm *vm,
 	return 0;
 }
 
-/* Passes over the pages dirtied meanwhile, with the guest running, while
- * the dirty set shrinks: what is left for the pause is small. */
-#define MAX_LIVE_PASSES 8
-#define SMALL_DIRTY_SET 256 /* pages: 1 MiB is not worth another pass */
+/* The pre-copy: the whole RAM, then passes over the pages dirtied
+ * meanwhile, with the guest running, while the dirty set shrinks (the
+ * snapshot policy): what is left for the pause is small. */
+struct passes {
+	int fd;
+	struct vm *vm;
+	const struct ram_slot *slots;
+	uint64_t *bits; /* the pages the last count took, for the next pass */
+};
 
-static int live_passes(int fd, struct vm *vm, const struct ram_slot *slots,
-		       uint64_t *bits, struct kg_err *e)
+static int pass_write(void *ctx, bool first, struct precopy_round *r,
+		      struct kg_err *e)
 {
-	uint64_t prev = UINT64_MAX, n;
-	for (int pass = 0; pass < MAX_LIVE_PASSES; pass++) {
-		if (guest_mem_collect_dirty(&vm->mem, vm->vm_fd, bits, &n, e) < 0 ||
-		    write_dirty_in_place(fd, vm, slots, bits, e) < 0)
-			return -1;
-		if (n <= SMALL_DIRTY_SET || n >= prev)
-			break;
-		prev = n;
-	}
-	return 0;
+	struct passes *ps = ctx;
+	(void)r; /* the snapshot policy measures nothing */
+	return first ? write_regions(ps->fd, ps->vm, ps->slots, e)
+		     : write_dirty_in_place(ps->fd, ps->vm, ps->slots,
+					    ps->bits, e);
 }
+
+static int pass_count(void *ctx, uint64_t *dirty, struct kg_err *e)
+{
+	struct passes *ps = ctx;
+	return guest_mem_collect_dirty(&ps->vm->mem, ps->vm->vm_fd, ps->bits,
+				       dirty, e);
+}
+
+static const struct precopy_ops snapshot_precopy = {
+	.round = pass_write, .pending = pass_count,
+};
 
 static int write_disks(struct kg_stream_writer *w, struct vm *vm,
 		       struct kg_err *e)
@@ -239,8 +251,10 @@ int snapshot_save(struct vm *vm, const char *path, struct snapshot_stats *st,
 	logging = true;
 	/* Device writes before this point are in the first pass. */
 	guest_mem_take_dirty(&vm->mem, bits);
-	if (write_regions(fd, vm, slots, e) < 0 ||
-	    live_passes(fd, vm, slots, bits, e) < 0)
+	struct passes ps = { fd, vm, slots, bits };
+	struct precopy_policy pp = precopy_policy_snapshot();
+	struct precopy_state pst;
+	if (precopy_run(&pst, &pp, &snapshot_precopy, &ps, e) < 0)
 		goto out;
 
 	tp = now_us();

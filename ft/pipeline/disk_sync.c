@@ -6,8 +6,7 @@
 #include <unistd.h>
 
 #include "ft/checkpoint/stream.h"
-
-#define RUN_MAX (1u << 20) /* data bytes per section */
+#include "ft/precopy/disk_copy.h"
 
 static size_t words_of(const struct virtio_blk *b)
 {
@@ -33,7 +32,7 @@ int disk_sync_init(struct disk_sync *d, struct vm *vm, struct kg_err *e)
 {
 	memset(d, 0, sizeof(*d));
 	d->vm = vm;
-	if (!(d->buf = malloc(8 + RUN_MAX)))
+	if (!(d->buf = malloc(8 + DISK_COPY_RUN)))
 		return kg_errf(e, "out of memory");
 	for (unsigned i = 0; i < vm->cfg.ndisks; i++) {
 		if (!(d->bits[i] = calloc(words_of(vm->blks[i]), 8))) {
@@ -50,73 +49,55 @@ int disk_sync_init(struct disk_sync *d, struct vm *vm, struct kg_err *e)
 	return 0;
 }
 
-static bool all_zero(const uint8_t *p, size_t n)
+/* The engine reads each run into d->buf + 8, so that the section's
+ * payload (u64 offset, then the data) is one buffer. */
+struct stream_sink {
+	struct disk_sync *d;
+	uint16_t disk;
+	struct kg_stream_writer *w;
+	uint64_t *bytes;
+};
+
+/* Every run goes, zeros included: after the first round the destination
+ * may hold data there. */
+static int put_section(void *ctx, uint64_t off, const uint8_t *data,
+		       size_t len, bool zero, struct kg_err *e)
 {
-	for (size_t i = 0; i < n; i++)
-		if (p[i])
-			return false;
-	return true;
+	struct stream_sink *s = ctx;
+	(void)data; /* at s->d->buf + 8 */
+	(void)zero;
+	memcpy(s->d->buf, &off, 8);
+	*s->bytes += len;
+	return kg_writer_section(s->w, KG_SEC_DISK_BLOCKS, s->disk, 1,
+				 s->d->buf, 8 + len, e);
 }
 
-/* Sends [off, off+len) of disk i as one section (unless first and zero). */
-static int send_run(struct disk_sync *d, unsigned i, uint64_t off,
-		    size_t len, bool first, struct kg_stream_writer *w,
-		    uint64_t *bytes, struct kg_err *e)
-{
-	struct virtio_blk *b = d->vm->blks[i];
-	size_t done = 0;
-	while (done < len) {
-		ssize_t k = pread(virtio_blk_fd(b), d->buf + 8 + done,
-				  len - done, (off_t)(off + done));
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0)
-			return kg_errno(e, "disk %s: pread", virtio_blk_path(b));
-		if (k == 0) /* past the end: reads as zeros */
-			break;
-		done += (size_t)k;
-	}
-	memset(d->buf + 8 + done, 0, len - done);
-	if (first && all_zero(d->buf + 8, len))
-		return 0;
-	memcpy(d->buf, &off, 8);
-	*bytes += len;
-	return kg_writer_section(w, KG_SEC_DISK_BLOCKS, (uint16_t)i, 1, d->buf,
-				 8 + len, e);
-}
+static const struct disk_copy_sink stream_sink = { .put = put_section };
 
+/* The first round sends the data extents (the destination's new image
+ * reads as zeros elsewhere), later ones the blocks written since. */
 static int sync_send(void *ctx, struct kg_stream_writer *w, bool first,
 		     uint64_t *bytes, struct kg_err *e)
 {
 	struct disk_sync *d = ctx;
 	for (unsigned i = 0; i < d->vm->cfg.ndisks; i++) {
 		struct virtio_blk *b = d->vm->blks[i];
-		uint64_t size = virtio_blk_size(b);
 		size_t words = words_of(b);
 		uint64_t *bits = d->bits[i];
 		/* Taken even on the first round, which sends everything:
 		 * writes from here on are dirty for the next one. */
 		memset(bits, 0, words * 8);
 		virtio_blk_take_dirty(b, bits, words);
-		uint64_t nblocks = (size + DISK_TRACK_BLOCK - 1) / DISK_TRACK_BLOCK;
-		for (uint64_t blk = 0; blk < nblocks;) {
-			if (!first && !(bits[blk / 64] >> (blk % 64) & 1)) {
-				blk++;
-				continue;
-			}
-			uint64_t end = blk + 1;
-			while (end < nblocks &&
-			       (end - blk) * DISK_TRACK_BLOCK < RUN_MAX &&
-			       (first || bits[end / 64] >> (end % 64) & 1))
-				end++;
-			uint64_t off = blk * DISK_TRACK_BLOCK;
-			uint64_t len = end * DISK_TRACK_BLOCK - off;
-			if (off + len > size)
-				len = size - off;
-			if (send_run(d, i, off, (size_t)len, first, w, bytes, e) < 0)
-				return -1;
-			blk = end;
-		}
+		struct stream_sink sink = { d, (uint16_t)i, w, bytes };
+		struct disk_copy c = {
+			.src = virtio_blk_fd(b), .src_path = virtio_blk_path(b),
+			.size = virtio_blk_size(b), .block = DISK_TRACK_BLOCK,
+			.buf = d->buf + 8, .sink = &stream_sink,
+			.sink_ctx = &sink,
+		};
+		if ((first ? disk_copy_data(&c, e)
+			   : disk_copy_blocks(&c, bits, words, e)) < 0)
+			return -1;
 	}
 	return 0;
 }

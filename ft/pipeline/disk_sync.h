@@ -1,8 +1,10 @@
 /*
- * Disk contents over the replication stream (migrate --with-storage): the
- * source side is an epoch_disk_ops that sends every block on the first
- * round (all-zero runs skipped: the destination's new image reads as
- * zeros) and then the blocks the guest wrote since (virtio_blk tracking);
+ * Disk contents over the replication stream (migrate --with-storage, HA,
+ * FT): the source side is an epoch_disk_ops that sends each image's data
+ * extents on the first round (holes and all-zero runs skipped: the
+ * destination's new image reads as zeros) and then the blocks the guest
+ * wrote since (virtio_blk tracking) — the pre-copy engine's disk copy
+ * (ft/precopy/disk_copy.h) with a sink that makes DISK_BLOCKS sections;
  * the sink side is an epoch_disk_sink that writes them into the
  * destination's images, bounds-checked against each image's size.
  */

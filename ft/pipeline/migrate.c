@@ -12,17 +12,12 @@
 #include "rlink.h"
 #include "verdict.h"
 #include "base/clock.h"
+#include "ft/precopy/precopy.h"
 
-#define PAGE 4096u
 #define READY_TIMEOUT_MS 10000
 #define RUNNING_TIMEOUT_MS 5000
 #define QUERY_DEADLINE_MS 20000
 #define THROTTLE_PERIOD_MS 20
-/* What a paused epoch costs beyond its pages: state, commit, a round
- * trip. Measured on these machines at about 1 ms; a guess on others. */
-#define FIXED_DOWNTIME_MS 1.0
-/* Below this predicted downtime, further rounds are not worth it. */
-#define TARGET_DOWNTIME_MS 2.0
 
 static void sleep_ms(double ms)
 {
@@ -90,6 +85,8 @@ struct run {
 	struct migrate_progress p;
 	struct rlink *link;
 	struct epoch_sender *es;
+	struct throttle *th;
+	unsigned round;
 	uint64_t session;
 	uint64_t t0;
 	uint64_t last_progress_ns;
@@ -168,74 +165,65 @@ static int wait_applied(struct run *r, uint64_t seq, struct kg_err *e)
 	}
 }
 
-static int precopy(struct run *r, struct throttle *th, struct kg_err *e)
+/* Pre-copy rounds: every page, then those dirtied meanwhile. */
+static int send_round(void *ctx, bool first, struct precopy_round *pr,
+		      struct kg_err *e)
 {
-	const struct migrate_opts *o = r->o;
-	unsigned limit = o->downtime_limit_ms ? o->downtime_limit_ms : 50;
-	unsigned max_rounds = o->max_rounds ? o->max_rounds : 60;
-	uint64_t prev_dirty = UINT64_MAX;
-	unsigned stuck = 0;
-	double bytes_per_page = PAGE, bw = 0;
+	struct run *r = ctx;
+	if (r->vm->req == VM_REQ_STOP)
+		return kg_errf(e, "the VM stopped during the migration");
+	r->p.round = ++r->round;
+	r->p.percent = 0;
+	struct epoch_stats st;
+	if (epoch_send_live(r->es, first, round_progress, r, &st, e) < 0 ||
+	    wait_applied(r, st.seq, e) < 0)
+		return -1;
+	r->res->rounds = r->round;
+	r->p.percent = 100;
+	pr->units = st.dirty_pages;
+	pr->bytes = st.stream_bytes;
+	return 0;
+}
+
+static int count_dirty(void *ctx, uint64_t *dirty, struct kg_err *e)
+{
+	struct run *r = ctx;
+	return epoch_dirty_pending(r->es, dirty, e);
+}
+
+static void round_report(void *ctx, const struct precopy_state *s,
+			 enum precopy_decision d)
+{
+	struct run *r = ctx;
+	(void)d;
+	r->p.dirty_pages = s->dirty;
+	r->p.expected_downtime_ms = s->predicted_ms;
+	r->p.mbps = s->rate / 1e6;
+	progress(r, true);
+}
+
+/* Auto-converge. */
+static int slow_down(void *ctx, unsigned pct, struct kg_err *e)
+{
+	struct run *r = ctx;
+	r->p.throttle_pct = pct;
+	if (pct > r->res->throttle_pct)
+		r->res->throttle_pct = pct;
+	return throttle_set(r->th, pct, e);
+}
+
+static const struct precopy_ops migrate_precopy = {
+	.round = send_round, .pending = count_dirty, .report = round_report,
+	.throttle = slow_down,
+};
+
+static int precopy(struct run *r, struct kg_err *e)
+{
+	struct precopy_policy p = precopy_policy_migrate(r->o->downtime_limit_ms,
+							 r->o->max_rounds);
+	struct precopy_state s;
 	r->p.phase = "precopy";
-	for (unsigned round = 1;; round++) {
-		uint64_t dirty = 0;
-		if (round > 1) {
-			if (epoch_dirty_pending(r->es, &dirty, e) < 0)
-				return -1;
-			r->p.dirty_pages = dirty;
-			r->p.expected_downtime_ms =
-				bw > 0 ? (double)dirty * bytes_per_page / bw * 1e3 +
-						 FIXED_DOWNTIME_MS
-				       : 1e9;
-			progress(r, true);
-			/* Under the limit, one more round is still worth it
-			 * while the set keeps shrinking (a short round dirties
-			 * little): the limit is a ceiling, not a target. */
-			bool fits = r->p.expected_downtime_ms <= limit;
-			bool shrinking = dirty * 4 < prev_dirty * 3;
-			if ((fits && (!shrinking || r->p.expected_downtime_ms <=
-							    TARGET_DOWNTIME_MS)) ||
-			    round > max_rounds)
-				return 0;
-			/* Auto-converge: rounds that stop shrinking mean the
-			 * guest dirties as fast as we send. */
-			if (dirty * 10 > prev_dirty * 8 && ++stuck >= 2) {
-				unsigned pct = r->p.throttle_pct ? r->p.throttle_pct + 20
-								 : 30;
-				if (pct > 95)
-					pct = 95;
-				r->p.throttle_pct = pct;
-				if (pct > r->res->throttle_pct)
-					r->res->throttle_pct = pct;
-				if (throttle_set(th, pct, e) < 0)
-					return -1;
-				stuck = 0;
-			}
-			prev_dirty = dirty;
-		}
-		if (r->vm->req == VM_REQ_STOP)
-			return kg_errf(e, "the VM stopped during the migration");
-		r->p.round = round;
-		r->p.percent = 0;
-		struct epoch_stats st;
-		uint64_t t = kg_now_ns();
-		if (epoch_send_live(r->es, round == 1, round_progress, r, &st,
-				    e) < 0 ||
-		    wait_applied(r, st.seq, e) < 0)
-			return -1;
-		double secs = (double)(kg_now_ns() - t) / 1e9;
-		r->res->rounds = round;
-		if (st.dirty_pages)
-			bytes_per_page = (double)st.stream_bytes /
-					 (double)st.dirty_pages;
-		/* Throughput from rounds big enough to measure it. */
-		if (secs > 0 && (st.stream_bytes > (4u << 20) || bw == 0))
-			bw = (double)st.stream_bytes / secs;
-		r->p.mbps = bw / 1e6;
-		r->p.percent = 100;
-		if (round == 1)
-			prev_dirty = st.dirty_pages;
-	}
+	return precopy_run(&s, &p, &migrate_precopy, r, e);
 }
 
 /* The guest paused here: the last pages and the state, then READY. */
@@ -384,8 +372,9 @@ int migrate_run(struct vm *vm, const struct migrate_opts *o,
 		struct kg_err *e)
 {
 	memset(res, 0, sizeof(*res));
-	struct run r = { .vm = vm, .o = o, .fn = fn, .ctx = ctx, .res = res };
 	struct throttle th = { .vm = vm };
+	struct run r = { .vm = vm, .o = o, .fn = fn, .ctx = ctx, .res = res,
+			 .th = &th };
 	r.t0 = kg_now_ns();
 	r.p.phase = "connect";
 	if (getrandom(&r.session, sizeof(r.session), 0) != sizeof(r.session))
@@ -403,7 +392,7 @@ int migrate_run(struct vm *vm, const struct migrate_opts *o,
 		goto fail_explained;
 	if (o->disk)
 		epoch_sender_set_disk(r.es, o->disk, o->disk_ctx);
-	if (precopy(&r, &th, e) < 0)
+	if (precopy(&r, e) < 0)
 		goto fail_explained;
 	throttle_stop(&th);
 	pause_ns = kg_now_ns();

@@ -7,7 +7,8 @@
  * pages dirty now times the bytes each cost on the stream, over the
  * throughput the last round achieved — and stops iterating once that fits
  * the downtime limit. When rounds stop shrinking it throttles the vCPUs
- * (auto-converge: paused for a growing share of every 20 ms).
+ * (auto-converge: paused for a growing share of every 20 ms). The rounds
+ * are the pre-copy engine's (ft/precopy/, precopy_policy_migrate).
  *
  * Then stop-and-copy and hand-over:
  *   source: pause, the last dirty pages + state (+ disk) as one epoch

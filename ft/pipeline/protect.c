@@ -19,11 +19,10 @@
 #include "verdict.h"
 #include "base/clock.h"
 #include "base/log.h"
+#include "ft/precopy/precopy.h"
 
 #define SAMPLES 2048
 #define CONNECT_RETRY_MS 200
-#define SYNC_MAX_ROUNDS 30
-#define SYNC_DONE_PAGES 2048 /* a first paused epoch of at most ~8 MiB */
 #define MAX_UNACKED 3        /* epochs in flight before we wait */
 #define BEAT_MS 20
 /* How long the primary keeps its outputs held and tries to reach the
@@ -129,38 +128,64 @@ static int wait_ack(struct rlink *l, uint64_t seq, struct kg_err *e)
 	}
 }
 
-/* The initial copy while the guest runs, as a migration's pre-copy. */
+/* The initial copy while the guest runs, as a migration's pre-copy (the
+ * pre-copy engine's rounds, precopy_policy_first_copy). */
+struct first_copy {
+	struct protect *p;
+	struct rlink *l;
+	struct epoch_sender *es;
+	bool first_all; /* false after a hash round: its pages are asked for */
+	uint64_t *acked;
+};
+
+static int sync_round(void *ctx, bool first, struct precopy_round *r,
+		      struct kg_err *e)
+{
+	struct first_copy *fc = ctx;
+	struct protect *p = fc->p;
+	struct epoch_stats st;
+	if (atomic_load(&p->stop))
+		return kg_errf(e, "stopped");
+	if (epoch_send_live(fc->es, first && fc->first_all, NULL, NULL, &st,
+			    e) < 0 ||
+	    wait_ack(fc->l, st.seq, e) < 0)
+		return -1;
+	*fc->acked = st.seq;
+	if (first) {
+		uint64_t b = st.stream_bytes - st.disk_bytes;
+		pthread_mutex_lock(&p->lock);
+		if (fc->first_all)
+			p->st.full_copy_ram_bytes = b;
+		else
+			p->st.assisted_copy_ram_bytes =
+				p->st.resync_hash_bytes + b;
+		pthread_mutex_unlock(&p->lock);
+	}
+	r->units = st.dirty_pages;
+	r->bytes = st.stream_bytes;
+	return 0;
+}
+
+static int sync_pending(void *ctx, uint64_t *dirty, struct kg_err *e)
+{
+	struct first_copy *fc = ctx;
+	return epoch_dirty_pending(fc->es, dirty, e);
+}
+
+static const struct precopy_ops first_copy_precopy = {
+	.round = sync_round, .pending = sync_pending,
+};
+
 static int sync_live(struct protect *p, struct rlink *l,
 		     struct epoch_sender *es, bool first_all, uint64_t *acked,
 		     struct kg_err *e)
 {
 	set_state(p, "syncing", NULL);
-	for (unsigned round = 1; round <= SYNC_MAX_ROUNDS; round++) {
-		struct epoch_stats st;
-		if (atomic_load(&p->stop))
-			return kg_errf(e, "stopped");
-		if (epoch_send_live(es, round == 1 && first_all, NULL, NULL, &st,
-				    e) < 0 ||
-		    wait_ack(l, st.seq, e) < 0)
-			return -1;
-		*acked = st.seq;
-		if (round == 1) {
-			uint64_t b = st.stream_bytes - st.disk_bytes;
-			pthread_mutex_lock(&p->lock);
-			if (first_all)
-				p->st.full_copy_ram_bytes = b;
-			else
-				p->st.assisted_copy_ram_bytes =
-					p->st.resync_hash_bytes + b;
-			pthread_mutex_unlock(&p->lock);
-		}
-		uint64_t dirty;
-		if (epoch_dirty_pending(es, &dirty, e) < 0)
-			return -1;
-		if (dirty <= SYNC_DONE_PAGES)
-			return 0;
-	}
-	return 0; /* the first paused epoch takes what is left */
+	struct first_copy fc = { p, l, es, first_all, acked };
+	struct precopy_policy pp = precopy_policy_first_copy();
+	struct precopy_state s;
+	/* The first paused epoch takes what is left. */
+	return precopy_run(&s, &pp, &first_copy_precopy, &fc, e);
 }
 
 static void sample(uint32_t *arr, uint64_t *n, uint64_t us)

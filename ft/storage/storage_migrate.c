@@ -11,25 +11,25 @@
 
 #include "vmm/virtio_mmio.h"
 #include "vmm/vm.h"
-#include "converge.h"
-#include "image_copy.h"
+#include "ft/precopy/disk_copy.h"
+#include "ft/precopy/precopy.h"
 #include "base/clock.h"
 
-#define DEFAULT_MAX_ROUNDS 30
-#define DEFAULT_FINAL_BLOCKS 256
 #define PROGRESS_NS (200ull * 1000 * 1000)
 
 struct sm {
 	struct vm *vm;
 	struct virtio_blk *b;
 	const struct storage_migrate_opts *o;
-	struct image_copy c;
+	struct disk_copy c;
+	struct disk_file dst;
 	uint64_t *bits;
 	size_t words;
 	unsigned round;
 	uint64_t last_progress_ns, round_ns, round_bytes;
 	uint64_t dirty; /* blocks left, as last counted */
-	double mbps;
+	struct precopy_state pc; /* the rounds' estimates (progress reads
+				    the rate) */
 	bool stopping;
 };
 
@@ -47,9 +47,10 @@ static void report(struct sm *m, uint64_t pos)
 		return;
 	uint64_t now = kg_now_ns();
 	double secs = (double)(now - m->round_ns) / 1e9;
+	double last = m->pc.rate / 1e6;
 	double mbps = secs > 0.001 ? (double)(m->c.bytes - m->round_bytes) /
-					    secs / 1e6 : m->mbps;
-	double rate = mbps > 0 ? mbps : m->mbps;
+					    secs / 1e6 : last;
+	double rate = mbps > 0 ? mbps : last;
 	uint64_t size = m->c.size ? m->c.size : 1;
 	double left = (double)(size - (pos < size ? pos : size)) +
 		      (double)m->dirty * DISK_TRACK_BLOCK;
@@ -78,21 +79,6 @@ static bool tick(void *arg, uint64_t pos)
 	if (kg_now_ns() - m->last_progress_ns >= PROGRESS_NS)
 		report(m, pos);
 	return true;
-}
-
-static void start_round(struct sm *m)
-{
-	m->round_ns = kg_now_ns();
-	m->round_bytes = m->c.bytes;
-}
-
-static void end_round(struct sm *m)
-{
-	double secs = (double)(kg_now_ns() - m->round_ns) / 1e9;
-	uint64_t n = m->c.bytes - m->round_bytes;
-	/* A tiny round says little about the rate: keep the last one. */
-	if (secs > 0 && n >= IMAGE_COPY_CHUNK)
-		m->mbps = (double)n / secs / 1e6;
 }
 
 static int fsync_dir(const char *path, struct kg_err *e)
@@ -127,7 +113,7 @@ static int create_target(struct sm *m, const char *newpath, struct kg_err *e)
 			       "it)", newpath);
 	if (fd < 0)
 		return kg_errno(e, "creating %s", newpath);
-	m->c.dst = fd;
+	m->dst.fd = fd;
 	if (ftruncate(fd, (off_t)m->c.size) < 0)
 		return kg_errno(e, "writing %s: ftruncate", newpath);
 	return 0;
@@ -139,34 +125,55 @@ static int create_target(struct sm *m, const char *newpath, struct kg_err *e)
  * blocks and the pause short, and with it the final copy. */
 static int sync_dst(struct sm *m, struct kg_err *e)
 {
-	if (fdatasync(m->c.dst) < 0)
-		return kg_errno(e, "writing %s: fdatasync", m->c.dst_path);
+	if (fdatasync(m->dst.fd) < 0)
+		return kg_errno(e, "writing %s: fdatasync", m->dst.path);
 	return 0;
 }
 
-/* The dirty rounds, while the guest runs; the blocks taken last are left
- * in m->bits for the final copy. */
-static int precopy_rounds(struct sm *m, struct kg_err *e)
+/* The pre-copy rounds, while the guest runs: the data extents (every
+ * write from here on is tracked, so whatever this reads too early is
+ * copied again later), then the dirty blocks. */
+static int copy_round(void *ctx, bool first, struct precopy_round *r,
+		      struct kg_err *e)
 {
-	const struct storage_migrate_opts *o = m->o;
-	struct converge cv;
-	converge_init(&cv, o->final_blocks ? o->final_blocks
-					   : DEFAULT_FINAL_BLOCKS,
-		      o->max_rounds ? o->max_rounds : DEFAULT_MAX_ROUNDS);
-	for (;;) {
-		m->dirty = virtio_blk_take_dirty(m->b, m->bits, m->words);
-		report(m, m->c.size);
-		if (converge_done(&cv, m->dirty))
-			return 0;
+	struct sm *m = ctx;
+	m->round_ns = kg_now_ns();
+	m->round_bytes = m->c.bytes;
+	if (!first)
 		m->round++;
-		start_round(m);
-		if (image_copy_blocks(&m->c, m->bits, m->words, e) < 0 ||
-		    sync_dst(m, e) < 0)
-			return -1;
-		end_round(m);
-		memset(m->bits, 0, m->words * sizeof(*m->bits));
-	}
+	if ((first ? disk_copy_data(&m->c, e)
+		   : disk_copy_blocks(&m->c, m->bits, m->words, e)) < 0 ||
+	    sync_dst(m, e) < 0)
+		return -1;
+	r->bytes = m->c.bytes - m->round_bytes;
+	r->units = first ? (r->bytes + DISK_TRACK_BLOCK - 1) / DISK_TRACK_BLOCK
+			 : m->dirty;
+	memset(m->bits, 0, m->words * sizeof(*m->bits));
+	return 0;
 }
+
+/* The blocks taken are left in m->bits: for the next round, or for the
+ * final copy when the rounds stop. */
+static int take_dirty(void *ctx, uint64_t *dirty, struct kg_err *e)
+{
+	struct sm *m = ctx;
+	(void)e;
+	*dirty = m->dirty = virtio_blk_take_dirty(m->b, m->bits, m->words);
+	return 0;
+}
+
+static void round_report(void *ctx, const struct precopy_state *s,
+			 enum precopy_decision d)
+{
+	struct sm *m = ctx;
+	(void)s;
+	(void)d;
+	report(m, m->c.size);
+}
+
+static const struct precopy_ops storage_precopy = {
+	.round = copy_round, .pending = take_dirty, .report = round_report,
+};
 
 /* With the disk quiesced: the last blocks, durable, then the switch. */
 static int final_copy(struct sm *m, const char *newpath,
@@ -180,11 +187,11 @@ static int final_copy(struct sm *m, const char *newpath,
 	for (size_t i = 0; i < m->words; i++)
 		st->final_blocks += (uint64_t)__builtin_popcountll(m->bits[i]);
 	m->c.tick = NULL; /* nothing to cancel or report in here */
-	int r = image_copy_blocks(&m->c, m->bits, m->words, e);
+	int r = disk_copy_blocks(&m->c, m->bits, m->words, e);
 	if (r == 0)
 		r = sync_dst(m, e);
 	if (r == 0)
-		r = virtio_blk_switch(m->b, m->c.dst, newpath, e);
+		r = virtio_blk_switch(m->b, m->dst.fd, newpath, e);
 	virtio_mmio_release(t);
 	st->pause_us = (kg_now_ns() - t0) / 1000;
 	return r;
@@ -197,15 +204,9 @@ static int migrate(struct sm *m, const char *newpath,
 		return -1;
 	if (virtio_blk_track(m->b, true, e) < 0)
 		return -1; /* someone else's tracking: left alone */
-	/* Every write from here on is tracked, so whatever the full copy
-	 * reads too early is copied again in a round. */
-	start_round(m);
-	int r = image_copy_data(&m->c, e);
-	if (r == 0)
-		r = sync_dst(m, e);
-	end_round(m);
-	if (r == 0)
-		r = precopy_rounds(m, e);
+	struct precopy_policy p = precopy_policy_storage(m->o->final_blocks,
+							 m->o->max_rounds);
+	int r = precopy_run(&m->pc, &p, &storage_precopy, m, e);
 	if (r == 0 && vm_stopping(m->vm))
 		m->stopping = true, r = -1;
 	if (r == 0)
@@ -213,7 +214,7 @@ static int migrate(struct sm *m, const char *newpath,
 	struct kg_err ignored;
 	virtio_blk_track(m->b, false, &ignored); /* stopping never fails */
 	if (r == 0)
-		m->c.dst = -1; /* the device's now */
+		m->dst.fd = -1; /* the device's now */
 	st->rounds = m->round + 1;
 	return r;
 }
@@ -232,16 +233,17 @@ int storage_migrate(struct vm *vm, unsigned disk, const char *newpath,
 			       "numbered from 0)", disk, vm->cfg.ndisks);
 	if (!*newpath)
 		return kg_errf(e, "storage-migrate: empty target path");
-	struct sm m = { .vm = vm, .b = vm->blks[disk], .o = o ? o : &defaults };
-	m.c = (struct image_copy){
-		.src = virtio_blk_fd(m.b), .dst = -1,
-		.src_path = virtio_blk_path(m.b), .dst_path = newpath,
+	struct sm m = { .vm = vm, .b = vm->blks[disk], .o = o ? o : &defaults,
+			.dst = { .fd = -1, .path = newpath } };
+	m.c = (struct disk_copy){
+		.src = virtio_blk_fd(m.b), .src_path = virtio_blk_path(m.b),
 		.size = virtio_blk_size(m.b), .block = DISK_TRACK_BLOCK,
+		.sink = &disk_file_sink, .sink_ctx = &m.dst,
 		.tick = tick, .arg = &m,
 	};
 	m.words = disk_track_words(m.c.size);
 	m.bits = calloc(m.words ? m.words : 1, sizeof(*m.bits));
-	m.c.buf = malloc(IMAGE_COPY_CHUNK);
+	m.c.buf = malloc(DISK_COPY_RUN);
 	m.last_progress_ns = kg_now_ns();
 	int r;
 	if (!m.bits || !m.c.buf)
@@ -252,8 +254,8 @@ int storage_migrate(struct vm *vm, unsigned disk, const char *newpath,
 	if (r < 0) {
 		if (m.stopping)
 			kg_errf(e, "the VM is stopping");
-		if (m.c.dst >= 0) {
-			close(m.c.dst);
+		if (m.dst.fd >= 0) {
+			close(m.dst.fd);
 			if (unlink(newpath) < 0)
 				kg_err_prefix(e, "(and removing %s failed: %s)",
 					      newpath, strerror(errno));
