@@ -70,6 +70,7 @@ UNIT_LAYERS_test_cpuid := vmm
 UNIT_LAYERS_test_devspec := vmm
 UNIT_LAYERS_test_disk_switch := vmm
 UNIT_LAYERS_test_elf := vmm
+UNIT_LAYERS_test_faultpoint := base
 UNIT_LAYERS_test_epoch := checkpoint
 UNIT_LAYERS_test_epoch_live := checkpoint
 UNIT_LAYERS_test_lease := lease

@@ -26,7 +26,7 @@ void kg_log(enum kg_log_level level, const char *fmt, ...)
 {
 	if (level > log_cfg.max)
 		return;
-	char msg[1024];
+	char msg[4096];
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
@@ -35,7 +35,7 @@ void kg_log(enum kg_log_level level, const char *fmt, ...)
 		log_cfg.fn(log_cfg.ctx, level, msg);
 		return;
 	}
-	char line[1200];
+	char line[4200];
 	int n = snprintf(line, sizeof(line), "%s: %s%s\n", log_cfg.prog,
 			 level == KG_LOG_WARN ? "warning: " : "", msg);
 	if (n > (int)sizeof(line) - 1) {

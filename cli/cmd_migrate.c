@@ -82,7 +82,16 @@ int ctl_migrate(struct control_call *call, struct kg_err *e)
 			return kg_err_prefix(e, "migrate: --fault");
 		o.fault = &fault;
 	}
-	o.inject = str_arg(req, "inject");
+	/* "inject": PHASE arms the migrate.PHASE fault point. */
+	struct kg_faults faults = { 0 };
+	const char *inject = str_arg(req, "inject");
+	if (inject) {
+		char spec[64];
+		snprintf(spec, sizeof(spec), "migrate.%.40s=fail", inject);
+		if (kg_faults_parse(spec, &faults, e) < 0)
+			return kg_err_prefix(e, "migrate: --inject");
+		o.faults = &faults;
+	}
 	const cJSON *ws = cJSON_GetObjectItemCaseSensitive(req, "with_storage");
 	struct disk_sync ds;
 	bool storage = ws && !cJSON_IsFalse(ws);

@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "serve.h"
 #include "ft/pipeline/guard.h"
+#include "ft/pipeline/rlink.h"
 #include "ft/checkpoint/snapshot.h"
 #include "vmm/vm.h"
 #include "base/clock.h"
@@ -331,4 +332,55 @@ int serve_vm(struct vm *vm, const struct serve_opts *o)
 	if (o->summary)
 		print_summary(vm, &stop, status);
 	return status;
+}
+
+static int role_serve(void *ctx, struct vm *vm, const struct role_serve *s)
+{
+	struct serve_role *r = ctx;
+	struct serve_opts so = { .name = r->name,
+				 .control_path = r->control_path,
+				 .timeout_s = r->timeout_s, .summary = r->summary,
+				 .started = s->started, .ctx = s->started_ctx,
+				 .guard = s->guard };
+	return serve_vm(vm, &so);
+}
+
+static void role_idle(void *ctx, bool idle, void (*cleanup)(void *),
+		      void *cleanup_ctx)
+{
+	struct serve_role *r = ctx;
+	early_signals_stop(r->es);
+	r->es = idle ? early_signals_start(r->name, cleanup, cleanup_ctx)
+		     : NULL;
+}
+
+struct role_hooks serve_role_hooks(struct serve_role *r)
+{
+	return (struct role_hooks){ role_serve, role_idle, r };
+}
+
+int serve_listen(const char *name, const char *addr, const char *keyfile,
+		 int io_timeout_ms, struct kg_tp_key *key,
+		 struct kg_tp_listener **l)
+{
+	struct kg_err e = { 0 };
+	struct kg_tp_opts to;
+	kg_tp_opts_default(&to);
+	to.max_frame = RLINK_MAX_FRAME;
+	if (io_timeout_ms > 0)
+		to.io_timeout_ms = io_timeout_ms;
+	if (keyfile) {
+		if (kg_tp_key_load(keyfile, key, &e) < 0) {
+			fprintf(stderr, "%s: --key: %s\n", name, e.msg);
+			return KG_EXIT_USAGE;
+		}
+		to.key = key;
+	}
+	if (kg_tp_listen(addr, &to, l, &e) < 0) {
+		fprintf(stderr, "%s: %s\n", name, e.msg);
+		return KG_EXIT_USAGE;
+	}
+	fprintf(stderr, "%s: listening on %s\n", name,
+		kg_tp_listener_addr(*l));
+	return 0;
 }

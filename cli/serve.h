@@ -13,6 +13,7 @@
 
 #include "control.h"
 #include "ft/pipeline/protect.h"
+#include "ft/pipeline/role.h"
 
 struct vm;
 
@@ -74,14 +75,22 @@ struct serve_ctx {
 int ctl_protection(struct control_call *call, struct kg_err *e);
 int ctl_protect(struct control_call *call, struct kg_err *e);
 
-/* cmd_receive.c, shared with cmd_secondary.c: the incoming VM's images
- * are checked (shared storage) or created empty at the announced sizes
- * (the stream fills them; created[i] says which to remove on failure). */
-struct incoming;
-struct vm_config;
-int receive_prepare_disks(struct vm_config *cfg, const struct incoming *in,
-			  bool created[], struct kg_err *e);
-void receive_remove_created(const struct vm_config *cfg, const bool created[]);
+/* The receiving roles' hooks (ft/pipeline/role.h) as the CLI provides
+ * them: serve a VM with serve_vm, and take stop signals while idle. */
+struct serve_role {
+	const char *name;
+	const char *control_path;
+	double timeout_s;
+	bool summary;
+	struct early_signals *es; /* while idle */
+};
+struct role_hooks serve_role_hooks(struct serve_role *r);
+
+/* --listen and --key of receive and secondary: loads the key, listens,
+ * says where. 0, or the exit status after printing one line. */
+int serve_listen(const char *name, const char *addr, const char *keyfile,
+		 int io_timeout_ms, struct kg_tp_key *key,
+		 struct kg_tp_listener **l);
 
 /* cmd_migrate.c: the migrate job. */
 int ctl_migrate(struct control_call *call, struct kg_err *e);

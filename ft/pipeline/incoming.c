@@ -19,11 +19,9 @@
 
 static void maybe_die(const struct incoming *in, const char *phase)
 {
-	if (in->die_at && !strcmp(in->die_at, phase)) {
-		kg_log(KG_LOG_INFO, "receive: test injection: SIGKILL at "
-			"%s", phase);
-		kill(getpid(), SIGKILL);
-	}
+	char point[32];
+	snprintf(point, sizeof(point), "receive.%s", phase);
+	kg_fault_hit(in->faults, point, NULL);
 }
 
 static int accept_link(struct kg_tp_listener *l, struct rlink **out,

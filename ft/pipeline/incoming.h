@@ -20,6 +20,7 @@
 
 #include "transport/transport.h"
 #include "base/err.h"
+#include "base/faultpoint.h"
 #include "ft/checkpoint/epoch.h"
 #include "ft/checkpoint/vm_state.h"
 
@@ -35,8 +36,9 @@ struct incoming {
 	uint64_t disk_size[8];   /* from DISK messages */
 	uint64_t rounds, epochs; /* live rounds, committed epochs */
 	uint64_t bytes;          /* stream bytes received */
-	/* tests: SIGKILL this process at "hello", "round", "final" or "go" */
-	const char *die_at;
+	/* tests: "receive.hello", ".round", ".final" or ".go" armed with
+	 * kill (base/faultpoint.h) */
+	const struct kg_faults *faults;
 	/* The secondary of FT/HA: accept those modes instead of migrate,
 	 * and beat every beat_ms (0: 1000). */
 	bool standby;

@@ -231,7 +231,7 @@ static int stop_and_copy(struct run *r, struct kg_err *e)
 {
 	r->p.phase = "stop-and-copy";
 	progress(r, true);
-	if (r->o->inject && !strcmp(r->o->inject, "stop-and-copy"))
+	if (kg_fault_hit(r->o->faults, "migrate.stop-and-copy", NULL))
 		kg_tp_shutdown(rlink_transport(r->link));
 	struct epoch_stats st;
 	uint64_t t = kg_now_ns();
@@ -323,13 +323,13 @@ static int handover(struct run *r, struct kg_err *e)
 				      "failed", e2.msg);
 		return -1;
 	}
-	if (r->o->inject && !strcmp(r->o->inject, "handover"))
+	if (kg_fault_hit(r->o->faults, "migrate.handover", NULL))
 		kg_tp_shutdown(rlink_transport(r->link));
 	struct rlink_msg m;
 	struct kg_err le = { 0 };
 	/* The injected cut stands for a link lost right after GO: a
 	 * RUNNING that slipped through before it is not looked at. */
-	bool cut = r->o->inject && !strcmp(r->o->inject, "handover");
+	bool cut = kg_fault_hit(r->o->faults, "migrate.handover", NULL);
 	int k = cut ? kg_errf(&le, "the link was cut after GO (test injection)")
 		    : rlink_wait_msg(r->link, 1u << RLINK_RUNNING,
 				     RUNNING_TIMEOUT_MS, &m, &le);

@@ -35,6 +35,7 @@
 
 #include "transport/transport.h"
 #include "base/err.h"
+#include "base/faultpoint.h"
 #include "ft/checkpoint/epoch.h"
 
 struct vm;
@@ -49,9 +50,10 @@ struct migrate_opts {
 	/* Disk contents in the stream (migrate --with-storage). */
 	const struct epoch_disk_ops *disk;
 	void *disk_ctx;
-	/* tests: cut the link at "stop-and-copy" (after pausing) or at
-	 * "handover" (right after sending GO). */
-	const char *inject;
+	/* tests: "migrate.stop-and-copy=fail" cuts the link after pausing,
+	 * "migrate.handover=fail" right after sending GO
+	 * (base/faultpoint.h). */
+	const struct kg_faults *faults;
 };
 
 struct migrate_progress {

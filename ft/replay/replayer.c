@@ -19,6 +19,7 @@
 struct replayer {
 	struct vm *vm;
 	struct replayer_opts o;
+	uint64_t corrupt_at; /* the replay.corrupt fault point; 0: none */
 	const struct gate_ops *saved_ops;
 
 	pthread_mutex_t lock; /* state, report, stats for other threads */
@@ -490,7 +491,7 @@ static void rep_exit_end(struct gate *g, int vcpu_fd, struct kvm_run *run)
 		return;
 	}
 	apply_inputs(p, vcpu_fd, run);
-	if (p->o.test_corrupt_at && p->exits - 1 == p->o.test_corrupt_at) {
+	if (p->corrupt_at && p->exits - 1 == p->corrupt_at) {
 		/* A forced divergence: the next digest must catch it. */
 		uint8_t *b = guest_mem_ptr(&p->vm->mem, 0x1000, 1);
 		if (b) {
@@ -540,6 +541,8 @@ struct replayer *replayer_new(struct vm *vm, const struct replayer_opts *o,
 	}
 	p->vm = vm;
 	p->o = *o;
+	if (!kg_fault_hit(o->faults, "replay.corrupt", &p->corrupt_at))
+		p->corrupt_at = 0;
 	pthread_mutex_init(&p->lock, NULL);
 	rr_decoder_init(&p->dec);
 	snprintf(p->where, sizeof(p->where), "the start of the log");

@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "base/err.h"
+#include "base/faultpoint.h"
 
 struct vm;
 
@@ -54,7 +55,9 @@ struct replayer_opts {
 	/* The log may start at any exit (a lockstep session begun while the
 	 * primary ran): the first section's first exit is the start. */
 	bool start_anywhere;
-	uint64_t test_corrupt_at; /* tests: flip a RAM byte at this exit */
+	/* tests: "replay.corrupt=at:N" flips a RAM byte at exit N, a
+	 * divergence the next digest must catch (base/faultpoint.h) */
+	const struct kg_faults *faults;
 };
 
 struct replay_stats {

@@ -331,7 +331,7 @@ test_mig_fail_die_round() {
 	mig_src || return
 	mig_migrate "$RECV_ADDR"
 	RECV_WANT=137 mig_check_failed || return
-	grep -q "test injection: SIGKILL at round" recv.err || why "receive: $(cat recv.err)"
+	grep -q "test injection: SIGKILL at receive.round" recv.err || why "receive: $(cat recv.err)"
 }
 
 test_mig_fail_flip() {
@@ -355,7 +355,7 @@ test_mig_fail_die_final() {
 	mig_src || return
 	mig_migrate "$RECV_ADDR"
 	RECV_WANT=137 mig_check_failed || return
-	grep -q "test injection: SIGKILL at final" recv.err || why "receive: $(cat recv.err)"
+	grep -q "test injection: SIGKILL at receive.final" recv.err || why "receive: $(cat recv.err)"
 }
 
 test_mig_handover_cut() {
@@ -378,7 +378,7 @@ test_mig_fail_die_go() {
 	mig_src || return
 	mig_migrate "$RECV_ADDR"
 	RECV_WANT=137 mig_check_failed || return
-	grep -q "test injection: SIGKILL at go" recv.err || why "receive: $(cat recv.err)"
+	grep -q "test injection: SIGKILL at receive.go" recv.err || why "receive: $(cat recv.err)"
 }
 
 test_mig_shared_disk_locks() {
