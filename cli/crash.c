@@ -5,9 +5,17 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
 #include <unistd.h>
 
+
 #if !defined(__SANITIZE_ADDRESS__)
+/* The terminal's settings when kagami started: a crash while the console
+ * holds it in raw mode must not leave the user's shell raw. Written once
+ * before any thread, read only by the handler. */
+static struct termios tty_at_start;
+static volatile sig_atomic_t tty_saved;
+
 /* Async-signal-safe output: write(2) and hand-made formatting only. */
 static void put(const char *s)
 {
@@ -27,6 +35,8 @@ static void put_hex(unsigned long v)
 static void crash_handler(int sig, siginfo_t *si, void *uc)
 {
 	(void)uc;
+	if (tty_saved)
+		tcsetattr(STDIN_FILENO, TCSANOW, &tty_at_start);
 	put("kagami: fatal signal ");
 	put(sigabbrev_np(sig) ? sigabbrev_np(sig) : "?");
 	put(" at address ");
@@ -62,6 +72,8 @@ int crash_install(void)
 	return 0;
 #else
 	static const int sigs[] = { SIGSEGV, SIGBUS, SIGABRT, SIGILL, SIGFPE };
+	if (isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &tty_at_start) == 0)
+		tty_saved = 1;
 	/* Lives for the process: a stack overflow needs somewhere to run. */
 	stack_t ss = { .ss_sp = malloc(65536), .ss_size = 65536 };
 	if (!ss.ss_sp || sigaltstack(&ss, NULL) < 0)

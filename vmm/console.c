@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -26,7 +27,11 @@ struct console {
 	bool thread_started;
 	pthread_t thread;
 	console_rx_fn rx;
+	console_quit_fn quit;
 	void *opaque;
+	bool raw;             /* stdin's terminal is in raw mode ... */
+	struct termios saved; /* ... and this is how it was */
+	bool escape;          /* Ctrl-A seen, its command key next */
 	size_t out_len;
 	uint8_t out[OUT_BUF];
 	/* unix: ring of recent output while no client is connected */
@@ -149,6 +154,44 @@ static void deliver(struct console *c, const uint8_t *p, size_t n)
 	}
 }
 
+#define ESCAPE_KEY 0x01 /* Ctrl-A */
+
+static const char escape_help[] =
+	"\r\nkagami console keys:\r\n"
+	"  C-a x    quit (stop the VM)\r\n"
+	"  C-a C-a  send C-a to the guest\r\n"
+	"  C-a h    this help\r\n";
+
+/* Terminal input: the escape key's commands are kagami's, the rest the
+ * guest's. */
+static void terminal_input(struct console *c, const uint8_t *p, size_t n)
+{
+	size_t start = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (!c->escape) {
+			if (p[i] != ESCAPE_KEY)
+				continue;
+			deliver(c, p + start, i - start);
+			start = i + 1;
+			c->escape = true;
+			continue;
+		}
+		c->escape = false;
+		start = i + 1;
+		if (p[i] == ESCAPE_KEY) {
+			deliver(c, p + i, 1);
+		} else if (p[i] == 'x' || p[i] == 'X') {
+			if (c->quit)
+				c->quit(c->opaque);
+			return;
+		} else if (p[i] == 'h' || p[i] == '?') {
+			write_all(STDOUT_FILENO, (const uint8_t *)escape_help,
+				  sizeof(escape_help) - 1);
+		}
+	}
+	deliver(c, p + start, n - start);
+}
+
 static void accept_client(struct console *c)
 {
 	/* Non-blocking: a client that does not read loses output instead of
@@ -199,6 +242,8 @@ static void *input_thread(void *arg)
 			ssize_t n = read(c->in_fd, buf, sizeof(buf));
 			if (n <= 0)
 				c->in_fd = -1; /* EOF: no more input */
+			else if (c->raw)
+				terminal_input(c, buf, (size_t)n);
 			else
 				deliver(c, buf, (size_t)n);
 		}
@@ -243,8 +288,29 @@ static int open_unix(struct console *c, struct kg_err *e)
 	return 0;
 }
 
+/* Raw input for the guest; output keeps the terminal's newline
+ * translation, which guests that print bare \n rely on. */
+static int make_raw(struct console *c, struct kg_err *e)
+{
+	if (tcgetattr(STDIN_FILENO, &c->saved) < 0)
+		return kg_errno(e, "console: tcgetattr");
+	struct termios t = c->saved;
+	t.c_iflag &= ~(unsigned)(IGNBRK | BRKINT | PARMRK | ISTRIP | INLCR |
+				 IGNCR | ICRNL | IXON);
+	t.c_lflag &= ~(unsigned)(ECHO | ECHONL | ICANON | ISIG | IEXTEN);
+	t.c_cflag &= ~(unsigned)(CSIZE | PARENB);
+	t.c_cflag |= CS8;
+	t.c_cc[VMIN] = 1;
+	t.c_cc[VTIME] = 0;
+	if (tcsetattr(STDIN_FILENO, TCSAFLUSH, &t) < 0)
+		return kg_errno(e, "console: tcsetattr");
+	c->raw = true;
+	return 0;
+}
+
 struct console *console_open(const struct console_spec *spec,
-			     console_rx_fn rx, void *opaque, struct kg_err *e)
+			     console_rx_fn rx, console_quit_fn quit,
+			     void *opaque, struct kg_err *e)
 {
 	struct console *c = calloc(1, sizeof(*c));
 	if (!c) {
@@ -253,6 +319,7 @@ struct console *console_open(const struct console_spec *spec,
 	}
 	c->spec = *spec;
 	c->rx = rx;
+	c->quit = quit;
 	c->opaque = opaque;
 	c->out_fd = c->in_fd = c->listen_fd = c->client_fd = -1;
 	c->stop_pipe[0] = c->stop_pipe[1] = -1;
@@ -262,8 +329,11 @@ struct console *console_open(const struct console_spec *spec,
 		return c;
 	case CONSOLE_STDIO:
 		c->out_fd = STDOUT_FILENO;
-		if (isatty(STDIN_FILENO))
+		if (isatty(STDIN_FILENO)) {
 			c->in_fd = STDIN_FILENO;
+			if (make_raw(c, e) < 0)
+				goto fail;
+		}
 		break;
 	case CONSOLE_FILE:
 		c->out_fd = open(spec->path,
@@ -318,6 +388,8 @@ void console_close(struct console *c)
 		close(c->listen_fd);
 		unlink(c->spec.path);
 	}
+	if (c->raw)
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &c->saved);
 	free(c->backlog);
 	pthread_mutex_destroy(&c->lock);
 	free(c);

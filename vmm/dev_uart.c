@@ -96,6 +96,13 @@ static size_t console_rx(void *opaque, const uint8_t *data, size_t n)
 	return took;
 }
 
+static void console_quit(void *opaque)
+{
+	struct dev_uart *d = opaque;
+	vm_request_stop(d->vm, VM_STOP_REQUEST, 0,
+			"stopped from the console (Ctrl-A x)");
+}
+
 void dev_uart_flush(struct dev_uart *d)
 {
 	console_flush(d->console);
@@ -137,7 +144,8 @@ static int create(struct vm *vm, struct kg_err *e)
 	pthread_mutex_init(&d->lock, NULL);
 	uart_init(&d->uart, uart_tx, uart_irq, d);
 	if (bus_add(&vm->pio, KAGAMI_COM1_PORT, 8, &uart_ops, d, "COM1", e) < 0 ||
-	    !(d->console = console_open(&vm->cfg.console, console_rx, d, e)) ||
+	    !(d->console = console_open(&vm->cfg.console, console_rx,
+					   console_quit, d, e)) ||
 	    vm_device_add(vm, &dev_uart_ops, d, e) < 0) {
 		destroy(d);
 		return -1;

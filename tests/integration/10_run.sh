@@ -118,6 +118,26 @@ test_console_unix() {
 	[[ ! -e con.sock ]] || why "socket left behind"
 }
 
+# On a terminal the console is raw (keys go to the guest) with Ctrl-A as
+# the escape key: Ctrl-A h lists the keys, Ctrl-A x quits (exit 0), and
+# the terminal is as it was afterwards, also after a stop by signal.
+test_console_terminal() {
+	command -v script >/dev/null || { why "script (bsdutils) is missing"; return; }
+	(sleep 2; printf '\001h'; sleep 0.5; printf '\001x') |
+		timeout 30 script -qfec "stty -g >before; $KAGAMI run --cmdline spin $GUESTS/hello.elf; echo rc=\$?; stty -g >after" /dev/null >typescript 2>&1
+	tr -d '\r' <typescript >t.txt
+	grep -q "C-a x    quit" t.txt || why "no key help: $(tail -c 300 t.txt)" || return
+	grep -q "stopped from the console (Ctrl-A x)" t.txt || why "no quit: $(tail -c 300 t.txt)" || return
+	grep -q "rc=0" t.txt || why "exit status: $(tail -c 300 t.txt)" || return
+	cmp -s before after || why "terminal settings changed: $(cat before) -> $(cat after)" || return
+	# Stopped by a signal: the terminal comes back too.
+	(sleep 2; pkill -TERM -f "^$KAGAMI run --cmdline spin console-$$") &
+	sleep 6 | timeout 30 script -qfec "stty -g >before2; $KAGAMI run --cmdline 'spin console-$$' $GUESTS/hello.elf; echo rc=\$?; stty -g >after2" /dev/null >typescript2 2>&1
+	wait
+	grep -q "rc=143" typescript2 || why "SIGTERM: $(tail -c 300 typescript2)" || return
+	cmp -s before2 after2 || why "terminal settings changed after SIGTERM"
+}
+
 test_timeout() {
 	kg run --timeout 0.5 --cmdline spin "$GUESTS/hello.elf"
 	expect_status 124 && err_has "--timeout of 0.5 s expired"
@@ -176,6 +196,7 @@ t "crashme #DE report" test_crash_de kvm
 t "crashme ungranted port report" test_crash_io kvm
 t "console to a file" test_console_file kvm
 t "console on a unix socket" test_console_unix kvm
+t "console on a terminal: raw, Ctrl-A x quits, the terminal restored" test_console_terminal kvm
 t "--timeout stops the guest" test_timeout kvm
 t "SIGTERM stops the guest" test_sigterm kvm
 t "--summary" test_summary kvm
