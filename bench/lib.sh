@@ -20,6 +20,17 @@ calc() { awk "BEGIN { printf \"$1\n\", $2 }"; }
 # (The scripts define die and log before sourcing this, and may replace a
 # helper with their own variant after.)
 
+# bench_key: the path of a replication key for this run (made once, mode
+# 0600, inside TMP): benchmarks measure authenticated links, as kagami
+# runs them by default.
+bench_key() {
+	local k=$TMP/bench.key
+	if [[ ! -f $k ]]; then
+		(umask 077 && head -c 32 /dev/urandom >"$k") || die "cannot write $k"
+	fi
+	echo "$k"
+}
+
 # posint VALUE: true when VALUE is a positive integer.
 posint() { [[ $1 =~ ^[1-9][0-9]*$ ]]; }
 # need_files FILE...: dies unless every FILE exists (`make bench` builds them).
@@ -123,6 +134,7 @@ pair_netns_setup() {
 # pair_secondary DIR PORT: `kagami secondary` on host sec, files DIR/sec.*, pid in NETNS_PID; waits until it listens.
 pair_secondary() {
 	netns_spawn sec "$KAGAMI" secondary --listen "tcp:10.77.0.3:$2" \
+		--key "$(bench_key)" --no-lease \
 		--disk "$1/sec.img" --net "tap:kvs,mac=$KV_MAC" \
 		--console "file:$1/sec.console" </dev/null >"$1/sec.out" 2>&1
 	PIDS+=("$NETNS_PID")

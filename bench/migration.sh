@@ -219,6 +219,7 @@ kagami_migrate() {
 	port=$(free_port)
 	rm -f "$TMP"/k.*
 	"$KAGAMI" receive --listen "tcp:127.0.0.1:$port" --console "file:$TMP/k.dst.log" \
+		--key "$(bench_key)" \
 		--control "$TMP/k.dst.sock" </dev/null >"$TMP/k.dst.out" 2>"$TMP/k.dst.err" &
 	dp=$! PIDS+=("$dp")
 	"$KAGAMI" run --mem "$MEM" --control "$TMP/k.src.sock" \
@@ -238,7 +239,8 @@ kagami_migrate() {
 		sleep 1
 		rc=0
 		timeout -k 5 $((MIG_TIMEOUT + 10)) "$KAGAMI" ctl "$TMP/k.src.sock" migrate \
-			"tcp:127.0.0.1:$port" >"$TMP/k.res" 2>"$TMP/k.res.err" || rc=$?
+			"tcp:127.0.0.1:$port" --key "$(bench_key)" \
+			>"$TMP/k.res" 2>"$TMP/k.res.err" || rc=$?
 		t1=$(tsc_ms)
 		if [[ $rc != 0 || $(jget "$TMP/k.res" "j.get('ok')") != True ]]; then
 			WHY="kagami ctl migrate exited with $rc: $(cat "$TMP/k.res" "$TMP/k.res.err" "$TMP/k.dst.err" | oneline)"

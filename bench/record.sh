@@ -328,7 +328,8 @@ kv_run() {
 		local port=$((7900 + KV_N))
 		pair_secondary "$d" "$port"
 		sp=$NETNS_PID
-		rep=(--replicate "$mode" --peer "tcp:10.77.0.3:$port")
+		rep=(--replicate "$mode" --peer "tcp:10.77.0.3:$port"
+		     --key "$(bench_key)" --no-lease)
 		[[ $mode == ft ]] && rep+=(--epoch-ms "$EPOCH")
 		;;
 	esac

@@ -186,10 +186,12 @@ mem_run() {
 	if [[ $ep != - ]]; then
 		port=$(free_port)
 		"$KAGAMI" secondary --listen "tcp:127.0.0.1:$port" "${fo[@]}" \
+			--key "$(bench_key)" --no-lease \
 			--console "file:$TMP/m.sec.log" </dev/null >"$TMP/m.sec.out" 2>&1 &
 		sp=$! PIDS+=("$sp")
 		wait_for listening "$TMP/m.sec.out" "$sp" 10
-		rep=(--replicate ft --epoch-ms "$ep" --peer "tcp:127.0.0.1:$port" "${fo[@]}")
+		rep=(--replicate ft --epoch-ms "$ep" --peer "tcp:127.0.0.1:$port" "${fo[@]}"
+		     --key "$(bench_key)" --no-lease)
 	fi
 	t0=$(now)
 	"$KAGAMI" run --mem "$MEM" --control "$TMP/m.ctl" --console "file:$TMP/m.con" \
@@ -295,7 +297,8 @@ kv_run() {
 		local port=$((7700 + KV_N))
 		pair_secondary "$d" "$port"
 		sp=$NETNS_PID
-		rep=(--replicate ft --epoch-ms "$ep" --peer "tcp:10.77.0.3:$port")
+		rep=(--replicate ft --epoch-ms "$ep" --peer "tcp:10.77.0.3:$port"
+		     --key "$(bench_key)" --no-lease)
 	fi
 	pair_primary "$d" run --mem 128M -- "${rep[@]}"
 	pp=$NETNS_PID

@@ -24,7 +24,9 @@ static void receive_usage(FILE *f)
 "                      unix:PATH or rdma:HOST:PORT\n"
 "  --key FILE          pre-shared key (32..4096 bytes, mode 0600): the\n"
 "                      source must hold the same one; whoever can write\n"
-"                      this stream writes the guest's memory\n"
+"                      this stream writes the guest's memory; required,\n"
+"                      unless --insecure\n"
+"  --insecure          accept an unauthenticated source (warned)\n"
 "  --disk PATH         shared storage: the same image the source uses\n"
 "                      (same size; its lock passes at hand-over). With\n"
 "                      'migrate --with-storage': a new image created here\n"
@@ -46,11 +48,12 @@ struct recv_args {
 	struct receiver_opts ro;
 	struct serve_role role;
 	const char *listen_addr, *keyfile;
+	bool insecure;
 	struct kg_faults faults;
 };
 
 enum { O_LISTEN = 256, O_KEY, O_DISK, O_NET, O_CONSOLE, O_CONTROL,
-       O_TIMEOUT, O_SUMMARY, O_DIE_AT };
+       O_TIMEOUT, O_SUMMARY, O_DIE_AT, O_INSECURE };
 static const struct option recv_opts[] = {
 	{ "listen", required_argument, NULL, O_LISTEN },
 	{ "key", required_argument, NULL, O_KEY },
@@ -61,6 +64,7 @@ static const struct option recv_opts[] = {
 	{ "timeout", required_argument, NULL, O_TIMEOUT },
 	{ "summary", no_argument, NULL, O_SUMMARY },
 	{ "test-die-at", required_argument, NULL, O_DIE_AT },
+	{ "insecure", no_argument, NULL, O_INSECURE },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -88,6 +92,7 @@ static int recv_opt(struct recv_args *a, int c, int li, char **argv)
 	case O_KEY: a->keyfile = optarg; return 1;
 	case O_CONTROL: a->role.control_path = optarg; return 1;
 	case O_SUMMARY: a->role.summary = true; return 1;
+	case O_INSECURE: a->insecure = true; return 1;
 	case O_DIE_AT: return die_at_opt(a, optarg) < 0 ? -1 : 1;
 	case O_TIMEOUT:
 		a->role.timeout_s = strtod(optarg, &end);
@@ -138,7 +143,9 @@ static int recv_parse(int argc, char **argv, struct recv_args *a)
 			"--help')\n", name, name);
 		return -1;
 	}
-	return 1;
+	struct link_policy lp = { .keyfile = a->keyfile,
+				  .insecure = a->insecure };
+	return serve_link_policy(name, &lp) ? -1 : 1;
 }
 
 int cmd_receive(int argc, char **argv)

@@ -76,13 +76,17 @@ static void run_usage(FILE *f)
 "                      then the secondary applies the guest's writes)\n"
 "  --peer ADDR         the secondary, tcp:HOST:PORT (with --replicate)\n"
 "  --key FILE          pre-shared key for the replication link (the\n"
-"                      secondary's --key)\n"
+"                      secondary's --key); required, unless --insecure\n"
+"  --insecure          replicate without authentication (warned)\n"
 "  --epoch-ms MS       FT epoch length (default 10)\n"
 "  --interval MS       HA checkpoint interval (default 1000)\n"
 "  --failover-timeout MS  silence that ends the link (default 100)\n"
 "  --lease SPEC        split-brain guard: witness:tcp:HOST:PORT[#NAME] (a\n"
 "                      'kagami witness') or file:PATH on shared storage;\n"
-"                      the guest runs only while this side holds it\n"
+"                      the guest runs only while this side holds it;\n"
+"                      required, unless --no-lease\n"
+"  --no-lease          no split-brain guard (warned: a cut link then runs\n"
+"                      the guest on both sides)\n"
 "  --lease-key FILE    pre-shared key for the lease witness (its\n"
 "                      --lease-key; not the replication --key)\n"
 "  --lease-ttl MS      lease length, renewed every third (default 1.5x the\n"
@@ -198,7 +202,7 @@ static int run_main(const char *name, enum run_kind kind, int argc,
 	       O_SUMMARY, O_DISK, O_NET, O_CONTROL, O_REPLICATE, O_PEER, O_KEY,
 	       O_EPOCH_MS, O_INTERVAL, O_FAILOVER, O_FAULT, O_LEASE,
 	       O_LEASE_TTL, O_LEASE_KEY, O_DETERMINISTIC, O_LOG,
-	       O_DIGEST_MS };
+	       O_DIGEST_MS, O_INSECURE, O_NO_LEASE };
 	static const struct option opts[] = {
 		{ "mem", required_argument, NULL, O_MEM },
 		{ "cpus", required_argument, NULL, O_CPUS },
@@ -223,6 +227,8 @@ static int run_main(const char *name, enum run_kind kind, int argc,
 		{ "deterministic", no_argument, NULL, O_DETERMINISTIC },
 		{ "log", required_argument, NULL, O_LOG },
 		{ "digest-ms", required_argument, NULL, O_DIGEST_MS },
+		{ "insecure", no_argument, NULL, O_INSECURE },
+		{ "no-lease", no_argument, NULL, O_NO_LEASE },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -236,6 +242,7 @@ static int run_main(const char *name, enum run_kind kind, int argc,
 	struct protect_opts po = { .mode = 0 };
 	const char *keyfile = NULL, *lease = NULL, *lease_keyfile = NULL;
 	unsigned lease_ttl = 0;
+	bool insecure = false, no_lease = false;
 
 	opterr = 0;
 	optind = 1;
@@ -318,6 +325,12 @@ static int run_main(const char *name, enum run_kind kind, int argc,
 		case O_LEASE:
 			lease = optarg;
 			break;
+		case O_INSECURE:
+			insecure = true;
+			break;
+		case O_NO_LEASE:
+			no_lease = true;
+			break;
 		case O_LEASE_KEY:
 			lease_keyfile = optarg;
 			break;
@@ -395,9 +408,10 @@ static int run_main(const char *name, enum run_kind kind, int argc,
 			"'kagami secondary --listen')\n", name);
 		return KG_EXIT_USAGE;
 	}
-	if (!po.mode && (po.peer[0] || keyfile || lease || lease_keyfile)) {
-		fprintf(stderr, "%s: --peer, --key and --lease need --replicate "
-			"ft|ha|lockstep\n", name);
+	if (!po.mode && (po.peer[0] || keyfile || lease || lease_keyfile ||
+			 insecure || no_lease)) {
+		fprintf(stderr, "%s: --peer, --key, --insecure, --lease and "
+			"--no-lease need --replicate ft|ha|lockstep\n", name);
 		return KG_EXIT_USAGE;
 	}
 	if (lease_keyfile && !lease) {
@@ -419,6 +433,11 @@ static int run_main(const char *name, enum run_kind kind, int argc,
 		fprintf(stderr, "%s: --lease-key: %s\n", name, e.msg);
 		return KG_EXIT_USAGE;
 	}
+	struct link_policy lp = { keyfile, insecure, lease, lease_keyfile,
+				  no_lease, true };
+	int pr = po.mode ? serve_link_policy(name, &lp) : 0;
+	if (pr)
+		return pr;
 	const char *what = restore ? "snapshot" : "guest image";
 	if (optind != argc - 1) {
 		if (optind == argc)

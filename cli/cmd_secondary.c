@@ -34,7 +34,9 @@ static void secondary_usage(FILE *f)
 "reported (DIVERGED) and dropped; the primary then sends a new copy.\n"
 "\n"
 "  --listen ADDR       tcp:HOST:PORT (or unix:PATH) the primary's --peer\n"
-"  --key FILE          pre-shared key (as the primary's --key)\n"
+"  --key FILE          pre-shared key (as the primary's --key); required,\n"
+"                      unless --insecure\n"
+"  --insecure          accept an unauthenticated primary (warned)\n"
 "  --disk PATH         the replica's image, one per primary disk: created\n"
 "                      here (must not exist or be empty), filled and kept\n"
 "                      equal to the committed state\n"
@@ -46,7 +48,10 @@ static void secondary_usage(FILE *f)
 "  --lease SPEC        split-brain guard, as the primary's --lease: take\n"
 "                      over only once the primary's lease has run out (a\n"
 "                      primary cut off from us but alive keeps it, and we\n"
-"                      stand down and wait for it to reconnect)\n"
+"                      stand down and wait for it to reconnect); required,\n"
+"                      unless --no-lease\n"
+"  --no-lease          no split-brain guard (warned: a cut link then runs\n"
+"                      the guest on both sides)\n"
 "  --lease-key FILE    as the primary's: the lease witness's key, not the\n"
 "                      replication --key\n"
 "  --lease-ttl MS      as the primary's (default 1.5x the failover timeout)\n"
@@ -56,7 +61,7 @@ static void secondary_usage(FILE *f)
 "\n"
 "Without a committed epoch there is nothing to resume: a primary lost\n"
 "during the initial copy leaves the secondary waiting for the next one.\n"
-"Split brain: without --lease, a cut link looks like a dead primary, and\n"
+"Split brain: with --no-lease, a cut link looks like a dead primary, and\n"
 "both sides run the guest.\n"
 "exit status: 0 when the primary ended protection on purpose (its guest\n"
 "ended); after a failover, as for 'kagami run'; 1 on errors.\n");
@@ -66,6 +71,7 @@ struct sec_args {
 	struct standby_opts so;
 	struct serve_role role;
 	const char *listen_addr, *keyfile, *lease_keyfile;
+	bool insecure, no_lease;
 	struct kg_faults faults;
 };
 
@@ -100,7 +106,7 @@ static int corrupt_opt(struct sec_args *a, const char *arg)
 
 enum { O_LISTEN = 256, O_KEY, O_DISK, O_NET, O_CONSOLE, O_CONTROL,
        O_TIMEOUT, O_SUMMARY, O_FAILOVER, O_LEASE, O_LEASE_TTL,
-       O_LEASE_KEY, O_CORRUPT_AT };
+       O_LEASE_KEY, O_CORRUPT_AT, O_INSECURE, O_NO_LEASE };
 static const struct option sec_opts[] = {
 	{ "listen", required_argument, NULL, O_LISTEN },
 	{ "key", required_argument, NULL, O_KEY },
@@ -115,6 +121,8 @@ static const struct option sec_opts[] = {
 	{ "lease-ttl", required_argument, NULL, O_LEASE_TTL },
 	{ "lease-key", required_argument, NULL, O_LEASE_KEY },
 	{ "test-corrupt-at", required_argument, NULL, O_CORRUPT_AT },
+	{ "insecure", no_argument, NULL, O_INSECURE },
+	{ "no-lease", no_argument, NULL, O_NO_LEASE },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -131,6 +139,8 @@ static int sec_opt(struct sec_args *a, int c, int li, char **argv)
 	case O_SUMMARY: a->role.summary = true; return 1;
 	case O_LEASE: a->so.lease = optarg; return 1;
 	case O_LEASE_KEY: a->lease_keyfile = optarg; return 1;
+	case O_INSECURE: a->insecure = true; return 1;
+	case O_NO_LEASE: a->no_lease = true; return 1;
 	case O_LEASE_TTL:
 		return ms_opt(name, "--lease-ttl", optarg,
 			      &a->so.lease_ttl_ms) < 0 ? -1 : 1;
@@ -216,6 +226,10 @@ int cmd_secondary(int argc, char **argv)
 		return KG_EXIT_USAGE;
 	}
 	a.so.lease_key = a.lease_keyfile ? &lease_key : NULL;
+	struct link_policy lp = { a.keyfile, a.insecure, a.so.lease,
+				  a.lease_keyfile, a.no_lease, true };
+	if (serve_link_policy(a.role.name, &lp))
+		return KG_EXIT_USAGE;
 	/* Patient during the first copy; once an epoch is committed the
 	 * primary sends one or a heartbeat at least every 20 ms, and
 	 * --failover-timeout of silence means it is gone. */

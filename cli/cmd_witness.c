@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "serve.h"
 #include "ft/lease/witness.h"
 #include "base/log.h"
 
@@ -28,8 +29,9 @@ static void witness_usage(FILE *f)
 "  --lease-key FILE  the lease key (32..4096 bytes, mode 0600, yours):\n"
 "                    the file the primary and the secondary give as\n"
 "                    --lease-key; not the replication --key, which this\n"
-"                    host never needs. Without it, anyone who reaches\n"
-"                    this port may ask for leases\n"
+"                    host never needs. Required, unless --insecure\n"
+"  --insecure        serve without a key (warned): anyone who reaches this\n"
+"                    port may then ask for leases\n"
 "  --max-ttl MS      longest lease granted (default 60000)\n"
 "  --grace MS        after start, grant only renewals of leases given\n"
 "                    before a restart (default: --max-ttl; 0 when this\n"
@@ -75,19 +77,22 @@ static int parse_ms(const char *name, const char *opt, const char *s,
 
 int cmd_witness(int argc, char **argv)
 {
-	enum { O_LISTEN = 256, O_KEY, O_LEASE_KEY, O_MAX_TTL, O_GRACE };
+	enum { O_LISTEN = 256, O_KEY, O_LEASE_KEY, O_MAX_TTL, O_GRACE,
+	       O_INSECURE };
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, O_LISTEN },
 		{ "key", required_argument, NULL, O_KEY },
 		{ "lease-key", required_argument, NULL, O_LEASE_KEY },
 		{ "max-ttl", required_argument, NULL, O_MAX_TTL },
 		{ "grace", required_argument, NULL, O_GRACE },
+		{ "insecure", no_argument, NULL, O_INSECURE },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *name = "kagami witness";
 	const char *listen_addr = NULL, *keyfile = NULL;
 	long long max_ttl = 60000, grace = -1;
+	bool insecure = false;
 	opterr = 0;
 	optind = 1;
 	int c;
@@ -103,6 +108,7 @@ int cmd_witness(int argc, char **argv)
 				"not their replication --key)\n", name);
 			return KG_EXIT_USAGE;
 		case O_LEASE_KEY: keyfile = optarg; break;
+		case O_INSECURE: insecure = true; break;
 		case O_MAX_TTL:
 			if (parse_ms(name, "--max-ttl", optarg, 1, &max_ttl) < 0)
 				return KG_EXIT_USAGE;
@@ -134,6 +140,9 @@ int cmd_witness(int argc, char **argv)
 			"--help')\n", name, name);
 		return KG_EXIT_USAGE;
 	}
+	struct link_policy lp = { .keyfile = keyfile, .insecure = insecure };
+	if (serve_link_policy(name, &lp))
+		return KG_EXIT_USAGE;
 	struct witness_opts wo;
 	witness_opts_default(&wo);
 	kg_log_configure(name, KG_LOG_INFO, NULL, NULL);

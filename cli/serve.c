@@ -384,3 +384,45 @@ int serve_listen(const char *name, const char *addr, const char *keyfile,
 		kg_tp_listener_addr(*l));
 	return 0;
 }
+
+int serve_link_policy(const char *name, const struct link_policy *p)
+{
+	if (p->insecure && p->keyfile) {
+		fprintf(stderr, "%s: --insecure and --key exclude each other\n",
+			name);
+		return KG_EXIT_USAGE;
+	}
+	if (!p->keyfile && !p->insecure) {
+		fprintf(stderr, "%s: no key: links must be authenticated; "
+			"give --key FILE (the same on both sides; --lease-key for "
+			"a witness), or --insecure to run without\n", name);
+		return KG_EXIT_USAGE;
+	}
+	bool witness = p->lease && !strncmp(p->lease, "witness:", 8);
+	if (witness && !p->lease_keyfile && !p->insecure) {
+		fprintf(stderr, "%s: --lease %s needs --lease-key FILE (the "
+			"witness's key), or --insecure\n", name, p->lease);
+		return KG_EXIT_USAGE;
+	}
+	if (p->no_lease && p->lease) {
+		fprintf(stderr, "%s: --no-lease and --lease exclude each other\n",
+			name);
+		return KG_EXIT_USAGE;
+	}
+	if (p->need_lease && !p->lease && !p->no_lease) {
+		fprintf(stderr, "%s: FT and HA need a split-brain guard: give "
+			"--lease witness:tcp:HOST:PORT or file:PATH (the same on "
+			"both sides), or --no-lease to run without one (a cut "
+			"link then runs the guest on both sides)\n", name);
+		return KG_EXIT_USAGE;
+	}
+	if (p->insecure)
+		fprintf(stderr, "%s: warning: --insecure: the links are not "
+			"authenticated: whoever reaches them can read the "
+			"guest's memory or feed this side a guest\n", name);
+	if (p->no_lease)
+		fprintf(stderr, "%s: warning: --no-lease: without a lease, a "
+			"network partition makes both sides run the guest\n",
+			name);
+	return 0;
+}

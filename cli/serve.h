@@ -86,6 +86,22 @@ struct serve_role {
 };
 struct role_hooks serve_role_hooks(struct serve_role *r);
 
+/* What a replicating command was told about authentication and split
+ * brain: kagami refuses to run unauthenticated links or FT/HA without a
+ * lease unless told so explicitly (--insecure, --no-lease), and then
+ * says what that costs. */
+struct link_policy {
+	const char *keyfile;       /* --key */
+	bool insecure;             /* --insecure */
+	const char *lease;         /* --lease */
+	const char *lease_keyfile; /* --lease-key */
+	bool no_lease;             /* --no-lease */
+	bool need_lease;           /* FT, HA, lockstep */
+};
+/* 0, or prints one line and returns KG_EXIT_USAGE. Warns on stderr for
+ * --insecure and --no-lease. */
+int serve_link_policy(const char *name, const struct link_policy *p);
+
 /* --listen and --key of receive and secondary: loads the key, listens,
  * says where. 0, or the exit status after printing one line. */
 int serve_listen(const char *name, const char *addr, const char *keyfile,

@@ -113,11 +113,17 @@ drill() {
 	truncate -s 64M "$d/pri.img"
 	local extra=()
 	[[ $MODE == ha ]] && extra=(--interval 1000)
+	# Keys as a deployment has them: the pair shares the replication key,
+	# and the pair and the witness the lease key (the witness's host
+	# never holds the replication key).
+	(umask 077 && head -c 32 /dev/urandom >"$d/repl.key" &&
+		head -c 32 /dev/urandom >"$d/lease.key")
 	# The witness on the client's host: the side cut off from it stops.
 	netns_spawn cli "$KAGAMI" witness --listen tcp:10.77.0.2:7900 \
-		--grace 0 >"$d/witness.out" 2>&1
+		--lease-key "$d/lease.key" --grace 0 >"$d/witness.out" 2>&1
 	local wit=$NETNS_PID
-	local lease=(--lease "witness:tcp:10.77.0.2:7900#drill$n")
+	local lease=(--lease "witness:tcp:10.77.0.2:7900#drill$n"
+		     --lease-key "$d/lease.key" --key "$d/repl.key")
 	netns_spawn sec "$KAGAMI" secondary --listen tcp:10.77.0.3:7700 \
 		--disk "$d/sec.img" --net "tap:kvs,mac=$MAC" \
 		--console "file:$d/sec.console" "${lease[@]}" >"$d/sec.out" 2>&1

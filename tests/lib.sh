@@ -79,6 +79,25 @@ t_kv() {
 	t "$1" "$2" kvm
 }
 
+# link_opts KIND ARGS...: sets LINK_OPTS to what a replicating command
+# needs besides ARGS: kagami refuses unauthenticated links and FT/HA
+# without a lease unless told, so --insecure when ARGS give no --key or
+# --lease-key, and (KIND replica: run --replicate, secondary) --no-lease
+# when they give no --lease.
+link_opts() {
+	local kind=$1 a has_key="" has_lease=""
+	shift
+	for a in "$@"; do
+		case $a in
+		--key | --lease-key) has_key=1 ;;
+		--lease) has_lease=1 ;;
+		esac
+	done
+	LINK_OPTS=()
+	[[ -n $has_key ]] || LINK_OPTS+=(--insecure)
+	[[ $kind != replica || -n $has_lease ]] || LINK_OPTS+=(--no-lease)
+}
+
 # Tests run in a subshell: record the reason where t() can read it.
 why() {
 	[[ -e $TT/.why ]] || echo "$*" >"$TT/.why"

@@ -87,8 +87,9 @@ mig_src() {
 mig_recv() {
 	mig_trap
 	rm -f dst.txt recv.out recv.err
+	link_opts receive "$@"
 	"$KAGAMI" receive --listen tcp:127.0.0.1:0 \
-		--console file:dst.txt "$@" >recv.out 2>recv.err &
+		--console file:dst.txt "${LINK_OPTS[@]}" "$@" >recv.out 2>recv.err &
 	RECV_PID=$!
 	MIG_PIDS+=" $RECV_PID"
 	mig_recv_addr
@@ -423,10 +424,10 @@ test_mig_storage_failed_removes() {
 test_mig_cli_errors() {
 	kg receive
 	expect_status 2 && err_has "--listen ADDR is required" && err_one_line || return
-	kg receive --listen bogus
+	kg receive --listen bogus --insecure
 	expect_status 2 && err_one_line || return
 	grep -q "bogus" "$TT/err" || why "bad address not named: $(cat "$TT/err")" || return
-	kg receive --listen tcp:127.0.0.1:99999
+	kg receive --listen tcp:127.0.0.1:99999 --insecure
 	expect_status 2 && err_one_line || return
 	kg receive --listen tcp:127.0.0.1:0 --key missing.key
 	expect_status 2 && err_has "--key" && err_one_line || return
@@ -519,7 +520,7 @@ mig_kv_src() {
 # mig_kv_recv DISK: kagami receive on vmhost2 (10.77.0.3).
 mig_kv_recv() {
 	netns_spawn vmhost2 "$KAGAMI" receive --listen tcp:10.77.0.3:0 \
-		--disk "$1" --net "tap:kv0,mac=$MIG_KV_MAC" \
+		--insecure --disk "$1" --net "tap:kv0,mac=$MIG_KV_MAC" \
 		--console file:console.2 >recv.out 2>recv.err
 	RECV_PID=$NETNS_PID
 	mig_recv_addr

@@ -5,7 +5,8 @@
 
 # Starts the witness on a free loopback port; sets WPID and WADDR.
 start_witness() { # extra args...
-	timeout 60 "$KAGAMI" witness --listen tcp:127.0.0.1:0 "$@" \
+	link_opts witness "$@"
+	timeout 60 "$KAGAMI" witness --listen tcp:127.0.0.1:0 "${LINK_OPTS[@]}" "$@" \
 		>w.out 2>w.err &
 	WPID=$!
 	for _ in $(seq 100); do

@@ -70,8 +70,9 @@ rp_sec() {
 	shift 2
 	rp_trap
 	rm -f "$name.txt" "$name.err"
+	link_opts replica "$@"
 	"$KAGAMI" secondary --listen "tcp:$RP_HOST:$port" \
-		--console "file:$name.txt" "$@" >"$name.out" 2>"$name.err" &
+		--console "file:$name.txt" "${LINK_OPTS[@]}" "$@" >"$name.out" 2>"$name.err" &
 	SEC_PID=$!
 	RP_PIDS+=" $SEC_PID"
 	rp_wait_line "$name.err" "listening on tcp:$RP_HOST:$port" 100 ||
@@ -85,8 +86,9 @@ rp_pri() {
 	shift 3
 	rp_trap
 	rm -f pri.txt pri.err pri.sock
+	link_opts replica "$@"
 	"$KAGAMI" run --replicate "$mode" --peer "tcp:$RP_HOST:$port" \
-		--control pri.sock --console file:pri.txt "$@" \
+		--control pri.sock --console file:pri.txt "${LINK_OPTS[@]}" "$@" \
 		--cmdline "$args" "$GUESTS/memstress.elf" >pri.out 2>pri.err &
 	PRI_PID=$!
 	RP_PIDS+=" $PRI_PID"
@@ -413,7 +415,33 @@ test_cli_errors() {
 	kg secondary --listen "tcp:$RP_HOST:17240" --lease-key k1
 	expect_status 2 && err_has "--lease-key needs --lease" && err_one_line || return
 	kg secondary --listen "tcp:$RP_HOST:17240" --lease "witness:tcp:$RP_HOST:17241" --lease-key nokey
-	expect_status 2 && err_has "--lease-key" && err_has "nokey" && err_one_line
+	expect_status 2 && err_has "--lease-key" && err_has "nokey" && err_one_line || return
+	# Authenticated and guarded by default: each omission is refused in
+	# one line, and the explicit opt-outs are warned about.
+	kg run --replicate ft --peer "tcp:$RP_HOST:17240" --no-lease "$GUESTS/hello.elf"
+	expect_status 2 && err_has "no key: links must be authenticated" && err_one_line || return
+	kg run --replicate ft --peer "tcp:$RP_HOST:17240" --key k1 "$GUESTS/hello.elf"
+	expect_status 2 && err_has "need a split-brain guard" && err_has "--no-lease" && err_one_line || return
+	kg run --replicate ft --peer "tcp:$RP_HOST:17240" --key k1 --insecure --no-lease "$GUESTS/hello.elf"
+	expect_status 2 && err_has "--insecure and --key exclude each other" && err_one_line || return
+	kg run --replicate ha --peer "tcp:$RP_HOST:17240" --key k1 --no-lease --lease file:x "$GUESTS/hello.elf"
+	expect_status 2 && err_has "--no-lease and --lease exclude each other" && err_one_line || return
+	kg run --replicate ft --peer "tcp:$RP_HOST:17240" --key k1 --lease "witness:tcp:$RP_HOST:17241" "$GUESTS/hello.elf"
+	expect_status 2 && err_has "needs --lease-key FILE" && err_one_line || return
+	kg secondary --listen "tcp:$RP_HOST:17240" --no-lease
+	expect_status 2 && err_has "no key" && err_one_line || return
+	kg secondary --listen "tcp:$RP_HOST:17240" --insecure
+	expect_status 2 && err_has "need a split-brain guard" && err_one_line || return
+	kg receive --listen "tcp:$RP_HOST:17240"
+	expect_status 2 && err_has "no key" && err_one_line || return
+	kg witness --listen "tcp:$RP_HOST:17240"
+	expect_status 2 && err_has "no key" && err_one_line || return
+	# The opt-outs run, and say what they cost, on both sides.
+	KG_TIMEOUT=20 kg run --replicate ft --peer "tcp:$RP_HOST:17249" --insecure --no-lease \
+		--failover-timeout 200 "$GUESTS/hello.elf"
+	err_has "warning: --insecure: the links are not authenticated" &&
+		err_has "warning: --no-lease: without a lease, a network partition" || return
+	grep -q "hello, world" "$TT/out" || why "the guest did not run: $(head -c 300 "$TT/out")"
 }
 
 # The lease key is not the replication key: the witness holds only the
@@ -562,7 +590,7 @@ test_drill_ft_kill_link() {
 # split brain, at the price of availability (said in its log).
 test_witness_loss() {
 	rp_trap
-	"$KAGAMI" witness --listen "tcp:$RP_HOST:17270" --grace 0 >wit.out 2>&1 &
+	"$KAGAMI" witness --listen "tcp:$RP_HOST:17270" --grace 0 --insecure >wit.out 2>&1 &
 	local wit=$!
 	RP_PIDS+=" $wit"
 	rp_wait_line wit.out "serving" 100 || why "no witness: $(cat wit.out)" || return
@@ -596,7 +624,7 @@ test_witness_stalls() {
 	local ref ttl=3000
 	ref=$(rp_ref "$RP_LONG") || why "no reference run" || return
 	rp_trap
-	"$KAGAMI" witness --listen "tcp:$RP_HOST:17280" --grace 0 >wit.out 2>&1 &
+	"$KAGAMI" witness --listen "tcp:$RP_HOST:17280" --grace 0 --insecure >wit.out 2>&1 &
 	local wit=$!
 	RP_PIDS+=" $wit"
 	rp_wait_line wit.out "serving" 100 || why "no witness: $(cat wit.out)" || return

@@ -76,8 +76,9 @@ ls_sec() {
 	shift 2
 	ls_trap
 	rm -f "$name.txt" "$name.err"
+	link_opts replica "$@"
 	"$KAGAMI" secondary --listen "tcp:$LS_HOST:$port" \
-		--console "file:$name.txt" "$@" >"$name.out" 2>"$name.err" &
+		--console "file:$name.txt" "${LINK_OPTS[@]}" "$@" >"$name.out" 2>"$name.err" &
 	SEC_PID=$!
 	LS_PIDS+=" $SEC_PID"
 	ls_wait_line "$name.err" "listening on tcp:$LS_HOST:$port" 100 ||
@@ -91,8 +92,9 @@ ls_pri() {
 	shift 2
 	ls_trap
 	rm -f pri.txt pri.err pri.sock
+	link_opts replica "$@"
 	"$KAGAMI" run --replicate lockstep --peer "tcp:$LS_HOST:$port" \
-		--control pri.sock --console file:pri.txt "$@" \
+		--control pri.sock --console file:pri.txt "${LINK_OPTS[@]}" "$@" \
 		--cmdline "$args" "$GUESTS/memstress.elf" >pri.out 2>pri.err &
 	PRI_PID=$!
 	LS_PIDS+=" $PRI_PID"
@@ -178,7 +180,7 @@ ls_kv_net() {
 	netns_add_tap sec lss || { why "network namespace setup failed"; return 1; }
 	truncate -s 64M pri.img
 	netns_spawn cli "$KAGAMI" witness --listen tcp:10.77.0.2:7900 --grace 0 \
-		>wit.out 2>&1
+		--insecure >wit.out 2>&1
 	ls_wait_line wit.out "serving" 100 || why "no witness: $(cat wit.out)"
 }
 
@@ -189,10 +191,11 @@ ls_kv_sec() {
 	local name=$1
 	shift
 	rm -f "$name.img" "$name.con" "$name.err"
+	link_opts replica "${LS_LEASE[@]}" "$@"
 	netns_spawn sec "$KAGAMI" secondary --listen "$LS_SEC_ADDR" \
 		--disk "$PWD/$name.img" --net "tap:lss,mac=$LS_KV_MAC" \
 		--console "file:$name.con" --failover-timeout $LS_FO \
-		"${LS_LEASE[@]}" "$@" >"$name.out" 2>"$name.err"
+		"${LINK_OPTS[@]}" "${LS_LEASE[@]}" "$@" >"$name.out" 2>"$name.err"
 	SEC_PID=$NETNS_PID
 	ls_wait_line "$name.err" "listening on $LS_SEC_ADDR" 100 ||
 		why "secondary $name does not listen: $(tail -c 300 "$name.err")"
@@ -202,10 +205,11 @@ ls_kv_sec() {
 # pri.sock, console pri.con, stderr pri.err); waits for "kvstore: ready"
 # and protection. Sets PRI_PID.
 ls_kv_pri() {
+	link_opts replica "${LS_LEASE[@]}"
 	netns_spawn pri "$KAGAMI" run --mem 128M --disk pri.img \
 		--net "tap:lsp,mac=$LS_KV_MAC" --console file:pri.con \
 		--control pri.sock --replicate lockstep --peer "$LS_SEC_ADDR" \
-		--failover-timeout $LS_FO "${LS_LEASE[@]}" \
+		--failover-timeout $LS_FO "${LINK_OPTS[@]}" "${LS_LEASE[@]}" \
 		--cmdline "ip=$LS_KV_IP/24 port=$LS_KV_PORT" "$GUESTS/kvstore.elf" \
 		>pri.out 2>pri.err
 	PRI_PID=$NETNS_PID
