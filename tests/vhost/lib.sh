@@ -193,14 +193,15 @@ vhost_wait() {
 	vhost_fail "vhost_wait: no '$pat' in $2 after ${4:-300} s: $(tail -n 3 "$f" 2>/dev/null)"
 }
 
-# vhost_qemu_linux NAME K [--cpus N] [--mem M] [--disk MiB] [--append ARGS]:
+# vhost_qemu_linux NAME K [--cpus N] [--mem M] [--disk MiB] [--append ARGS]
+#                  [--kernel bzImage|vmlinux]:
 # starts QEMU microvm (KVM inside NAME) in the background on build/linux
 # (the reference VMM for the Linux guest): TAP qtK on br0, address
 # vhost_guest_ip NAME K, console in vhost_share NAME/qemu-K.log (QEMU's
 # own messages in qemu-K.out), a fresh disk /root/qemu-K.img (ext4 made by
 # the guest) unless --disk 0. Wait for the guest with vhost_wait.
 vhost_qemu_linux() {
-	local name=$1 k=$2 cpus=1 mem=512M disk=256 extra="" drive=""
+	local name=$1 k=$2 cpus=1 mem=512M disk=256 extra="" kernel=bzImage
 	shift 2
 	while (($#)); do
 		case $1 in
@@ -208,6 +209,7 @@ vhost_qemu_linux() {
 		--mem) mem=$2; shift 2 ;;
 		--disk) disk=$2; shift 2 ;;
 		--append) extra=$2; shift 2 ;;
+		--kernel) kernel=$2; shift 2 ;;
 		*) vhost_fail "vhost_qemu_linux: unknown option '$1'"; return 1 ;;
 		esac
 	done
@@ -226,7 +228,7 @@ set -- -drive id=d,file=/root/qemu-$k.img,format=raw,if=none -device virtio-blk-
 qemu-system-x86_64 -M microvm,acpi=on -accel kvm -cpu host -smp $cpus -m $mem \\
 	-nodefaults -no-user-config -display none -monitor none -no-reboot \\
 	-L /usr/share/qemu -serial file:/kg/share/qemu-$k.log \\
-	-kernel /kg/build/linux/bzImage -initrd /kg/build/linux/initramfs.cpio.gz \\
+	-kernel /kg/build/linux/$kernel -initrd /kg/build/linux/initramfs.cpio.gz \\
 	-append 'console=ttyS0 kg.ip=$ip/24 $extra' \\
 	-netdev tap,id=n,ifname=qt$k,script=no,downscript=no \\
 	-device virtio-net-device,netdev=n,mac=$mac \"\$@\" >/kg/share/qemu-$k.out 2>&1 &"
