@@ -15,7 +15,7 @@
 #   vhost_wait a FILE PATTERN [S]        # a line in a file of its /kg/share
 #   vhost_qemu_linux a K [...]           # QEMU microvm + build/linux inside
 #   vhost_kill a                         # kill -9 of its QEMU: a power loss
-#   vhost_stop a                         # poweroff inside, kill -9 after 15 s
+#   vhost_stop a                         # poweroff inside (kill -9 after 15 s)
 #   vhost_cleanup                        # also runs on EXIT
 #
 # Inside a virtual host: busybox, qemu-system-x86_64 (-L /usr/share/qemu),
@@ -200,6 +200,8 @@ vhost_wait() {
 # vhost_guest_ip NAME K, console in vhost_share NAME/qemu-K.log (QEMU's
 # own messages in qemu-K.out), a fresh disk /root/qemu-K.img (ext4 made by
 # the guest) unless --disk 0. Wait for the guest with vhost_wait.
+# loglevel=4 (--append loglevel=7 undoes it): every console byte is an exit
+# of the nested guest, and the boot messages alone doubled its boot time.
 vhost_qemu_linux() {
 	local name=$1 k=$2 cpus=1 mem=512M disk=256 extra="" kernel=bzImage
 	shift 2
@@ -229,7 +231,7 @@ qemu-system-x86_64 -M microvm,acpi=on -accel kvm -cpu host -smp $cpus -m $mem \\
 	-nodefaults -no-user-config -display none -monitor none -no-reboot \\
 	-L /usr/share/qemu -serial file:/kg/share/qemu-$k.log \\
 	-kernel /kg/build/linux/$kernel -initrd /kg/build/linux/initramfs.cpio.gz \\
-	-append 'console=ttyS0 kg.ip=$ip/24 $extra' \\
+	-append 'console=ttyS0 loglevel=4 kg.ip=$ip/24 $extra' \\
 	-netdev tap,id=n,ifname=qt$k,script=no,downscript=no \\
 	-device virtio-net-device,netdev=n,mac=$mac \"\$@\" >/kg/share/qemu-$k.out 2>&1 &"
 	vhost_exec "$name" "$script" || { vhost_fail "vhost_qemu_linux: cannot start QEMU in $name"; return 1; }
@@ -246,15 +248,24 @@ vhost_kill() {
 	return 0
 }
 
+# vhost_stop NAME: poweroff inside; QEMU's exit status in VHOST_STATUS.
+# Fails (after kill -9) if NAME is still running 15 s later.
 vhost_stop() {
 	local name=$1 pid=${VHOST_PID[$1]:-} i
+	VHOST_STATUS=""
 	[[ -n $pid ]] || return 0
 	VHOST_EXEC_TIMEOUT=5 vhost_exec "$name" 'sync; poweroff -f' >/dev/null 2>&1
 	for i in $(seq 150); do
-		kill -0 "$pid" 2>/dev/null || break
+		if ! kill -0 "$pid" 2>/dev/null; then
+			wait "$pid"
+			VHOST_STATUS=$?
+			unset "VHOST_PID[$name]"
+			return 0
+		fi
 		sleep 0.1
 	done
 	vhost_kill "$name"
+	vhost_fail "vhost_stop: $name did not power off in 15 s"
 }
 
 vhost_cleanup() {
