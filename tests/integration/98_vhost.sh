@@ -90,6 +90,13 @@ test_vhost_kagami() {
 	echo in >"$(vhost_share a)/x"
 	[[ $(vhost_exec a 'cat /kg/share/x; echo back >/kg/share/y') == in ]] || why "share: no file in" || return
 	[[ $(cat "$(vhost_share a)/y") == back ]] || why "share: no file out" || return
+	# A second host: the two, and a client namespace, reach each other.
+	vhost_start b --cpus 1 --mem 1G || why "$VHOST_ERROR" || return
+	netns_add_host client 10.77.0.2 || why "no client namespace" || return
+	vhost_exec a ping -c 1 -W 5 "$(vhost_ip b)" >/dev/null || why "a cannot reach b" || return
+	vhost_exec b ping -c 1 -W 5 10.77.0.2 >/dev/null || why "b cannot reach the client" || return
+	netns_exec client busybox ping -c 1 -W 5 "$(vhost_ip a)" >/dev/null ||
+		why "the client cannot reach a" || return
 	# A power loss leaves nothing running; cleanup leaves no namespace.
 	local pid ns id
 	pid=$(vhost_pid a)
@@ -98,6 +105,7 @@ test_vhost_kagami() {
 	vhost_kill a
 	! kill -0 "$pid" 2>/dev/null || why "QEMU survived vhost_kill" || return
 	[[ -z $(ip netns pids "$ns") ]] || why "processes left in $ns: $(ip netns pids "$ns")" || return
+	! vhost_exec b ping -c 1 -W 2 "$(vhost_ip a)" >/dev/null || why "a answers after its power loss" || return
 	vhost_exec a true 2>err
 	STATUS=$?
 	expect_status 255 || return
@@ -145,6 +153,6 @@ test_vhost_linux_qemu() {
 }
 
 tvh "Linux guest: built from Debian's packages, cached, one-line errors" test_linux_guest_build
-tvh "virtual host: kagami inside, control channel, share, kill" test_vhost_kagami
+tvh "virtual host: kagami inside, control channel, share, network, kill" test_vhost_kagami
 tvh "virtual host: bad name and boot timeout fail clearly" test_vhost_errors
 tvh "virtual host: Linux under QEMU microvm answers redis-cli" test_vhost_linux_qemu
