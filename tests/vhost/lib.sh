@@ -3,7 +3,7 @@
 # This machine's /dev/kvm runs guest ring 0 about 1000x slower, so Linux
 # guests run on *virtual hosts*: QEMU TCG VMs (-cpu max: emulated SVM)
 # running Debian's kernel with kvm-amd nested=1, kagami inside them. A
-# virtual host needs QEMU and root here, not /dev/kvm; it boots in ~10-30 s
+# virtual host needs QEMU and root here, not /dev/kvm; it boots in 7-30 s
 # (depending on the load). Its image is built by tests/vhost/build.
 #
 #   source tests/vhost/lib.sh
@@ -26,6 +26,8 @@
 # vhost_exec talks to an agent over QEMU user networking: a TCP port
 # forwarded from 127.0.0.1:7000 in the host's namespace (see kg-agent);
 # requests run concurrently; VHOST_EXEC_TIMEOUT (s, default 600) bounds one.
+# The agent listens on all addresses: anything on the test network can run
+# commands in a virtual host (the network exists only inside namespaces).
 #
 # Network (tests/netns.sh, 10.77.0.0/24): virtual host number i (1-9, in
 # start order) runs in namespace NAME (10.77.0.20i, a port of the test
@@ -167,7 +169,10 @@ vhost_exec() {
 	hl=$((${#hdr} + 1))
 	size=$(stat -c %s "$resp")
 	if [[ $magic != KGX1 || ! $rc$olen$elen =~ ^[0-9]+$ || $size != $((hl + olen + elen)) ]]; then
-		echo "vhost_exec: $name: no complete answer ($(head -c 200 "$resp.err"))" >&2
+		local state="QEMU is running"
+		kill -0 "${VHOST_PID[$name]}" 2>/dev/null || state="QEMU has exited"
+		echo "vhost_exec: $name: no complete answer ($state; socat: $(head -c 200 "$resp.err");" \
+			"console: $(tail -n 3 "$d/console.log" 2>/dev/null | tr '\n' '|'))" >&2
 		rm -f "$req" "$req.sh" "$resp" "$resp.err"
 		return 255
 	fi
