@@ -148,6 +148,13 @@ static int recv_parse(int argc, char **argv, struct recv_args *a)
 	return serve_link_policy(name, &lp) ? -1 : 1;
 }
 
+static void recv_warnings(const struct recv_args *a)
+{
+	struct link_policy lp = { .keyfile = a->keyfile,
+				  .insecure = a->insecure };
+	serve_link_warnings(a->role.name, &lp);
+}
+
 int cmd_receive(int argc, char **argv)
 {
 	struct recv_args a = { .role.name = "kagami receive" };
@@ -160,6 +167,7 @@ int cmd_receive(int argc, char **argv)
 			 &a.ro.listener);
 	if (r)
 		return r;
+	recv_warnings(&a);
 	sigset_t old;
 	serve_block_signals(&old);
 	a.ro.faults = &a.faults;

@@ -503,6 +503,8 @@ static int run_main(const char *name, enum run_kind kind, int argc,
 		free(vm);
 		return KG_EXIT_USAGE;
 	}
+	if (po.mode)
+		serve_link_warnings(name, &lp);
 	struct serve_opts so = { .name = name, .control_path = control_path,
 				 .timeout_s = timeout_s, .summary = summary,
 				 .protect = po.mode ? &po : NULL,

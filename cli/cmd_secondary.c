@@ -237,6 +237,7 @@ int cmd_secondary(int argc, char **argv)
 			 &a.so.listener);
 	if (r)
 		return r;
+	serve_link_warnings(a.role.name, &lp);
 	sigset_t old;
 	serve_block_signals(&old);
 	a.so.faults = &a.faults;

@@ -163,6 +163,7 @@ int cmd_witness(int argc, char **argv)
 		return KG_EXIT_USAGE;
 	}
 	memset(&key, 0, sizeof(key)); /* the listener has its own copy */
+	serve_link_warnings(name, &lp);
 
 	struct sigctx sc = { .sig = 0 };
 	atomic_init(&sc.stop, false);

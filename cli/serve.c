@@ -416,6 +416,11 @@ int serve_link_policy(const char *name, const struct link_policy *p)
 			"link then runs the guest on both sides)\n", name);
 		return KG_EXIT_USAGE;
 	}
+	return 0;
+}
+
+void serve_link_warnings(const char *name, const struct link_policy *p)
+{
 	if (p->insecure)
 		fprintf(stderr, "%s: warning: --insecure: the links are not "
 			"authenticated: whoever reaches them can read the "
@@ -424,5 +429,4 @@ int serve_link_policy(const char *name, const struct link_policy *p)
 		fprintf(stderr, "%s: warning: --no-lease: without a lease, a "
 			"network partition makes both sides run the guest\n",
 			name);
-	return 0;
 }

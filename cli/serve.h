@@ -98,9 +98,11 @@ struct link_policy {
 	bool no_lease;             /* --no-lease */
 	bool need_lease;           /* FT, HA, lockstep */
 };
-/* 0, or prints one line and returns KG_EXIT_USAGE. Warns on stderr for
- * --insecure and --no-lease. */
+/* 0, or prints one line and returns KG_EXIT_USAGE. */
 int serve_link_policy(const char *name, const struct link_policy *p);
+/* What --insecure and --no-lease cost, said once the command is set up
+ * (so that a usage error stays one line). */
+void serve_link_warnings(const char *name, const struct link_policy *p);
 
 /* --listen and --key of receive and secondary: loads the key, listens,
  * says where. 0, or the exit status after printing one line. */

@@ -57,13 +57,13 @@ test_witness_help() {
 }
 
 test_witness_errors() {
-	kg witness --listen tcp:127.0.0.1
+	kg witness --listen tcp:127.0.0.1 --insecure
 	expect_status 2 && err_has "tcp:127.0.0.1: missing :PORT" && err_one_line || return
-	kg witness --listen bogus:addr
+	kg witness --listen bogus:addr --insecure
 	expect_status 2 && err_one_line || return
 	kg witness
 	expect_status 2 && err_has "--listen ADDR is required" && err_one_line || return
-	kg witness --listen tcp:127.0.0.1:0 --max-ttl 0
+	kg witness --listen tcp:127.0.0.1:0 --max-ttl 0 --insecure
 	expect_status 2 && err_has "--max-ttl '0'" && err_one_line || return
 	kg witness --listen tcp:127.0.0.1:0 --lease-key nothere.key
 	expect_status 2 && err_has "--lease-key" && err_has "nothere.key" && err_one_line || return

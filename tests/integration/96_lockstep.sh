@@ -423,7 +423,7 @@ test_ls_kv_diverge() {
 # ---- CLI -------------------------------------------------------------
 
 test_ls_cli() {
-	kg run --replicate lockstep --peer "tcp:$LS_HOST:17610" --cpus 2 "$GUESTS/hello.elf"
+	kg run --replicate lockstep --peer "tcp:$LS_HOST:17610" --insecure --no-lease --cpus 2 "$GUESTS/hello.elf"
 	expect_status 2 && err_has "needs exactly 1 vCPU" && err_one_line || return
 	kg run --replicate bogus --peer "tcp:$LS_HOST:17610" "$GUESTS/hello.elf"
 	expect_status 2 && err_has "lockstep" && err_has "--replicate 'bogus'" && err_one_line || return

@@ -242,6 +242,56 @@ qemu-system-x86_64 -M microvm,acpi=on -accel kvm -cpu host -smp $cpus -m $mem \\
 	vhost_exec "$name" "$script" || { vhost_fail "vhost_qemu_linux: cannot start QEMU in $name"; return 1; }
 }
 
+# vhost_kagami_linux NAME K [--cpus N] [--mem M] [--disk MiB|keep]
+#                    [--append ARGS] [--kagami PATH]:
+# starts kagami (KVM inside NAME) in the background on build/linux, the
+# same guest vhost_qemu_linux boots: TAP ktK on br0, address
+# vhost_guest_ip NAME K, console (and kagami's stderr) in vhost_share
+# NAME/kagami-K.log, its exit status in kagami-K.rc once it ends; disk
+# /root/kagami-K.img, made fresh (MiB), reused (keep) or none (0).
+vhost_kagami_linux() {
+	local name=$1 k=$2 cpus=1 mem=512M disk=256 extra="" kg=kagami
+	shift 2
+	while (($#)); do
+		case $1 in
+		--cpus) cpus=$2; shift 2 ;;
+		--mem) mem=$2; shift 2 ;;
+		--disk) disk=$2; shift 2 ;;
+		--append) extra=$2; shift 2 ;;
+		--kagami) kg=$2; shift 2 ;;
+		*) vhost_fail "vhost_kagami_linux: unknown option '$1'"; return 1 ;;
+		esac
+	done
+	local ip mac script
+	ip=$(vhost_guest_ip "$name" "$k")
+	mac=$(printf '52:54:00:77:%02x:%02x' "${VHOST_SLOT[$name]}" "$((k + 50))")
+	script="kg-tap kt$k || exit 1
+rm -f /kg/share/kagami-$k.log /kg/share/kagami-$k.rc"
+	local dopt="--disk /root/kagami-$k.img"
+	if [[ $disk == 0 ]]; then
+		dopt=""
+	elif [[ $disk != keep ]]; then
+		script+="
+rm -f /root/kagami-$k.img && truncate -s ${disk}M /root/kagami-$k.img || exit 1"
+	fi
+	script+="
+($kg run --cpus $cpus --mem $mem $dopt \\
+	--net tap:kt$k,mac=$mac --initrd /kg/build/linux/initramfs.cpio.gz \\
+	--cmdline 'console=ttyS0 loglevel=4 kg.ip=$ip/24 $extra' \\
+	/kg/build/linux/bzImage >/kg/share/kagami-$k.log 2>&1
+ echo \$? >/kg/share/kagami-$k.rc) &"
+	vhost_exec "$name" "$script" || { vhost_fail "vhost_kagami_linux: cannot start kagami in $name"; return 1; }
+}
+
+# vhost_kagami_stop NAME K [SIGNAL]: signals kagami K (default TERM) and
+# waits (60 s) for its exit status, in VHOST_STATUS.
+vhost_kagami_stop() {
+	local name=$1 k=$2 sig=${3:-TERM}
+	vhost_exec "$name" "pkill -$sig -f 'tap:kt$k,' ; true" || return 1
+	vhost_wait "$name" "kagami-$k.rc" '^[0-9]+$' 60 || return 1
+	VHOST_STATUS=$(cat "$VHOST_DIR/$name/share/kagami-$k.rc")
+}
+
 # vhost_kill NAME: kill -9 of NAME's QEMU (a power loss); its namespace
 # (its port on the switch) stays, so vhost_start NAME boots it again.
 vhost_kill() {
