@@ -134,6 +134,10 @@
 #define KAGAMI_ACPI_SIZE 0x10000u
 #define KAGAMI_ACPI_SLEEP_CONTROL_PORT 0x600u
 #define KAGAMI_ACPI_SLEEP_STATUS_PORT 0x601u
+/* The reset vector (F000:FFF0, in the reserved BIOS area): code that
+ * resets the VM through KAGAMI_RESET_PORT, for kernels that reboot by
+ * jumping there (Linux does when it finds no other way). */
+#define KAGAMI_RESET_VECTOR_GPA 0xffff0ull
 
 #define KAGAMI_CONSOLE_MAX 4096u
 struct kagami_console_buf {

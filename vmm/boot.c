@@ -152,6 +152,29 @@ static int boot_linux(struct vm *vm, uint64_t rsdp, struct kg_err *e)
 				    b.gdt, e);
 }
 
+/* The x86 reset vector (F000:FFF0) as firmware would have it: resets the
+ * VM through 0xcf9. Linux's reboot falls back to jumping there in real
+ * mode (BOOT_BIOS), and on a hardware-reduced ACPI platform without EFI
+ * it tries EFI, then exactly that, before the ACPI reset register; with
+ * nothing there the guest would execute zeros forever. */
+static int write_reset_vector(struct vm *vm, struct kg_err *e)
+{
+	static const uint8_t stub[] = {
+		0xb0, 0x06,             /* mov $0x06, %al */
+		0xba, 0xf9, 0x0c,       /* mov $0xcf9, %dx */
+		0xee,                   /* out %al, (%dx) */
+		0xf4,                   /* hlt */
+		0xeb, 0xfd,             /* jmp .-1 (the hlt) */
+	};
+	uint8_t *p = guest_mem_ptr(&vm->mem, KAGAMI_RESET_VECTOR_GPA,
+				   sizeof(stub));
+	if (!p)
+		return kg_errf(e, "guest RAM too small for the reset vector");
+	memcpy(p, stub, sizeof(stub));
+	guest_mem_mark_dirty(&vm->mem, KAGAMI_RESET_VECTOR_GPA, sizeof(stub));
+	return 0;
+}
+
 int boot_load(struct vm *vm, struct kg_err *e)
 {
 	struct elf_image img;
@@ -159,7 +182,7 @@ int boot_load(struct vm *vm, struct kg_err *e)
 		return kg_errf(e, "the VM was restored from a snapshot and has "
 			       "no image to boot again");
 	uint64_t rsdp;
-	if (acpi_vm_write(vm, &rsdp, e) < 0)
+	if (acpi_vm_write(vm, &rsdp, e) < 0 || write_reset_vector(vm, e) < 0)
 		return -1;
 	if (lb_is_bzimage(vm->image, vm->image_size))
 		return boot_linux(vm, rsdp, e);

@@ -278,7 +278,9 @@ rm -f /root/kagami-$k.img && truncate -s ${disk}M /root/kagami-$k.img || exit 1"
 ($kg run --cpus $cpus --mem $mem $dopt \\
 	--net tap:kt$k,mac=$mac --initrd /kg/build/linux/initramfs.cpio.gz \\
 	--cmdline 'console=ttyS0 loglevel=4 kg.ip=$ip/24 $extra' \\
-	/kg/build/linux/bzImage >/kg/share/kagami-$k.log 2>&1
+	/kg/build/linux/bzImage >/kg/share/kagami-$k.log 2>&1 &
+ echo \$! >/root/kagami-$k.pid
+ wait \$!
  echo \$? >/kg/share/kagami-$k.rc) &"
 	vhost_exec "$name" "$script" || { vhost_fail "vhost_kagami_linux: cannot start kagami in $name"; return 1; }
 }
@@ -287,7 +289,7 @@ rm -f /root/kagami-$k.img && truncate -s ${disk}M /root/kagami-$k.img || exit 1"
 # waits (60 s) for its exit status, in VHOST_STATUS.
 vhost_kagami_stop() {
 	local name=$1 k=$2 sig=${3:-TERM}
-	vhost_exec "$name" "pkill -$sig -f 'tap:kt$k,' ; true" || return 1
+	vhost_exec "$name" "kill -$sig \$(cat /root/kagami-$k.pid)" || return 1
 	vhost_wait "$name" "kagami-$k.rc" '^[0-9]+$' 60 || return 1
 	VHOST_STATUS=$(cat "$VHOST_DIR/$name/share/kagami-$k.rc")
 }
