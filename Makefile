@@ -77,6 +77,7 @@ UNIT_LAYERS_test_linuxboot := vmm
 UNIT_LAYERS_test_misc := vmm
 UNIT_LAYERS_test_outbuf := vmm
 UNIT_LAYERS_test_page_codec := checkpoint
+UNIT_LAYERS_test_parse := base
 UNIT_LAYERS_test_pic := vmm
 UNIT_LAYERS_test_pit := vmm
 UNIT_LAYERS_test_precopy := precopy
