@@ -58,7 +58,4 @@ void control_close(struct control *c);
 /* cmd_storage.c: `storage-migrate NEWPATH [--disk N]`, a job. */
 int cmd_storage_migrate(struct control_call *call, struct kg_err *e);
 
-/* `kagami ctl PATH COMMAND [KEY=VALUE...]`. */
-int cmd_ctl(int argc, char **argv);
-
 #endif
