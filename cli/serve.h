@@ -70,10 +70,6 @@ struct serve_ctx {
 	bool have_popts;
 };
 
-/* cmd_protect.c: the protection and protect commands. */
-int ctl_protection(struct control_call *call, struct kg_err *e);
-int ctl_protect(struct control_call *call, struct kg_err *e);
-
 /* cmd_receive.c, shared with cmd_secondary.c: the incoming VM's images
  * are checked (shared storage) or created empty at the announced sizes
  * (the stream fills them; created[i] says which to remove on failure). */
@@ -82,8 +78,5 @@ struct vm_config;
 int receive_prepare_disks(struct vm_config *cfg, const struct incoming *in,
 			  bool created[], struct kg_err *e);
 void receive_remove_created(const struct vm_config *cfg, const bool created[]);
-
-/* cmd_migrate.c: the migrate job. */
-int ctl_migrate(struct control_call *call, struct kg_err *e);
 
 #endif
