@@ -72,6 +72,7 @@ UNIT_LAYERS_test_disk_switch := vmm
 UNIT_LAYERS_test_elf := vmm
 UNIT_LAYERS_test_epoch := checkpoint
 UNIT_LAYERS_test_epoch_live := checkpoint
+UNIT_LAYERS_test_kv := kv
 UNIT_LAYERS_test_lease := lease
 UNIT_LAYERS_test_linuxboot := vmm
 UNIT_LAYERS_test_misc := vmm
