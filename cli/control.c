@@ -12,7 +12,6 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "vmm/vm.h"
 #include "base/clock.h"
 
 #define CONTROL_MAX_CLIENTS 16
