@@ -1,6 +1,6 @@
 /*
  * kvstore wire protocol and disk log format, shared by the kvstore guest
- * (guests/kvstore.c) and the host client (cli/cmd_kv.c). Self-contained:
+ * (guests/kvstore.c) and the host client (kv/kv_client.h). Self-contained:
  * fixed-width little-endian fields, no includes beyond <stdint.h>.
  *
  * Wire: one request per UDP datagram, one response per request, to the

@@ -19,5 +19,8 @@ int cmd_secondary(int argc, char **argv);
 int cmd_drill(int argc, char **argv);
 int cmd_witness(int argc, char **argv);
 int cmd_check(int argc, char **argv);
+/* `kagami ctl SOCKET COMMAND [ARG...] [--KEY VALUE...]`: a client of the
+ * control socket (control.h). */
+int cmd_ctl(int argc, char **argv);
 
 #endif

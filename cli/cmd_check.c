@@ -1,11 +1,11 @@
 /* kagami check: the verdict on client histories (check/checker.h). */
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "check/checker.h"
 #include "cli.h"
+#include "opts.h"
 
 static void check_usage(FILE *f)
 {
@@ -72,27 +72,23 @@ int cmd_check(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	bool json = false;
-	opterr = 0;
-	optind = 1;
-	int c;
-	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+	struct opts p;
+	opts_init(&p, "kagami check", argc, argv, opts, OPTS_IN_ORDER);
+	for (int c; (c = opts_next(&p)) != OPTS_END;) {
 		switch (c) {
 		case 'j': json = true; break;
 		case 'h': check_usage(stdout); return 0;
-		default:
-			fprintf(stderr, "kagami check: unknown option '%s' (try "
-				"'kagami check --help')\n", argv[optind - 1]);
-			return KG_EXIT_USAGE;
+		default: return KG_EXIT_USAGE;
 		}
 	}
-	if (optind == argc) {
+	if (p.optind == argc) {
 		fprintf(stderr, "kagami check: no history given (try 'kagami "
 			"check --help')\n");
 		return KG_EXIT_USAGE;
 	}
 	struct history h = { 0 };
 	struct kg_err e = { 0 };
-	for (int i = optind; i < argc; i++) {
+	for (int i = p.optind; i < argc; i++) {
 		if (history_read(&h, argv[i], &e) < 0) {
 			fprintf(stderr, "kagami check: %s\n", e.msg);
 			history_free(&h);

@@ -12,7 +12,6 @@
 #include <cjson/cJSON.h>
 
 #include "cli.h"
-#include "control.h"
 
 static void ctl_usage(FILE *f)
 {
@@ -86,7 +85,8 @@ static cJSON *build_request(int argc, char **argv)
 			if (*p == '-')
 				*p = '_';
 		/* Switches take no value unless given one with '='. */
-		static const char *const switches[] = { "with_storage", NULL };
+		static const char *const switches[] = { "with_storage",
+							"insecure", NULL };
 		bool sw = false;
 		for (const char *const *k = switches; *k; k++)
 			sw |= !strcmp(key, *k);
@@ -125,26 +125,13 @@ static int connect_to(const char *path)
 	return fd;
 }
 
-int cmd_ctl(int argc, char **argv)
+/* Sends req as one line: 0, or -1 after a message. */
+static int send_request(int fd, cJSON *req)
 {
-	if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-		ctl_usage(stdout);
-		return 0;
-	}
-	if (argc < 3) {
-		fprintf(stderr, "kagami ctl: need SOCKET and COMMAND (try "
-			"'kagami ctl --help')\n");
-		return KG_EXIT_USAGE;
-	}
-	cJSON *req = build_request(argc - 2, argv + 2);
-	if (!req)
-		return KG_EXIT_USAGE;
 	char *text = cJSON_PrintUnformatted(req);
-	cJSON_Delete(req);
-	int fd = connect_to(argv[1]);
-	if (fd < 0) {
-		free(text);
-		return KG_EXIT_USAGE;
+	if (!text) {
+		fprintf(stderr, "kagami ctl: out of memory\n");
+		return -1;
 	}
 	size_t n = strlen(text);
 	text[n] = '\n'; /* cJSON's buffer ends in a NUL we may replace */
@@ -152,10 +139,15 @@ int cmd_ctl(int argc, char **argv)
 	free(text);
 	if (w != (ssize_t)(n + 1)) {
 		fprintf(stderr, "kagami ctl: send: %s\n", strerror(errno));
-		close(fd);
-		return KG_EXIT_USAGE;
+		return -1;
 	}
-	/* Progress events (jobs), then the answer: one line each. */
+	return 0;
+}
+
+/* Reads progress events (jobs; drawn on a terminal) until the answer,
+ * one line each: the answer's text (malloc'd, NUL-terminated) or NULL. */
+static char *read_answer(int fd)
+{
 	bool tty = isatty(STDERR_FILENO), progress = false;
 	size_t cap = 1 << 20, len = 0;
 	char *buf = malloc(cap);
@@ -190,15 +182,19 @@ int cmd_ctl(int argc, char **argv)
 	}
 	if (progress)
 		fputc('\n', stderr);
-	close(fd);
-	if (!buf || len == 0) {
-		fprintf(stderr, "kagami ctl: no answer from %s\n", argv[1]);
+	if (buf && len == 0) {
 		free(buf);
-		return KG_EXIT_USAGE;
+		return NULL;
 	}
-	buf[len] = 0;
-	cJSON *reply = cJSON_Parse(buf);
-	free(buf);
+	if (buf)
+		buf[len] = 0;
+	return buf;
+}
+
+/* Prints the answer: the exit status (0 ok, 1 the command failed). */
+static int print_answer(const char *text)
+{
+	cJSON *reply = cJSON_Parse(text);
 	if (!reply) {
 		fprintf(stderr, "kagami ctl: the answer is not JSON\n");
 		return KG_EXIT_USAGE;
@@ -212,5 +208,38 @@ int cmd_ctl(int argc, char **argv)
 	printf("%s\n", out);
 	free(out);
 	cJSON_Delete(reply);
+	return status;
+}
+
+int cmd_ctl(int argc, char **argv)
+{
+	if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+		ctl_usage(stdout);
+		return 0;
+	}
+	if (argc < 3) {
+		fprintf(stderr, "kagami ctl: need SOCKET and COMMAND (try "
+			"'kagami ctl --help')\n");
+		return KG_EXIT_USAGE;
+	}
+	cJSON *req = build_request(argc - 2, argv + 2);
+	if (!req)
+		return KG_EXIT_USAGE;
+	int fd = connect_to(argv[1]);
+	int r = fd < 0 ? -1 : send_request(fd, req);
+	cJSON_Delete(req);
+	if (r < 0) {
+		if (fd >= 0)
+			close(fd);
+		return KG_EXIT_USAGE;
+	}
+	char *answer = read_answer(fd);
+	close(fd);
+	if (!answer) {
+		fprintf(stderr, "kagami ctl: no answer from %s\n", argv[1]);
+		return KG_EXIT_USAGE;
+	}
+	int status = print_answer(answer);
+	free(answer);
 	return status;
 }

@@ -12,7 +12,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -23,6 +22,7 @@
 #include <cjson/cJSON.h>
 
 #include "cli.h"
+#include "opts.h"
 #include "ft/checkpoint/stream.h"
 #include "vmm/device.h"
 
@@ -246,11 +246,9 @@ int cmd_inspect(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct listing l = { .json = false };
-	int c;
-
-	opterr = 0;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	struct opts p;
+	opts_init(&p, "kagami inspect", argc, argv, opts, OPTS_PERMUTE);
+	for (int c; (c = opts_next(&p)) != OPTS_END;) {
 		switch (c) {
 		case 'j':
 			l.json = true;
@@ -259,20 +257,17 @@ int cmd_inspect(int argc, char **argv)
 			inspect_usage(stdout);
 			return 0;
 		default:
-			fprintf(stderr, "kagami inspect: unknown option '%s' "
-				"(try 'kagami inspect --help')\n",
-				argv[optind - 1]);
 			return KG_EXIT_USAGE;
 		}
 	}
-	if (optind != argc - 1) {
-		fprintf(stderr, optind == argc
+	if (p.optind != argc - 1) {
+		fprintf(stderr, p.optind == argc
 			? "kagami inspect: no file given (try 'kagami inspect "
 			  "--help')\n"
 			: "kagami inspect: more than one file given\n");
 		return KG_EXIT_USAGE;
 	}
-	const char *path = argv[optind];
+	const char *path = argv[p.optind];
 	int fd = open_input(path);
 	if (fd < 0)
 		return KG_EXIT_USAGE;

@@ -1,6 +1,4 @@
 /* kagami replay: re-execute a recording, checking every exit and digest. */
-#include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -8,10 +6,14 @@
 #include <string.h>
 
 #include "cli.h"
+#include "opts.h"
 #include "serve.h"
 #include "ft/replay/log_file.h"
 #include "ft/replay/replayer.h"
 #include "vmm/vm.h"
+#include "base/parse.h"
+
+#define REPLAY_NAME "kagami replay"
 
 static void replay_usage(FILE *f)
 {
@@ -67,9 +69,16 @@ static void print_summary_line(const char *path,
 		s->raw_bytes >> 10, s->bytes >> 10);
 }
 
-int cmd_replay(int argc, char **argv)
+struct replay_args {
+	struct vm_config cfg;
+	struct replayer_opts ro;
+	const char *control_path, *path;
+	bool check_only, summary;
+};
+
+/* 0, 1 after --help, or -1 after a message. */
+static int replay_parse(int argc, char **argv, struct replay_args *a)
 {
-	const char *name = "kagami replay";
 	enum { O_UNTIL = 256, O_CONTROL, O_CONSOLE, O_NO_DIGESTS, O_CHECK,
 	       O_SUMMARY };
 	static const struct option opts[] = {
@@ -82,115 +91,159 @@ int cmd_replay(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct vm_config cfg = { .ncpus = 1 };
-	struct replayer_opts ro = { .digests = true };
-	const char *control_path = NULL;
-	bool check_only = false, summary = false;
-	struct kg_err e = { 0 };
-	opterr = 0;
-	optind = 1;
-	int c, li = 0;
-	while ((c = getopt_long(argc, argv, "+:h", opts, &li)) != -1) {
+	struct opts p;
+	opts_init(&p, REPLAY_NAME, argc, argv, opts, OPTS_IN_ORDER);
+	for (int c; (c = opts_next(&p)) != OPTS_END;) {
 		switch (c) {
-		case O_UNTIL: {
-			char *end;
-			errno = 0;
-			unsigned long long v = strtoull(optarg, &end, 10);
-			if (!*optarg || *end || errno || *optarg == '-') {
-				fprintf(stderr, "%s: --until '%s': expected an "
-					"exit index (a whole number)\n", name,
-					optarg);
-				return KG_EXIT_USAGE;
-			}
-			ro.until_set = true;
-			ro.until = v;
+		case O_UNTIL:
+			if (kg_parse_u64(p.arg, 10, 0, UINT64_MAX,
+					 &a->ro.until) < 0)
+				return opts_bad(&p, "expected an exit index (a "
+						"whole number)");
+			a->ro.until_set = true;
 			break;
-		}
-		case O_CONTROL:
-			control_path = optarg;
-			break;
+		case O_CONTROL: a->control_path = p.arg; break;
 		case O_CONSOLE:
-			if (serve_resource_opt(name, "console", optarg, &cfg) < 0)
-				return KG_EXIT_USAGE;
+			if (serve_resource_opt(p.name, "console", p.arg,
+					       &a->cfg) < 0)
+				return -1;
 			break;
-		case O_NO_DIGESTS:
-			ro.digests = false;
-			break;
-		case O_CHECK:
-			check_only = true;
-			break;
-		case O_SUMMARY:
-			summary = true;
-			break;
+		case O_NO_DIGESTS: a->ro.digests = false; break;
+		case O_CHECK: a->check_only = true; break;
+		case O_SUMMARY: a->summary = true; break;
 		case 'h':
 			replay_usage(stdout);
-			return 0;
-		case ':':
-			fprintf(stderr, "%s: option %s needs a value\n", name,
-				argv[optind - 1]);
-			return KG_EXIT_USAGE;
+			return 1;
 		default:
-			fprintf(stderr, "%s: unknown option '%s' (try '%s "
-				"--help')\n", name, argv[optind - 1], name);
-			return KG_EXIT_USAGE;
+			return -1;
 		}
 	}
-	if (optind != argc - 1) {
-		fprintf(stderr, "%s: %s (try '%s --help')\n", name,
-			optind == argc ? "no recording given"
-				       : "more than one recording given",
-			name);
-		return KG_EXIT_USAGE;
+	if (p.optind != argc - 1) {
+		fprintf(stderr, "%s: %s (try '%s --help')\n", p.name,
+			p.optind == argc ? "no recording given"
+					 : "more than one recording given",
+			p.name);
+		return -1;
 	}
-	const char *path = argv[optind];
+	a->path = argv[p.optind];
+	return 0;
+}
 
-	struct rr_file_summary sum;
-	if (rr_file_check(path, &sum, &e) < 0) {
-		fprintf(stderr, "%s: %s\n", name, e.msg);
-		return KG_EXIT_USAGE;
+/* Checks the whole recording (its summary in sum): 0, or -1 after a
+ * message. */
+static int replay_check(const struct replay_args *a,
+			struct rr_file_summary *sum)
+{
+	struct kg_err e = { 0 };
+	if (rr_file_check(a->path, sum, &e) < 0) {
+		fprintf(stderr, "%s: %s\n", REPLAY_NAME, e.msg);
+		return -1;
 	}
-	if (check_only || summary)
-		print_summary_line(path, &sum);
-	if (check_only)
-		return 0;
-	if (ro.until_set && ro.until >= sum.exits) {
+	if (a->check_only || a->summary)
+		print_summary_line(a->path, sum);
+	return 0;
+}
+
+/* Opens the checked recording and sets up the VM's configuration from
+ * it: the file, or NULL after a message. */
+static struct rr_file *replay_open(struct replay_args *a,
+				   const struct rr_file_summary *sum)
+{
+	const char *name = REPLAY_NAME, *path = a->path;
+	struct kg_err e = { 0 };
+	if (a->ro.until_set && a->ro.until >= sum->exits) {
 		fprintf(stderr, "%s: --until %llu: the recording has %" PRIu64
 			" exits (0 to %" PRIu64 ")\n", name,
-			(unsigned long long)ro.until, sum.exits,
-			sum.exits ? sum.exits - 1 : 0);
-		return KG_EXIT_USAGE;
+			(unsigned long long)a->ro.until, sum->exits,
+			sum->exits ? sum->exits - 1 : 0);
+		return NULL;
 	}
-
 	struct vm_state_config sc;
 	struct rr_file *f = rr_file_open(path, &sc, &e);
 	if (!f) {
 		fprintf(stderr, "%s: %s\n", name, e.msg);
-		return KG_EXIT_USAGE;
+		return NULL;
 	}
 	if (!(sc.flags & VM_STATE_CONFIG_DETERMINISTIC)) {
 		fprintf(stderr, "%s: %s: a snapshot or stream of a VM that was "
 			"not deterministic, not a recording\n", name, path);
 		rr_file_close(f);
-		return KG_EXIT_USAGE;
+		return NULL;
 	}
-	cfg.mem_size = sc.mem_size;
-	cfg.ncpus = sc.ncpus;
-	cfg.deterministic = true;
+	struct vm_config *cfg = &a->cfg;
+	cfg->mem_size = sc.mem_size;
+	cfg->ncpus = sc.ncpus;
+	cfg->deterministic = true;
 	/* The devices exist for their registers; the log replaces their I/O. */
-	cfg.ndisks = sc.ndisks;
-	cfg.nnets = sc.nnets;
+	cfg->ndisks = sc.ndisks;
+	cfg->nnets = sc.nnets;
 	for (unsigned i = 0; i < sc.ndisks && i < VM_MAX_DISKS; i++)
-		cfg.disks[i].detached = true;
+		cfg->disks[i].detached = true;
 	for (unsigned i = 0; i < sc.nnets && i < VM_MAX_NETS; i++) {
-		cfg.nets[i].detached = true;
-		snprintf(cfg.nets[i].ifname, sizeof(cfg.nets[i].ifname),
+		cfg->nets[i].detached = true;
+		snprintf(cfg->nets[i].ifname, sizeof(cfg->nets[i].ifname),
 			 "replay%u", i);
 	}
+	return f;
+}
 
+/* What the replay came to, told on stderr: the exit status. */
+static int replay_verdict(struct replayer *p, const struct rr_file_summary *sum,
+			  int guest_status)
+{
+	const char *name = REPLAY_NAME;
+	struct replay_stats st;
+	replayer_stats(p, &st);
+	switch (replayer_state(p)) {
+	case REPLAY_DIVERGED:
+		fprintf(stderr, "%s: DIVERGED\n%s\n", name, replayer_report(p));
+		return 1;
+	case REPLAY_FAILED:
+		fprintf(stderr, "%s: %s\n", name, replayer_report(p));
+		return KG_EXIT_HOST;
+	case REPLAY_UNTIL:
+		fprintf(stderr, "%s: %s; %" PRIu64 " digests matched\n", name,
+			replayer_report(p), st.digests);
+		return 0;
+	case REPLAY_END:
+	case REPLAY_RUNNING:
+		break;
+	}
+	if (st.exits < sum->exits) {
+		fprintf(stderr, "%s: stopped at exit %" PRIu64 " of %" PRIu64
+			" (exit status %d) before the recording ended\n", name,
+			st.exits, sum->exits, guest_status);
+		return guest_status ? guest_status : KG_EXIT_HOST;
+	}
+	fprintf(stderr, "%s: replay matched the recording: %" PRIu64 " exits, "
+		"%" PRIu64 " digests, %" PRIu64 " device writes, %" PRIu64
+		" interrupts; the guest ended with status %d\n", name, st.exits,
+		st.digests, st.writes, st.irqs, guest_status);
+	return 0;
+}
+
+int cmd_replay(int argc, char **argv)
+{
+	const char *name = REPLAY_NAME;
+	struct replay_args a = { .cfg = { .ncpus = 1 },
+				 .ro = { .digests = true } };
+	int r = replay_parse(argc, argv, &a);
+	if (r)
+		return r > 0 ? 0 : KG_EXIT_USAGE;
+	struct rr_file_summary sum;
+	if (replay_check(&a, &sum) < 0)
+		return KG_EXIT_USAGE;
+	if (a.check_only)
+		return 0;
+	struct rr_file *f = replay_open(&a, &sum);
+	if (!f)
+		return KG_EXIT_USAGE;
+
+	struct kg_err e = { 0 };
 	sigset_t old;
 	serve_block_signals(&old);
 	struct vm *vm = calloc(1, sizeof(*vm));
-	if (!vm || vm_create(vm, &cfg, &e) < 0) {
+	if (!vm || vm_create(vm, &a.cfg, &e) < 0) {
 		fprintf(stderr, "%s: %s\n", name, vm ? e.msg : "out of memory");
 		free(vm);
 		rr_file_close(f);
@@ -199,52 +252,18 @@ int cmd_replay(int argc, char **argv)
 	int status = KG_EXIT_USAGE;
 	struct replayer *p = NULL;
 	if (rr_file_load_state(f, vm, &e) < 0) {
-		fprintf(stderr, "%s: %s: %s\n", name, path, e.msg);
+		fprintf(stderr, "%s: %s: %s\n", name, a.path, e.msg);
 		goto out;
 	}
-	ro.src = rr_file_source(f);
-	if (!(p = replayer_new(vm, &ro, &e))) {
+	a.ro.src = rr_file_source(f);
+	if (!(p = replayer_new(vm, &a.ro, &e))) {
 		fprintf(stderr, "%s: %s\n", name, e.msg);
 		goto out;
 	}
-	struct serve_opts so = { .name = name, .control_path = control_path,
-				 .summary = summary };
+	struct serve_opts so = { .name = name, .control_path = a.control_path,
+				 .summary = a.summary };
 	int guest_status = serve_vm(vm, &so);
-	struct replay_stats st;
-	replayer_stats(p, &st);
-	switch (replayer_state(p)) {
-	case REPLAY_DIVERGED:
-		fprintf(stderr, "%s: DIVERGED\n%s\n", name, replayer_report(p));
-		status = 1;
-		break;
-	case REPLAY_FAILED:
-		fprintf(stderr, "%s: %s\n", name, replayer_report(p));
-		status = KG_EXIT_HOST;
-		break;
-	case REPLAY_UNTIL:
-		fprintf(stderr, "%s: %s; %" PRIu64 " digests matched\n", name,
-			replayer_report(p), st.digests);
-		status = 0;
-		break;
-	case REPLAY_END:
-	case REPLAY_RUNNING:
-		if (st.exits < sum.exits) {
-			fprintf(stderr, "%s: stopped at exit %" PRIu64 " of %"
-				PRIu64 " (exit status %d) before the recording "
-				"ended\n", name, st.exits, sum.exits,
-				guest_status);
-			status = guest_status ? guest_status : KG_EXIT_HOST;
-		} else {
-			fprintf(stderr, "%s: replay matched the recording: %"
-				PRIu64 " exits, %" PRIu64 " digests, %" PRIu64
-				" device writes, %" PRIu64 " interrupts; the "
-				"guest ended with status %d\n",
-				name, st.exits, st.digests, st.writes, st.irqs,
-				guest_status);
-			status = 0;
-		}
-		break;
-	}
+	status = replay_verdict(p, &sum, guest_status);
 out:
 	replayer_free(p);
 	vm_destroy(vm);

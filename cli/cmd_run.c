@@ -11,6 +11,8 @@
 #include <time.h>
 
 #include "cli.h"
+#include "opts.h"
+#include "base/parse.h"
 #include "control.h"
 #include "serve.h"
 #include "ft/checkpoint/snapshot.h"
@@ -102,21 +104,6 @@ static void run_usage(FILE *f)
 		VM_MAX_VCPUS, VM_MAX_DISKS, VM_MAX_NETS);
 }
 
-static int parse_uint(const char *name, const char *opt, const char *s,
-		      unsigned long max, unsigned long *out)
-{
-	char *end;
-	errno = 0;
-	unsigned long v = strtoul(s, &end, 10);
-	if (!*s || *end || errno || v > max || *s == '-') {
-		fprintf(stderr, "%s: %s '%s': expected a whole number "
-			"up to %lu\n", name, opt, s, max);
-		return -1;
-	}
-	*out = v;
-	return 0;
-}
-
 static void record_usage(FILE *f)
 {
 	fprintf(f,
@@ -192,334 +179,354 @@ static int finish_recording(const char *name, struct recording *rec,
 	return 0;
 }
 
-static int run_main(const char *name, enum run_kind kind, int argc,
-		    char **argv)
-{
-	bool restore = kind == RUN_RESTORE, record = kind == RUN_RECORD;
-	const char *log_path = NULL;
-	unsigned long digest_ms = 100;
-	enum { O_MEM = 256, O_CPUS, O_CONSOLE, O_CMDLINE, O_INITRD, O_TIMEOUT,
-	       O_SUMMARY, O_DISK, O_NET, O_CONTROL, O_REPLICATE, O_PEER, O_KEY,
-	       O_EPOCH_MS, O_INTERVAL, O_FAILOVER, O_FAULT, O_LEASE,
-	       O_LEASE_TTL, O_LEASE_KEY, O_DETERMINISTIC, O_LOG,
-	       O_DIGEST_MS, O_INSECURE, O_NO_LEASE };
-	static const struct option opts[] = {
-		{ "mem", required_argument, NULL, O_MEM },
-		{ "cpus", required_argument, NULL, O_CPUS },
-		{ "console", required_argument, NULL, O_CONSOLE },
-		{ "cmdline", required_argument, NULL, O_CMDLINE },
-		{ "initrd", required_argument, NULL, O_INITRD },
-		{ "timeout", required_argument, NULL, O_TIMEOUT },
-		{ "summary", no_argument, NULL, O_SUMMARY },
-		{ "disk", required_argument, NULL, O_DISK },
-		{ "net", required_argument, NULL, O_NET },
-		{ "control", required_argument, NULL, O_CONTROL },
-		{ "replicate", required_argument, NULL, O_REPLICATE },
-		{ "peer", required_argument, NULL, O_PEER },
-		{ "key", required_argument, NULL, O_KEY },
-		{ "epoch-ms", required_argument, NULL, O_EPOCH_MS },
-		{ "interval", required_argument, NULL, O_INTERVAL },
-		{ "failover-timeout", required_argument, NULL, O_FAILOVER },
-		{ "test-fault", required_argument, NULL, O_FAULT },
-		{ "lease", required_argument, NULL, O_LEASE },
-		{ "lease-ttl", required_argument, NULL, O_LEASE_TTL },
-		{ "lease-key", required_argument, NULL, O_LEASE_KEY },
-		{ "deterministic", no_argument, NULL, O_DETERMINISTIC },
-		{ "log", required_argument, NULL, O_LOG },
-		{ "digest-ms", required_argument, NULL, O_DIGEST_MS },
-		{ "insecure", no_argument, NULL, O_INSECURE },
-		{ "no-lease", no_argument, NULL, O_NO_LEASE },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	struct vm_config cfg = { .mem_size = 256ull << 20, .ncpus = 1 };
-	struct kg_err e = { 0 };
-	bool summary = false;
-	const char *control_path = NULL;
-	double timeout_s = 0;
-	unsigned long n;
-	char *end;
-	struct protect_opts po = { .mode = 0 };
-	const char *keyfile = NULL, *lease = NULL, *lease_keyfile = NULL;
-	unsigned lease_ttl = 0;
-	bool insecure = false, no_lease = false;
+/* What the command line asked for. */
+struct run_args {
+	const char *name;
+	enum run_kind kind;
+	struct vm_config cfg;
+	bool summary;
+	const char *control_path;
+	double timeout_s;
+	const char *log_path;  /* record */
+	uint64_t digest_ms;    /* record */
+	struct protect_opts po;
+	struct link_policy lp; /* --key, --insecure, --lease... */
+	unsigned lease_ttl;
+	struct kg_tp_key lease_key;
+	const char *image;     /* the guest, or the snapshot */
+};
 
-	opterr = 0;
-	optind = 1;
-	int c, li = 0;
-	while ((c = getopt_long(argc, argv, "+:h", opts, &li)) != -1) {
-		switch (c) {
-		case O_MEM:
-			if (size_parse(optarg, &cfg.mem_size, &e) < 0) {
-				fprintf(stderr, "%s: --mem: %s\n", name, e.msg);
-				return KG_EXIT_USAGE;
-			}
-			break;
-		case O_CPUS:
-			if (parse_uint(name, "--cpus", optarg, VM_MAX_VCPUS, &n) < 0)
-				return KG_EXIT_USAGE;
-			cfg.ncpus = (unsigned)n;
-			break;
-		case O_CONSOLE:
-		case O_DISK:
-		case O_NET:
-			if (serve_resource_opt(name, opts[li].name, optarg,
-					       &cfg) < 0)
-				return KG_EXIT_USAGE;
-			break;
-		case O_CMDLINE:
-			cfg.cmdline = optarg;
-			break;
-		case O_INITRD:
-			cfg.initrd_path = optarg;
-			break;
-		case O_TIMEOUT:
-			timeout_s = strtod(optarg, &end);
-			if (!*optarg || *end || !(timeout_s > 0)) {
-				fprintf(stderr, "%s: --timeout '%s': "
-					"expected a positive number of "
-					"seconds\n", name, optarg);
-				return KG_EXIT_USAGE;
-			}
-			break;
-		case O_SUMMARY:
-			summary = true;
-			break;
-		case O_CONTROL:
-			control_path = optarg;
-			break;
-		case O_REPLICATE:
-			if (!strcmp(optarg, "ft"))
-				po.mode = PROTECT_FT;
-			else if (!strcmp(optarg, "ha"))
-				po.mode = PROTECT_HA;
-			else if (!strcmp(optarg, "lockstep")) {
-				po.mode = PROTECT_LOCKSTEP;
-				cfg.deterministic = true;
-			} else {
-				fprintf(stderr, "%s: --replicate '%s': ft, ha or "
-					"lockstep\n", name, optarg);
-				return KG_EXIT_USAGE;
-			}
-			break;
-		case O_PEER: {
-			struct kg_tp_addr a;
-			if (kg_tp_addr_parse(optarg, &a, &e) < 0) {
-				fprintf(stderr, "%s: --peer: %s\n", name, e.msg);
-				return KG_EXIT_USAGE;
-			}
-			snprintf(po.peer, sizeof(po.peer), "%s", optarg);
-			break;
+enum { O_MEM = 256, O_CPUS, O_CONSOLE, O_CMDLINE, O_INITRD, O_TIMEOUT,
+       O_SUMMARY, O_DISK, O_NET, O_CONTROL, O_REPLICATE, O_PEER, O_KEY,
+       O_EPOCH_MS, O_INTERVAL, O_FAILOVER, O_FAULT, O_LEASE,
+       O_LEASE_TTL, O_LEASE_KEY, O_DETERMINISTIC, O_LOG,
+       O_DIGEST_MS, O_INSECURE, O_NO_LEASE };
+
+static const struct option run_longopts[] = {
+	{ "mem", required_argument, NULL, O_MEM },
+	{ "cpus", required_argument, NULL, O_CPUS },
+	{ "console", required_argument, NULL, O_CONSOLE },
+	{ "cmdline", required_argument, NULL, O_CMDLINE },
+	{ "initrd", required_argument, NULL, O_INITRD },
+	{ "timeout", required_argument, NULL, O_TIMEOUT },
+	{ "summary", no_argument, NULL, O_SUMMARY },
+	{ "disk", required_argument, NULL, O_DISK },
+	{ "net", required_argument, NULL, O_NET },
+	{ "control", required_argument, NULL, O_CONTROL },
+	{ "replicate", required_argument, NULL, O_REPLICATE },
+	{ "peer", required_argument, NULL, O_PEER },
+	{ "key", required_argument, NULL, O_KEY },
+	{ "epoch-ms", required_argument, NULL, O_EPOCH_MS },
+	{ "interval", required_argument, NULL, O_INTERVAL },
+	{ "failover-timeout", required_argument, NULL, O_FAILOVER },
+	{ "test-fault", required_argument, NULL, O_FAULT },
+	{ "lease", required_argument, NULL, O_LEASE },
+	{ "lease-ttl", required_argument, NULL, O_LEASE_TTL },
+	{ "lease-key", required_argument, NULL, O_LEASE_KEY },
+	{ "deterministic", no_argument, NULL, O_DETERMINISTIC },
+	{ "log", required_argument, NULL, O_LOG },
+	{ "digest-ms", required_argument, NULL, O_DIGEST_MS },
+	{ "insecure", no_argument, NULL, O_INSECURE },
+	{ "no-lease", no_argument, NULL, O_NO_LEASE },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+/* The VM's and the run's options: 0, 1 if c is not one, -1 if bad. */
+static int run_opt_vm(struct run_args *a, struct opts *p, int c)
+{
+	struct kg_err e = { 0 };
+	uint64_t n;
+	switch (c) {
+	case O_MEM:
+		if (size_parse(p->arg, &a->cfg.mem_size, &e) < 0) {
+			fprintf(stderr, "%s: --mem: %s\n", a->name, e.msg);
+			return -1;
 		}
-		case O_KEY:
-			keyfile = optarg;
-			break;
-		case O_FAULT:
-			if (kg_tp_fault_parse(optarg, &po.fault, &e) < 0) {
-				fprintf(stderr, "%s: --test-fault: %s\n", name,
-					e.msg);
-				return KG_EXIT_USAGE;
-			}
-			po.have_fault = true;
-			break;
-		case O_LEASE:
-			lease = optarg;
-			break;
-		case O_INSECURE:
-			insecure = true;
-			break;
-		case O_NO_LEASE:
-			no_lease = true;
-			break;
-		case O_LEASE_KEY:
-			lease_keyfile = optarg;
-			break;
-		case O_EPOCH_MS:
-		case O_INTERVAL:
-		case O_FAILOVER:
-		case O_LEASE_TTL:
-			if (parse_uint(name, opts[li].name, optarg, 600000, &n) < 0)
-				return KG_EXIT_USAGE;
-			if (n == 0) {
-				fprintf(stderr, "%s: --%s: must be at least 1\n",
-					name, opts[li].name);
-				return KG_EXIT_USAGE;
-			}
-			if (c == O_EPOCH_MS)
-				po.epoch_ms = (unsigned)n;
-			else if (c == O_INTERVAL)
-				po.interval_ms = (unsigned)n;
-			else if (c == O_LEASE_TTL)
-				lease_ttl = (unsigned)n;
-			else
-				po.failover_ms = (unsigned)n;
-			break;
-		case O_DETERMINISTIC:
-			cfg.deterministic = true;
-			break;
-		case O_LOG:
-			log_path = optarg;
-			break;
-		case O_DIGEST_MS:
-			if (parse_uint(name, "--digest-ms", optarg, 3600000,
-				       &digest_ms) < 0)
-				return KG_EXIT_USAGE;
-			break;
-		case 'h':
-			(restore ? restore_usage
-				 : record ? record_usage : run_usage)(stdout);
-			return 0;
-		case ':':
-			fprintf(stderr, "%s: option %s needs a value\n", name,
-				argv[optind - 1]);
-			return KG_EXIT_USAGE;
-		default:
-			fprintf(stderr, "%s: unknown option '%s' (try '%s "
-				"--help')\n", name, argv[optind - 1], name);
-			return KG_EXIT_USAGE;
-		}
-		if (restore && (c == O_MEM || c == O_CPUS || c == O_CMDLINE ||
-				c == O_INITRD)) {
-			fprintf(stderr, "%s: --%s: comes from the snapshot\n",
-				name, opts[li].name);
-			return KG_EXIT_USAGE;
-		}
-		if ((c == O_LOG || c == O_DIGEST_MS) && !record) {
-			fprintf(stderr, "%s: --%s: only for 'kagami record'\n",
-				name, opts[li].name);
-			return KG_EXIT_USAGE;
-		}
-		if (record && (c == O_REPLICATE || c == O_DETERMINISTIC)) {
-			fprintf(stderr, "%s: --%s: not with 'kagami record'%s\n",
-				name, opts[li].name,
-				c == O_DETERMINISTIC ? " (implied)" : "");
-			return KG_EXIT_USAGE;
-		}
+		return 0;
+	case O_CPUS: /* 0 too: vm_create says what the range is */
+		if (opts_uint(p, 0, VM_MAX_VCPUS, &n) < 0)
+			return -1;
+		a->cfg.ncpus = (unsigned)n;
+		return 0;
+	case O_CONSOLE:
+	case O_DISK:
+	case O_NET:
+		return serve_resource_opt(a->name, opts_name(p) + 2, p->arg,
+					  &a->cfg) < 0 ? -1 : 0;
+	case O_CMDLINE: a->cfg.cmdline = p->arg; return 0;
+	case O_INITRD: a->cfg.initrd_path = p->arg; return 0;
+	case O_TIMEOUT:
+		if (kg_parse_double(p->arg, 0, 1e9, true, &a->timeout_s) < 0)
+			return opts_bad(p, "expected a positive number of "
+					"seconds");
+		return 0;
+	case O_SUMMARY: a->summary = true; return 0;
+	case O_CONTROL: a->control_path = p->arg; return 0;
+	case O_DETERMINISTIC: a->cfg.deterministic = true; return 0;
+	case O_LOG: a->log_path = p->arg; return 0;
+	case O_DIGEST_MS:
+		return opts_uint(p, 0, 3600000, &a->digest_ms);
 	}
-	if (record) {
-		if (!log_path) {
+	return 1;
+}
+
+/* --replicate and what goes with it: 0, 1 if c is not one, -1 if bad. */
+static int run_opt_replicate(struct run_args *a, struct opts *p, int c)
+{
+	struct kg_err e = { 0 };
+	uint64_t n;
+	switch (c) {
+	case O_REPLICATE:
+		if (!strcmp(p->arg, "ft"))
+			a->po.mode = PROTECT_FT;
+		else if (!strcmp(p->arg, "ha"))
+			a->po.mode = PROTECT_HA;
+		else if (!strcmp(p->arg, "lockstep")) {
+			a->po.mode = PROTECT_LOCKSTEP;
+			a->cfg.deterministic = true;
+		} else
+			return opts_bad(p, "ft, ha or lockstep");
+		return 0;
+	case O_PEER: {
+		struct kg_tp_addr ad;
+		if (kg_tp_addr_parse(p->arg, &ad, &e) < 0) {
+			fprintf(stderr, "%s: --peer: %s\n", a->name, e.msg);
+			return -1;
+		}
+		snprintf(a->po.peer, sizeof(a->po.peer), "%s", p->arg);
+		return 0;
+	}
+	case O_KEY: a->lp.keyfile = p->arg; return 0;
+	case O_FAULT:
+		if (kg_tp_fault_parse(p->arg, &a->po.fault, &e) < 0) {
+			fprintf(stderr, "%s: --test-fault: %s\n", a->name,
+				e.msg);
+			return -1;
+		}
+		a->po.have_fault = true;
+		return 0;
+	case O_LEASE: a->lp.lease = p->arg; return 0;
+	case O_INSECURE: a->lp.insecure = true; return 0;
+	case O_NO_LEASE: a->lp.no_lease = true; return 0;
+	case O_LEASE_KEY: a->lp.lease_keyfile = p->arg; return 0;
+	case O_EPOCH_MS:
+	case O_INTERVAL:
+	case O_FAILOVER:
+	case O_LEASE_TTL:
+		if (opts_uint(p, 1, 600000, &n) < 0)
+			return -1;
+		*(c == O_EPOCH_MS ? &a->po.epoch_ms
+		  : c == O_INTERVAL ? &a->po.interval_ms
+		  : c == O_LEASE_TTL ? &a->lease_ttl
+		  : &a->po.failover_ms) = (unsigned)n;
+		return 0;
+	}
+	return 1;
+}
+
+/* Options that restore or record do not take: 0, or -1 after saying. */
+static int run_opt_allowed(const struct run_args *a, struct opts *p, int c)
+{
+	const char *opt = opts_name(p);
+	if (a->kind == RUN_RESTORE && (c == O_MEM || c == O_CPUS ||
+				       c == O_CMDLINE || c == O_INITRD)) {
+		fprintf(stderr, "%s: %s: comes from the snapshot\n", a->name,
+			opt);
+		return -1;
+	}
+	if ((c == O_LOG || c == O_DIGEST_MS) && a->kind != RUN_RECORD) {
+		fprintf(stderr, "%s: %s: only for 'kagami record'\n", a->name,
+			opt);
+		return -1;
+	}
+	if (a->kind == RUN_RECORD && (c == O_REPLICATE || c == O_DETERMINISTIC)) {
+		fprintf(stderr, "%s: %s: not with 'kagami record'%s\n", a->name,
+			opt, c == O_DETERMINISTIC ? " (implied)" : "");
+		return -1;
+	}
+	return 0;
+}
+
+/* The options together, the keys loaded: 0, or the exit status after
+ * one line. */
+static int run_check(struct run_args *a)
+{
+	const char *name = a->name;
+	struct kg_err e = { 0 };
+	if (a->kind == RUN_RECORD) {
+		if (!a->log_path) {
 			fprintf(stderr, "%s: --log FILE is required\n", name);
 			return KG_EXIT_USAGE;
 		}
-		cfg.deterministic = true;
+		a->cfg.deterministic = true;
 	}
-	if (po.mode && !po.peer[0]) {
+	if (a->po.mode && !a->po.peer[0]) {
 		fprintf(stderr, "%s: --replicate needs --peer tcp:HOST:PORT (a "
 			"'kagami secondary --listen')\n", name);
 		return KG_EXIT_USAGE;
 	}
-	if (!po.mode && (po.peer[0] || keyfile || lease || lease_keyfile ||
-			 insecure || no_lease)) {
+	const struct link_policy *lp = &a->lp;
+	if (!a->po.mode && (a->po.peer[0] || lp->keyfile || lp->lease ||
+			    lp->lease_keyfile || lp->insecure || lp->no_lease)) {
 		fprintf(stderr, "%s: --peer, --key, --insecure, --lease and "
 			"--no-lease need --replicate ft|ha|lockstep\n", name);
 		return KG_EXIT_USAGE;
 	}
-	if (lease_keyfile && !lease) {
+	if (lp->lease_keyfile && !lp->lease) {
 		fprintf(stderr, "%s: --lease-key needs --lease witness:ADDR\n",
 			name);
 		return KG_EXIT_USAGE;
 	}
-	if (keyfile) {
-		if (kg_tp_key_load(keyfile, &po.key, &e) < 0) {
+	int pr = a->po.mode ? serve_link_policy(name, lp) : 0;
+	if (pr)
+		return pr;
+	if (lp->keyfile) {
+		if (kg_tp_key_load(lp->keyfile, &a->po.key, &e) < 0) {
 			fprintf(stderr, "%s: --key: %s\n", name, e.msg);
 			return KG_EXIT_USAGE;
 		}
-		po.have_key = true;
+		a->po.have_key = true;
 	}
 	/* The witness's key, apart from the replication key: the witness's
 	 * host holds this one only. */
-	struct kg_tp_key lease_key;
-	if (lease_keyfile && kg_tp_key_load(lease_keyfile, &lease_key, &e) < 0) {
+	if (lp->lease_keyfile &&
+	    kg_tp_key_load(lp->lease_keyfile, &a->lease_key, &e) < 0) {
 		fprintf(stderr, "%s: --lease-key: %s\n", name, e.msg);
 		return KG_EXIT_USAGE;
 	}
-	struct link_policy lp = { keyfile, insecure, lease, lease_keyfile,
-				  no_lease, true };
-	int pr = po.mode ? serve_link_policy(name, &lp) : 0;
-	if (pr)
-		return pr;
-	const char *what = restore ? "snapshot" : "guest image";
-	if (optind != argc - 1) {
-		if (optind == argc)
+	return 0;
+}
+
+/* 0; RUN_HELP after --help; or the exit status after one line. */
+enum { RUN_HELP = -1 };
+static int run_parse(struct run_args *a, int argc, char **argv)
+{
+	struct opts p;
+	opts_init(&p, a->name, argc, argv, run_longopts, OPTS_IN_ORDER);
+	for (int c; (c = opts_next(&p)) != OPTS_END;) {
+		if (c == 'h') {
+			(a->kind == RUN_RESTORE ? restore_usage
+			 : a->kind == RUN_RECORD ? record_usage
+						 : run_usage)(stdout);
+			return RUN_HELP;
+		}
+		if (c == OPTS_ERROR || run_opt_allowed(a, &p, c) < 0)
+			return KG_EXIT_USAGE;
+		int r = run_opt_vm(a, &p, c);
+		if (r > 0)
+			r = run_opt_replicate(a, &p, c);
+		if (r)
+			return KG_EXIT_USAGE;
+	}
+	int r = run_check(a);
+	if (r)
+		return r;
+	const char *what = a->kind == RUN_RESTORE ? "snapshot" : "guest image";
+	if (p.optind != argc - 1) {
+		if (p.optind == argc)
 			fprintf(stderr, "%s: no %s given (try '%s --help')\n",
-				name, what, name);
+				a->name, what, a->name);
 		else
-			fprintf(stderr, "%s: more than one %s given\n", name,
+			fprintf(stderr, "%s: more than one %s given\n", a->name,
 				what);
 		return KG_EXIT_USAGE;
 	}
-	struct snapshot_reader *sr = NULL;
-	if (restore) {
-		sr = snapshot_open(argv[optind], &cfg, &e);
-		if (!sr) {
-			fprintf(stderr, "%s: %s\n", name, e.msg);
-			return KG_EXIT_USAGE;
-		}
-	} else {
-		cfg.kernel_path = argv[optind];
-	}
+	a->image = argv[p.optind];
+	return 0;
+}
 
-	/* Block the stop signals before any thread exists, so that only the
-	 * signal thread receives them. */
-	sigset_t old;
-	serve_block_signals(&old);
+/* The VM and what runs with it, torn down in reverse by run_free. */
+struct run_vm {
+	struct vm *vm;
+	struct snapshot_reader *sr;
+	struct recording *rec;
+	struct recorder *det;
+};
+
+static void run_free(struct run_vm *r)
+{
+	recorder_free(r->det);
+	snapshot_close(r->sr);
+	if (r->vm) {
+		vm_destroy(r->vm);
+		free(r->vm);
+	}
+	*r = (struct run_vm){ 0 };
+}
+
+/* Creates the VM (restored from the snapshot, recording): 0 or -1. */
+static int run_build(struct run_args *a, struct run_vm *r, struct kg_err *e)
+{
+	if (a->kind == RUN_RESTORE) {
+		if (!(r->sr = snapshot_open(a->image, &a->cfg, e)))
+			return -1;
+	} else {
+		a->cfg.kernel_path = a->image;
+	}
 	struct vm *vm = calloc(1, sizeof(*vm));
-	if (!vm) {
-		fprintf(stderr, "%s: out of memory\n", name);
-		snapshot_close(sr);
-		return KG_EXIT_USAGE;
-	}
-	if (vm_create(vm, &cfg, &e) < 0) {
-		fprintf(stderr, "%s: %s\n", name, e.msg);
-		snapshot_close(sr);
+	if (!vm)
+		return kg_errf(e, "out of memory");
+	if (vm_create(vm, &a->cfg, e) < 0) {
 		free(vm);
-		return KG_EXIT_USAGE;
+		return -1;
 	}
-	if (sr && snapshot_load(sr, vm, &e) < 0) {
-		fprintf(stderr, "%s: %s\n", name, e.msg);
-		snapshot_close(sr);
-		vm_destroy(vm);
-		free(vm);
-		return KG_EXIT_USAGE;
-	}
-	struct recording *rec = NULL;
-	if (record && !(rec = recording_start(vm, log_path,
-					      (unsigned)digest_ms, &e))) {
-		fprintf(stderr, "%s: %s\n", name, e.msg);
-		vm_destroy(vm);
-		free(vm);
-		return KG_EXIT_USAGE;
-	}
+	r->vm = vm;
+	if (r->sr && snapshot_load(r->sr, vm, e) < 0)
+		return -1;
+	if (a->kind == RUN_RECORD &&
+	    !(r->rec = recording_start(vm, a->log_path,
+				       (unsigned)a->digest_ms, e)))
+		return -1;
 	/* A deterministic VM (run --deterministic, or restored from one's
 	 * snapshot) needs a deterministic gate: the recorder without a log
 	 * places device writes and kagami's PIC/PIT interrupts at exits.
 	 * record and lockstep install their own. */
-	struct recorder *det = NULL;
-	if (cfg.deterministic && !record && po.mode != PROTECT_LOCKSTEP &&
-	    !(det = recorder_new(vm, &(struct recorder_opts){ 0 }, &e))) {
+	if (a->cfg.deterministic && a->kind != RUN_RECORD &&
+	    a->po.mode != PROTECT_LOCKSTEP &&
+	    !(r->det = recorder_new(vm, &(struct recorder_opts){ 0 }, e)))
+		return -1;
+	return 0;
+}
+
+static int run_main(const char *name, enum run_kind kind, int argc,
+		    char **argv)
+{
+	struct run_args a = {
+		.name = name, .kind = kind, .digest_ms = 100,
+		.cfg = { .mem_size = 256ull << 20, .ncpus = 1 },
+		.lp = { .need_lease = true },
+	};
+	int pr = run_parse(&a, argc, argv);
+	if (pr)
+		return pr == RUN_HELP ? 0 : pr;
+	/* Block the stop signals before any thread exists, so that only the
+	 * signal thread receives them. */
+	sigset_t old;
+	serve_block_signals(&old);
+	struct kg_err e = { 0 };
+	struct run_vm r = { 0 };
+	if (run_build(&a, &r, &e) < 0) {
 		fprintf(stderr, "%s: %s\n", name, e.msg);
-		snapshot_close(sr);
-		vm_destroy(vm);
-		free(vm);
+		run_free(&r);
 		return KG_EXIT_USAGE;
 	}
-	if (po.mode)
-		serve_link_warnings(name, &lp);
-	struct serve_opts so = { .name = name, .control_path = control_path,
-				 .timeout_s = timeout_s, .summary = summary,
-				 .protect = po.mode ? &po : NULL,
-				 .lease = lease,
-				 .lease_key = lease_keyfile ? &lease_key : NULL,
-				 .lease_ttl_ms = lease_ttl ? lease_ttl
-					 : 3 * (po.failover_ms ? po.failover_ms : 100) / 2 };
+	if (a.po.mode)
+		serve_link_warnings(name, &a.lp);
+	unsigned fo = a.po.failover_ms ? a.po.failover_ms : 100;
+	struct serve_opts so = {
+		.name = name, .control_path = a.control_path,
+		.timeout_s = a.timeout_s, .summary = a.summary,
+		.protect = a.po.mode ? &a.po : NULL, .lease = a.lp.lease,
+		.lease_key = a.lp.lease_keyfile ? &a.lease_key : NULL,
+		.lease_ttl_ms = a.lease_ttl ? a.lease_ttl : 3 * fo / 2,
+	};
 	uint64_t t0 = kg_now_ns();
-	int status = serve_vm(vm, &so);
-	if (rec && finish_recording(name, rec, log_path, kg_now_ns() - t0) < 0)
+	int status = serve_vm(r.vm, &so);
+	if (r.rec && finish_recording(name, r.rec, a.log_path,
+				      kg_now_ns() - t0) < 0)
 		status = KG_EXIT_HOST;
-	recorder_free(det);
-	snapshot_close(sr);
-	vm_destroy(vm);
-	free(vm);
+	run_free(&r);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	return status;
 }

@@ -1,5 +1,4 @@
 /* kagami witness: the lease witness server (ft/lease/witness.h). */
-#include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -9,8 +8,12 @@
 
 #include "cli.h"
 #include "serve.h"
+#include "opts.h"
+#include "base/parse.h"
 #include "ft/lease/witness.h"
 #include "base/log.h"
+
+#define WITNESS_NAME "kagami witness"
 
 static void witness_usage(FILE *f)
 {
@@ -61,21 +64,24 @@ static void *sig_main(void *arg)
 	return NULL;
 }
 
-static int parse_ms(const char *name, const char *opt, const char *s,
-		    long long min, long long *out)
+/* --max-ttl and --grace: milliseconds from min to INT32_MAX. */
+static int parse_ms(struct opts *p, uint64_t min, uint64_t *out)
 {
-	char *end;
-	long long v = strtoll(s, &end, 10);
-	if (!*s || *end || v < min || v > 2147483647LL) {
-		fprintf(stderr, "%s: %s '%s': expected milliseconds, %lld.."
-			"2147483647\n", name, opt, s, min);
-		return -1;
-	}
-	*out = v;
-	return 0;
+	if (kg_parse_u64(p->arg, 10, min, 2147483647, out) == 0)
+		return 0;
+	return opts_bad(p, "expected milliseconds, %llu..2147483647",
+			(unsigned long long)min);
 }
 
-int cmd_witness(int argc, char **argv)
+struct witness_args {
+	const char *listen_addr, *keyfile;
+	bool insecure;
+	uint64_t max_ttl;
+	int64_t grace; /* -1: --max-ttl */
+};
+
+/* 0, 1 after --help, or -1 after a message. */
+static int witness_parse(int argc, char **argv, struct witness_args *a)
 {
 	enum { O_LISTEN = 256, O_KEY, O_LEASE_KEY, O_MAX_TTL, O_GRACE,
 	       O_INSECURE };
@@ -89,82 +95,54 @@ int cmd_witness(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *name = "kagami witness";
-	const char *listen_addr = NULL, *keyfile = NULL;
-	long long max_ttl = 60000, grace = -1;
-	bool insecure = false;
-	opterr = 0;
-	optind = 1;
-	int c;
-	while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
+	struct opts p;
+	uint64_t grace;
+	opts_init(&p, WITNESS_NAME, argc, argv, opts, OPTS_IN_ORDER);
+	for (int c; (c = opts_next(&p)) != OPTS_END;) {
 		switch (c) {
-		case O_LISTEN: listen_addr = optarg; break;
+		case O_LISTEN: a->listen_addr = p.arg; break;
 		case O_KEY:
 			/* Elsewhere --key is the replication key, which must
 			 * not be copied here. */
 			fprintf(stderr, "%s: --key: the witness takes only the "
 				"lease key, as --lease-key FILE (the file the "
 				"primary and the secondary give as --lease-key, "
-				"not their replication --key)\n", name);
-			return KG_EXIT_USAGE;
-		case O_LEASE_KEY: keyfile = optarg; break;
-		case O_INSECURE: insecure = true; break;
+				"not their replication --key)\n", p.name);
+			return -1;
+		case O_LEASE_KEY: a->keyfile = p.arg; break;
+		case O_INSECURE: a->insecure = true; break;
 		case O_MAX_TTL:
-			if (parse_ms(name, "--max-ttl", optarg, 1, &max_ttl) < 0)
-				return KG_EXIT_USAGE;
+			if (parse_ms(&p, 1, &a->max_ttl) < 0)
+				return -1;
 			break;
 		case O_GRACE:
-			if (parse_ms(name, "--grace", optarg, 0, &grace) < 0)
-				return KG_EXIT_USAGE;
+			if (parse_ms(&p, 0, &grace) < 0)
+				return -1;
+			a->grace = (int64_t)grace;
 			break;
 		case 'h':
 			witness_usage(stdout);
-			return 0;
-		case ':':
-			fprintf(stderr, "%s: option %s needs a value\n", name,
-				argv[optind - 1]);
-			return KG_EXIT_USAGE;
+			return 1;
 		default:
-			fprintf(stderr, "%s: unknown option '%s' (try '%s "
-				"--help')\n", name, argv[optind - 1], name);
-			return KG_EXIT_USAGE;
+			return -1;
 		}
 	}
-	if (optind != argc) {
-		fprintf(stderr, "%s: unexpected argument '%s'\n", name,
-			argv[optind]);
-		return KG_EXIT_USAGE;
-	}
-	if (!listen_addr) {
+	if (opts_no_operands(&p) < 0)
+		return -1;
+	if (!a->listen_addr) {
 		fprintf(stderr, "%s: --listen ADDR is required (try '%s "
-			"--help')\n", name, name);
-		return KG_EXIT_USAGE;
+			"--help')\n", p.name, p.name);
+		return -1;
 	}
-	struct link_policy lp = { .keyfile = keyfile, .insecure = insecure };
-	if (serve_link_policy(name, &lp))
-		return KG_EXIT_USAGE;
-	struct witness_opts wo;
-	witness_opts_default(&wo);
-	kg_log_configure(name, KG_LOG_INFO, NULL, NULL);
-	wo.max_ttl_ms = (unsigned)max_ttl;
-	wo.grace_ms = grace < 0 ? max_ttl : grace;
+	return 0;
+}
 
+/* Serves on l until SIGINT or SIGTERM: the exit status. */
+static int witness_serve_until_signal(struct kg_tp_listener *l,
+				      const struct witness_opts *wo)
+{
+	const char *name = WITNESS_NAME;
 	struct kg_err e = { 0 };
-	struct kg_tp_key key;
-	if (keyfile && kg_tp_key_load(keyfile, &key, &e) < 0) {
-		fprintf(stderr, "%s: --lease-key: %s\n", name, e.msg);
-		return KG_EXIT_USAGE;
-	}
-	struct kg_tp_listener *l;
-	if (witness_listen(listen_addr, keyfile ? &key : NULL, &wo, &l,
-			   &e) < 0) {
-		memset(&key, 0, sizeof(key));
-		fprintf(stderr, "%s: %s\n", name, e.msg);
-		return KG_EXIT_USAGE;
-	}
-	memset(&key, 0, sizeof(key)); /* the listener has its own copy */
-	serve_link_warnings(name, &lp);
-
 	struct sigctx sc = { .sig = 0 };
 	atomic_init(&sc.stop, false);
 	sigemptyset(&sc.set);
@@ -177,12 +155,11 @@ int cmd_witness(int argc, char **argv)
 		r = pthread_create(&th, NULL, sig_main, &sc);
 	if (r != 0) {
 		fprintf(stderr, "%s: signal thread: %s\n", name, strerror(r));
-		kg_tp_listener_close(l);
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
 		return KG_EXIT_HOST;
 	}
 	int status = 0;
-	if (witness_serve(l, &wo, &sc.stop, &e) < 0) {
+	if (witness_serve(l, wo, &sc.stop, &e) < 0) {
 		fprintf(stderr, "%s: %s\n", name, e.msg);
 		status = KG_EXIT_HOST;
 		pthread_kill(th, SIGTERM); /* wakes the signal thread */
@@ -191,9 +168,45 @@ int cmd_witness(int argc, char **argv)
 	if (status == 0)
 		fprintf(stderr, "%s: stopped by %s\n", name,
 			sc.sig == SIGINT ? "SIGINT" : "SIGTERM");
-	kg_tp_listener_close(l);
 	/* The signals stay blocked until exit: a second SIGTERM (timeout(1)
 	 * also signals the process group) must not turn a clean stop into
 	 * death by signal. */
+	return status;
+}
+
+int cmd_witness(int argc, char **argv)
+{
+	const char *name = WITNESS_NAME;
+	struct witness_args a = { .max_ttl = 60000, .grace = -1 };
+	int r = witness_parse(argc, argv, &a);
+	if (r)
+		return r > 0 ? 0 : KG_EXIT_USAGE;
+	struct link_policy lp = { .keyfile = a.keyfile,
+				  .insecure = a.insecure };
+	if (serve_link_policy(name, &lp))
+		return KG_EXIT_USAGE;
+	struct witness_opts wo;
+	witness_opts_default(&wo);
+	kg_log_configure(name, KG_LOG_INFO, NULL, NULL);
+	wo.max_ttl_ms = (unsigned)a.max_ttl;
+	wo.grace_ms = a.grace < 0 ? (unsigned)a.max_ttl : (unsigned)a.grace;
+
+	struct kg_err e = { 0 };
+	struct kg_tp_key key;
+	if (a.keyfile && kg_tp_key_load(a.keyfile, &key, &e) < 0) {
+		fprintf(stderr, "%s: --lease-key: %s\n", name, e.msg);
+		return KG_EXIT_USAGE;
+	}
+	struct kg_tp_listener *l;
+	if (witness_listen(a.listen_addr, a.keyfile ? &key : NULL, &wo, &l,
+			   &e) < 0) {
+		memset(&key, 0, sizeof(key));
+		fprintf(stderr, "%s: %s\n", name, e.msg);
+		return KG_EXIT_USAGE;
+	}
+	memset(&key, 0, sizeof(key)); /* the listener has its own copy */
+	serve_link_warnings(name, &lp);
+	int status = witness_serve_until_signal(l, &wo);
+	kg_tp_listener_close(l);
 	return status;
 }

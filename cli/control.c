@@ -12,7 +12,6 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "vmm/vm.h"
 #include "base/clock.h"
 
 #define CONTROL_MAX_CLIENTS 16
@@ -50,91 +49,6 @@ struct control {
 	bool started, bound; /* bound: path is ours to unlink */
 	struct client clients[CONTROL_MAX_CLIENTS];
 };
-
-static const char *state_name(struct vm *vm)
-{
-	switch (vm->req) {
-	case VM_REQ_RUN: return "running";
-	case VM_REQ_PAUSE: return "paused";
-	default: return "stopping";
-	}
-}
-
-static int do_status(struct control_call *call, struct kg_err *e)
-{
-	(void)e;
-	struct vm *vm = call->vm;
-	cJSON *reply = call->reply;
-	pthread_mutex_lock(&vm->lock);
-	cJSON_AddStringToObject(reply, "state", state_name(vm));
-	pthread_mutex_unlock(&vm->lock);
-	cJSON_AddStringToObject(reply, "image", vm->cfg.kernel_path
-					? vm->cfg.kernel_path : "");
-	cJSON_AddNumberToObject(reply, "vcpus", vm->ncpus);
-	cJSON_AddNumberToObject(reply, "mem_mib",
-				(double)(vm->cfg.mem_size >> 20));
-	cJSON_AddNumberToObject(reply, "uptime_ms",
-				(double)(kg_now_ns() - vm->stats.run_start_ns) /
-					1e6);
-	cJSON *ex = cJSON_AddObjectToObject(reply, "exits");
-	cJSON_AddNumberToObject(ex, "pio", (double)vm->stats.exits[VM_EXIT_PIO]);
-	cJSON_AddNumberToObject(ex, "mmio",
-				(double)vm->stats.exits[VM_EXIT_MMIO]);
-	cJSON_AddNumberToObject(ex, "other",
-				(double)vm->stats.exits[VM_EXIT_OTHER]);
-	cJSON_AddNumberToObject(reply, "resets", vm->stats.resets);
-	return 0;
-}
-
-static int do_pause(struct control_call *call, struct kg_err *e)
-{
-	struct vm *vm = call->vm;
-	uint64_t t0 = kg_now_ns();
-	vm_pause(vm);
-	if (vm->req != VM_REQ_PAUSE)
-		return kg_errf(e, "the VM is stopping");
-	cJSON_AddNumberToObject(call->reply, "pause_us",
-				(double)(kg_now_ns() - t0) / 1e3);
-	return 0;
-}
-
-static int do_resume(struct control_call *call, struct kg_err *e)
-{
-	struct vm *vm = call->vm;
-	if (vm->req != VM_REQ_PAUSE)
-		return kg_errf(e, "the VM is not paused");
-	if (vm_fenced(vm))
-		return kg_errf(e, "the split-brain guard holds the VM paused "
-			       "until its lease is renewed");
-	vm_resume(vm);
-	return 0;
-}
-
-static int do_quit(struct control_call *call, struct kg_err *e)
-{
-	(void)e;
-	vm_request_stop(call->vm, VM_STOP_REQUEST, 0,
-			"stopped by the control socket (quit)");
-	return 0;
-}
-
-static int do_help(struct control_call *call, struct kg_err *e);
-
-const struct control_cmd control_builtin[] = {
-	{ "status", "state, image, vCPUs, memory, uptime, exits", do_status, false },
-	{ "pause", "park every vCPU", do_pause, false },
-	{ "resume", "run again after pause", do_resume, false },
-	{ "quit", "stop the VM; kagami exits 0", do_quit, false },
-	{ "help", "list the commands", do_help, false },
-	{ NULL, NULL, NULL, false },
-};
-
-/* help is answered by the server itself: it knows the extra table. */
-static int do_help(struct control_call *call, struct kg_err *e)
-{
-	(void)call, (void)e;
-	return 0;
-}
 
 static void list_commands(const struct control *c, cJSON *reply)
 {
@@ -294,7 +208,7 @@ static char *handle_line(struct control *c, struct client *cl, bool *taken)
 						     fd };
 			r = k->fn(&call, &e);
 		}
-		if (k && k->fn == do_help)
+		if (k && k->fn == control_help)
 			list_commands(c, reply);
 	}
 	cJSON_Delete(req);

@@ -4,7 +4,6 @@
 #include <string.h>
 
 #include "cli.h"
-#include "control.h"
 #include "crash.h"
 
 #ifndef KAGAMI_VERSION

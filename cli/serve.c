@@ -149,16 +149,17 @@ const struct control_cmd vm_commands[] = {
 		      "(kagami restore FILE resumes it)", do_snapshot, false },
 	{ "migrate", "move the running VM to 'kagami receive' at ADDR "
 		     "(tcp:HOST:PORT) [--downtime-limit MS] [--bandwidth MBPS] "
-		     "[--with-storage] [--key FILE]", ctl_migrate, true },
+		     "[--with-storage] [--key FILE | --insecure]", ctl_migrate, true },
 	{ "protection", "the replication state: protected or not, and why; "
 			"epoch pause, ACK and output-hold latencies",
 	  ctl_protection, false },
-	{ "protect", "--peer ADDR [--mode ft|ha] [--key FILE]: protect the "
+	{ "protect", "--peer ADDR [--mode ft|ha] [--key FILE | --insecure]: "
+		     "protect the "
 		     "VM onto a (new) secondary without stopping it",
 	  ctl_protect, false },
 	{ "storage-migrate", "NEWPATH [--disk N]: move disk N (default 0) "
 			     "to a new image while the guest runs",
-	  cmd_storage_migrate, true },
+	  ctl_storage_migrate, true },
 	{ NULL, NULL, NULL, false },
 };
 

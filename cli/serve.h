@@ -71,10 +71,6 @@ struct serve_ctx {
 	bool have_popts;
 };
 
-/* cmd_protect.c: the protection and protect commands. */
-int ctl_protection(struct control_call *call, struct kg_err *e);
-int ctl_protect(struct control_call *call, struct kg_err *e);
-
 /* The receiving roles' hooks (ft/pipeline/role.h) as the CLI provides
  * them: serve a VM with serve_vm, and take stop signals while idle. */
 struct serve_role {
@@ -109,8 +105,5 @@ void serve_link_warnings(const char *name, const struct link_policy *p);
 int serve_listen(const char *name, const char *addr, const char *keyfile,
 		 int io_timeout_ms, struct kg_tp_key *key,
 		 struct kg_tp_listener **l);
-
-/* cmd_migrate.c: the migrate job. */
-int ctl_migrate(struct control_call *call, struct kg_err *e);
 
 #endif

@@ -1,11 +1,10 @@
 /* The kvstore client's engine: see kv_engine.h. */
 #include <endian.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -17,7 +16,6 @@
 #include <netinet/in.h>
 #include <sys/random.h>
 #include <sys/socket.h>
-
 
 #include "kv_engine.h"
 
@@ -147,7 +145,7 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-uint64_t kv_lat_pct_us(struct kv_engine *en, unsigned pct)
+uint64_t kv_lat_pct_us(const struct kv_engine *en, unsigned pct)
 {
 	if (!en->nlat)
 		return 0;
@@ -303,10 +301,23 @@ static int engine_issue(struct kv_engine *en, unsigned idx, uint64_t now)
 	return 1;
 }
 
+void kv_note(const struct kv_engine *en, const char *fmt, ...)
+{
+	if (!en->note)
+		return;
+	/* a key, two values and words: the longest note fits */
+	char msg[KV_KEY_MAX + 2 * KV_VAL_MAX + 256];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	en->note(en->note_arg, msg);
+}
+
 static void engine_progress(struct kv_engine *en, uint64_t now)
 {
-	fprintf(stderr, "kagami kv %s: %.0f s, %" PRIu64 " ops, %" PRIu64
-		" acked, %" PRIu64 " retries, %" PRIu64 " errors\n", en->name,
+	kv_note(en, "%.0f s, %" PRIu64 " ops, %" PRIu64 " acked, %" PRIu64
+		" retries, %" PRIu64 " errors",
 		(double)(now - en->start_ns) / 1e9, en->ops, en->acked,
 		en->retries, en->errors);
 }
@@ -412,19 +423,18 @@ out:
 	return rc;
 }
 
-void kv_print_json(struct kv_engine *en, uint64_t lost,
-		       const char *extra)
+void kv_engine_json(const struct kv_engine *en, uint64_t lost,
+		    const char *extra, char *buf, size_t size)
 {
-	printf("{\"ops\":%" PRIu64 ",\"acked\":%" PRIu64 ",\"retries\":%"
-	       PRIu64 ",\"errors\":%" PRIu64 ",\"lost\":%" PRIu64
-	       ",\"p50_us\":%" PRIu64 ",\"p99_us\":%" PRIu64
-	       ",\"duration_s\":%.3f,\"max_gap_ms\":%.3f,"
-	       "\"max_gap_start_ms\":%" PRIu64 "%s}\n", en->ops, en->acked,
-	       en->retries, en->errors, lost, kv_lat_pct_us(en, 50),
-	       kv_lat_pct_us(en, 99),
-	       (double)(en->stop_ns - en->start_ns) / 1e9,
-	       (double)en->max_gap_ns / 1e6, en->max_gap_start_ms, extra);
-	fflush(stdout);
+	snprintf(buf, size, "{\"ops\":%" PRIu64 ",\"acked\":%" PRIu64
+		 ",\"retries\":%" PRIu64 ",\"errors\":%" PRIu64 ",\"lost\":%"
+		 PRIu64 ",\"p50_us\":%" PRIu64 ",\"p99_us\":%" PRIu64
+		 ",\"duration_s\":%.3f,\"max_gap_ms\":%.3f,"
+		 "\"max_gap_start_ms\":%" PRIu64 "%s}", en->ops, en->acked,
+		 en->retries, en->errors, lost, kv_lat_pct_us(en, 50),
+		 kv_lat_pct_us(en, 99),
+		 (double)(en->stop_ns - en->start_ns) / 1e9,
+		 (double)en->max_gap_ns / 1e6, en->max_gap_start_ms, extra);
 }
 
 int kv_write_all(int fd, const char *buf, size_t n, const char *path,

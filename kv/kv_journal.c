@@ -1,4 +1,5 @@
-/* The journal table and verify callbacks: see kv_journal.h. */
+/* The journal: its lines, and the table read from them (kv_journal.h). */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -113,7 +114,18 @@ static int jkey_ack(struct jkey *k, uint64_t client, uint64_t req, bool del,
 	return 0;
 }
 
-int kv_journal_read(const char *path, struct jtable *t, struct kg_err *e)
+int kv_journal_write(int fd, const char *path, char type, uint64_t client,
+		     uint64_t req, const struct kv_req *r, struct kg_err *e)
+{
+	char line[KV_KEY_MAX + KV_VAL_MAX + 96];
+	int n = snprintf(line, sizeof(line), "%c %016" PRIx64 " %" PRIu64
+			 " put %.*s %.*s\n", type, client, req,
+			 (int)r->klen, r->key, (int)r->vlen, r->val);
+	return kv_write_all(fd, line, (size_t)n, path, e);
+}
+
+int kv_journal_read(const char *path, struct jtable *t, kv_note_fn note,
+		    void *note_arg, struct kg_err *e)
 {
 	FILE *f = fopen(path, "re");
 	if (!f)
@@ -127,9 +139,13 @@ int kv_journal_read(const char *path, struct jtable *t, struct kg_err *e)
 		lineno++;
 		if (len == 0 || line[len - 1] != '\n') {
 			/* A line cut by the client's death: never acked. */
-			fprintf(stderr, "kagami kv verify: journal %s:%lu: "
-				"ignoring an incomplete last line\n", path,
-				lineno);
+			if (note) {
+				char msg[4200];
+				snprintf(msg, sizeof(msg), "journal %s:%lu: "
+					 "ignoring an incomplete last line",
+					 path, lineno);
+				note(note_arg, msg);
+			}
 			break;
 		}
 		line[--len] = 0;
@@ -171,64 +187,4 @@ int kv_journal_read(const char *path, struct jtable *t, struct kg_err *e)
 	free(line);
 	fclose(f);
 	return rc;
-}
-
-
-int kv_verify_next(void *ctx, struct kv_engine *en, unsigned slot,
-		       uint64_t req_id, struct kv_req *r)
-{
-	struct verify_ctx *c = ctx;
-	if (c->next >= c->t->n)
-		return 0;
-	struct jkey *k = c->t->list[c->next];
-	r->tag = c->next++;
-	r->op = KV_GET;
-	r->klen = (uint16_t)strlen(k->key);
-	memcpy(r->key, k->key, r->klen);
-	return kv_history_invoke(c->hist, en->slots[slot].client_id, req_id,
-				 r, &en->err) < 0 ? -1 : 1;
-}
-
-int kv_verify_done(void *ctx, struct kv_engine *en, unsigned slot,
-		       uint64_t req_id, const struct kv_req *r,
-		       const struct kv_result *res)
-{
-	struct verify_ctx *c = ctx;
-	struct jkey *k = c->t->list[r->tag];
-	if (kv_history_complete(c->hist, en->slots[slot].client_id, req_id, r,
-				res, &en->err) < 0)
-		return -1;
-	if (res->status != KV_OK && res->status != KV_NOT_FOUND) {
-		fprintf(stderr, "kagami kv verify: get %s: %s\n", k->key,
-			kv_status_name(res->status));
-		return 0;
-	}
-	bool found = res->status == KV_OK;
-	bool good;
-	if (!k->has_acked || k->acked_del)
-		good = !found;
-	else
-		good = found && !strcmp(res->val, k->acked_val) &&
-		       strlen(k->acked_val) == res->vlen;
-	for (size_t j = 0; j < k->natt && !good; j++) {
-		const struct jatt *a = &k->att[j];
-		good = a->del ? !found
-			      : found && strlen(a->val) == res->vlen &&
-				!strcmp(res->val, a->val);
-	}
-	if (good) {
-		c->ok++;
-		return 0;
-	}
-	c->lost++;
-	if (c->lost <= 10)
-		fprintf(stderr, "kagami kv verify: lost: %s is %s%s%s, last "
-			"acknowledged %s%s%s%s\n", k->key,
-			found ? "'" : "", found ? res->val : "not found",
-			found ? "'" : "",
-			!k->has_acked ? "nothing" : k->acked_del ? "del" : "'",
-			k->has_acked && !k->acked_del ? k->acked_val : "",
-			k->has_acked && !k->acked_del ? "'" : "",
-			k->natt ? " (or a later attempt)" : "");
-	return 0;
 }

@@ -1,15 +1,13 @@
 /*
- * The journal of a kvstore load (cli/kv_journal.c) and its verification:
- * the table of every key's last acknowledged write and later attempts,
- * and the engine callbacks that read each key back and count what was
- * lost. The journal format and what verify accepts are described at the
- * top of cli/cmd_kv.c.
+ * The journal of a kvstore load: its lines, written as the load goes, and
+ * the table read back from them for verify -- every key's last
+ * acknowledged write and the attempts after it. The format and what
+ * verify accepts are described in kv_client.h.
  */
 #ifndef KG_KV_JOURNAL_H
 #define KG_KV_JOURNAL_H
 
 #include "kv_engine.h"
-#include "kv_history.h"
 
 struct jatt {
 	uint64_t client, req;
@@ -33,20 +31,16 @@ struct jtable {
 	size_t caplist;
 };
 
-
-struct verify_ctx {
-	struct jtable *t;
-	struct kv_history *hist; /* every read recorded */
-	size_t next;
-	uint64_t lost, ok;
-};
-
-int kv_journal_read(const char *path, struct jtable *t, struct kg_err *e);
+/* Appends one line, "TYPE CLIENT REQ put KEY VALUE" (type 'a' an attempt,
+ * 'k' its acknowledgement), in one write(2) on fd (O_APPEND): a client
+ * killed mid-run leaves whole lines, or a cut last one. */
+int kv_journal_write(int fd, const char *path, char type, uint64_t client,
+		     uint64_t req, const struct kv_req *r, struct kg_err *e);
+/* Reads path into t (zeroed; kv_jtable_free in any case). A cut last
+ * line is skipped, told through note (may be NULL); a malformed line is
+ * an error naming path:line. */
+int kv_journal_read(const char *path, struct jtable *t, kv_note_fn note,
+		    void *note_arg, struct kg_err *e);
 void kv_jtable_free(struct jtable *t);
-int kv_verify_next(void *ctx, struct kv_engine *en, unsigned slot,
-		       uint64_t req_id, struct kv_req *r);
-int kv_verify_done(void *ctx, struct kv_engine *en, unsigned slot,
-		       uint64_t req_id, const struct kv_req *r,
-		       const struct kv_result *res);
 
 #endif

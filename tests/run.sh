@@ -13,7 +13,8 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 source tests/lib.sh
 
-# ONLY=PATTERN runs just the integration files whose name matches it
+# ONLY=PATTERN runs just the integration files whose name matches it;
+# T=PATTERN just the tests whose name contains it
 # (while working on one area; `make test` runs everything).
 ONLY=${ONLY:-}
 [[ -n $ONLY ]] || echo "== unit tests"

@@ -102,10 +102,13 @@ mig_recv_addr() {
 	[[ $RECV_ADDR == tcp:* ]] || why "receive printed no address: $(cat recv.err)"
 }
 
-# mig_migrate ARGS...: `kagami ctl ctl.sock migrate ARGS`; CTL = its exit
+# mig_migrate ARGS...: `kagami ctl ctl.sock migrate ARGS` (--insecure
+# unless ARGS give --key); CTL = its exit
 # status, the answer in ctl.json, stderr in ctl.err.
 mig_migrate() {
-	timeout -k 5 90 "$KAGAMI" ctl ctl.sock migrate "$@" >ctl.json 2>ctl.err
+	link_opts migrate "$@"
+	timeout -k 5 90 "$KAGAMI" ctl ctl.sock migrate "$@" "${LINK_OPTS[@]}" \
+		>ctl.json 2>ctl.err
 	CTL=$?
 }
 
@@ -441,6 +444,13 @@ test_mig_cli_errors() {
 	mig_migrate nowhere
 	[[ $CTL == 1 && $(wc -l <ctl.err) == 1 ]] && grep -q "nowhere" ctl.err ||
 		why "migrate nowhere: $CTL $(cat ctl.err)" || return
+	# Neither --key nor --insecure: refused before anything is sent.
+	timeout -k 5 30 "$KAGAMI" ctl ctl.sock migrate tcp:127.0.0.1:9 \
+		>ctl.json 2>ctl.err
+	CTL=$?
+	[[ $CTL == 1 && $(wc -l <ctl.err) == 1 ]] &&
+		grep -q "unauthenticated without --key FILE; pass --insecure" ctl.err ||
+		why "migrate without --key/--insecure: $CTL $(cat ctl.err)" || return
 	mig_status_running || return
 	"$KAGAMI" ctl ctl.sock quit >/dev/null 2>&1
 	mig_wait "$SRC_PID"

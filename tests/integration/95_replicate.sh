@@ -329,8 +329,14 @@ test_reprotect_after_failover() {
 	# --failover-timeout / 4, so 600 keeps it heard and patient.)
 	rp_sec sec2 17221 --failover-timeout 600 || return
 	local sec2=$SEC_PID
+	# Without --key or --insecure: refused, one line.
 	timeout -k 2 20 "$KAGAMI" ctl sec1.sock protect --peer "tcp:$RP_HOST:17221" \
-		>protect.json 2>protect.err ||
+		>protect.json 2>protect.err &&
+		{ why "ctl protect without --key/--insecure succeeded"; return; }
+	grep -q "unauthenticated without --key FILE; pass --insecure" protect.err ||
+		why "ctl protect without --key: $(cat protect.err)" || return
+	timeout -k 2 20 "$KAGAMI" ctl sec1.sock protect --peer "tcp:$RP_HOST:17221" \
+		--insecure >protect.json 2>protect.err ||
 		why "ctl protect failed: $(cat protect.err)" || return
 	rp_wait_protected sec1.sock || return
 	[[ $(rp_str mode) == ft ]] || why "mode is not ft: $(cat prot.json)" || return

@@ -103,7 +103,8 @@ test_linux_power() {
 	log=$(vhost_share a)/kagami-1.log
 	vhost_kagami_linux a 1 --disk 0 --append "kg.mode=info kg.disk=none" ||
 		why "$VHOST_ERROR" || return
-	vhost_wait a kagami-1.rc '^[0-9]+$' 300 || why "$VHOST_ERROR" || return
+	vhost_wait a kagami-1.rc '^[0-9]+$' 300 ||
+		why "$VHOST_ERROR; kagami-1.log: $(tail -n 5 "$log" | tr '\n' '|')" || return
 	[[ $(cat "$(vhost_share a)/kagami-1.rc") == 0 ]] ||
 		why "poweroff: kagami exited $(cat "$(vhost_share a)/kagami-1.rc"): $(tail -n 3 "$log")" || return
 	[[ $(lx_fact "$log" nproc) == 1 ]] || why "nproc: $(lx_fact "$log" nproc)" || return

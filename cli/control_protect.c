@@ -1,7 +1,9 @@
-/* The control socket's replication commands: protection, protect. */
+/* The control socket's replication commands: protection (the state of
+ * ft/pipeline/protect.c's replication) and protect (start it). */
 #include <stdio.h>
 #include <string.h>
 
+#include "control.h"
 #include "serve.h"
 #include "vmm/vm.h"
 
@@ -50,17 +52,49 @@ int ctl_protection(struct control_call *call, struct kg_err *e)
 	return 0;
 }
 
+/* --mode: 0, or -1 with e set. */
+static int parse_mode(const char *mode, enum protect_mode *out,
+		      struct kg_err *e)
+{
+	if (!strcmp(mode, "ft"))
+		*out = PROTECT_FT;
+	else if (!strcmp(mode, "ha"))
+		*out = PROTECT_HA;
+	else if (!strcmp(mode, "lockstep"))
+		*out = PROTECT_LOCKSTEP;
+	else
+		return kg_errf(e, "protect --mode '%s': ft, ha or lockstep",
+			       mode);
+	return 0;
+}
+
+/* Replaces sc's protection (stopped, or none) by one to o->peer. Under
+ * sc->lock. */
+static int protect_restart(struct serve_ctx *sc, struct control_call *call,
+			   const struct protect_opts *o, struct kg_err *e)
+{
+	protect_stop(sc->prot);
+	sc->prot = protect_start(call->vm, o, e);
+	if (!sc->prot)
+		return -1;
+	sc->popts = *o;
+	sc->have_popts = true;
+	cJSON_AddStringToObject(call->reply, "peer", o->peer);
+	cJSON_AddStringToObject(call->reply, "mode", protect_mode_name(o->mode));
+	return 0;
+}
+
 int ctl_protect(struct control_call *call, struct kg_err *e)
 {
 	struct serve_ctx *sc = call->ctx;
-	const cJSON *peer = cJSON_GetObjectItemCaseSensitive(call->req, "peer");
-	const cJSON *mode = cJSON_GetObjectItemCaseSensitive(call->req, "mode");
-	const cJSON *key = cJSON_GetObjectItemCaseSensitive(call->req, "key");
-	if (!cJSON_IsString(peer))
+	const char *peer = control_str(call, "peer");
+	const char *mode = control_str(call, "mode");
+	const char *key = control_str(call, "key");
+	if (!peer)
 		return kg_errf(e, "protect needs --peer tcp:HOST:PORT (where "
 			       "'kagami secondary --listen' waits)");
 	struct kg_tp_addr a;
-	if (kg_tp_addr_parse(peer->valuestring, &a, e) < 0)
+	if (kg_tp_addr_parse(peer, &a, e) < 0)
 		return kg_err_prefix(e, "protect --peer");
 	pthread_mutex_lock(&sc->lock);
 	struct protect_opts o = sc->popts;
@@ -76,36 +110,22 @@ int ctl_protect(struct control_call *call, struct kg_err *e)
 			goto out;
 		}
 	}
-	if (cJSON_IsString(mode)) {
-		if (!strcmp(mode->valuestring, "ft"))
-			o.mode = PROTECT_FT;
-		else if (!strcmp(mode->valuestring, "ha"))
-			o.mode = PROTECT_HA;
-		else if (!strcmp(mode->valuestring, "lockstep"))
-			o.mode = PROTECT_LOCKSTEP;
-		else {
-			kg_errf(e, "protect --mode '%s': ft, ha or lockstep",
-				mode->valuestring);
-			goto out;
-		}
+	if (mode && parse_mode(mode, &o.mode, e) < 0)
+		goto out;
+	if (!key && !o.have_key && !control_flag(call, "insecure")) {
+		kg_errf(e, "protect: the link is unauthenticated without "
+			"--key FILE; pass --insecure to protect anyway");
+		goto out;
 	}
-	if (cJSON_IsString(key)) {
-		if (kg_tp_key_load(key->valuestring, &o.key, e) < 0) {
+	if (key) {
+		if (kg_tp_key_load(key, &o.key, e) < 0) {
 			kg_err_prefix(e, "protect --key");
 			goto out;
 		}
 		o.have_key = true;
 	}
-	snprintf(o.peer, sizeof(o.peer), "%s", peer->valuestring);
-	protect_stop(sc->prot);
-	sc->prot = protect_start(call->vm, &o, e);
-	if (!sc->prot)
-		goto out;
-	sc->popts = o;
-	sc->have_popts = true;
-	cJSON_AddStringToObject(call->reply, "peer", o.peer);
-	cJSON_AddStringToObject(call->reply, "mode", protect_mode_name(o.mode));
-	rc = 0;
+	snprintf(o.peer, sizeof(o.peer), "%s", peer);
+	rc = protect_restart(sc, call, &o, e);
 out:
 	pthread_mutex_unlock(&sc->lock);
 	return rc;

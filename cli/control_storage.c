@@ -1,5 +1,6 @@
 /* The control socket's storage-migrate command (a job: it reports
- * progress events while the guest runs, then the result). */
+ * progress events while the guest runs, then the result); the copy is
+ * ft/storage/storage_migrate.c's. */
 #include "control.h"
 #include "ft/storage/storage_migrate.h"
 #include "vmm/vm.h"
@@ -24,16 +25,13 @@ static void progress(void *arg, const struct storage_migrate_progress *p)
 	control_event(arg, "progress", ev);
 }
 
-int cmd_storage_migrate(struct control_call *call, struct kg_err *e)
+int ctl_storage_migrate(struct control_call *call, struct kg_err *e)
 {
-	const cJSON *req = call->req;
-	const cJSON *path = cJSON_GetObjectItemCaseSensitive(req, "path");
-	const cJSON *args = cJSON_GetObjectItemCaseSensitive(req, "args");
-	const cJSON *disk = cJSON_GetObjectItemCaseSensitive(req, "disk");
-	if (!cJSON_IsString(path) && cJSON_GetArraySize(args) > 0)
-		path = cJSON_GetArrayItem(args, 0);
-	if (!cJSON_IsString(path) || !*path->valuestring ||
-	    cJSON_GetArraySize(args) > 1)
+	const cJSON *disk = cJSON_GetObjectItemCaseSensitive(call->req, "disk");
+	const char *path = control_str(call, "path");
+	if (!path)
+		path = control_pos(call, 0);
+	if (!path || !*path || control_npos(call) > 1)
 		return kg_errf(e, "storage-migrate needs one target: "
 			       "storage-migrate NEWPATH [--disk N]");
 	double d = 0;
@@ -45,11 +43,10 @@ int cmd_storage_migrate(struct control_call *call, struct kg_err *e)
 	}
 	struct storage_migrate_opts o = { .progress = progress, .arg = call };
 	struct storage_migrate_stats st;
-	if (storage_migrate(call->vm, (unsigned)d, path->valuestring, &o, &st,
-			    e) < 0)
+	if (storage_migrate(call->vm, (unsigned)d, path, &o, &st, e) < 0)
 		return -1;
 	cJSON *reply = call->reply;
-	cJSON_AddStringToObject(reply, "path", path->valuestring);
+	cJSON_AddStringToObject(reply, "path", path);
 	cJSON_AddNumberToObject(reply, "disk", d);
 	cJSON_AddNumberToObject(reply, "total_ms",
 				rnd((double)st.total_us / 1e3, 10));
