@@ -28,9 +28,12 @@ static void restore_usage(FILE *f)
 "Resumes a VM exactly where 'kagami ctl SOCKET snapshot --path FILE' saved\n"
 "it. Memory size, vCPUs and the guest's state come from the snapshot;\n"
 "host resources are given again: as many --disk and --net as the VM had\n"
-"(the same images, or copies of them), and a console. RAM is mapped from\n"
-"the file and loads on first touch; its checksum is verified in the\n"
-"background and a mismatch stops the VM.\n"
+"(the same images, or copies of them), and a console. The guest starts at\n"
+"once: RAM loads from the file as the guest touches it and in the\n"
+"background, each page checked against its hash first; once all of it is\n"
+"in, the file is no longer read. A page that fails its check (the file\n"
+"was changed or cut meanwhile) stops the VM: 'snapshot FILE: RAM page\n"
+"0x...: damaged (...)', exit status 4.\n"
 "\n"
 "options: --console, --disk, --net, --control, --timeout, --summary as for\n"
 "'kagami run' (see 'kagami run --help'). Exit status as for 'kagami run'.\n");
@@ -193,12 +196,12 @@ static int run_main(const char *name, enum run_kind kind, int argc,
 {
 	bool restore = kind == RUN_RESTORE, record = kind == RUN_RECORD;
 	const char *log_path = NULL;
-	unsigned long digest_ms = 100;
+	unsigned long digest_ms = 100, prefetch_delay = 0;
 	enum { O_MEM = 256, O_CPUS, O_CONSOLE, O_CMDLINE, O_INITRD, O_TIMEOUT,
 	       O_SUMMARY, O_DISK, O_NET, O_CONTROL, O_REPLICATE, O_PEER, O_KEY,
 	       O_EPOCH_MS, O_INTERVAL, O_FAILOVER, O_FAULT, O_LEASE,
 	       O_LEASE_TTL, O_LEASE_KEY, O_DETERMINISTIC, O_LOG,
-	       O_DIGEST_MS };
+	       O_DIGEST_MS, O_PREFETCH_DELAY };
 	static const struct option opts[] = {
 		{ "mem", required_argument, NULL, O_MEM },
 		{ "cpus", required_argument, NULL, O_CPUS },
@@ -223,6 +226,8 @@ static int run_main(const char *name, enum run_kind kind, int argc,
 		{ "deterministic", no_argument, NULL, O_DETERMINISTIC },
 		{ "log", required_argument, NULL, O_LOG },
 		{ "digest-ms", required_argument, NULL, O_DIGEST_MS },
+		{ "test-prefetch-delay", required_argument, NULL,
+		  O_PREFETCH_DELAY },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -352,6 +357,11 @@ static int run_main(const char *name, enum run_kind kind, int argc,
 				       &digest_ms) < 0)
 				return KG_EXIT_USAGE;
 			break;
+		case O_PREFETCH_DELAY:
+			if (parse_uint(name, "--test-prefetch-delay", optarg,
+				       600000, &prefetch_delay) < 0)
+				return KG_EXIT_USAGE;
+			break;
 		case 'h':
 			(restore ? restore_usage
 				 : record ? record_usage : run_usage)(stdout);
@@ -368,6 +378,11 @@ static int run_main(const char *name, enum run_kind kind, int argc,
 		if (restore && (c == O_MEM || c == O_CPUS || c == O_CMDLINE ||
 				c == O_INITRD)) {
 			fprintf(stderr, "%s: --%s: comes from the snapshot\n",
+				name, opts[li].name);
+			return KG_EXIT_USAGE;
+		}
+		if (c == O_PREFETCH_DELAY && !restore) {
+			fprintf(stderr, "%s: --%s: only for 'kagami restore'\n",
 				name, opts[li].name);
 			return KG_EXIT_USAGE;
 		}
@@ -436,6 +451,7 @@ static int run_main(const char *name, enum run_kind kind, int argc,
 			fprintf(stderr, "%s: %s\n", name, e.msg);
 			return KG_EXIT_USAGE;
 		}
+		snapshot_test_prefetch_delay(sr, (unsigned)prefetch_delay);
 	} else {
 		cfg.kernel_path = argv[optind];
 	}

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "vmm/mem_lazy.h"
 #include "vmm/vm.h"
 #include "stream.h"
 #include "base/clock.h"
@@ -210,8 +211,9 @@ static uint64_t dirty_gpas(struct epoch_sender *s, bool full,
 		s->pend[i] = 0;
 	}
 	/* The first epoch of a session: a hole in the memfd was never
-	 * written, and the receiver's zeros already match it. */
-	bool skip_holes = full && s->receiver_zero && !m->file_mapped &&
+	 * written, and the receiver's zeros already match it — unless a
+	 * restore is still loading (a hole may be a page not yet in). */
+	bool skip_holes = full && s->receiver_zero && !guest_mem_lazy(m) &&
 			  m->fd >= 0;
 	for (unsigned r = 0; r < m->nregions; r++) {
 		const struct guest_mem_region *g = &m->regions[r];

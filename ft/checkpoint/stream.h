@@ -48,7 +48,8 @@
 
 #define KG_STREAM_MAGIC "KAGAMIST"
 #define KG_STREAM_MAJOR 1
-#define KG_STREAM_MINOR 2 /* 1.1: disk-blocks, epoch-begin v2; 1.2: exec-log, page-hashes */
+#define KG_STREAM_MINOR 3 /* 1.1: disk-blocks, epoch-begin v2; 1.2: exec-log,
+			   page-hashes; 1.3: ram-hashes */
 #define KG_STREAM_HEADER_SIZE 32
 #define KG_STREAM_HEADER_MAX 4096 /* header size a 1.x reader accepts */
 #define KG_SECTION_HEADER_SIZE 16
@@ -84,6 +85,10 @@ enum kg_sec_kind {
 	KG_SEC_EPOCH_END = 0x0031,   /* closes it: the epoch is complete */
 	KG_SEC_EXEC_LOG = 0x0040,    /* execution log records (ft/record) */
 	KG_SEC_END = 0x7fff,         /* mandatory last section */
+	/* A snapshot's per-page hashes of a RAM section (instance = region;
+	 * layout in ft/checkpoint/snapshot_ram.h): ancillary, a reader
+	 * without them verifies the RAM section's checksum instead. */
+	KG_SEC_RAM_HASHES = 0x8013,
 };
 
 /* An unknown kind with this bit set is ancillary: a consumer may skip it.
