@@ -74,6 +74,7 @@ UNIT_LAYERS_test_epoch := checkpoint
 UNIT_LAYERS_test_epoch_live := checkpoint
 UNIT_LAYERS_test_lease := lease
 UNIT_LAYERS_test_linuxboot := vmm
+UNIT_LAYERS_test_mem_lazy := vmm
 UNIT_LAYERS_test_misc := vmm
 UNIT_LAYERS_test_outbuf := vmm
 UNIT_LAYERS_test_page_codec := checkpoint

@@ -67,11 +67,16 @@ static void set_done(struct mem_lazy *L)
 static void unregister(struct mem_lazy *L)
 {
 	atomic_store(&L->finishing, true);
-	/* Wakes every thread waiting on the range: it retries its fault
-	 * without userfaultfd. */
+	/* Unregistering wakes the threads waiting on the range, and they
+	 * retry their fault without userfaultfd — but it wakes them before
+	 * it detaches the range, and a fault taken under the per-VMA lock
+	 * (6.4+) can queue in between and sleep for good (seen here on
+	 * 6.18). Once the range is detached no fault queues any more: wake
+	 * whoever did (UFFDIO_WAKE needs no registration). */
 	struct uffdio_range r = { (uint64_t)(uintptr_t)L->m->base,
 				  L->m->size };
 	ioctl(L->uffd, UFFDIO_UNREGISTER, &r);
+	ioctl(L->uffd, UFFDIO_WAKE, &r);
 }
 
 static void stop_threads(struct mem_lazy *L)
