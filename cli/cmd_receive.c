@@ -15,6 +15,7 @@
 #include "ft/pipeline/incoming.h"
 #include "ft/pipeline/rlink.h"
 #include "ft/pipeline/verdict.h"
+#include "vmm/size.h"
 #include "vmm/vm.h"
 
 static void receive_usage(FILE *f)
@@ -41,6 +42,10 @@ static void receive_usage(FILE *f)
 "  --control PATH      control socket once the guest runs here\n"
 "  --timeout SECONDS   stop the guest this long after it starts here\n"
 "  --summary           print a run summary at the end\n"
+"  --max-stream-memory SIZE  what the source may make this side hold\n"
+"                      (a staged epoch, besides the guest's RAM): beyond\n"
+"                      it the migration is refused (default 2x the\n"
+"                      guest's RAM + 64M)\n"
 "  -h, --help          show this help\n"
 "\n"
 "Until hand-over nothing runs here: if the migration fails (link cut,\n"
@@ -133,7 +138,7 @@ static void early_cleanup(void *arg)
 int cmd_receive(int argc, char **argv)
 {
 	enum { O_LISTEN = 256, O_KEY, O_DISK, O_NET, O_CONSOLE, O_CONTROL,
-	       O_TIMEOUT, O_SUMMARY, O_DIE_AT };
+	       O_TIMEOUT, O_SUMMARY, O_DIE_AT, O_MAX_STREAM_MEM };
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, O_LISTEN },
 		{ "key", required_argument, NULL, O_KEY },
@@ -144,6 +149,8 @@ int cmd_receive(int argc, char **argv)
 		{ "timeout", required_argument, NULL, O_TIMEOUT },
 		{ "summary", no_argument, NULL, O_SUMMARY },
 		{ "test-die-at", required_argument, NULL, O_DIE_AT },
+		{ "max-stream-memory", required_argument, NULL,
+		  O_MAX_STREAM_MEM },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -152,6 +159,7 @@ int cmd_receive(int argc, char **argv)
 	struct kg_err e = { 0 };
 	const char *listen_addr = NULL, *keyfile = NULL, *control = NULL;
 	const char *die_at = NULL;
+	uint64_t max_stream_mem = 0;
 	double timeout_s = 0;
 	bool summary = false;
 	char *end;
@@ -165,6 +173,13 @@ int cmd_receive(int argc, char **argv)
 		case O_CONTROL: control = optarg; break;
 		case O_SUMMARY: summary = true; break;
 		case O_DIE_AT: die_at = optarg; break;
+		case O_MAX_STREAM_MEM:
+			if (size_parse(optarg, &max_stream_mem, &e) < 0) {
+				fprintf(stderr, "%s: --max-stream-memory: %s\n",
+					name, e.msg);
+				return KG_EXIT_USAGE;
+			}
+			break;
 		case O_TIMEOUT:
 			timeout_s = strtod(optarg, &end);
 			if (!*optarg || *end || !(timeout_s > 0)) {
@@ -215,7 +230,8 @@ int cmd_receive(int argc, char **argv)
 		}
 		to.key = &key;
 	}
-	struct recv_ctx rc = { .in.die_at = die_at };
+	struct recv_ctx rc = { .in.die_at = die_at,
+			       .in.max_stream_memory = max_stream_mem };
 	if (kg_tp_listen(listen_addr, &to, &rc.l, &e) < 0) {
 		fprintf(stderr, "%s: %s\n", name, e.msg);
 		return KG_EXIT_USAGE;

@@ -17,6 +17,7 @@
 #include "ft/pipeline/incoming.h"
 #include "ft/pipeline/rlink.h"
 #include "ft/pipeline/verdict.h"
+#include "vmm/size.h"
 #include "vmm/vm.h"
 #include "base/clock.h"
 
@@ -58,6 +59,11 @@ static void secondary_usage(FILE *f)
 "  --lease-key FILE    as the primary's: the lease witness's key, not the\n"
 "                      replication --key\n"
 "  --lease-ttl MS      as the primary's (default 1.5x the failover timeout)\n"
+"  --max-stream-memory SIZE  what the primary may make this side hold\n"
+"                      per connection (a staged epoch, queued log): beyond\n"
+"                      it the stream is refused as corrupt (the replica is\n"
+"                      kept). Default 2x the guest's RAM + 64M; raise it\n"
+"                      for epochs carrying more disk blocks than that\n"
 "  --timeout SECONDS   stop the guest this long after taking over\n"
 "  --summary           print a run summary at the end\n"
 "  -h, --help          show this help\n"
@@ -177,7 +183,7 @@ int cmd_secondary(int argc, char **argv)
 {
 	enum { O_LISTEN = 256, O_KEY, O_DISK, O_NET, O_CONSOLE, O_CONTROL,
 	       O_TIMEOUT, O_SUMMARY, O_FAILOVER, O_LEASE, O_LEASE_TTL,
-	       O_LEASE_KEY, O_CORRUPT_AT };
+	       O_LEASE_KEY, O_CORRUPT_AT, O_MAX_STREAM_MEM };
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, O_LISTEN },
 		{ "key", required_argument, NULL, O_KEY },
@@ -192,6 +198,8 @@ int cmd_secondary(int argc, char **argv)
 		{ "lease-ttl", required_argument, NULL, O_LEASE_TTL },
 		{ "lease-key", required_argument, NULL, O_LEASE_KEY },
 		{ "test-corrupt-at", required_argument, NULL, O_CORRUPT_AT },
+		{ "max-stream-memory", required_argument, NULL,
+		  O_MAX_STREAM_MEM },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -204,6 +212,7 @@ int cmd_secondary(int argc, char **argv)
 	double timeout_s = 0;
 	unsigned long failover_ms = 100;
 	unsigned long long corrupt_at = 0;
+	uint64_t max_stream_mem = 0;
 	bool summary = false;
 	char *end;
 	opterr = 0;
@@ -224,6 +233,13 @@ int cmd_secondary(int argc, char **argv)
 				fprintf(stderr, "%s: --lease-ttl '%s': "
 					"milliseconds, 10 to 600000\n", name,
 					optarg);
+				return KG_EXIT_USAGE;
+			}
+			break;
+		case O_MAX_STREAM_MEM:
+			if (size_parse(optarg, &max_stream_mem, &e) < 0) {
+				fprintf(stderr, "%s: --max-stream-memory: %s\n",
+					name, e.msg);
 				return KG_EXIT_USAGE;
 			}
 			break;
@@ -340,7 +356,8 @@ again:
 	for (;;) {
 		struct incoming in = { .standby = true,
 				       .beat_ms = (unsigned)failover_ms / 4,
-				       .failover_ms = (int)failover_ms };
+				       .failover_ms = (int)failover_ms,
+				       .max_stream_memory = max_stream_mem };
 		struct vm_state_config sc;
 		in.have_mem = ls_ram.base ? ls_ram.size : 0;
 		kg_tp_listener_set_timeout(l, held ? (int)(failover_ms * 10 < 1000

@@ -44,6 +44,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "base/budget.h"
 #include "base/err.h"
 
 #define KG_STREAM_MAGIC "KAGAMIST"
@@ -195,6 +196,7 @@ struct kg_stream_reader {
 	struct kg_section cur;
 	uint64_t done;        /* payload bytes of cur consumed */
 	uint32_t crc;         /* running CRC of cur */
+	struct kg_budget *budget; /* the peer's (NULL: unlimited) */
 };
 
 /* opts NULL: defaults. Reads nothing yet; fd stays the caller's. */
@@ -219,10 +221,19 @@ int kg_reader_next(struct kg_stream_reader *r, struct kg_section *s,
 int kg_section_read(struct kg_stream_reader *r, void *buf, size_t n,
 		    struct kg_err *e);
 uint64_t kg_section_remaining(const struct kg_stream_reader *r);
+/* What a peer makes this reader hold is charged to b (base/budget.h):
+ * kg_section_read_all's buffers; consumers that stage payloads charge
+ * theirs to kg_reader_budget(r). NULL: unlimited (the default). */
+void kg_reader_set_budget(struct kg_stream_reader *r, struct kg_budget *b);
+struct kg_budget *kg_reader_budget(const struct kg_stream_reader *r);
 /* The current section's whole payload in a malloc'd buffer, verified
- * (kg_section_finish done): NULL with e set on error. */
+ * (kg_section_finish done): NULL with e set on error. Charged to the
+ * reader's budget before it is allocated (a section declaring more than
+ * the budget allows is refused unread, its kind KG_ERR_CORRUPT); free
+ * it with kg_section_free, or release the charge when handing it on. */
 uint8_t *kg_section_read_all(struct kg_stream_reader *r,
 			     const struct kg_section *s, struct kg_err *e);
+void kg_section_free(struct kg_stream_reader *r, uint8_t *buf, uint64_t len);
 /* Skips what remains of the payload and verifies the section's CRC. */
 int kg_section_finish(struct kg_stream_reader *r, struct kg_err *e);
 
