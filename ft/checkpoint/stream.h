@@ -101,13 +101,19 @@ enum kg_sec_kind {
  * means: counted since the stream start or the last KG_SEC_EPOCH_END. */
 struct kg_stream_opts {
 	uint64_t max_state;    /* state sections; default 1 MiB */
-	uint64_t max_bulk;     /* RAM, disk and unknown kinds; default 1 GiB */
+	uint64_t max_bulk;     /* RAM pages, disk and unknown kinds; default
+				* 1 GiB */
+	/* A whole RAM region (KG_SEC_RAM_FULL): never read into a buffer —
+	 * mapped, copied or checked in pieces — so bounded by the largest
+	 * guest, 1 TiB (a 3 GiB region 0 is common) */
+	uint64_t max_ram;
 	uint64_t max_sections; /* per snapshot or epoch; default 1 << 22 */
 	bool any_arch;         /* reader: accept another architecture */
 };
 
 #define KG_STREAM_DEFAULT_MAX_STATE (1ull << 20)
 #define KG_STREAM_DEFAULT_MAX_BULK (1ull << 30)
+#define KG_STREAM_DEFAULT_MAX_RAM (1ull << 40)
 #define KG_STREAM_DEFAULT_MAX_SECTIONS (1ull << 22)
 
 struct kg_stream_header {
