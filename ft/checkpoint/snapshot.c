@@ -4,12 +4,13 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <xxhash.h>
 
 #include "vmm/virtio_mmio.h"
 #include "vmm/vm.h"
@@ -22,8 +23,6 @@
 #include "base/log.h"
 #include "ft/precopy/precopy.h"
 #include "snapshot_ram.h"
-
-#include <xxhash.h>
 
 #define PAGE 4096u
 #define CHUNK (1u << 20)
