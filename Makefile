@@ -65,6 +65,7 @@ GUEST_ELFS := $(GUESTS:%=$(BUILD)/guests/%.elf)
 
 # Unit tests: the layers each one tests (its link line holds nothing else).
 UNIT_LAYERS_test_acpi := vmm
+UNIT_LAYERS_test_budget := checkpoint
 UNIT_LAYERS_test_check := check
 UNIT_LAYERS_test_cpuid := vmm
 UNIT_LAYERS_test_devspec := vmm
@@ -76,6 +77,7 @@ UNIT_LAYERS_test_epoch_live := checkpoint
 UNIT_LAYERS_test_kv := kv
 UNIT_LAYERS_test_lease := lease
 UNIT_LAYERS_test_linuxboot := vmm
+UNIT_LAYERS_test_mem_lazy := vmm
 UNIT_LAYERS_test_misc := vmm
 UNIT_LAYERS_test_outbuf := vmm
 UNIT_LAYERS_test_page_codec := checkpoint
@@ -158,8 +160,9 @@ $(BUILD)/guests/exitbench.elf: $(BUILD)/guests/obj/bench/exitbench.o $(SDK_OBJ) 
 	$(CC) $(GUEST_CFLAGS) $(GUEST_LDFLAGS) -o $@ $(filter %.o,$^)
 
 # --- test tools ---
-# Writes sample streams for tests/integration/50_inspect.sh.
-$(BUILD)/tests/mkstream: $(BUILD)/asan/tests/tools/mkstream.o $(call layer_libs,checkpoint,asan)
+# Writes sample streams for tests/integration/50_inspect.sh, and plays a
+# hostile source for 81_receive_hostile.sh.
+$(BUILD)/tests/mkstream: $(BUILD)/asan/tests/tools/mkstream.o $(call layer_libs,pipeline,asan)
 	$(CC) $(SAN) -o $@ $^ $(HOST_LIBS)
 
 # ACPI tables as files, for iasl (tests/integration/22_acpi.sh).

@@ -36,6 +36,10 @@ static void receive_usage(FILE *f)
 "  --control PATH      control socket once the guest runs here\n"
 "  --timeout SECONDS   stop the guest this long after it starts here\n"
 "  --summary           print a run summary at the end\n"
+"  --max-stream-memory SIZE  what the source may make this side hold\n"
+"                      (a staged epoch, besides the guest's RAM): beyond\n"
+"                      it the migration is refused (default 2x the\n"
+"                      guest's RAM + 64M)\n"
 "  -h, --help          show this help\n"
 "\n"
 "Until hand-over nothing runs here: if the migration fails (link cut,\n"
@@ -53,7 +57,7 @@ struct recv_args {
 };
 
 enum { O_LISTEN = 256, O_KEY, O_DISK, O_NET, O_CONSOLE, O_CONTROL,
-       O_TIMEOUT, O_SUMMARY, O_DIE_AT, O_INSECURE };
+       O_TIMEOUT, O_SUMMARY, O_DIE_AT, O_INSECURE, O_MAX_STREAM_MEM };
 static const struct option recv_opts[] = {
 	{ "listen", required_argument, NULL, O_LISTEN },
 	{ "key", required_argument, NULL, O_KEY },
@@ -65,6 +69,7 @@ static const struct option recv_opts[] = {
 	{ "summary", no_argument, NULL, O_SUMMARY },
 	{ "test-die-at", required_argument, NULL, O_DIE_AT },
 	{ "insecure", no_argument, NULL, O_INSECURE },
+	{ "max-stream-memory", required_argument, NULL, O_MAX_STREAM_MEM },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -94,6 +99,10 @@ static int recv_opt(struct recv_args *a, int c, int li, char **argv)
 	case O_SUMMARY: a->role.summary = true; return 1;
 	case O_INSECURE: a->insecure = true; return 1;
 	case O_DIE_AT: return die_at_opt(a, optarg) < 0 ? -1 : 1;
+	case O_MAX_STREAM_MEM:
+		return serve_stream_memory_opt(name, optarg,
+					       &a->ro.max_stream_memory) < 0 ?
+			       -1 : 1;
 	case O_TIMEOUT:
 		a->role.timeout_s = strtod(optarg, &end);
 		if (!*optarg || *end || !(a->role.timeout_s > 0)) {

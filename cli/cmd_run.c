@@ -30,9 +30,12 @@ static void restore_usage(FILE *f)
 "Resumes a VM exactly where 'kagami ctl SOCKET snapshot --path FILE' saved\n"
 "it. Memory size, vCPUs and the guest's state come from the snapshot;\n"
 "host resources are given again: as many --disk and --net as the VM had\n"
-"(the same images, or copies of them), and a console. RAM is mapped from\n"
-"the file and loads on first touch; its checksum is verified in the\n"
-"background and a mismatch stops the VM.\n"
+"(the same images, or copies of them), and a console. The guest starts at\n"
+"once: RAM loads from the file as the guest touches it and in the\n"
+"background, each page checked against its hash first; once all of it is\n"
+"in, the file is no longer read. A page that fails its check (the file\n"
+"was changed or cut meanwhile) stops the VM: 'snapshot FILE: RAM page\n"
+"0x...: damaged (...)', exit status 4.\n"
 "\n"
 "options: --console, --disk, --net, --control, --timeout, --summary as for\n"
 "'kagami run' (see 'kagami run --help'). Exit status as for 'kagami run'.\n");
@@ -189,6 +192,7 @@ struct run_args {
 	double timeout_s;
 	const char *log_path;  /* record */
 	uint64_t digest_ms;    /* record */
+	uint64_t prefetch_delay_ms; /* restore, tests */
 	struct protect_opts po;
 	struct link_policy lp; /* --key, --insecure, --lease... */
 	unsigned lease_ttl;
@@ -200,7 +204,7 @@ enum { O_MEM = 256, O_CPUS, O_CONSOLE, O_CMDLINE, O_INITRD, O_TIMEOUT,
        O_SUMMARY, O_DISK, O_NET, O_CONTROL, O_REPLICATE, O_PEER, O_KEY,
        O_EPOCH_MS, O_INTERVAL, O_FAILOVER, O_FAULT, O_LEASE,
        O_LEASE_TTL, O_LEASE_KEY, O_DETERMINISTIC, O_LOG,
-       O_DIGEST_MS, O_INSECURE, O_NO_LEASE };
+       O_DIGEST_MS, O_INSECURE, O_NO_LEASE, O_PREFETCH_DELAY };
 
 static const struct option run_longopts[] = {
 	{ "mem", required_argument, NULL, O_MEM },
@@ -228,6 +232,7 @@ static const struct option run_longopts[] = {
 	{ "digest-ms", required_argument, NULL, O_DIGEST_MS },
 	{ "insecure", no_argument, NULL, O_INSECURE },
 	{ "no-lease", no_argument, NULL, O_NO_LEASE },
+	{ "test-prefetch-delay", required_argument, NULL, O_PREFETCH_DELAY },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -267,6 +272,8 @@ static int run_opt_vm(struct run_args *a, struct opts *p, int c)
 	case O_LOG: a->log_path = p->arg; return 0;
 	case O_DIGEST_MS:
 		return opts_uint(p, 0, 3600000, &a->digest_ms);
+	case O_PREFETCH_DELAY:
+		return opts_uint(p, 0, 600000, &a->prefetch_delay_ms);
 	}
 	return 1;
 }
@@ -335,6 +342,11 @@ static int run_opt_allowed(const struct run_args *a, struct opts *p, int c)
 			opt);
 		return -1;
 	}
+	if (c == O_PREFETCH_DELAY && a->kind != RUN_RESTORE) {
+		fprintf(stderr, "%s: %s: only for 'kagami restore'\n", a->name,
+			opt);
+		return -1;
+	}
 	if ((c == O_LOG || c == O_DIGEST_MS) && a->kind != RUN_RECORD) {
 		fprintf(stderr, "%s: %s: only for 'kagami record'\n", a->name,
 			opt);
@@ -378,9 +390,6 @@ static int run_check(struct run_args *a)
 			name);
 		return KG_EXIT_USAGE;
 	}
-	int pr = a->po.mode ? serve_link_policy(name, lp) : 0;
-	if (pr)
-		return pr;
 	if (lp->keyfile) {
 		if (kg_tp_key_load(lp->keyfile, &a->po.key, &e) < 0) {
 			fprintf(stderr, "%s: --key: %s\n", name, e.msg);
@@ -395,7 +404,8 @@ static int run_check(struct run_args *a)
 		fprintf(stderr, "%s: --lease-key: %s\n", name, e.msg);
 		return KG_EXIT_USAGE;
 	}
-	return 0;
+	/* After the files: one that cannot be read is said first. */
+	return a->po.mode ? serve_link_policy(name, lp) : 0;
 }
 
 /* 0; RUN_HELP after --help; or the exit status after one line. */
@@ -461,6 +471,8 @@ static int run_build(struct run_args *a, struct run_vm *r, struct kg_err *e)
 	if (a->kind == RUN_RESTORE) {
 		if (!(r->sr = snapshot_open(a->image, &a->cfg, e)))
 			return -1;
+		snapshot_test_prefetch_delay(r->sr,
+					     (unsigned)a->prefetch_delay_ms);
 	} else {
 		a->cfg.kernel_path = a->image;
 	}

@@ -57,6 +57,11 @@ static void secondary_usage(FILE *f)
 "  --lease-ttl MS      as the primary's (default 1.5x the failover timeout)\n"
 "  --timeout SECONDS   stop the guest this long after taking over\n"
 "  --summary           print a run summary at the end\n"
+"  --max-stream-memory SIZE  what the primary may make this side hold\n"
+"                      per connection (a staged epoch, queued log): beyond\n"
+"                      it the stream is refused as corrupt (the replica is\n"
+"                      kept). Default 2x the guest's RAM + 64M; raise it\n"
+"                      for epochs carrying more disk blocks than that\n"
 "  -h, --help          show this help\n"
 "\n"
 "Without a committed epoch there is nothing to resume: a primary lost\n"
@@ -106,7 +111,7 @@ static int corrupt_opt(struct sec_args *a, const char *arg)
 
 enum { O_LISTEN = 256, O_KEY, O_DISK, O_NET, O_CONSOLE, O_CONTROL,
        O_TIMEOUT, O_SUMMARY, O_FAILOVER, O_LEASE, O_LEASE_TTL,
-       O_LEASE_KEY, O_CORRUPT_AT, O_INSECURE, O_NO_LEASE };
+       O_LEASE_KEY, O_CORRUPT_AT, O_INSECURE, O_NO_LEASE, O_MAX_STREAM_MEM };
 static const struct option sec_opts[] = {
 	{ "listen", required_argument, NULL, O_LISTEN },
 	{ "key", required_argument, NULL, O_KEY },
@@ -123,6 +128,7 @@ static const struct option sec_opts[] = {
 	{ "test-corrupt-at", required_argument, NULL, O_CORRUPT_AT },
 	{ "insecure", no_argument, NULL, O_INSECURE },
 	{ "no-lease", no_argument, NULL, O_NO_LEASE },
+	{ "max-stream-memory", required_argument, NULL, O_MAX_STREAM_MEM },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -149,6 +155,10 @@ static int sec_opt(struct sec_args *a, int c, int li, char **argv)
 			      &a->so.failover_ms) < 0 ? -1 : 1;
 	case O_CORRUPT_AT:
 		return corrupt_opt(a, optarg) < 0 ? -1 : 1;
+	case O_MAX_STREAM_MEM:
+		return serve_stream_memory_opt(name, optarg,
+					       &a->so.max_stream_memory) < 0 ?
+			       -1 : 1;
 	case O_TIMEOUT:
 		a->role.timeout_s = strtod(optarg, &end);
 		if (!*optarg || *end || !(a->role.timeout_s > 0)) {

@@ -13,6 +13,7 @@
 #include "ft/pipeline/guard.h"
 #include "ft/pipeline/rlink.h"
 #include "ft/checkpoint/snapshot.h"
+#include "vmm/size.h"
 #include "vmm/vm.h"
 #include "base/clock.h"
 
@@ -218,6 +219,17 @@ void early_signals_stop(struct early_signals *s)
 	pthread_kill(s->thread, SIGUSR2);
 	pthread_join(s->thread, NULL);
 	free(s);
+}
+
+int serve_stream_memory_opt(const char *name, const char *arg,
+			    uint64_t *out)
+{
+	struct kg_err e = { 0 };
+	if (size_parse(arg, out, &e) < 0) {
+		fprintf(stderr, "%s: --max-stream-memory: %s\n", name, e.msg);
+		return -1;
+	}
+	return 0;
 }
 
 int serve_resource_opt(const char *name, const char *opt, const char *arg,

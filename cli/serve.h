@@ -44,6 +44,11 @@ struct vm_config;
 int serve_resource_opt(const char *name, const char *opt, const char *arg,
 		       struct vm_config *cfg);
 
+/* --max-stream-memory SIZE (receive, secondary): what a peer may make
+ * this side hold (ft/pipeline/incoming.h). 0, or -1 after one line. */
+int serve_stream_memory_opt(const char *name, const char *arg,
+			    uint64_t *out);
+
 /* Blocks the stop signals in the calling thread (before any other thread
  * exists, so that only the signal thread takes them); *old to restore. */
 void serve_block_signals(sigset_t *old);

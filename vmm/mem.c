@@ -11,6 +11,7 @@
 #include <xxhash.h>
 
 #include "kvm.h"
+#include "mem_lazy.h"
 #include "abi/kagami_platform.h"
 
 void guest_mem_layout(uint64_t size, struct guest_mem *m)
@@ -80,6 +81,7 @@ fail:
 
 void guest_mem_destroy(struct guest_mem *m)
 {
+	guest_mem_lazy_stop(m);
 	if (m->base)
 		munmap(m->base, m->size);
 	free(m->vmm_dirty);
@@ -92,15 +94,9 @@ void guest_mem_destroy(struct guest_mem *m)
 
 int guest_mem_clear(struct guest_mem *m, struct kg_err *e)
 {
-	if (m->file_mapped) {
-		/* After a restore RAM maps the snapshot file: map the memfd
-		 * back, over the same addresses KVM knows. */
-		void *p = mmap(m->base, m->size, PROT_READ | PROT_WRITE,
-			       MAP_SHARED | MAP_FIXED | MAP_NORESERVE, m->fd, 0);
-		if (p == MAP_FAILED)
-			return kg_errno(e, "mmap guest RAM back from the memfd");
-		m->file_mapped = false;
-	}
+	/* A restore still loading: nothing of the snapshot may come in
+	 * after the zeros. */
+	guest_mem_lazy_stop(m);
 	if (fallocate(m->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
 		      (off_t)m->size) < 0) {
 		if (errno != EOPNOTSUPP)
@@ -236,41 +232,27 @@ int guest_mem_collect_dirty(struct guest_mem *m, int vm_fd, uint64_t *bits,
 	return 0;
 }
 
-int guest_mem_map_file(struct guest_mem *m, unsigned r, int fd,
-		       uint64_t offset, struct kg_err *e)
-{
-	struct guest_mem_region *g = &m->regions[r];
-	void *p = mmap(g->hva, g->size, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE, fd,
-		       (off_t)offset);
-	if (p == MAP_FAILED)
-		return kg_errno(e, "mmap snapshot RAM (region %u)", r);
-	m->file_mapped = true;
-	return 0;
-}
-
 uint64_t guest_mem_page_hashes(const struct guest_mem *m, uint64_t first,
 			       uint64_t n, uint64_t *out)
 {
 	static const uint8_t zero[4096];
 	uint64_t zh = XXH3_64bits(zero, sizeof(zero)), data = 0;
 	uint64_t pos = first * 4096, end = (first + n) * 4096;
+	/* While a restore loads, a hole may be a page not yet in. */
+	bool holes = m->fd >= 0 && !guest_mem_lazy(m);
 	if (end > m->size)
 		end = m->size;
 	while (pos < end) {
 		/* Holes were never written: zeros, not worth faulting in. */
-		off_t d = m->fd >= 0 && !m->file_mapped
-				  ? lseek(m->fd, (off_t)pos, SEEK_DATA)
-				  : (off_t)pos;
+		off_t d = holes ? lseek(m->fd, (off_t)pos, SEEK_DATA)
+				: (off_t)pos;
 		if (d < 0)
 			d = errno == ENXIO ? (off_t)end : (off_t)pos;
 		for (; pos < (uint64_t)d && pos < end; pos += 4096)
 			out[pos / 4096 - first] = zh;
 		if (pos >= end)
 			break;
-		off_t h = m->fd >= 0 && !m->file_mapped
-				  ? lseek(m->fd, (off_t)pos, SEEK_HOLE)
-				  : -1;
+		off_t h = holes ? lseek(m->fd, (off_t)pos, SEEK_HOLE) : -1;
 		uint64_t stop = h < 0 || (uint64_t)h > end ? end : (uint64_t)h;
 		if (stop <= pos)
 			stop = pos + 4096;
@@ -283,12 +265,13 @@ uint64_t guest_mem_page_hashes(const struct guest_mem *m, uint64_t first,
 void guest_mem_copy_data(struct guest_mem *dst, const struct guest_mem *src)
 {
 	uint64_t size = src->size < dst->size ? src->size : dst->size;
+	bool holes = src->fd >= 0 && !guest_mem_lazy(src);
 	for (uint64_t pos = 0; pos < size;) {
-		off_t d = src->fd >= 0 ? lseek(src->fd, (off_t)pos, SEEK_DATA)
-				       : (off_t)pos;
+		off_t d = holes ? lseek(src->fd, (off_t)pos, SEEK_DATA)
+				: (off_t)pos;
 		if (d < 0 || (uint64_t)d >= size)
 			break;
-		off_t h = src->fd >= 0 ? lseek(src->fd, d, SEEK_HOLE) : -1;
+		off_t h = holes ? lseek(src->fd, d, SEEK_HOLE) : -1;
 		uint64_t stop = h < 0 || (uint64_t)h > size ? size : (uint64_t)h;
 		memcpy(dst->base + d, src->base + d, stop - (uint64_t)d);
 		pos = stop;

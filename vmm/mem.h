@@ -1,7 +1,8 @@
 /*
  * Guest RAM: one memfd (so later modes can snapshot it, share it with a
- * receiver or map a restored file) split into KVM slots around the MMIO
- * hole: [0, min(size, 3 GiB)) and, past 3 GiB of RAM, [4 GiB, ...).
+ * receiver or load a restored one lazily: mem_lazy.h) split into KVM
+ * slots around the MMIO hole: [0, min(size, 3 GiB)) and, past 3 GiB of
+ * RAM, [4 GiB, ...).
  *
  * guest_mem_ptr() is the one bounds check for guest-physical accesses by
  * the VMM: it returns NULL unless [gpa, gpa+len) lies inside one region.
@@ -32,7 +33,8 @@ struct guest_mem {
 	 * one bit per 4 KiB page of the memfd: KVM's dirty log does not see
 	 * these writes, checkpoints need both. */
 	_Atomic uint64_t *vmm_dirty;
-	bool file_mapped; /* some region maps a snapshot file (restore) */
+	/* Loading lazily from a snapshot (mem_lazy.h), or NULL. */
+	struct mem_lazy *lazy;
 	bool dirty_logging; /* KVM dirty log on: kept when slots re-register */
 	unsigned nregions;
 	struct guest_mem_region regions[GUEST_MEM_MAX_REGIONS];
@@ -44,7 +46,8 @@ void guest_mem_layout(uint64_t size, struct guest_mem *m);
 int guest_mem_check_size(uint64_t size, struct kg_err *e);
 int guest_mem_init(struct guest_mem *m, uint64_t size, struct kg_err *e);
 void guest_mem_destroy(struct guest_mem *m);
-/* Zeroes all RAM and returns its pages to the host. */
+/* Zeroes all RAM and returns its pages to the host (a lazy load stops
+ * first). */
 int guest_mem_clear(struct guest_mem *m, struct kg_err *e);
 /* Pure: whether [gpa, gpa+len) lies inside one RAM region. */
 bool guest_mem_contains(const struct guest_mem *m, uint64_t gpa, uint64_t len);
@@ -82,10 +85,5 @@ static inline uint64_t guest_mem_bitmap_words(const struct guest_mem *m)
 {
 	return (m->size / 4096 + 63) / 64;
 }
-/* Maps region r copy-on-write from `fd` at `offset` (page aligned): pages
- * load lazily on first touch (restore). guest_mem_clear maps the memfd
- * back. */
-int guest_mem_map_file(struct guest_mem *m, unsigned r, int fd,
-		       uint64_t offset, struct kg_err *e);
 
 #endif

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "vmm/mem_lazy.h"
 #include "vmm/vm.h"
 #include "stream.h"
 #include "base/clock.h"
@@ -210,8 +211,9 @@ static uint64_t dirty_gpas(struct epoch_sender *s, bool full,
 		s->pend[i] = 0;
 	}
 	/* The first epoch of a session: a hole in the memfd was never
-	 * written, and the receiver's zeros already match it. */
-	bool skip_holes = full && s->receiver_zero && !m->file_mapped &&
+	 * written, and the receiver's zeros already match it — unless a
+	 * restore is still loading (a hole may be a page not yet in). */
+	bool skip_holes = full && s->receiver_zero && !guest_mem_lazy(m) &&
 			  m->fd >= 0;
 	for (unsigned r = 0; r < m->nregions; r++) {
 		const struct guest_mem_region *g = &m->regions[r];
@@ -654,6 +656,7 @@ static void drop_staged(struct epoch_receiver *r)
 		struct staged *p = &r->pages[i];
 		if (kept + p->bufcap > STAGE_KEEP) {
 			free(p->payload);
+			kg_budget_release(kg_reader_budget(&r->r), p->bufcap);
 			p->payload = NULL;
 			p->bufcap = 0;
 		}
@@ -662,14 +665,25 @@ static void drop_staged(struct epoch_receiver *r)
 	r->npages = 0;
 }
 
+/* Staged sections are the peer's to size: every buffer, and the table
+ * of them, is charged to the connection's budget before it grows (kept
+ * buffers stay charged while kept). */
 static int stage_pages(struct epoch_receiver *r, const struct kg_section *s,
 		       struct kg_err *e)
 {
+	struct kg_budget *b = kg_reader_budget(&r->r);
+	char where[128];
+	kg_section_where(where, sizeof(where), s);
 	if (r->npages == r->cap) {
 		size_t cap = r->cap ? r->cap * 2 : 16;
+		if (kg_budget_charge(b, (cap - r->cap) * sizeof(struct staged),
+				     where, e) < 0)
+			return -1;
 		struct staged *p = realloc(r->pages, cap * sizeof(*p));
-		if (!p)
+		if (!p) {
+			kg_budget_release(b, (cap - r->cap) * sizeof(*p));
 			return kg_errk(e, KG_ERR_NOMEM, "out of memory");
+		}
 		memset(p + r->cap, 0, (cap - r->cap) * sizeof(*p));
 		r->pages = p;
 		r->cap = cap;
@@ -678,10 +692,16 @@ static int stage_pages(struct epoch_receiver *r, const struct kg_section *s,
 	size_t need = s->length ? (size_t)s->length : 1;
 	if (p->bufcap < need) {
 		free(p->payload);
+		kg_budget_release(b, p->bufcap);
+		p->payload = NULL;
 		p->bufcap = 0;
-		if (!(p->payload = malloc(need)))
+		if (kg_budget_charge(b, need, where, e) < 0)
+			return -1;
+		if (!(p->payload = malloc(need))) {
+			kg_budget_release(b, need);
 			return kg_errk(e, KG_ERR_NOMEM, "out of memory for %llu bytes",
 				       (unsigned long long)s->length);
+		}
 		p->bufcap = need;
 	}
 	if (kg_section_read(&r->r, p->payload, s->length, e) < 0 ||
@@ -763,6 +783,7 @@ static int compare_hashes(struct epoch_receiver *r, const struct kg_section *s,
 			       (unsigned long long)s->length);
 	}
 	uint64_t n = s->length / 8 - 1;
+	/* at most HASH_CHUNK hashes, checked above: a bounded buffer */
 	uint64_t *in = malloc(s->length), *mine = malloc(n * 8 + 8);
 	int rc = -1;
 	if (!in || !mine) {
@@ -920,8 +941,12 @@ void epoch_receiver_free(struct epoch_receiver *r)
 	if (!r)
 		return;
 	free(r->need);
-	for (size_t i = 0; i < r->cap; i++)
+	struct kg_budget *b = kg_reader_budget(&r->r);
+	for (size_t i = 0; i < r->cap; i++) {
 		free(r->pages[i].payload);
+		kg_budget_release(b, r->pages[i].bufcap);
+	}
+	kg_budget_release(b, r->cap * sizeof(*r->pages));
 	free(r->pages);
 	vm_state_stage_free(r->stage);
 	free(r);

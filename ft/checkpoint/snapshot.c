@@ -4,12 +4,13 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <xxhash.h>
 
 #include "vmm/virtio_mmio.h"
 #include "vmm/vm.h"
@@ -21,6 +22,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "ft/precopy/precopy.h"
+#include "snapshot_ram.h"
 
 #define PAGE 4096u
 #define CHUNK (1u << 20)
@@ -124,29 +126,73 @@ static int write_dirty_in_place(int fd, struct vm *vm,
 	return 0;
 }
 
-/* With the guest running again: the CRC of what the file now holds. */
+/* Reads exactly n bytes at off: a snapshot being written is never
+ * shorter than what was written. */
+static int pread_all(int fd, void *buf, size_t n, uint64_t off,
+		     struct kg_err *e)
+{
+	while (n) {
+		ssize_t got = pread(fd, buf, n, (off_t)off);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0)
+			return got < 0 ? kg_errno(e, "reading back the snapshot")
+				       : kg_errk(e, KG_ERR_IO, "reading back "
+						 "the snapshot: it ends at "
+						 "offset %llu",
+						 (unsigned long long)off);
+		buf = (uint8_t *)buf + got;
+		n -= (size_t)got;
+		off += (uint64_t)got;
+	}
+	return 0;
+}
+
+/* With the guest running again: the CRC of what the file now holds, and
+ * from the same bytes the hash of each page (ram-hashes sections, after
+ * the state: restore checks every page against its hash before the
+ * guest sees it). */
 static int seal_regions(struct kg_stream_writer *w, int fd, struct vm *vm,
 			struct ram_slot *slots, uint8_t *bounce,
 			struct kg_err *e)
 {
+	uint64_t *hashes = NULL;
+	int rc = -1;
 	for (unsigned r = 0; r < vm->mem.nregions; r++) {
-		uint64_t size = vm->mem.regions[r].size;
+		uint64_t size = vm->mem.regions[r].size, pages = size / PAGE;
+		uint64_t span = pages < SNAP_HASH_SPAN ? pages : SNAP_HASH_SPAN;
+		free(hashes);
+		if (!(hashes = malloc(span * sizeof(uint64_t)))) {
+			kg_errk(e, KG_ERR_NOMEM, "out of memory for RAM hashes");
+			goto out;
+		}
 		uint32_t crc = slots[r].crc;
+		uint64_t first = 0; /* of the span being hashed */
 		for (uint64_t off = 0; off < size;) {
 			size_t n = size - off < CHUNK ? size - off : CHUNK;
-			ssize_t got = pread(fd, bounce, n,
-					    (off_t)(slots[r].payload + off));
-			if (got < 0 && errno == EINTR)
-				continue;
-			if (got <= 0)
-				return kg_errno(e, "reading back the snapshot");
-			crc = kg_crc32c(crc, bounce, (size_t)got);
-			off += (uint64_t)got;
+			if (pread_all(fd, bounce, n, slots[r].payload + off,
+				      e) < 0)
+				goto out;
+			crc = kg_crc32c(crc, bounce, n);
+			for (size_t p = 0; p < n; p += PAGE)
+				hashes[off / PAGE + p / PAGE - first] =
+					XXH3_64bits(bounce + p, PAGE);
+			off += n;
+			uint64_t done = off / PAGE - first;
+			if (done == span || off == size) {
+				if (snap_ram_write_hashes(w, (uint16_t)r, first,
+							  hashes, done, e) < 0)
+					goto out;
+				first = off / PAGE;
+			}
 		}
 		if (kg_writer_patch_crc(w, slots[r].payload, size, crc, e) < 0)
-			return -1;
+			goto out;
 	}
-	return 0;
+	rc = 0;
+out:
+	free(hashes);
+	return rc;
 }
 
 /* The pre-copy: the whole RAM, then passes over the pages dirtied
@@ -319,11 +365,11 @@ out:
 
 /* --- restore --- */
 
-struct ram_check {
-	uint64_t offset, length; /* of the section header; payload length */
-	uint32_t crc;            /* expected */
-	uint16_t instance;
-	uint64_t index;
+/* A ram-pages section of an older snapshot: applied after RAM is in. */
+struct staged_pages {
+	struct staged_pages *next;
+	struct kg_section sec;
+	uint8_t *buf;
 };
 
 struct snapshot_reader {
@@ -332,12 +378,10 @@ struct snapshot_reader {
 	struct kg_stream_reader r;
 	struct vm_state_config config;
 	struct vm *vm;
-	struct ram_check ram[GUEST_MEM_MAX_REGIONS];
-	unsigned nram;
+	struct snap_ram *ram;
+	struct staged_pages *pages, **pages_tail;
 	struct vm_state_stage *stage;
-	pthread_t verifier;
-	bool verifying;
-	atomic_bool cancel; /* the VM ended: stop verifying */
+	struct snap_ram_opts ram_opts;
 };
 
 struct snapshot_reader *snapshot_open(const char *path, struct vm_config *cfg,
@@ -349,6 +393,7 @@ struct snapshot_reader *snapshot_open(const char *path, struct vm_config *cfg,
 		return NULL;
 	}
 	snprintf(sr->path, sizeof(sr->path), "%s", path);
+	sr->pages_tail = &sr->pages;
 	sr->fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (sr->fd < 0) {
 		kg_errno(e, "snapshot %s", path);
@@ -387,49 +432,6 @@ fail:
 	return NULL;
 }
 
-static void *verify_ram(void *arg)
-{
-	struct snapshot_reader *sr = arg;
-	uint8_t *buf = malloc(CHUNK);
-	for (unsigned i = 0; buf && i < sr->nram; i++) {
-		const struct ram_check *c = &sr->ram[i];
-		uint32_t crc = 0;
-		bool short_read = false;
-		for (uint64_t off = 0; off < KG_SECTION_HEADER_SIZE + c->length;) {
-			if (atomic_load(&sr->cancel)) {
-				free(buf);
-				return NULL;
-			}
-			uint64_t left = KG_SECTION_HEADER_SIZE + c->length - off;
-			size_t n = left < CHUNK ? (size_t)left : CHUNK;
-			ssize_t got = pread(sr->fd, buf, n, (off_t)(c->offset + off));
-			if (got < 0 && errno == EINTR)
-				continue;
-			if (got <= 0) {
-				short_read = true;
-				break;
-			}
-			crc = kg_crc32c(crc, buf, (size_t)got);
-			off += (uint64_t)got;
-		}
-		if (short_read || crc != c->crc) {
-			struct kg_section s = { .kind = KG_SEC_RAM_FULL,
-						.instance = c->instance,
-						.offset = c->offset,
-						.index = c->index };
-			char where[128];
-			kg_section_where(where, sizeof(where), &s);
-			vm_request_stop(sr->vm, VM_STOP_ERROR, 0,
-					"snapshot %s: %s: %s", sr->path, where,
-					short_read ? "truncated"
-						   : "checksum mismatch");
-			break;
-		}
-	}
-	free(buf);
-	return NULL;
-}
-
 /* This file's own errors about section s name it ("section 3 (ram #0)
  * at offset 4096: ..."), as the stream reader's and vm_state's do: every
  * error of a section names it once, where it is made. */
@@ -446,74 +448,52 @@ static int sec_err(struct kg_err *e, const struct kg_section *s,
 	return kg_errk(e, kind, "%s: %s", where, what);
 }
 
-/* RAM sections are mapped, not read: the payload must be page aligned
- * and exactly one region long. Its checksum is checked later. */
-static int map_ram(struct snapshot_reader *sr, const struct kg_section *s,
-		   struct kg_err *e)
+/* Checked and kept: RAM is not in yet. */
+static int stage_pages(struct snapshot_reader *sr, const struct kg_section *s,
+		       struct kg_err *e)
 {
-	struct guest_mem *m = &sr->vm->mem;
-	uint64_t payload = s->offset + KG_SECTION_HEADER_SIZE;
-	if (s->instance >= m->nregions || s->length != m->regions[s->instance].size)
-		return sec_err(e, s, KG_ERR_CORRUPT, "RAM section does not "
-			       "match region %u", s->instance);
-	if (payload % PAGE)
-		return sec_err(e, s, KG_ERR_CORRUPT,
-			       "RAM payload not page aligned");
-	for (unsigned i = 0; i < sr->nram; i++)
-		if (sr->ram[i].instance == s->instance)
-			return sec_err(e, s, KG_ERR_CORRUPT,
-				       "RAM region %u given twice", s->instance);
-	uint32_t crc;
-	if (kg_section_skip_unverified(&sr->r, &crc, e) < 0)
+	if (s->length < 8 || (s->length - 8) % (8 + PAGE))
+		return sec_err(e, s, KG_ERR_CORRUPT, "page section of bad length");
+	struct staged_pages *p = calloc(1, sizeof(*p));
+	if (!p)
+		return sec_err(e, s, KG_ERR_NOMEM, "out of memory");
+	p->sec = *s;
+	if (!(p->buf = kg_section_read_all(&sr->r, s, e))) {
+		free(p);
 		return -1;
-	sr->ram[sr->nram++] = (struct ram_check){ s->offset, s->length, crc,
-						  s->instance, s->index };
-	if (guest_mem_map_file(m, s->instance, sr->fd, payload, e) < 0) {
-		char where[128];
-		kg_section_where(where, sizeof(where), s);
-		return kg_err_prefix(e, "%s", where);
+	}
+	*sr->pages_tail = p;
+	sr->pages_tail = &p->next;
+	uint64_t n;
+	memcpy(&n, p->buf, 8);
+	if (n != (s->length - 8) / (8 + PAGE))
+		return sec_err(e, s, KG_ERR_CORRUPT, "page count %llu does not "
+			       "match the length", (unsigned long long)n);
+	for (uint64_t i = 0; i < n; i++) {
+		uint64_t gpa;
+		memcpy(&gpa, p->buf + 8 + i * (8 + PAGE), 8);
+		if (gpa % PAGE || !guest_mem_contains(&sr->vm->mem, gpa, PAGE))
+			return sec_err(e, s, KG_ERR_CORRUPT, "page at 0x%llx "
+				       "is outside guest RAM",
+				       (unsigned long long)gpa);
 	}
 	return 0;
 }
 
-static int load_pages(struct snapshot_reader *sr, const struct kg_section *s,
-		      struct kg_err *e)
+/* Over RAM, in the order of the file. */
+static void apply_pages(struct snapshot_reader *sr)
 {
-	uint64_t n;
-	/* Read into a staging buffer first: nothing is applied before the
-	 * section's checksum is verified. */
-	if (s->length < 8 || (s->length - 8) % (8 + PAGE))
-		return sec_err(e, s, KG_ERR_CORRUPT, "page section of bad length");
-	uint8_t *buf = malloc(s->length);
-	if (!buf)
-		return sec_err(e, s, KG_ERR_NOMEM, "out of memory for %llu "
-			       "bytes of pages", (unsigned long long)s->length);
-	if (kg_section_read(&sr->r, buf, s->length, e) < 0 ||
-	    kg_section_finish(&sr->r, e) < 0) {
-		free(buf);
-		return -1;
-	}
-	memcpy(&n, buf, 8);
-	if (n != (s->length - 8) / (8 + PAGE)) {
-		free(buf);
-		return sec_err(e, s, KG_ERR_CORRUPT, "page count %llu does not "
-			       "match the length", (unsigned long long)n);
-	}
-	for (uint64_t i = 0; i < n; i++) {
-		uint64_t gpa;
-		const uint8_t *rec = buf + 8 + i * (8 + PAGE);
-		memcpy(&gpa, rec, 8);
-		void *dst = gpa % PAGE ? NULL : guest_mem_ptr(&sr->vm->mem, gpa, PAGE);
-		if (!dst) {
-			free(buf);
-			return sec_err(e, s, KG_ERR_CORRUPT, "page at 0x%llx "
-				       "is outside guest RAM",
-				       (unsigned long long)gpa);
+	for (struct staged_pages *p = sr->pages; p; p = p->next) {
+		uint64_t n;
+		memcpy(&n, p->buf, 8);
+		for (uint64_t i = 0; i < n; i++) {
+			const uint8_t *rec = p->buf + 8 + i * (8 + PAGE);
+			uint64_t gpa;
+			memcpy(&gpa, rec, 8);
+			memcpy(guest_mem_ptr(&sr->vm->mem, gpa, PAGE), rec + 8,
+			       PAGE);
 		}
-		memcpy(dst, rec + 8, PAGE);
 	}
-	free(buf);
-	return 0;
 }
 
 static int check_disk(struct snapshot_reader *sr, const struct kg_section *s,
@@ -546,6 +526,11 @@ static int check_disk(struct snapshot_reader *sr, const struct kg_section *s,
 	return 0;
 }
 
+void snapshot_test_prefetch_delay(struct snapshot_reader *sr, unsigned ms)
+{
+	sr->ram_opts.test_prefetch_delay_ms = ms;
+}
+
 int snapshot_load(struct snapshot_reader *sr, struct vm *vm, struct kg_err *e)
 {
 	sr->vm = vm;
@@ -554,14 +539,19 @@ int snapshot_load(struct snapshot_reader *sr, struct vm *vm, struct kg_err *e)
 	sr->stage = vm_state_stage_new(e);
 	if (!sr->stage)
 		return -1;
+	sr->ram = snap_ram_new(sr->path, sr->fd, &vm->mem, e);
+	if (!sr->ram)
+		return -1;
 	while ((n = kg_reader_next(&sr->r, &s, e)) > 0) {
 		int r = 0;
 		if (vm_state_section(s.kind)) {
 			r = vm_state_stage_section(&sr->r, &s, vm, sr->stage, e);
 		} else if (s.kind == KG_SEC_RAM_FULL) {
-			r = map_ram(sr, &s, e);
+			r = snap_ram_region(sr->ram, &sr->r, &s, e);
+		} else if (s.kind == KG_SEC_RAM_HASHES) {
+			r = snap_ram_hashes(sr->ram, &sr->r, &s, e);
 		} else if (s.kind == KG_SEC_RAM_PAGES) {
-			r = load_pages(sr, &s, e);
+			r = stage_pages(sr, &s, e);
 		} else if (s.kind == KG_SEC_DISK) {
 			r = check_disk(sr, &s, e);
 		} else if (s.kind == KG_SEC_PAD || (s.kind & KG_SEC_ANCILLARY)) {
@@ -574,15 +564,16 @@ int snapshot_load(struct snapshot_reader *sr, struct vm *vm, struct kg_err *e)
 		if (r < 0)
 			return kg_err_prefix(e, "snapshot %s", sr->path);
 	}
-	if (n < 0 || vm_state_apply(vm, sr->stage, e) < 0)
+	if (n < 0 || vm_state_complete(vm, sr->stage, e) < 0)
+		return kg_err_prefix(e, "snapshot %s", sr->path);
+	/* RAM, from here on loading while the guest runs (its errors are
+	 * whole lines); then the pages and state over it. */
+	if (snap_ram_load(&sr->ram, vm, &sr->ram_opts, e) < 0)
+		return -1;
+	apply_pages(sr);
+	if (vm_state_apply(vm, sr->stage, e) < 0)
 		return kg_err_prefix(e, "snapshot %s", sr->path);
 	vm->boot_count = sr->config.boot_count;
-	int r = pthread_create(&sr->verifier, NULL, verify_ram, sr);
-	if (r) {
-		errno = r;
-		return kg_errno(e, "pthread_create");
-	}
-	sr->verifying = true;
 	return 0;
 }
 
@@ -590,9 +581,12 @@ void snapshot_close(struct snapshot_reader *sr)
 {
 	if (!sr)
 		return;
-	if (sr->verifying) {
-		atomic_store(&sr->cancel, true);
-		pthread_join(sr->verifier, NULL);
+	snap_ram_free(sr->ram);
+	while (sr->pages) {
+		struct staged_pages *p = sr->pages;
+		sr->pages = p->next;
+		free(p->buf);
+		free(p);
 	}
 	vm_state_stage_free(sr->stage);
 	close(sr->fd);

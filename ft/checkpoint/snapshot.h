@@ -12,11 +12,19 @@
  * file appears under its name only once complete (written to a temporary
  * name, fsync'd, renamed).
  *
- * Restore builds a VM from the snapshot's config section, maps each RAM
- * section copy-on-write from the file (pages load on first touch, so the
- * time to the first guest instruction does not grow with RAM), and checks
- * those sections' checksums on a background thread; a mismatch stops the
- * VM. Every other section is verified before it is applied, and every
+ * With the guest resumed, the RAM sections' checksums are computed from
+ * the file, and from the same bytes a hash of every page (ram-hashes
+ * sections: snapshot_ram.h).
+ *
+ * Restore builds a VM from the snapshot's config section and loads RAM
+ * into the VM's own memfd after the guest has started: a page comes from
+ * the file when first touched (or from a background load, which reads
+ * the rest), and only once it matches its hash — so the time to the first
+ * guest instruction does not grow with RAM, and a file changed or cut
+ * meanwhile stops the VM as a damaged snapshot, never reaches the guest.
+ * Once every page is in, the file is no longer read. A snapshot without
+ * page hashes (older kagami) is copied in and checked before the guest
+ * starts. Every other section is verified before it is applied, and every
  * guest-derived value is validated by the state tables.
  */
 #ifndef KG_SNAPSHOT_H
@@ -45,9 +53,13 @@ struct snapshot_reader;
  * snapshot's devices. */
 struct snapshot_reader *snapshot_open(const char *path, struct vm_config *cfg,
 				      struct kg_err *e);
-/* Applies the rest to a VM created from cfg without an image. */
+/* Applies the rest to a VM created from cfg without an image; RAM goes
+ * on loading while the VM runs (a failure then stops it). */
 int snapshot_load(struct snapshot_reader *sr, struct vm *vm, struct kg_err *e);
-/* Waits for the background RAM verification; closes. */
+/* tests: the background load of RAM starts ms late (before load). */
+void snapshot_test_prefetch_delay(struct snapshot_reader *sr, unsigned ms);
+/* Closes the file; a RAM load still running belongs to the VM (it ends
+ * with vm_destroy). */
 void snapshot_close(struct snapshot_reader *sr);
 
 #endif

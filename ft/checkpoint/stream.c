@@ -38,6 +38,7 @@ static const struct kind_info kinds[] = {
 	{ KG_SEC_EPOCH_BEGIN, "epoch-begin", false, 0 },
 	{ KG_SEC_EPOCH_END, "epoch-end", false, 0 },
 	{ KG_SEC_EXEC_LOG, "exec-log", true, 0 },
+	{ KG_SEC_RAM_HASHES, "ram-hashes", true, 255 },
 	{ KG_SEC_END, "end", false, 0 },
 };
 
@@ -54,6 +55,7 @@ void kg_stream_opts_default(struct kg_stream_opts *o)
 	*o = (struct kg_stream_opts){
 		.max_state = KG_STREAM_DEFAULT_MAX_STATE,
 		.max_bulk = KG_STREAM_DEFAULT_MAX_BULK,
+		.max_ram = KG_STREAM_DEFAULT_MAX_RAM,
 		.max_sections = KG_STREAM_DEFAULT_MAX_SECTIONS,
 	};
 }
@@ -105,6 +107,8 @@ uint64_t kg_sec_max_length(const struct kg_stream_opts *o, uint16_t kind)
 	const struct kind_info *k = kind_find(kind);
 	if (kind == KG_SEC_END)
 		return KG_END_PAYLOAD_SIZE;
+	if (kind == KG_SEC_RAM_FULL)
+		return o->max_ram;
 	/* Unknown kinds may be bulk kinds of a newer minor version; readers
 	 * skip them without buffering, so the larger bound is safe. */
 	return !k || k->bulk ? o->max_bulk : o->max_state;

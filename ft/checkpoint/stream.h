@@ -44,11 +44,13 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "base/budget.h"
 #include "base/err.h"
 
 #define KG_STREAM_MAGIC "KAGAMIST"
 #define KG_STREAM_MAJOR 1
-#define KG_STREAM_MINOR 2 /* 1.1: disk-blocks, epoch-begin v2; 1.2: exec-log, page-hashes */
+#define KG_STREAM_MINOR 3 /* 1.1: disk-blocks, epoch-begin v2; 1.2: exec-log,
+			   page-hashes; 1.3: ram-hashes */
 #define KG_STREAM_HEADER_SIZE 32
 #define KG_STREAM_HEADER_MAX 4096 /* header size a 1.x reader accepts */
 #define KG_SECTION_HEADER_SIZE 16
@@ -84,6 +86,10 @@ enum kg_sec_kind {
 	KG_SEC_EPOCH_END = 0x0031,   /* closes it: the epoch is complete */
 	KG_SEC_EXEC_LOG = 0x0040,    /* execution log records (ft/record) */
 	KG_SEC_END = 0x7fff,         /* mandatory last section */
+	/* A snapshot's per-page hashes of a RAM section (instance = region;
+	 * layout in ft/checkpoint/snapshot_ram.h): ancillary, a reader
+	 * without them verifies the RAM section's checksum instead. */
+	KG_SEC_RAM_HASHES = 0x8013,
 };
 
 /* An unknown kind with this bit set is ancillary: a consumer may skip it.
@@ -95,13 +101,19 @@ enum kg_sec_kind {
  * means: counted since the stream start or the last KG_SEC_EPOCH_END. */
 struct kg_stream_opts {
 	uint64_t max_state;    /* state sections; default 1 MiB */
-	uint64_t max_bulk;     /* RAM, disk and unknown kinds; default 1 GiB */
+	uint64_t max_bulk;     /* RAM pages, disk and unknown kinds; default
+				* 1 GiB */
+	/* A whole RAM region (KG_SEC_RAM_FULL): never read into a buffer —
+	 * mapped, copied or checked in pieces — so bounded by the largest
+	 * guest, 1 TiB (a 3 GiB region 0 is common) */
+	uint64_t max_ram;
 	uint64_t max_sections; /* per snapshot or epoch; default 1 << 22 */
 	bool any_arch;         /* reader: accept another architecture */
 };
 
 #define KG_STREAM_DEFAULT_MAX_STATE (1ull << 20)
 #define KG_STREAM_DEFAULT_MAX_BULK (1ull << 30)
+#define KG_STREAM_DEFAULT_MAX_RAM (1ull << 40)
 #define KG_STREAM_DEFAULT_MAX_SECTIONS (1ull << 22)
 
 struct kg_stream_header {
@@ -190,6 +202,7 @@ struct kg_stream_reader {
 	struct kg_section cur;
 	uint64_t done;        /* payload bytes of cur consumed */
 	uint32_t crc;         /* running CRC of cur */
+	struct kg_budget *budget; /* the peer's (NULL: unlimited) */
 };
 
 /* opts NULL: defaults. Reads nothing yet; fd stays the caller's. */
@@ -214,10 +227,19 @@ int kg_reader_next(struct kg_stream_reader *r, struct kg_section *s,
 int kg_section_read(struct kg_stream_reader *r, void *buf, size_t n,
 		    struct kg_err *e);
 uint64_t kg_section_remaining(const struct kg_stream_reader *r);
+/* What a peer makes this reader hold is charged to b (base/budget.h):
+ * kg_section_read_all's buffers; consumers that stage payloads charge
+ * theirs to kg_reader_budget(r). NULL: unlimited (the default). */
+void kg_reader_set_budget(struct kg_stream_reader *r, struct kg_budget *b);
+struct kg_budget *kg_reader_budget(const struct kg_stream_reader *r);
 /* The current section's whole payload in a malloc'd buffer, verified
- * (kg_section_finish done): NULL with e set on error. */
+ * (kg_section_finish done): NULL with e set on error. Charged to the
+ * reader's budget before it is allocated (a section declaring more than
+ * the budget allows is refused unread, its kind KG_ERR_CORRUPT); free
+ * it with kg_section_free, or release the charge when handing it on. */
 uint8_t *kg_section_read_all(struct kg_stream_reader *r,
 			     const struct kg_section *s, struct kg_err *e);
+void kg_section_free(struct kg_stream_reader *r, uint8_t *buf, uint64_t len);
 /* Skips what remains of the payload and verifies the section's CRC. */
 int kg_section_finish(struct kg_stream_reader *r, struct kg_err *e);
 

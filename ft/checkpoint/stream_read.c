@@ -395,18 +395,43 @@ int kg_section_skip_unverified(struct kg_stream_reader *r, uint32_t *crc,
 	return 0;
 }
 
+void kg_reader_set_budget(struct kg_stream_reader *r, struct kg_budget *b)
+{
+	r->budget = b;
+}
+
+struct kg_budget *kg_reader_budget(const struct kg_stream_reader *r)
+{
+	return r->budget;
+}
+
 uint8_t *kg_section_read_all(struct kg_stream_reader *r,
 			     const struct kg_section *s, struct kg_err *e)
 {
+	char where[128];
+	kg_section_where(where, sizeof(where), s);
+	if (kg_budget_charge(r->budget, s->length, where, e) < 0) {
+		fail(r);
+		return NULL;
+	}
 	uint8_t *buf = malloc(s->length ? s->length : 1);
 	if (!buf) {
-		kg_errk(e, KG_ERR_NOMEM, "out of memory");
+		kg_budget_release(r->budget, s->length);
+		kg_errk(e, KG_ERR_NOMEM, "%s: out of memory", where);
 		return NULL;
 	}
 	if (kg_section_read(r, buf, s->length, e) < 0 ||
 	    kg_section_finish(r, e) < 0) {
-		free(buf);
+		kg_section_free(r, buf, s->length);
 		return NULL;
 	}
 	return buf;
+}
+
+void kg_section_free(struct kg_stream_reader *r, uint8_t *buf, uint64_t len)
+{
+	if (!buf)
+		return;
+	kg_budget_release(r->budget, len);
+	free(buf);
 }

@@ -150,8 +150,14 @@ int vm_state_write_config(struct kg_stream_writer *w, const struct vm *vm,
 				     vm->cfg.deterministic
 					     ? VM_STATE_CONFIG_DETERMINISTIC
 					     : 0 };
+	return vm_state_put_config(w, &c, e);
+}
+
+int vm_state_put_config(struct kg_stream_writer *w,
+			const struct vm_state_config *c, struct kg_err *e)
+{
 	return vm_state_put_table(w, KG_SEC_VM_CONFIG, 0,
-				  c.flags ? &config_vs : &config_vs_v1, &c, e);
+				  c->flags ? &config_vs : &config_vs_v1, c, e);
 }
 
 static int decode(const struct kg_section *s, const struct vs_desc *d,
@@ -177,7 +183,7 @@ int vm_state_get_table(struct kg_stream_reader *r, const struct kg_section *s,
 	if (!buf)
 		return -1;
 	int rc = decode(s, d, obj, ctx, buf, e);
-	free(buf);
+	kg_section_free(r, buf, s->length);
 	return rc;
 }
 
@@ -320,7 +326,7 @@ int vm_state_stage_section(struct kg_stream_reader *r,
 		st->dev[i][t].seen = rc == 0;
 	}
 	}
-	free(buf);
+	kg_section_free(r, buf, s->length);
 	return rc;
 }
 

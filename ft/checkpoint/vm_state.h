@@ -31,6 +31,9 @@ struct vm_state_config {
 #define VM_STATE_CONFIG_DETERMINISTIC 1u
 int vm_state_write_config(struct kg_stream_writer *w, const struct vm *vm,
 			  struct kg_err *e);
+/* The same from a shape (tests and tools write streams without a VM). */
+int vm_state_put_config(struct kg_stream_writer *w,
+			const struct vm_state_config *c, struct kg_err *e);
 /* Reads the current section (it must be KG_SEC_VM_CONFIG), verified. */
 int vm_state_read_config(struct kg_stream_reader *r,
 			 const struct kg_section *s, struct vm_state_config *c,

@@ -139,6 +139,10 @@ int incoming_begin(struct incoming *in, struct kg_tp_listener *l,
 	in->er = epoch_receiver_new_io(&rlink_stream_io, in->link, c, e);
 	if (!in->er)
 		goto refuse;
+	kg_budget_init(&in->budget, in->max_stream_memory
+					    ? in->max_stream_memory
+					    : kg_budget_default(c->mem_size));
+	kg_reader_set_budget(epoch_receiver_reader(in->er), &in->budget);
 	if (c->ndisks != in->ndisk_sizes) {
 		kg_errk(e, KG_ERR_CORRUPT,
 			"the source announced %u disk sizes for %u disks",

@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "transport/transport.h"
+#include "base/budget.h"
 #include "base/err.h"
 #include "base/faultpoint.h"
 #include "ft/checkpoint/epoch.h"
@@ -54,6 +55,12 @@ struct incoming {
 	uint64_t have_mem;
 	bool hash_round;
 	uint64_t needed_pages;
+	/* What the peer may make this side hold (staged epochs, queued log
+	 * sections: base/budget.h): max_stream_memory bytes, or 0 for
+	 * kg_budget_default of the incoming VM's RAM; set up per connection
+	 * by incoming_begin. Beyond it the stream is refused (corrupt). */
+	uint64_t max_stream_memory;
+	struct kg_budget budget;
 	/* Heartbeats to the source while it streams (it would otherwise hear
 	 * nothing for a whole first round and take us for dead). */
 	pthread_t beat;

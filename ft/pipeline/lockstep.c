@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <lz4.h>
+
 #include "vmm/vm.h"
 #include "ft/checkpoint/stream.h"
 #include "ft/record/recorder.h"
@@ -165,16 +167,19 @@ struct lockstep_pump {
 	pthread_cond_t cond;
 	struct section *head, **tail;
 	bool ended, ordered;
+	enum kg_err_kind kind; /* of why, when not ordered */
 	char why[512];
 	struct rr_source src;
 };
 
-static void pump_end(struct lockstep_pump *p, bool ordered, const char *why)
+static void pump_end(struct lockstep_pump *p, bool ordered,
+		     enum kg_err_kind kind, const char *why)
 {
 	pthread_mutex_lock(&p->lock);
 	if (!p->ended) {
 		p->ended = true;
 		p->ordered = ordered;
+		p->kind = kind;
 		snprintf(p->why, sizeof(p->why), "%s", why);
 	}
 	pthread_cond_broadcast(&p->cond);
@@ -192,7 +197,20 @@ static int take_section(struct lockstep_pump *p, struct kg_err *e)
 		return kg_errf(e, "out of memory");
 	kg_section_where(q->where, sizeof(q->where), &s);
 	if (s.kind != KG_SEC_EXEC_LOG || s.version != RR_LOG_VERSION) {
-		kg_errf(e, "%s: not an execution log section", q->where);
+		kg_errk(e, KG_ERR_CORRUPT, "%s: not an execution log section",
+			q->where);
+		free(q);
+		return -1;
+	}
+	/* No section of a log is larger than its records compressed (or
+	 * not): refused unread. The queue is bounded by the connection's
+	 * budget (each section charged until the replayer takes it). */
+	if (s.length > RR_SEC_HEADER + (uint64_t)LZ4_COMPRESSBOUND(RR_SEC_MAX_RAW)) {
+		kg_errk(e, KG_ERR_CORRUPT, "%s: an execution log section of "
+			"%llu bytes (at most %llu)", q->where,
+			(unsigned long long)s.length,
+			(unsigned long long)(RR_SEC_HEADER +
+					     LZ4_COMPRESSBOUND(RR_SEC_MAX_RAW)));
 		free(q);
 		return -1;
 	}
@@ -217,25 +235,26 @@ static void *pump_thread(void *arg)
 	struct lockstep_pump *p = arg;
 	for (;;) {
 		struct rlink_msg m;
-		struct kg_err e;
+		struct kg_err e = { 0 };
 		int k = rlink_next(p->l, &m, &e);
 		if (k < 0) {
-			pump_end(p, false, e.msg);
+			pump_end(p, false, e.kind, e.msg);
 			break;
 		}
 		if (k == 2) {
-			pump_end(p, false, "the primary closed the connection");
+			pump_end(p, false, KG_ERR_PEER_GONE,
+				 "the primary closed the connection");
 			break;
 		}
 		if (k == 1) {
 			if (m.type == RLINK_ABORT) {
-				pump_end(p, true, m.text);
+				pump_end(p, true, KG_ERR_REFUSED, m.text);
 				break;
 			}
 			continue; /* heartbeats */
 		}
 		if (take_section(p, &e) < 0) {
-			pump_end(p, false, e.msg);
+			pump_end(p, false, e.kind, e.msg);
 			break;
 		}
 	}
@@ -259,6 +278,8 @@ static int pump_next(void *ctx, uint8_t **payload, size_t *len, char *where,
 	pthread_mutex_unlock(&p->lock);
 	if (!q)
 		return 0;
+	/* The replayer's now (it frees it once decoded). */
+	kg_budget_release(kg_reader_budget(p->r), q->len);
 	*payload = q->payload;
 	*len = q->len;
 	snprintf(where, where_size, "log %s", q->where);
@@ -308,6 +329,14 @@ bool lockstep_pump_ordered(struct lockstep_pump *p, char *why, size_t n)
 	return o;
 }
 
+enum kg_err_kind lockstep_pump_end_kind(struct lockstep_pump *p)
+{
+	pthread_mutex_lock(&p->lock);
+	enum kg_err_kind k = p->kind;
+	pthread_mutex_unlock(&p->lock);
+	return k;
+}
+
 uint64_t lockstep_pump_sections(struct lockstep_pump *p)
 {
 	pthread_mutex_lock(&p->lock);
@@ -324,7 +353,7 @@ void lockstep_pump_free(struct lockstep_pump *p)
 	while (p->head) {
 		struct section *q = p->head;
 		p->head = q->next;
-		free(q->payload);
+		kg_section_free(p->r, q->payload, q->len);
 		free(q);
 	}
 	pthread_cond_destroy(&p->cond);

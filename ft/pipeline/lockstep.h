@@ -72,6 +72,11 @@ const struct rr_source *lockstep_pump_source(struct lockstep_pump *p);
 /* After the end: why the link ended, and whether the primary said so in
  * order (ABORT: it stopped protecting; do not take over). */
 bool lockstep_pump_ordered(struct lockstep_pump *p, char *why, size_t n);
+/* After an end that was not ordered: the kind of why (base/err.h), for
+ * the decision tables — a section beyond the connection's memory budget
+ * (kg_reader_set_budget on r) or a corrupted one is KG_ERR_CORRUPT: the
+ * primary is alive. */
+enum kg_err_kind lockstep_pump_end_kind(struct lockstep_pump *p);
 uint64_t lockstep_pump_sections(struct lockstep_pump *p);
 /* Stops reading (the link must have been shut down first, or ended). */
 void lockstep_pump_free(struct lockstep_pump *p);

@@ -143,7 +143,8 @@ static void st_run(struct receiver *r)
 int receiver_run(const struct receiver_opts *o)
 {
 	struct receiver r = { .o = o, .cfg = o->cfg, .status = 1,
-			      .in.faults = o->faults };
+			      .in.faults = o->faults,
+			      .in.max_stream_memory = o->max_stream_memory };
 	enum receiver_state state = RECEIVER_WAITING;
 	o->hooks.idle(o->hooks.ctx, true, cleanup, &r);
 	while (state != RECEIVER_DONE && state != RECEIVER_FAILED) {

@@ -41,6 +41,9 @@ struct receiver_opts {
 	struct kg_tp_listener *listener;
 	/* tests: "receive.hello|round|final|go=kill" */
 	const struct kg_faults *faults;
+	/* what the source may make this side hold (incoming.h); 0: the
+	 * default for the VM's RAM */
+	uint64_t max_stream_memory;
 	struct role_hooks hooks;
 };
 

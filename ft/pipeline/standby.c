@@ -157,7 +157,8 @@ static enum standby_state st_accept(struct standby *s, bool holding)
 	struct vm_state_config sc;
 	s->in = (struct incoming){ .standby = true,
 				   .beat_ms = o->failover_ms / 4,
-				   .failover_ms = (int)o->failover_ms };
+				   .failover_ms = (int)o->failover_ms,
+				   .max_stream_memory = o->max_stream_memory };
 	s->in.have_mem = s->ls_ram.base ? s->ls_ram.size : 0;
 	kg_tp_listener_set_timeout(o->listener,
 		holding ? (int)(o->failover_ms * 10 < 1000 ? 1000

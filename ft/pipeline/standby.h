@@ -57,6 +57,9 @@ struct standby_opts {
 	const struct kg_tp_key *lease_key;
 	unsigned lease_ttl_ms;
 	const struct kg_faults *faults; /* tests: "replay.corrupt=at:N" */
+	/* what the primary may make this side hold (incoming.h); 0: the
+	 * default for the VM's RAM */
+	uint64_t max_stream_memory;
 	struct role_hooks hooks;
 };
 

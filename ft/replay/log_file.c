@@ -80,7 +80,7 @@ int rr_file_check(const char *path, struct rr_file_summary *s,
 		s->sections++;
 		s->log_bytes += sec.length;
 		rc = check_log(&d, p, sec.length, s, e);
-		free(p);
+		kg_section_free(&r, p, sec.length);
 		if (rc < 0)
 			kg_err_prefix(e, "%s", where);
 	}

@@ -8,6 +8,16 @@
  * payload is page-aligned (after a pad section), one epoch, and one
  * unknown ancillary kind (0x8123). Payloads are a pattern derived from the
  * section's kind and instance, so the output is the same on every run.
+ *
+ *   mkstream --send ADDR --hostile huge|many
+ *
+ * plays a hostile migration source to a 'kagami receive --listen ADDR'
+ * (tests/integration/81_receive_hostile.sh): HELLO, a valid header and
+ * configuration (a 64 MiB VM), then either an epoch whose first section
+ * announces 1 GiB (huge: 1 MiB of it is sent), or a paused epoch of 1 MiB
+ * sections that never ends (many: up to 2 GiB). Prints how the receiver
+ * answered ("refused: <its ABORT>", or how the link ended); exit 0 once
+ * the receiver has hung up or refused.
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -15,7 +25,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ft/checkpoint/epoch.h"
 #include "ft/checkpoint/stream.h"
+#include "ft/checkpoint/vm_state.h"
+#include "ft/pipeline/rlink.h"
+#include "transport/transport.h"
 
 static void fill(uint8_t *buf, size_t n, unsigned seed)
 {
@@ -72,8 +86,71 @@ static int write_sample(struct kg_stream_writer *w,
 	return end ? kg_writer_end(w, e) : 0;
 }
 
+/* The hostile source: 0 when the receiver refused or hung up. */
+static int send_hostile(const char *addr, const char *how)
+{
+	struct kg_err e = { 0 };
+	struct kg_tp_opts to;
+	struct kg_transport *t;
+	kg_tp_opts_default(&to);
+	to.max_frame = RLINK_MAX_FRAME;
+	if (kg_tp_connect(addr, &to, &t, &e) < 0) {
+		fprintf(stderr, "mkstream: %s\n", e.msg);
+		return 1;
+	}
+	struct rlink *l = rlink_new(t, 0, &e);
+	if (!l || rlink_send(l, RLINK_HELLO, 1, RLINK_MODE_MIGRATE, NULL,
+			     &e) < 0) {
+		fprintf(stderr, "mkstream: %s\n", e.msg);
+		return 1;
+	}
+	struct kg_stream_writer w;
+	kg_writer_init(&w, -1, NULL, "hostile stream");
+	kg_writer_set_io(&w, &rlink_stream_io, l);
+	struct vm_state_config c = { .mem_size = 64u << 20, .ncpus = 1 };
+	bool many = !strcmp(how, "many");
+	uint64_t begin[2] = { 1, many ? 0 : EPOCH_F_LIVE };
+	static uint8_t mib[1u << 20];
+	int r = 0;
+	if (kg_writer_header(&w, NULL, &e) < 0 ||
+	    vm_state_put_config(&w, &c, &e) < 0 ||
+	    kg_writer_flush(&w, &e) < 0 || rlink_start_reader(l, &e) < 0 ||
+	    kg_writer_section(&w, KG_SEC_EPOCH_BEGIN, 0, 2, begin,
+			      sizeof(begin), &e) < 0)
+		r = -1;
+	if (r == 0 && many) {
+		for (unsigned i = 0; i < 2048 && r == 0; i++)
+			r = kg_writer_section(&w, KG_SEC_RAM_PAGES, 0, 1, mib,
+					      sizeof(mib), &e);
+	} else if (r == 0) {
+		r = kg_writer_begin(&w, KG_SEC_RAM_PAGES, 0, 1, 1ull << 30,
+				    &e);
+		if (r == 0)
+			r = kg_writer_append(&w, mib, sizeof(mib), &e);
+	}
+	if (r == 0)
+		r = kg_writer_flush(&w, &e);
+	/* What the receiver said (its ABORT), or how the link ended. */
+	struct rlink_msg m;
+	struct kg_err we = { 0 };
+	int k = rlink_wait_msg(l, 0, 30000, &m, &we);
+	if (k == 1)
+		printf("refused: %s\n", m.text);
+	else if (k < 0)
+		printf("link ended: %s\n", we.msg);
+	else
+		printf("no answer within 30 s%s%s\n", r < 0 ? "; " : "",
+		       r < 0 ? e.msg : "");
+	rlink_free(l);
+	return k != 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc == 5 && !strcmp(argv[1], "--send") &&
+	    !strcmp(argv[3], "--hostile") &&
+	    (!strcmp(argv[4], "huge") || !strcmp(argv[4], "many")))
+		return send_hostile(argv[2], argv[4]);
 	struct kg_stream_header h;
 	struct kg_stream_writer w;
 	struct kg_err e = { 0 };
@@ -121,6 +198,7 @@ int main(int argc, char **argv)
 	return 0;
 usage:
 	fprintf(stderr, "usage: mkstream [--arch ID] [--version MAJOR.MINOR] "
-		"[--no-end] FILE|-\n");
+		"[--no-end] FILE|-\n"
+		"       mkstream --send ADDR --hostile huge|many\n");
 	return 2;
 }

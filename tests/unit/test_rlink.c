@@ -24,7 +24,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ft/pipeline/lockstep.h"
 #include "ft/pipeline/rlink.h"
+#include "ft/record/rr_log.h"
 
 #define KiB 1024u
 #define MiB (1024u * 1024u)
@@ -995,6 +997,135 @@ static void test_faults_reader(void **state)
 	check_msg_fault(&h);
 }
 
+/* --- the lockstep pump's queue, bounded by the connection's budget --- */
+
+struct log_writer {
+	struct rlink *l;
+	unsigned n;
+	uint64_t len;
+	int rc;
+	struct kg_err e;
+};
+
+/* A stream of n exec-log sections of len bytes each (their contents are
+ * the replayer's to check; the pump only queues them). */
+static void *log_writer_main(void *arg)
+{
+	struct log_writer *w = arg;
+	struct kg_stream_writer sw;
+	kg_writer_init(&sw, -1, NULL, "log");
+	kg_writer_set_io(&sw, &rlink_stream_io, w->l);
+	uint8_t *buf = calloc(1, w->len);
+	w->rc = kg_writer_header(&sw, NULL, &w->e);
+	for (unsigned i = 0; i < w->n && w->rc == 0; i++)
+		w->rc = kg_writer_section(&sw, KG_SEC_EXEC_LOG, 0,
+					  RR_LOG_VERSION, buf, w->len, &w->e);
+	if (w->rc == 0)
+		w->rc = kg_writer_flush(&sw, &w->e);
+	free(buf);
+	return NULL;
+}
+
+/* Runs a pump on b (budget limit) against a writer of n sections of len
+ * bytes on a (thread *th) until the pump ends (why says how); returns
+ * the pump. */
+static struct lockstep_pump *pump_until_end(struct rlink *a, struct rlink *b,
+					    struct kg_stream_reader *r,
+					    struct kg_budget *bud,
+					    uint64_t limit, unsigned n,
+					    uint64_t len, struct log_writer *w,
+					    pthread_t *th, char *why,
+					    size_t why_size)
+{
+	struct kg_err e = { 0 };
+	*w = (struct log_writer){ .l = a, .n = n, .len = len };
+	assert_int_equal(pthread_create(th, NULL, log_writer_main, w), 0);
+	kg_reader_init(r, -1, NULL);
+	kg_reader_set_io(r, &rlink_stream_io, b);
+	assert_int_equal(kg_reader_header(r, NULL, &e), 0);
+	kg_budget_init(bud, limit);
+	kg_reader_set_budget(r, bud);
+	struct lockstep_pump *p = lockstep_pump_start(b, r, 0, &e);
+	assert_non_null(p);
+	long long t0 = now_ms();
+	why[0] = 0;
+	while (!why[0] && now_ms() - t0 < 10 * TMO) {
+		lockstep_pump_ordered(p, why, why_size);
+		usleep(5000);
+	}
+	if (!why[0])
+		fail_msg("the pump did not end");
+	return p;
+}
+
+/* A primary that sends log sections faster than they are replayed (here:
+ * never) makes the secondary hold at most its budget: the pump ends with
+ * one line, as damage (the primary is alive), after about budget / size
+ * sections; what it queued is still replayed, and gives the budget back
+ * when taken. */
+static void test_pump_queue_bounded(void **state)
+{
+	(void)state;
+	struct rlink *a, *b;
+	plain_pair(true, &a, &b);
+	struct kg_stream_reader r;
+	struct kg_budget bud;
+	struct log_writer w;
+	pthread_t th;
+	char why[512];
+	struct lockstep_pump *p = pump_until_end(a, b, &r, &bud, 4 * MiB, 64,
+						 512 * KiB, &w, &th, why,
+						 sizeof(why));
+	assert_false(lockstep_pump_ordered(p, why, sizeof(why)));
+	assert_int_equal(lockstep_pump_end_kind(p), KG_ERR_CORRUPT);
+	if (!strstr(why, "beyond the stream memory budget of 4 MiB"))
+		fail_msg("%s", why);
+	assert_null(strchr(why, '\n'));
+	assert_true(lockstep_pump_sections(p) <= 8);
+	assert_true(atomic_load(&bud.peak) <= 4 * MiB);
+	const struct rr_source *src = lockstep_pump_source(p);
+	uint8_t *pl;
+	size_t len;
+	char where[128];
+	struct kg_err e = { 0 };
+	unsigned got = 0;
+	while (src->next(src->ctx, &pl, &len, where, sizeof(where), &e) == 1) {
+		assert_int_equal(len, 512 * KiB);
+		free(pl);
+		got++;
+	}
+	assert_int_equal(got, lockstep_pump_sections(p));
+	assert_int_equal(atomic_load(&bud.used), 0);
+	rlink_free(b); /* the writer, blocked on a full socket, fails */
+	pthread_join(th, NULL);
+	lockstep_pump_free(p);
+	rlink_free(a);
+}
+
+/* A section larger than any log section can be is refused unread. */
+static void test_pump_refuses_huge_section(void **state)
+{
+	(void)state;
+	struct rlink *a, *b;
+	plain_pair(true, &a, &b);
+	struct kg_stream_reader r;
+	struct kg_budget bud;
+	struct log_writer w;
+	pthread_t th;
+	char why[512];
+	struct lockstep_pump *p = pump_until_end(a, b, &r, &bud, 1ull << 30, 1,
+						 8 * MiB, &w, &th, why,
+						 sizeof(why));
+	assert_int_equal(lockstep_pump_end_kind(p), KG_ERR_CORRUPT);
+	if (!strstr(why, "an execution log section of 8388608 bytes (at most"))
+		fail_msg("%s", why);
+	assert_int_equal(atomic_load(&bud.peak), 0);
+	rlink_free(b);
+	pthread_join(th, NULL);
+	lockstep_pump_free(p);
+	rlink_free(a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1016,6 +1147,8 @@ int main(void)
 		cmocka_unit_test(test_with_key),
 		cmocka_unit_test(test_faults_stream),
 		cmocka_unit_test(test_faults_reader),
+		cmocka_unit_test(test_pump_queue_bounded),
+		cmocka_unit_test(test_pump_refuses_huge_section),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -24,6 +24,7 @@
 #include "ft/checkpoint/stream.h"
 #include "ft/checkpoint/vm_state.h"
 #include "vm_fixture.h"
+#include "vmm/mem_lazy.h"
 #include "vmm/rtc.h"
 
 static void make_config(struct vm_run *r, struct vm_config *cfg,
@@ -625,6 +626,158 @@ static void test_rtc_in_snapshot(void **state)
 	free(b);
 }
 
+/* A copy of snapshot src without its ram-hashes sections: what a kagami
+ * before stream 1.3 wrote (the sections before them keep their offsets,
+ * so RAM stays page aligned). */
+static void strip_hashes(const char *src, const char *dst)
+{
+	struct kg_err e = { 0 };
+	int in = open(src, O_RDONLY), out = open(dst, O_RDWR | O_CREAT |
+						  O_TRUNC, 0600);
+	assert_true(in >= 0 && out >= 0);
+	struct kg_stream_reader r;
+	struct kg_stream_writer w;
+	kg_reader_init(&r, in, NULL);
+	kg_writer_init(&w, out, NULL, NULL);
+	struct kg_stream_header h;
+	assert_int_equal(kg_reader_header(&r, &h, &e), 0);
+	assert_int_equal(kg_writer_header(&w, &h, &e), 0);
+	struct kg_section sec;
+	unsigned dropped = 0;
+	while (kg_reader_next(&r, &sec, &e) == 1) {
+		uint8_t *p = kg_section_read_all(&r, &sec, &e);
+		if (!p)
+			fail_msg("%s", e.msg);
+		if (sec.kind == KG_SEC_RAM_HASHES)
+			dropped++;
+		else if (kg_writer_section(&w, sec.kind, sec.instance,
+					   sec.version, p, sec.length, &e) < 0)
+			fail_msg("%s", e.msg);
+		free(p);
+	}
+	assert_int_equal(dropped, 1);
+	assert_int_equal(kg_writer_end(&w, &e), 0);
+	close(in);
+	close(out);
+}
+
+static void flip_byte(const char *path, off_t at)
+{
+	int fd = open(path, O_RDWR);
+	uint8_t b;
+	assert_true(fd >= 0 && pread(fd, &b, 1, at) == 1);
+	b ^= 0x5a;
+	assert_true(pwrite(fd, &b, 1, at) == 1);
+	close(fd);
+}
+
+/* Restores path into b (test prefetch delay ms) and runs it. */
+static int restore_run(const char *path, struct vm_run *b, unsigned delay_ms,
+		       struct snapshot_reader **sr, struct kg_err *e)
+{
+	struct vm_config cfg;
+	make_config(b, &cfg, NULL, NULL);
+	if (!(*sr = snapshot_open(path, &cfg, e)))
+		fail_msg("snapshot_open: %s", e->msg);
+	snapshot_test_prefetch_delay(*sr, delay_ms);
+	if (vm_create(&b->vm, &cfg, e) < 0)
+		fail_msg("vm_create: %s", e->msg);
+	if (snapshot_load(*sr, &b->vm, e) < 0)
+		return -1;
+	vm_run_start(b);
+	return 0;
+}
+
+/* RAM comes in after the guest starts (each page checked), and the
+ * restored VM is whole meanwhile: a snapshot taken of it while most of
+ * its RAM is still in the file restores and finishes like the original.
+ * A snapshot of the format before page hashes restores by copying RAM
+ * in first; a byte changed in its RAM is refused before the guest
+ * starts (its section checksum). */
+static void test_snapshot_ram_load(void **state)
+{
+	(void)state;
+	if (!kvm_or_skip())
+		skip();
+	const char *args = "mib=8 total=1536 seed=9 rate=512";
+	struct vm_config cfg;
+	struct kg_err e = { 0 };
+	struct vm_run *a = calloc(1, sizeof(*a));
+	make_config(a, &cfg, MEMSTRESS, args);
+	if (vm_create(&a->vm, &cfg, &e) < 0)
+		fail_msg("vm_create: %s", e.msg);
+	vm_run_start(a);
+	usleep(300000);
+	char path[96], old[96], again[96];
+	snprintf(path, sizeof(path), "/tmp/kagami-ramload-%d.kgs", getpid());
+	snprintf(old, sizeof(old), "/tmp/kagami-ramload-%d-old.kgs", getpid());
+	snprintf(again, sizeof(again), "/tmp/kagami-ramload-%d-2.kgs", getpid());
+	struct snapshot_stats st;
+	if (snapshot_save(&a->vm, path, &st, &e) < 0)
+		fail_msg("snapshot: %s", e.msg);
+	char *want = finish(a);
+
+	/* lazily, the background load held back: a snapshot of it now */
+	struct vm_run *b = calloc(1, sizeof(*b));
+	struct snapshot_reader *sr;
+	if (restore_run(path, b, 60000, &sr, &e) < 0)
+		fail_msg("restore: %s", e.msg);
+	vm_pause(&b->vm);
+	struct mem_lazy_stats ls;
+	assert_true(guest_mem_lazy_stats(&b->vm.mem, &ls));
+	assert_true(ls.pages < (64u << 20) / 4096 / 2);
+	vm_resume(&b->vm);
+	if (snapshot_save(&b->vm, again, &st, &e) < 0)
+		fail_msg("snapshot of a restoring VM: %s", e.msg);
+	char *got = finish(b);
+	snapshot_close(sr);
+	assert_string_equal(last_line(got), last_line(want));
+	free(got);
+	memset(b, 0, sizeof(*b));
+	if (restore_run(again, b, 0, &sr, &e) < 0)
+		fail_msg("restore: %s", e.msg);
+	got = finish(b);
+	snapshot_close(sr);
+	assert_string_equal(last_line(got), last_line(want));
+	free(got);
+
+	/* the format before page hashes */
+	strip_hashes(path, old);
+	memset(b, 0, sizeof(*b));
+	if (restore_run(old, b, 0, &sr, &e) < 0)
+		fail_msg("restore without hashes: %s", e.msg);
+	assert_false(guest_mem_lazy(&b->vm.mem));
+	got = finish(b);
+	snapshot_close(sr);
+	assert_string_equal(last_line(got), last_line(want));
+	free(got);
+	int fd = open(old, O_RDONLY);
+	struct kg_stream_reader r;
+	struct kg_section sec;
+	kg_reader_init(&r, fd, NULL);
+	assert_int_equal(kg_reader_header(&r, NULL, &e), 0);
+	while (kg_reader_next(&r, &sec, &e) == 1 && sec.kind != KG_SEC_RAM_FULL)
+		;
+	close(fd);
+	assert_int_equal(sec.kind, KG_SEC_RAM_FULL);
+	flip_byte(old, (off_t)(sec.offset + 16 + 3 * 4096 + 7));
+	memset(b, 0, sizeof(*b));
+	assert_int_equal(restore_run(old, b, 0, &sr, &e), -1);
+	assert_int_equal(e.kind, KG_ERR_CORRUPT);
+	assert_non_null(strstr(e.msg, "(ram #0)"));
+	assert_non_null(strstr(e.msg, "checksum mismatch"));
+	snapshot_close(sr);
+	vm_destroy(&b->vm);
+	unlink(b->console);
+
+	unlink(path);
+	unlink(old);
+	unlink(again);
+	free(want);
+	free(a);
+	free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -633,6 +786,7 @@ int main(void)
 		cmocka_unit_test(test_no_lost_dirty_pages),
 		cmocka_unit_test(test_deterministic_roundtrip),
 		cmocka_unit_test(test_rtc_in_snapshot),
+		cmocka_unit_test(test_snapshot_ram_load),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -744,10 +744,19 @@ static void test_oversized(void **state)
 	n = craft(b, 0x7777, 0, (1ull << 30) + 1); /* unknown: bulk bound */
 	expect_error(b, n, NULL, "section 0 (kind 0x7777 #0) at offset 32: "
 		     "declares 1073741825 bytes");
-	/* A configured bound for bulk sections. */
+	/* A configured bound for bulk sections, and one for whole RAM
+	 * regions (1 TiB by default: a 3 GiB region passes). */
 	struct kg_stream_opts o;
 	kg_stream_opts_default(&o);
 	o.max_bulk = 4096;
+	n = craft(b, KG_SEC_RAM_PAGES, 0, 4097);
+	expect_error(b, n, &o, "more than the limit of 4096");
+	n = craft(b, KG_SEC_RAM_FULL, 0, (1ull << 40) + 1);
+	expect_error(b, n, NULL, "section 0 (ram #0) at offset 32: declares "
+		     "1099511627777 bytes, more than the limit of "
+		     "1099511627776");
+	assert_int_equal(kg_sec_max_length(&o, KG_SEC_RAM_FULL), 1ull << 40);
+	o.max_ram = 4096;
 	n = craft(b, KG_SEC_RAM_FULL, 0, 4097);
 	expect_error(b, n, &o, "more than the limit of 4096");
 	n = craft(b, KG_SEC_END, 0, 9);
