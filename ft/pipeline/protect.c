@@ -545,6 +545,11 @@ static void *protect_thread(void *arg)
 		p->o.have_fault = false;
 		int r = l ? replicate(p, l, &e) : -1;
 		bool vm_stopping = p->vm->req == VM_REQ_STOP;
+		if (l && r < 0 && !atomic_load(&p->stop) && !vm_stopping) {
+			pthread_mutex_lock(&p->lock);
+			p->st.links_lost++;
+			pthread_mutex_unlock(&p->lock);
+		}
 		if (l && (atomic_load(&p->stop) || vm_stopping)) {
 			/* Not a failure: tell the secondary not to take over. */
 			struct kg_err ignore;
@@ -574,6 +579,10 @@ static void *protect_thread(void *arg)
 			 * replica for a while. Outputs stay held — the guest
 			 * runs on, unseen — until a new session covers them or
 			 * the window closes. */
+			if (l)
+				kg_log(KG_LOG_INFO, "replication to %s lost: %s; "
+				       "reconnecting, outputs held", p->o.peer,
+				       e.msg);
 			set_state(p, "reconnecting", e.msg);
 			sleep_ms(50);
 			continue;
