@@ -67,6 +67,7 @@ GUEST_ELFS := $(GUESTS:%=$(BUILD)/guests/%.elf)
 UNIT_LAYERS_test_acpi := vmm
 UNIT_LAYERS_test_check := check
 UNIT_LAYERS_test_cpuid := vmm
+UNIT_LAYERS_test_detector := pipeline
 UNIT_LAYERS_test_devspec := vmm
 UNIT_LAYERS_test_disk_switch := vmm
 UNIT_LAYERS_test_elf := vmm
