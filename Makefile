@@ -65,6 +65,7 @@ GUEST_ELFS := $(GUESTS:%=$(BUILD)/guests/%.elf)
 
 # Unit tests: the layers each one tests (its link line holds nothing else).
 UNIT_LAYERS_test_acpi := vmm
+UNIT_LAYERS_test_beatlink := pipeline
 UNIT_LAYERS_test_check := check
 UNIT_LAYERS_test_cpuid := vmm
 UNIT_LAYERS_test_detector := pipeline
