@@ -54,6 +54,10 @@ struct incoming {
 	uint64_t have_mem;
 	bool hash_round;
 	uint64_t needed_pages;
+	/* standby: the heartbeat link, when the primary opened one
+	 * (beatlink.h): from the first commit on, it decides when silence
+	 * is the primary's death */
+	struct beatlink *beats;
 	/* Heartbeats to the source while it streams (it would otherwise hear
 	 * nothing for a whole first round and take us for dead). */
 	pthread_t beat;
@@ -74,11 +78,12 @@ int incoming_receive(struct incoming *in, struct vm *vm,
 		     struct kg_err *e);
 /* The secondary (standby): applies rounds and epochs, ACKing each, until
  * the primary goes away. Errors are judged by incoming_error_verdict
- * (verdict.h), on their kind: 1: the link closed or went silent (e says
+ * (verdict.h), on their kind, and with a heartbeat link by
+ * incoming_beats_verdict: 1: the link closed or went silent (e says
  * how) — fail over if an epoch is committed; 2: a frame or epoch was
- * corrupted (nothing of it applied): the primary is alive and will
- * reconnect; 0: the primary said not to take over (its ABORT; e has its
- * words);
+ * corrupted (nothing of it applied), or the data link failed while the
+ * primary still beats: the primary is alive and will reconnect; 0: the
+ * primary said not to take over (its ABORT; e has its words);
  * 3: lockstep: the first state is committed and the execution log
  * follows on the same stream (ft/pipeline/lockstep.h); -1: this side
  * failed. */

@@ -11,6 +11,7 @@
 
 #include "vmm/vm.h"
 #include "ft/checkpoint/epoch.h"
+#include "beatlink.h"
 #include "disk_sync.h"
 #include "ft/record/recorder.h"
 #include "guard.h"
@@ -379,28 +380,60 @@ static int follow_log(struct protect *p, struct rlink *l,
 	return 0;
 }
 
+/* The heartbeat link of this session (beatlink.h), right after HELLO;
+ * without one (it failed, or the secondary never took it) failure
+ * detection is the data link's I/O timeout, as before. */
+static struct beatlink *start_beats(struct protect *p, struct rlink *l,
+				    uint64_t session)
+{
+	struct kg_tp_opts to;
+	kg_tp_opts_default(&to);
+	to.connect_timeout_ms = 1000;
+	to.io_timeout_ms = 2000;
+	if (p->o.have_key)
+		to.key = &p->o.key;
+	struct kg_transport *t;
+	struct kg_err e = { 0 };
+	if (beatlink_connect(p->o.peer, &to, session, &t, &e) < 0) {
+		kg_log(KG_LOG_INFO, "%s: failure detection on the data link "
+		       "alone", e.msg);
+		return NULL;
+	}
+	/* Silence from the secondary was judged over 2x the failover
+	 * timeout here, and still is. */
+	struct beatlink_opts bo;
+	beatlink_opts_default(&bo, p->o.failover_ms, 2 * p->o.failover_ms);
+	struct beatlink *b = beatlink_start(t, l, &bo, &e);
+	if (!b)
+		kg_log(KG_LOG_INFO, "%s: failure detection on the data link "
+		       "alone", e.msg);
+	return b;
+}
+
 static int replicate(struct protect *p, struct rlink *l, struct kg_err *e)
 {
 	struct vm *vm = p->vm;
 	uint64_t session;
 	if (getrandom(&session, sizeof(session), 0) != sizeof(session))
 		return kg_errno(e, "getrandom");
+	bool beats = p->o.mode != PROTECT_LOCKSTEP;
 	uint64_t mode = (p->o.mode == PROTECT_FT ? RLINK_MODE_FT
 			 : p->o.mode == PROTECT_HA ? RLINK_MODE_HA
 						   : RLINK_MODE_LOCKSTEP) |
-			RLINK_F_STORAGE;
+			RLINK_F_STORAGE | (beats ? RLINK_F_BEATS : 0);
 	if (rlink_start_reader(l, e) < 0 ||
 	    rlink_send(l, RLINK_HELLO, session, mode, NULL, e) < 0)
 		return -1;
+	struct beatlink *bl = beats ? start_beats(p, l, session) : NULL;
+	int rc = -1;
 	for (unsigned i = 0; i < vm->cfg.ndisks; i++)
 		if (rlink_send(l, RLINK_DISK, i, virtio_blk_size(vm->blks[i]),
 			       NULL, e) < 0)
-			return -1;
+			goto out_beats;
 	struct disk_sync ds;
 	if (vm->cfg.ndisks && disk_sync_init(&ds, vm, e) < 0)
-		return -1;
+		goto out_beats;
 	struct epoch_sender *es = epoch_sender_new_io(vm, &rlink_stream_io, l, e);
-	int rc = -1;
 	if (!es)
 		goto out;
 	if (vm->cfg.ndisks)
@@ -421,8 +454,16 @@ static int replicate(struct protect *p, struct rlink *l, struct kg_err *e)
 		goto out;
 	}
 	/* From here the secondary beats every failover_ms / 4: silence
-	 * this long means it is gone. */
-	kg_tp_set_io_timeout(rlink_transport(l), (int)p->o.failover_ms * 2);
+	 * this long means it is gone. With a heartbeat link, its watch
+	 * judges silence on both links. */
+	if (bl) {
+		kg_tp_set_io_timeout(rlink_transport(l),
+				     beatlink_data_timeout_ms(p->o.failover_ms));
+		beatlink_arm(bl);
+	} else {
+		kg_tp_set_io_timeout(rlink_transport(l),
+				     (int)p->o.failover_ms * 2);
+	}
 	if (p->o.mode == PROTECT_FT)
 		outbuf_hold(vm->out, true);
 	unsigned period = p->o.mode == PROTECT_FT ? p->o.epoch_ms
@@ -499,6 +540,19 @@ out:
 	epoch_sender_free(es);
 	if (vm->cfg.ndisks)
 		disk_sync_fini(&ds);
+out_beats:
+	if (bl) {
+		/* The watch cut the link: silence is the reason. */
+		if (rc < 0)
+			beatlink_suspected(bl, e);
+		/* Not a stop: another session follows (or, its window
+		 * over, the guest goes on unprotected): the secondary,
+		 * alive, should keep its replica rather than take over. */
+		if (rc < 0 && !atomic_load(&p->stop) &&
+		    vm->req != VM_REQ_STOP)
+			beatlink_send_again(bl);
+		beatlink_free(bl);
+	}
 	return rc;
 }
 
