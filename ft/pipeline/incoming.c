@@ -56,8 +56,10 @@ static void *beat_thread(void *arg)
 	struct incoming *in = arg;
 	while (!atomic_load(&in->beat_stop)) {
 		struct kg_err e;
-		if (rlink_send(in->link, RLINK_BEAT, (uint64_t)(kg_now_ns() / 1000000),
-			       0, NULL, &e) < 0)
+		/* CLOCK_BOOTTIME: an FT primary echoes it (RLINK_HOLD), and a
+		 * promise must run out across a suspend. */
+		if (rlink_send(in->link, RLINK_BEAT,
+			       kg_boottime_ns() / 1000000, 0, NULL, &e) < 0)
 			return NULL; /* the main loop meets the error too */
 		unsigned ms = in->beat_ms ? in->beat_ms : BEAT_MS;
 		for (unsigned i = 0; i < ms && !atomic_load(&in->beat_stop);
@@ -151,6 +153,16 @@ int incoming_begin(struct incoming *in, struct kg_tp_listener *l,
 			kg_errk(e, KG_ERR_REFUSED, "the source gave up: %s",
 				m.text);
 			goto fail;
+		}
+		if (m.type == RLINK_HOLD && in->standby) {
+			in->hold_ms = m.a;
+			continue;
+		}
+		if (m.type == RLINK_HELD && in->standby) {
+			in->have_held = true;
+			in->held_session = m.a;
+			in->held_seq = m.b;
+			continue;
 		}
 		if (m.type != RLINK_DISK || m.a != in->ndisk_sizes ||
 		    m.a >= sizeof(in->disk_size) / sizeof(in->disk_size[0])) {
@@ -395,6 +407,13 @@ int incoming_follow(struct incoming *in, struct vm *vm,
 int incoming_running(struct incoming *in, struct kg_err *e)
 {
 	return rlink_send(in->link, RLINK_RUNNING, in->session, 0, NULL, e);
+}
+
+uint64_t incoming_echo(const struct incoming *in)
+{
+	uint64_t a = in->link ? rlink_echo(in->link) : 0;
+	uint64_t b = in->beats ? beatlink_echo(in->beats) : 0;
+	return a > b ? a : b;
 }
 
 void incoming_end(struct incoming *in)

@@ -58,6 +58,11 @@ struct incoming {
 	 * (beatlink.h): from the first commit on, it decides when silence
 	 * is the primary's death */
 	struct beatlink *beats;
+	/* FT standby: the primary's hold window (RLINK_HOLD, ms; 0: none)
+	 * and where its held output begins (RLINK_HELD) */
+	uint64_t hold_ms;
+	bool have_held;
+	uint64_t held_session, held_seq;
 	/* Heartbeats to the source while it streams (it would otherwise hear
 	 * nothing for a whole first round and take us for dead). */
 	pthread_t beat;
@@ -90,6 +95,10 @@ int incoming_receive(struct incoming *in, struct vm *vm,
 int incoming_follow(struct incoming *in, struct vm *vm,
 		    const struct epoch_disk_sink *disk, void *ctx,
 		    struct kg_err *e);
+/* The newest of our BEAT stamps (CLOCK_BOOTTIME ms) the primary echoed
+ * on either link: with hold_ms, how long it promised to keep output the
+ * replica has not acknowledged (RLINK_HOLD). 0: none. */
+uint64_t incoming_echo(const struct incoming *in);
 /* Tells the source the guest runs here (a failure is only reported: the
  * source can still learn it by QUERY). */
 int incoming_running(struct incoming *in, struct kg_err *e);

@@ -27,8 +27,11 @@
 #define MAX_UNACKED 3        /* epochs in flight before we wait */
 #define BEAT_MS 20
 /* How long the primary keeps its outputs held and tries to reach the
- * secondary again before going on unprotected; the secondary keeps its
- * replica as long (cmd_secondary.c). */
+ * secondary again before going on unprotected, at least: from the link's
+ * loss, and (FT) from the last echo of the secondary's stamps, which
+ * promises as much (RLINK_HOLD); the secondary keeps its replica while
+ * the promise lasts. With a lease, long enough for the secondary to take
+ * it once ours has run out (protect_start). */
 #define RECONNECT_WINDOW_MS 1000
 
 struct protect {
@@ -45,6 +48,15 @@ struct protect {
 	uint64_t sent_ns[MAX_UNACKED + 1], sent_seq[MAX_UNACKED + 1];
 	bool reseal;       /* the next paused epoch is a session's first */
 	uint64_t lost_ns;  /* when the link was lost; 0 while protected */
+	unsigned hold_ms;  /* the reconnect window (RLINK_HOLD) */
+	/* FT: kg_now_ns() of the last echo sent on either link (the hold
+	 * window runs from it too) */
+	_Atomic uint64_t echo_ns;
+	/* FT: the session now, and where the output held begins: after
+	 * epoch rel_seq of session rel_session, released by its ACK;
+	 * rel_intact while nothing since went out unacknowledged */
+	uint64_t session, rel_session, rel_seq;
+	bool rel_intact;
 	/* lockstep: the recorder (ours unless the VM had one) and the sink */
 	struct recorder *rec;
 	bool own_rec;
@@ -234,6 +246,11 @@ static int take_acks(struct protect *p, struct rlink *l, int timeout_ms,
 	*acked = m.a;
 	if (holds_output(p))
 		outbuf_release(p->vm->out, m.a);
+	if (p->o.mode == PROTECT_FT) {
+		p->rel_session = p->session;
+		p->rel_seq = m.a;
+		p->rel_intact = true;
+	}
 	uint64_t now = kg_now_ns();
 	pthread_mutex_lock(&p->lock);
 	for (unsigned i = 0; i <= MAX_UNACKED; i++)
@@ -403,11 +420,22 @@ static struct beatlink *start_beats(struct protect *p, struct rlink *l,
 	 * timeout here, and still is. */
 	struct beatlink_opts bo;
 	beatlink_opts_default(&bo, p->o.failover_ms, 2 * p->o.failover_ms);
+	bo.echo = p->o.mode == PROTECT_FT;
 	struct beatlink *b = beatlink_start(t, l, &bo, &e);
 	if (!b)
 		kg_log(KG_LOG_INFO, "%s: failure detection on the data link "
 		       "alone", e.msg);
 	return b;
+}
+
+/* An FT data-link BEAT echoes the secondary's newest stamp (RLINK_HOLD). */
+static int send_beat(struct protect *p, struct rlink *l, struct kg_err *e)
+{
+	uint64_t echo = p->o.mode == PROTECT_FT ? rlink_peer_stamp(l) : 0;
+	uint64_t now = kg_now_ns();
+	if (echo)
+		atomic_store(&p->echo_ns, now);
+	return rlink_send(l, RLINK_BEAT, now / 1000000, echo, NULL, e);
 }
 
 static int replicate(struct protect *p, struct rlink *l, struct kg_err *e)
@@ -426,6 +454,16 @@ static int replicate(struct protect *p, struct rlink *l, struct kg_err *e)
 		return -1;
 	struct beatlink *bl = beats ? start_beats(p, l, session) : NULL;
 	int rc = -1;
+	if (p->o.mode == PROTECT_FT) {
+		/* What the replica this secondary may still hold can rely on:
+		 * our promise, and where our held output begins. */
+		if (rlink_send(l, RLINK_HOLD, p->hold_ms, 0, NULL, e) < 0 ||
+		    (p->rel_intact && outbuf_holding(vm->out) &&
+		     rlink_send(l, RLINK_HELD, p->rel_session, p->rel_seq,
+				NULL, e) < 0))
+			goto out_beats;
+	}
+	p->session = session;
 	for (unsigned i = 0; i < vm->cfg.ndisks; i++)
 		if (rlink_send(l, RLINK_DISK, i, virtio_blk_size(vm->blks[i]),
 			       NULL, e) < 0)
@@ -464,8 +502,16 @@ static int replicate(struct protect *p, struct rlink *l, struct kg_err *e)
 		kg_tp_set_io_timeout(rlink_transport(l),
 				     (int)p->o.failover_ms * 2);
 	}
-	if (p->o.mode == PROTECT_FT)
+	if (p->o.mode == PROTECT_FT) {
 		outbuf_hold(vm->out, true);
+		/* Whatever went out so far, every epoch of this session
+		 * covers it. */
+		if (!p->rel_intact) {
+			p->rel_session = session;
+			p->rel_seq = 0;
+			p->rel_intact = true;
+		}
+	}
 	unsigned period = p->o.mode == PROTECT_FT ? p->o.epoch_ms
 						  : p->o.interval_ms;
 	uint64_t next = kg_now_ns();
@@ -513,8 +559,7 @@ static int replicate(struct protect *p, struct rlink *l, struct kg_err *e)
 				goto out;
 			/* A long HA interval: show we are alive. */
 			if (!behind && kg_now_ns() < next &&
-			    rlink_send(l, RLINK_BEAT, kg_now_ns() / 1000000, 0,
-				       NULL, e) < 0)
+			    send_beat(p, l, e) < 0)
 				goto out;
 			if (atomic_load(&p->stop))
 				break;
@@ -546,11 +591,15 @@ out_beats:
 		if (rc < 0)
 			beatlink_suspected(bl, e);
 		/* Not a stop: another session follows (or, its window
-		 * over, the guest goes on unprotected): the secondary,
-		 * alive, should keep its replica rather than take over. */
+		 * over, the guest goes on unprotected, and the secondary's
+		 * promise runs out first): the secondary, alive, should
+		 * keep its replica rather than take over. */
 		if (rc < 0 && !atomic_load(&p->stop) &&
 		    vm->req != VM_REQ_STOP)
 			beatlink_send_again(bl);
+		uint64_t sent = beatlink_echo_sent_ns(bl);
+		if (sent > atomic_load(&p->echo_ns))
+			atomic_store(&p->echo_ns, sent);
 		beatlink_free(bl);
 	}
 	return rc;
@@ -621,9 +670,13 @@ static void *protect_thread(void *arg)
 		pthread_mutex_lock(&p->lock);
 		if (!p->lost_ns)
 			p->lost_ns = kg_now_ns();
-		bool in_window = kg_now_ns() - p->lost_ns <
-				 (uint64_t)RECONNECT_WINDOW_MS * 1000000u;
+		uint64_t since = p->lost_ns;
 		pthread_mutex_unlock(&p->lock);
+		/* Our promise (RLINK_HOLD) runs from the last echo. */
+		if (atomic_load(&p->echo_ns) > since)
+			since = atomic_load(&p->echo_ns);
+		bool in_window = kg_now_ns() - since <
+				 (uint64_t)p->hold_ms * 1000000u;
 		/* Refused: no secondary process, so no replica to respect. */
 		bool gone = !l && protect_connect_verdict(e.kind) ==
 					  PROTECT_SECONDARY_GONE;
@@ -649,6 +702,7 @@ static void *protect_thread(void *arg)
 			outbuf_discard(p->vm->out);
 		else
 			outbuf_hold(p->vm->out, false);
+		p->rel_intact = false;
 		pthread_mutex_lock(&p->lock);
 		p->st.protected_ = false;
 		pthread_mutex_unlock(&p->lock);
@@ -734,6 +788,14 @@ struct protect *protect_start(struct vm *vm, const struct protect_opts *o,
 		p->o.interval_ms = 1000;
 	if (!p->o.failover_ms)
 		p->o.failover_ms = 100;
+	/* With a lease the secondary can resume only once ours has run
+	 * out, which may take a ttl after our death, and its tries take
+	 * up to two more: it must still hold our promise by then (FT; the
+	 * window stays as it was for lockstep). */
+	unsigned ttl = guard_ttl_ms(o->guard);
+	p->hold_ms = RECONNECT_WINDOW_MS;
+	if (o->mode == PROTECT_FT && 3 * ttl + 2 * p->o.failover_ms > p->hold_ms)
+		p->hold_ms = 3 * ttl + 2 * p->o.failover_ms;
 	if (o->mode == PROTECT_LOCKSTEP && start_lockstep(p, e) < 0) {
 		free(p);
 		return NULL;

@@ -684,6 +684,50 @@ test_stalled_stream() {
 	rp_ft_ok "$ref" pri.txt sec.txt
 }
 
+# The primary freezes (SIGSTOP) longer than the failover timeout, well
+# within its lease: the secondary suspects it, cannot take the lease, and
+# stands down keeping its replica (the primary holds its output past
+# it). The primary, thawed, reconnects for a new copy and dies during it:
+# the secondary resumes the replica it kept, and nothing the primary
+# released is lost or repeated. (A secondary that dropped its replica on
+# standing down had nothing to resume.)
+test_stood_down_keeps_replica() {
+	local ref args="mib=32 total=4000 rate=100 seed=11" ttl=3000 kept n i
+	ref=$(rp_ref "$args") || why "no reference run" || return
+	rp_trap
+	"$KAGAMI" witness --listen "tcp:$RP_HOST:17286" --grace 0 >wit.out 2>&1 &
+	RP_PIDS+=" $!"
+	rp_wait_line wit.out "serving" 100 || why "no witness: $(cat wit.out)" || return
+	local lease=(--lease "witness:tcp:$RP_HOST:17286" --lease-ttl $ttl)
+	rp_sec sec 17287 --failover-timeout $RP_FO "${lease[@]}" || return
+	rp_pri ft 17287 "$args" --failover-timeout $RP_FO "${lease[@]}"
+	rp_wait_protected pri.sock || return
+	rp_wait_line pri.txt "pass=2 " 200 || why "no pass=2 at the primary" || return
+	kill -STOP "$PRI_PID"
+	sleep 1.8
+	kill -CONT "$PRI_PID"
+	rp_wait_line sec.err "lease cannot be taken" 200 ||
+		why "the secondary did not stand down: $(tail -c 400 sec.err)" || return
+	grep -q "lease cannot be taken.*keeping epoch [1-9]" sec.err ||
+		why "the secondary did not keep its replica: $(tail -c 400 sec.err)" || return
+	kept=$(grep -o "keeping epoch [0-9]*" sec.err | head -1 | grep -o "[0-9]*$")
+	# The new copy begins: the primary dies in it.
+	for ((i = 0; i < 1500; i++)); do
+		n=$(grep -c "protecting a FT VM" sec.err)
+		((n >= 2)) && break
+		sleep 0.02
+	done
+	((n >= 2)) || why "the primary did not reconnect: $(tail -c 400 pri.err)" || return
+	rp_kill "$PRI_PID"
+	rp_wait "$SEC_PID" 90 || return
+	[[ $WSTATUS == 0 ]] || why "secondary exited $WSTATUS: $(tail -c 400 sec.err)" || return
+	grep -q "the guest runs here" sec.err || why "no failover: $(tail -c 600 sec.err)" || return
+	grep -q "resuming epoch $kept\$" sec.err ||
+		why "did not resume the kept epoch $kept (the new copy committed first?): $(grep 'resuming epoch' sec.err)" || return
+	rp_ft_ok "$ref" pri.txt sec.txt
+}
+
+
 t "replicate ft: primary killed, the secondary finishes, output exact" test_ft_failover kvm
 t "replicate ha: primary killed, no pass missing, final checksum right" test_ha_failover kvm
 t "replicate ft: secondary killed, the primary runs on unprotected" test_kill_secondary kvm
@@ -703,5 +747,6 @@ t_kv "drill: FT, link cut twice (witness), one side runs, nothing lost" test_dri
 t "replicate ft: the witness dies, the primary fences; a failover then stands down" test_witness_loss kvm
 t "replicate ft: the witness stalls: the primary fences before its lease ends, then resumes" test_witness_stalls kvm
 t "replicate ft: the stream stalls 2.5 s, the primary beats: no takeover, no lost session" test_stalled_stream kvm
+t "replicate ft: stood down (lease elsewhere), the replica kept and resumed when the primary dies in the re-copy" test_stood_down_keeps_replica kvm
 
 rm -rf "$RP_CACHE"
