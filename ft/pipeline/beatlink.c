@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -209,9 +210,23 @@ static bool watch(struct beatlink *b, uint64_t now)
 	return true;
 }
 
+/* Beats must not wait for a CPU behind the guest's vCPUs, the encoder or
+ * anyone else's load: a thread that sleeps almost always and sends a few
+ * bytes runs at the lowest real-time priority when this process may set
+ * it (CAP_SYS_NICE), and as it is otherwise. */
+static void beat_priority(void)
+{
+	struct sched_param sp = { .sched_priority = 1 };
+	int r = pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp);
+	if (r)
+		kg_log(KG_LOG_DEBUG, "heartbeat link: no real-time priority "
+		       "(%s)", strerror(r));
+}
+
 static void *tx_thread(void *arg)
 {
 	struct beatlink *b = arg;
+	beat_priority();
 	uint64_t period = (uint64_t)b->o.period_ms * MS;
 	uint64_t check = (uint64_t)b->o.base_ms * MS / 10;
 	if (check < MS)
@@ -249,6 +264,7 @@ static void *tx_thread(void *arg)
 static void *rx_thread(void *arg)
 {
 	struct beatlink *b = arg;
+	beat_priority();
 	uint8_t buf[FRAME_CAP];
 	for (;;) {
 		struct kg_tp_rx rx;

@@ -543,9 +543,15 @@ static int replicate(struct protect *p, struct rlink *l, struct kg_err *e)
 						     (MAX_UNACKED + 1)];
 			/* Generous: a large epoch takes a while to apply,
 			 * and the secondary's silence detection is the
-			 * fast path; this catches a one-way cut. */
+			 * fast path; this catches a one-way cut. With a
+			 * heartbeat link a one-way cut silences beats too,
+			 * and a slow but beating secondary gets the data
+			 * link's backstop. */
 			uint64_t ack_ms = p->o.failover_ms * 5 < 1000
 				? 1000 : (uint64_t)p->o.failover_ms * 5;
+			if (bl)
+				ack_ms = (uint64_t)beatlink_data_timeout_ms(
+					p->o.failover_ms);
 			if (behind && now - oldest > ack_ms * 1000000u) {
 				kg_errf(e, "the secondary acknowledged nothing "
 					"for %llu ms", (unsigned long long)ack_ms);
