@@ -66,8 +66,11 @@ GUEST_ELFS := $(GUESTS:%=$(BUILD)/guests/%.elf)
 # Unit tests: the layers each one tests (its link line holds nothing else).
 UNIT_LAYERS_test_acpi := vmm
 UNIT_LAYERS_test_budget := checkpoint
+UNIT_LAYERS_test_beatlink := pipeline
 UNIT_LAYERS_test_check := check
 UNIT_LAYERS_test_cpuid := vmm
+UNIT_LAYERS_test_cpuid_state := checkpoint
+UNIT_LAYERS_test_detector := pipeline
 UNIT_LAYERS_test_devspec := vmm
 UNIT_LAYERS_test_disk_switch := vmm
 UNIT_LAYERS_test_elf := vmm

@@ -145,6 +145,34 @@ lost_why() {
 	fi
 }
 
+# False suspicions: the primary lives through every run (both sides are
+# stopped at the end, the primary ending protection on purpose), so each
+# time the secondary declared it lost ('primary lost', or 'primary
+# unreachable' when a lease stood it down) and each session the primary
+# lost ('replication to ... lost') was one. Per part (mem, kv): runs
+# counted, the secondary's suspicions, the primary's lost sessions, and
+# heartbeats that came later than the failover timeout (the secondary's
+# 'heartbeats from' lines: silences a fixed timeout on beats alone would
+# have taken for a death).
+declare -A FS_RUNS FS_SEC FS_PRI FS_LATE
+# fs_count PART SECLOG PRILOG: adds one run's counts.
+fs_count() {
+	local n
+	FS_RUNS[$1]=$((${FS_RUNS[$1]:-0} + 1))
+	n=$(grep -cE 'primary (lost|unreachable)' "$2" 2>/dev/null)
+	FS_SEC[$1]=$((${FS_SEC[$1]:-0} + ${n:-0}))
+	n=$(grep -c 'replication to .* lost: ' "$3" 2>/dev/null)
+	FS_PRI[$1]=$((${FS_PRI[$1]:-0} + ${n:-0}))
+	n=$(grep -o 'heartbeats from .* [0-9]* after more than' "$2" 2>/dev/null |
+		awk '{ s += $(NF - 3) } END { print s + 0 }')
+	FS_LATE[$1]=$((${FS_LATE[$1]:-0} + ${n:-0}))
+}
+# fs_line PART: the part's line under its table.
+fs_line() {
+	echo "false suspicions (the primary lived throughout): ${FS_SEC[$1]:-0} at the secondary, ${FS_PRI[$1]:-0} sessions lost"
+	echo "at the primary, over ${FS_RUNS[$1]:-0} protected runs; ${FS_LATE[$1]:-0} heartbeats came later than the failover timeout."
+}
+
 # Results: per key, space-separated runs. Keys: mem,EPOCH,RATE (EPOCH "-"
 # for unreplicated), kv,EPOCH.
 declare -A PAUSE50 PAUSE99 ACK50 ACK99 HOLD50 HOLD99 KIB EPS LAG SYNC TPUT
@@ -247,6 +275,7 @@ mem_run() {
 	# A failed run is broken anyway: no grace.
 	stop "$pp" "$([[ -n $WHY ]] && echo 1 || echo 5)"
 	stop "$sp" "$([[ -n $WHY ]] && echo 1 || echo 5)"
+	[[ $ep == - ]] || fs_count mem "$TMP/m.sec.out" "$TMP/m.pri.out"
 	[[ -z $WHY ]]
 }
 
@@ -335,6 +364,7 @@ kv_run() {
 	fi
 	stop "$pp"
 	stop "$sp"
+	[[ $ep == - ]] || fs_count kv "$d/sec.out" "$d/pri.out"
 	[[ -z $WHY ]]
 }
 
@@ -417,6 +447,7 @@ echo "the initial copy, is among them). epochs/s, KiB/epoch over the window (100
 echo "nominal rate; fewer means epochs stretched: at most 3 are in flight). spread: of pause p99."
 echo "Goal: pause p99 < 1 ms at moderate dirty rates (<= 50 MiB/s; in parentheses above that)."
 echo "COLO's published figure: 14 ms mean, 31 ms p99 under load."
+[[ -n $KVM_SKIP ]] || fs_line mem
 echo
 
 echo "(2) memstress flat out (mib=$MIB total=$FLAT_TOTAL stats): guest throughput, MiB/s"
@@ -460,6 +491,7 @@ echo "ops/s: acknowledged requests / duration; ratio: / unreplicated, same round
 echo "latency (first send to answer). hold: output commit, how long the guest's output (replies)"
 echo "was held until its epoch was acknowledged (kagami's last 4096 outputs). KiB/epoch: over the"
 echo "whole protected run. spread: of ops/s."
+[[ -n $NET_SKIP ]] || fs_line kv
 echo
 
 echo "(4) recovery: kagami drill (kvstore under 4 clients' load, the primary killed with SIGKILL"
@@ -504,6 +536,9 @@ echo "end (VMware FT detects a failure in seconds). HA may lose up to one interv
 	done
 	echo
 	echo "  ],"
+	for p in mem kv; do
+		echo "  \"false_suspicions_$p\": {\"runs\": ${FS_RUNS[$p]:-0}, \"secondary\": ${FS_SEC[$p]:-0}, \"primary_sessions_lost\": ${FS_PRI[$p]:-0}, \"late_heartbeats\": ${FS_LATE[$p]:-0}},"
+	done
 	json_drills ft ha
 	echo "}"
 } >"$JSON"

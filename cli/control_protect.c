@@ -49,6 +49,7 @@ int ctl_protection(struct control_call *call, struct kg_err *e)
 				(double)st.resync_data_pages);
 	cJSON_AddNumberToObject(r, "output_hold_p50_us", st.hold_p50_us);
 	cJSON_AddNumberToObject(r, "output_hold_p99_us", st.hold_p99_us);
+	cJSON_AddNumberToObject(r, "links_lost", (double)st.links_lost);
 	return 0;
 }
 

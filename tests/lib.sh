@@ -28,9 +28,11 @@ t() {
 	fi
 	TT=$(mktemp -d "${TMPDIR:-/tmp}/kagami-test.XXXXXX")
 	local start=$SECONDS
+	local note
 	if (cd "$TT" && "$fn") >"$TT/.log" 2>&1 && [[ -z $(cat "$TT/.why" 2>/dev/null) ]]; then
+		note=$(cat "$TT/.note" 2>/dev/null)
 		PASSED=$((PASSED + 1))
-		echo "ok   $name ($((SECONDS - start))s)"
+		echo "ok   $name ($((SECONDS - start))s)${note:+; note: $note}"
 	else
 		FAILED=$((FAILED + 1)); FAILED_NAMES+=("$name")
 		echo "FAIL $name: $(cat "$TT/.why" 2>/dev/null || echo 'see log')"
@@ -103,6 +105,12 @@ link_opts() {
 why() {
 	[[ -e $TT/.why ]] || echo "$*" >"$TT/.why"
 	return 1
+}
+
+# note "...": something a passing test wants said on its "ok" line (a
+# retry after a failure of the test environment, not of kagami).
+note() {
+	echo "$*" >>"$TT/.note"
 }
 
 # kg ARGS...: runs kagami (the ASan build) with a time limit; sets

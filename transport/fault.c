@@ -23,6 +23,7 @@ struct fault_link {
 	uint64_t frames; /* frames offered so far */
 	uint64_t bytes;  /* bytes put on the wire so far */
 	bool cut;
+	bool paused;     /* the pause happened */
 };
 
 static void sleep_ms(unsigned ms)
@@ -129,6 +130,11 @@ static int fault_send(struct kg_link *l, const struct iovec *iov, int iovcnt,
 			continue;
 		if (f->on & KG_FAULT_DELAY)
 			sleep_ms(f->delay_ms);
+		if ((f->on & KG_FAULT_PAUSE) && !fl->paused &&
+		    fl->bytes + len > f->pause_after) {
+			fl->paused = true;
+			sleep_ms(f->pause_ms ? f->pause_ms : 1000);
+		}
 		if ((f->on & KG_FAULT_CUT) && fl->bytes + len > f->cut_after) {
 			size_t part = (size_t)(f->cut_after - fl->bytes);
 			if (put(fl, iov, iovcnt, off, part, timeout_ms, e) < 0)
@@ -205,6 +211,7 @@ int kg_tp_fault_parse(const char *s, struct kg_tp_fault *f, struct kg_err *e)
 		{ "delay", KG_FAULT_DELAY }, { "stall", KG_FAULT_STALL },
 		{ "cut", KG_FAULT_CUT },     { "flip", KG_FAULT_FLIP },
 		{ "drop", KG_FAULT_DROP },   { "dup", KG_FAULT_DUP },
+		{ "pause", KG_FAULT_PAUSE }, { "pause_ms", KG_FAULT_PAUSE },
 	};
 	memset(f, 0, sizeof(*f));
 	const char *p = s;
@@ -215,13 +222,15 @@ int kg_tp_fault_parse(const char *s, struct kg_tp_fault *f, struct kg_err *e)
 			if (strlen(names[i].name) == n && !strncmp(p, names[i].name, n))
 				bit = names[i].bit;
 		if (!bit || p[n] != '=')
-			return kg_errk(e, KG_ERR_INVALID, "fault spec '%s': want NAME=N[,...] with NAME delay, stall, cut, flip, drop or dup",
+			return kg_errk(e, KG_ERR_INVALID, "fault spec '%s': want NAME=N[,...] with NAME delay, stall, cut, flip, drop, dup, pause or pause_ms",
 				       s);
 		char *end;
 		errno = 0;
 		unsigned long long v = strtoull(p + n + 1, &end, 10);
+		bool ms = bit == KG_FAULT_DELAY ||
+			  (bit == KG_FAULT_PAUSE && n == strlen("pause_ms"));
 		if (errno || end == p + n + 1 || (*end && *end != ',') ||
-		    (bit == KG_FAULT_DELAY && v > 60000))
+		    (ms && v > 60000))
 			return kg_errk(e, KG_ERR_INVALID, "fault spec '%s': bad number for %.*s", s, (int)n, p);
 		f->on |= bit;
 		switch (bit) {
@@ -230,6 +239,12 @@ int kg_tp_fault_parse(const char *s, struct kg_tp_fault *f, struct kg_err *e)
 		case KG_FAULT_CUT: f->cut_after = v; break;
 		case KG_FAULT_FLIP: f->flip_offset = v; break;
 		case KG_FAULT_DROP: f->drop_frame = v; break;
+		case KG_FAULT_PAUSE:
+			if (ms)
+				f->pause_ms = (unsigned)v;
+			else
+				f->pause_after = v;
+			break;
 		default: f->dup_frame = v; break;
 		}
 		p = *end ? end + 1 : end;

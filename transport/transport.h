@@ -117,6 +117,10 @@ enum {
 	 * to match: what anyone on the wire can forge, since only the
 	 * trailer (MAC) covers the sequence number with a secret */
 	KG_FAULT_RESEQ = 1u << 6,
+	/* once, before the frame that crosses byte pause_after: sleep
+	 * pause_ms (1000 unless given), the sender holding everything up as
+	 * a starved or stuck sender would */
+	KG_FAULT_PAUSE = 1u << 7,
 };
 
 struct kg_tp_fault {
@@ -124,10 +128,12 @@ struct kg_tp_fault {
 	unsigned delay_ms;
 	uint64_t stall_after, cut_after, flip_offset, drop_frame, dup_frame;
 	uint64_t reseq_frame, reseq_to;
+	uint64_t pause_after;
+	unsigned pause_ms;
 };
 
-/* "delay=5,stall=10,cut=4096,flip=100,drop=3,dup=3" (any subset), for
- * tools and integration tests. */
+/* "delay=5,stall=10,cut=4096,flip=100,drop=3,dup=3,pause=N,pause_ms=MS"
+ * (any subset), for tools and integration tests. */
 int kg_tp_fault_parse(const char *s, struct kg_tp_fault *f, struct kg_err *e);
 
 /* --- options --- */

@@ -258,6 +258,11 @@ bool guard_fenced(struct guard *g)
 	return g && atomic_load(&g->fenced);
 }
 
+unsigned guard_ttl_ms(const struct guard *g)
+{
+	return g ? g->ttl_ms : 0;
+}
+
 void guard_stop(struct guard *g)
 {
 	if (!g)

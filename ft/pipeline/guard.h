@@ -43,6 +43,8 @@ bool guard_confirm(struct guard *g, struct kg_err *e);
 /* True once the lease was seen with another holder: this copy is stale,
  * and its held output must be dropped, never emitted. */
 bool guard_fenced(struct guard *g);
+/* The lease's length, ms (g may be NULL: 0). */
+unsigned guard_ttl_ms(const struct guard *g);
 /* Releases the lease (the VM ended) and frees; a fence in place stays.
  * g may be NULL. */
 void guard_stop(struct guard *g);

@@ -10,12 +10,15 @@
 #include <unistd.h>
 
 #include "vmm/vm.h"
+#include "beatlink.h"
 #include "rlink.h"
 #include "verdict.h"
 #include "base/clock.h"
 #include "base/log.h"
 
 #define ANSWER_POLL_MS 300
+/* How long the primary's heartbeat link may take to follow its HELLO. */
+#define BEATS_ACCEPT_MS 2000
 
 static void maybe_die(const struct incoming *in, const char *phase)
 {
@@ -53,8 +56,10 @@ static void *beat_thread(void *arg)
 	struct incoming *in = arg;
 	while (!atomic_load(&in->beat_stop)) {
 		struct kg_err e;
-		if (rlink_send(in->link, RLINK_BEAT, (uint64_t)(kg_now_ns() / 1000000),
-			       0, NULL, &e) < 0)
+		/* CLOCK_BOOTTIME: an FT primary echoes it (RLINK_HOLD), and a
+		 * promise must run out across a suspend. */
+		if (rlink_send(in->link, RLINK_BEAT,
+			       kg_boottime_ns() / 1000000, 0, NULL, &e) < 0)
 			return NULL; /* the main loop meets the error too */
 		unsigned ms = in->beat_ms ? in->beat_ms : BEAT_MS;
 		for (unsigned i = 0; i < ms && !atomic_load(&in->beat_stop);
@@ -71,6 +76,26 @@ static void beat_stop(struct incoming *in)
 	atomic_store(&in->beat_stop, true);
 	pthread_join(in->beat, NULL);
 	in->beating = false;
+}
+
+/* The primary's second connection, for heartbeats; without it the data
+ * link's I/O timeout detects failure, as it did before. */
+static void start_beats(struct incoming *in, struct kg_tp_listener *l)
+{
+	struct kg_transport *t;
+	struct kg_err e = { 0 };
+	unsigned fo = in->failover_ms > 0 ? (unsigned)in->failover_ms : 100;
+	if (beatlink_accept(l, in->session, BEATS_ACCEPT_MS, &t, &e) < 0) {
+		kg_log(KG_LOG_INFO, "%s: failure detection on the data link "
+		       "alone", e.msg);
+		return;
+	}
+	struct beatlink_opts bo;
+	beatlink_opts_default(&bo, fo, fo);
+	in->beats = beatlink_start(t, in->link, &bo, &e);
+	if (!in->beats)
+		kg_log(KG_LOG_INFO, "%s: failure detection on the data link "
+		       "alone", e.msg);
 }
 
 int incoming_begin(struct incoming *in, struct kg_tp_listener *l,
@@ -107,6 +132,8 @@ int incoming_begin(struct incoming *in, struct kg_tp_listener *l,
 	if (mode == RLINK_MODE_LOCKSTEP &&
 	    rlink_send(in->link, RLINK_HAVE, in->have_mem, 0, NULL, e) < 0)
 		goto fail;
+	if (in->standby && (in->mode & RLINK_F_BEATS))
+		start_beats(in, l);
 	atomic_store(&in->beat_stop, false);
 	if (pthread_create(&in->beat, NULL, beat_thread, in) == 0)
 		in->beating = true;
@@ -126,6 +153,16 @@ int incoming_begin(struct incoming *in, struct kg_tp_listener *l,
 			kg_errk(e, KG_ERR_REFUSED, "the source gave up: %s",
 				m.text);
 			goto fail;
+		}
+		if (m.type == RLINK_HOLD && in->standby) {
+			in->hold_ms = m.a;
+			continue;
+		}
+		if (m.type == RLINK_HELD && in->standby) {
+			in->have_held = true;
+			in->held_session = m.a;
+			in->held_seq = m.b;
+			continue;
 		}
 		if (m.type != RLINK_DISK || m.a != in->ndisk_sizes ||
 		    m.a >= sizeof(in->disk_size) / sizeof(in->disk_size[0])) {
@@ -154,6 +191,8 @@ refuse:
 	incoming_abort(in, e->msg);
 fail:
 	beat_stop(in);
+	beatlink_free(in->beats);
+	in->beats = NULL;
 	rlink_free(in->link);
 	in->link = NULL;
 	return -1;
@@ -235,7 +274,23 @@ fail:
 static int follow_error(struct incoming *in, enum incoming_phase phase,
 			struct kg_err *e)
 {
-	switch (incoming_error_verdict(e->kind, phase)) {
+	uint64_t at = kg_now_ns();
+	/* The watch cut the link: that is the error to judge. */
+	bool silent = in->beats && beatlink_suspected(in->beats, e);
+	enum incoming_verdict v = incoming_error_verdict(e->kind, phase);
+	if (in->beats && !silent && v == INCOMING_FAIL_OVER) {
+		/* A cut data link is not a dead primary if it still beats
+		 * (or said AGAIN): a beat after the failure shows it. */
+		bool heard = beatlink_heard_after(in->beats, at,
+						  in->failover_ms > 0
+							  ? in->failover_ms
+							  : 100);
+		v = incoming_beats_verdict(v, heard);
+		if (heard)
+			kg_err_prefix(e, "the data link failed while the "
+				      "primary beats on the heartbeat link");
+	}
+	switch (v) {
 	case INCOMING_FAIL_OVER:
 		return 1;
 	case INCOMING_KEEP:
@@ -281,6 +336,21 @@ static int send_needed(struct incoming *in, struct kg_err *e)
 	return rlink_send(in->link, RLINK_NEED, UINT64_MAX, n, NULL, e);
 }
 
+/* The first commit: from now on silence means the primary is gone. The
+ * heartbeat link's watch decides when, if there is one (the data link
+ * then only bounds a link that moves nothing while the primary beats). */
+static void arm_detection(struct incoming *in)
+{
+	struct kg_transport *t = rlink_transport(in->link);
+	if (!in->beats) {
+		kg_tp_set_io_timeout(t, in->failover_ms);
+		return;
+	}
+	kg_tp_set_io_timeout(t, beatlink_data_timeout_ms(
+					(unsigned)in->failover_ms));
+	beatlink_arm(in->beats);
+}
+
 int incoming_follow(struct incoming *in, struct vm *vm,
 		    const struct epoch_disk_sink *disk, void *ctx,
 		    struct kg_err *e)
@@ -296,7 +366,7 @@ int incoming_follow(struct incoming *in, struct vm *vm,
 		if (k == 2) {
 			kg_errk(e, KG_ERR_PEER_GONE, "%s closed the connection",
 				rlink_peer(in->link));
-			return 1;
+			return follow_error(in, INCOMING_AT_MESSAGE, e);
 		}
 		if (k == 1) {
 			if (m.type == RLINK_ABORT) {
@@ -317,22 +387,21 @@ int incoming_follow(struct incoming *in, struct vm *vm,
 			return 0;
 		}
 		if (st.live && st.hashes && send_needed(in, e) < 0)
-			return 1;
+			return follow_error(in, INCOMING_AT_MESSAGE, e);
 		if (st.live) {
 			in->rounds++;
 		} else {
 			/* Something to fail over to: from now on silence
 			 * means the primary is gone. */
 			if (!in->epochs && in->failover_ms > 0)
-				kg_tp_set_io_timeout(rlink_transport(in->link),
-						     in->failover_ms);
+				arm_detection(in);
 			if (!in->epochs && in->on_first_commit)
 				in->on_first_commit(in->commit_ctx);
 			in->epochs++;
 			in->committed_seq = st.seq;
 		}
 		if (rlink_send(in->link, RLINK_ACK, st.seq, 0, NULL, e) < 0)
-			return 1;
+			return follow_error(in, INCOMING_AT_MESSAGE, e);
 		/* Lockstep: the execution log follows the first state. */
 		if (!st.live && (in->mode & 0xff) == RLINK_MODE_LOCKSTEP)
 			return 3;
@@ -344,9 +413,18 @@ int incoming_running(struct incoming *in, struct kg_err *e)
 	return rlink_send(in->link, RLINK_RUNNING, in->session, 0, NULL, e);
 }
 
+uint64_t incoming_echo(const struct incoming *in)
+{
+	uint64_t a = in->link ? rlink_echo(in->link) : 0;
+	uint64_t b = in->beats ? beatlink_echo(in->beats) : 0;
+	return a > b ? a : b;
+}
+
 void incoming_end(struct incoming *in)
 {
 	beat_stop(in);
+	beatlink_free(in->beats);
+	in->beats = NULL;
 	epoch_receiver_free(in->er);
 	rlink_free(in->link);
 	in->er = NULL;

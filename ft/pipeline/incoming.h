@@ -61,6 +61,15 @@ struct incoming {
 	 * by incoming_begin. Beyond it the stream is refused (corrupt). */
 	uint64_t max_stream_memory;
 	struct kg_budget budget;
+	/* standby: the heartbeat link, when the primary opened one
+	 * (beatlink.h): from the first commit on, it decides when silence
+	 * is the primary's death */
+	struct beatlink *beats;
+	/* FT standby: the primary's hold window (RLINK_HOLD, ms; 0: none)
+	 * and where its held output begins (RLINK_HELD) */
+	uint64_t hold_ms;
+	bool have_held;
+	uint64_t held_session, held_seq;
 	/* Heartbeats to the source while it streams (it would otherwise hear
 	 * nothing for a whole first round and take us for dead). */
 	pthread_t beat;
@@ -81,17 +90,22 @@ int incoming_receive(struct incoming *in, struct vm *vm,
 		     struct kg_err *e);
 /* The secondary (standby): applies rounds and epochs, ACKing each, until
  * the primary goes away. Errors are judged by incoming_error_verdict
- * (verdict.h), on their kind: 1: the link closed or went silent (e says
+ * (verdict.h), on their kind, and with a heartbeat link by
+ * incoming_beats_verdict: 1: the link closed or went silent (e says
  * how) — fail over if an epoch is committed; 2: a frame or epoch was
- * corrupted (nothing of it applied): the primary is alive and will
- * reconnect; 0: the primary said not to take over (its ABORT; e has its
- * words);
+ * corrupted (nothing of it applied), or the data link failed while the
+ * primary still beats: the primary is alive and will reconnect; 0: the
+ * primary said not to take over (its ABORT; e has its words);
  * 3: lockstep: the first state is committed and the execution log
  * follows on the same stream (ft/pipeline/lockstep.h); -1: this side
  * failed. */
 int incoming_follow(struct incoming *in, struct vm *vm,
 		    const struct epoch_disk_sink *disk, void *ctx,
 		    struct kg_err *e);
+/* The newest of our BEAT stamps (CLOCK_BOOTTIME ms) the primary echoed
+ * on either link: with hold_ms, how long it promised to keep output the
+ * replica has not acknowledged (RLINK_HOLD). 0: none. */
+uint64_t incoming_echo(const struct incoming *in);
 /* Tells the source the guest runs here (a failure is only reported: the
  * source can still learn it by QUERY). */
 int incoming_running(struct incoming *in, struct kg_err *e);

@@ -11,6 +11,7 @@
 
 #include "vmm/vm.h"
 #include "ft/checkpoint/epoch.h"
+#include "beatlink.h"
 #include "disk_sync.h"
 #include "ft/record/recorder.h"
 #include "guard.h"
@@ -26,8 +27,11 @@
 #define MAX_UNACKED 3        /* epochs in flight before we wait */
 #define BEAT_MS 20
 /* How long the primary keeps its outputs held and tries to reach the
- * secondary again before going on unprotected; the secondary keeps its
- * replica as long (cmd_secondary.c). */
+ * secondary again before going on unprotected, at least: from the link's
+ * loss, and (FT) from the last echo of the secondary's stamps, which
+ * promises as much (RLINK_HOLD); the secondary keeps its replica while
+ * the promise lasts. With a lease, long enough for the secondary to take
+ * it once ours has run out (protect_start). */
 #define RECONNECT_WINDOW_MS 1000
 
 struct protect {
@@ -44,6 +48,15 @@ struct protect {
 	uint64_t sent_ns[MAX_UNACKED + 1], sent_seq[MAX_UNACKED + 1];
 	bool reseal;       /* the next paused epoch is a session's first */
 	uint64_t lost_ns;  /* when the link was lost; 0 while protected */
+	unsigned hold_ms;  /* the reconnect window (RLINK_HOLD) */
+	/* FT: kg_now_ns() of the last echo sent on either link (the hold
+	 * window runs from it too) */
+	_Atomic uint64_t echo_ns;
+	/* FT: the session now, and where the output held begins: after
+	 * epoch rel_seq of session rel_session, released by its ACK;
+	 * rel_intact while nothing since went out unacknowledged */
+	uint64_t session, rel_session, rel_seq;
+	bool rel_intact;
 	/* lockstep: the recorder (ours unless the VM had one) and the sink */
 	struct recorder *rec;
 	bool own_rec;
@@ -233,6 +246,11 @@ static int take_acks(struct protect *p, struct rlink *l, int timeout_ms,
 	*acked = m.a;
 	if (holds_output(p))
 		outbuf_release(p->vm->out, m.a);
+	if (p->o.mode == PROTECT_FT) {
+		p->rel_session = p->session;
+		p->rel_seq = m.a;
+		p->rel_intact = true;
+	}
 	uint64_t now = kg_now_ns();
 	pthread_mutex_lock(&p->lock);
 	for (unsigned i = 0; i <= MAX_UNACKED; i++)
@@ -379,28 +397,81 @@ static int follow_log(struct protect *p, struct rlink *l,
 	return 0;
 }
 
+/* The heartbeat link of this session (beatlink.h), right after HELLO;
+ * without one (it failed, or the secondary never took it) failure
+ * detection is the data link's I/O timeout, as before. */
+static struct beatlink *start_beats(struct protect *p, struct rlink *l,
+				    uint64_t session)
+{
+	struct kg_tp_opts to;
+	kg_tp_opts_default(&to);
+	to.connect_timeout_ms = 1000;
+	to.io_timeout_ms = 2000;
+	if (p->o.have_key)
+		to.key = &p->o.key;
+	struct kg_transport *t;
+	struct kg_err e = { 0 };
+	if (beatlink_connect(p->o.peer, &to, session, &t, &e) < 0) {
+		kg_log(KG_LOG_INFO, "%s: failure detection on the data link "
+		       "alone", e.msg);
+		return NULL;
+	}
+	/* Silence from the secondary was judged over 2x the failover
+	 * timeout here, and still is. */
+	struct beatlink_opts bo;
+	beatlink_opts_default(&bo, p->o.failover_ms, 2 * p->o.failover_ms);
+	bo.echo = p->o.mode == PROTECT_FT;
+	struct beatlink *b = beatlink_start(t, l, &bo, &e);
+	if (!b)
+		kg_log(KG_LOG_INFO, "%s: failure detection on the data link "
+		       "alone", e.msg);
+	return b;
+}
+
+/* An FT data-link BEAT echoes the secondary's newest stamp (RLINK_HOLD). */
+static int send_beat(struct protect *p, struct rlink *l, struct kg_err *e)
+{
+	uint64_t echo = p->o.mode == PROTECT_FT ? rlink_peer_stamp(l) : 0;
+	uint64_t now = kg_now_ns();
+	if (echo)
+		atomic_store(&p->echo_ns, now);
+	return rlink_send(l, RLINK_BEAT, now / 1000000, echo, NULL, e);
+}
+
 static int replicate(struct protect *p, struct rlink *l, struct kg_err *e)
 {
 	struct vm *vm = p->vm;
 	uint64_t session;
 	if (getrandom(&session, sizeof(session), 0) != sizeof(session))
 		return kg_errno(e, "getrandom");
+	bool beats = p->o.mode != PROTECT_LOCKSTEP;
 	uint64_t mode = (p->o.mode == PROTECT_FT ? RLINK_MODE_FT
 			 : p->o.mode == PROTECT_HA ? RLINK_MODE_HA
 						   : RLINK_MODE_LOCKSTEP) |
-			RLINK_F_STORAGE;
+			RLINK_F_STORAGE | (beats ? RLINK_F_BEATS : 0);
 	if (rlink_start_reader(l, e) < 0 ||
 	    rlink_send(l, RLINK_HELLO, session, mode, NULL, e) < 0)
 		return -1;
+	struct beatlink *bl = beats ? start_beats(p, l, session) : NULL;
+	int rc = -1;
+	if (p->o.mode == PROTECT_FT) {
+		/* What the replica this secondary may still hold can rely on:
+		 * our promise, and where our held output begins. */
+		if (rlink_send(l, RLINK_HOLD, p->hold_ms, 0, NULL, e) < 0 ||
+		    (p->rel_intact && outbuf_holding(vm->out) &&
+		     rlink_send(l, RLINK_HELD, p->rel_session, p->rel_seq,
+				NULL, e) < 0))
+			goto out_beats;
+	}
+	p->session = session;
 	for (unsigned i = 0; i < vm->cfg.ndisks; i++)
 		if (rlink_send(l, RLINK_DISK, i, virtio_blk_size(vm->blks[i]),
 			       NULL, e) < 0)
-			return -1;
+			goto out_beats;
 	struct disk_sync ds;
 	if (vm->cfg.ndisks && disk_sync_init(&ds, vm, e) < 0)
-		return -1;
+		goto out_beats;
 	struct epoch_sender *es = epoch_sender_new_io(vm, &rlink_stream_io, l, e);
-	int rc = -1;
 	if (!es)
 		goto out;
 	if (vm->cfg.ndisks)
@@ -421,10 +492,26 @@ static int replicate(struct protect *p, struct rlink *l, struct kg_err *e)
 		goto out;
 	}
 	/* From here the secondary beats every failover_ms / 4: silence
-	 * this long means it is gone. */
-	kg_tp_set_io_timeout(rlink_transport(l), (int)p->o.failover_ms * 2);
-	if (p->o.mode == PROTECT_FT)
+	 * this long means it is gone. With a heartbeat link, its watch
+	 * judges silence on both links. */
+	if (bl) {
+		kg_tp_set_io_timeout(rlink_transport(l),
+				     beatlink_data_timeout_ms(p->o.failover_ms));
+		beatlink_arm(bl);
+	} else {
+		kg_tp_set_io_timeout(rlink_transport(l),
+				     (int)p->o.failover_ms * 2);
+	}
+	if (p->o.mode == PROTECT_FT) {
 		outbuf_hold(vm->out, true);
+		/* Whatever went out so far, every epoch of this session
+		 * covers it. */
+		if (!p->rel_intact) {
+			p->rel_session = session;
+			p->rel_seq = 0;
+			p->rel_intact = true;
+		}
+	}
 	unsigned period = p->o.mode == PROTECT_FT ? p->o.epoch_ms
 						  : p->o.interval_ms;
 	uint64_t next = kg_now_ns();
@@ -456,9 +543,15 @@ static int replicate(struct protect *p, struct rlink *l, struct kg_err *e)
 						     (MAX_UNACKED + 1)];
 			/* Generous: a large epoch takes a while to apply,
 			 * and the secondary's silence detection is the
-			 * fast path; this catches a one-way cut. */
+			 * fast path; this catches a one-way cut. With a
+			 * heartbeat link a one-way cut silences beats too,
+			 * and a slow but beating secondary gets the data
+			 * link's backstop. */
 			uint64_t ack_ms = p->o.failover_ms * 5 < 1000
 				? 1000 : (uint64_t)p->o.failover_ms * 5;
+			if (bl)
+				ack_ms = (uint64_t)beatlink_data_timeout_ms(
+					p->o.failover_ms);
 			if (behind && now - oldest > ack_ms * 1000000u) {
 				kg_errf(e, "the secondary acknowledged nothing "
 					"for %llu ms", (unsigned long long)ack_ms);
@@ -472,8 +565,7 @@ static int replicate(struct protect *p, struct rlink *l, struct kg_err *e)
 				goto out;
 			/* A long HA interval: show we are alive. */
 			if (!behind && kg_now_ns() < next &&
-			    rlink_send(l, RLINK_BEAT, kg_now_ns() / 1000000, 0,
-				       NULL, e) < 0)
+			    send_beat(p, l, e) < 0)
 				goto out;
 			if (atomic_load(&p->stop))
 				break;
@@ -499,6 +591,23 @@ out:
 	epoch_sender_free(es);
 	if (vm->cfg.ndisks)
 		disk_sync_fini(&ds);
+out_beats:
+	if (bl) {
+		/* The watch cut the link: silence is the reason. */
+		if (rc < 0)
+			beatlink_suspected(bl, e);
+		/* Not a stop: another session follows (or, its window
+		 * over, the guest goes on unprotected, and the secondary's
+		 * promise runs out first): the secondary, alive, should
+		 * keep its replica rather than take over. */
+		if (rc < 0 && !atomic_load(&p->stop) &&
+		    vm->req != VM_REQ_STOP)
+			beatlink_send_again(bl);
+		uint64_t sent = beatlink_echo_sent_ns(bl);
+		if (sent > atomic_load(&p->echo_ns))
+			atomic_store(&p->echo_ns, sent);
+		beatlink_free(bl);
+	}
 	return rc;
 }
 
@@ -545,6 +654,11 @@ static void *protect_thread(void *arg)
 		p->o.have_fault = false;
 		int r = l ? replicate(p, l, &e) : -1;
 		bool vm_stopping = p->vm->req == VM_REQ_STOP;
+		if (l && r < 0 && !atomic_load(&p->stop) && !vm_stopping) {
+			pthread_mutex_lock(&p->lock);
+			p->st.links_lost++;
+			pthread_mutex_unlock(&p->lock);
+		}
 		if (l && (atomic_load(&p->stop) || vm_stopping)) {
 			/* Not a failure: tell the secondary not to take over. */
 			struct kg_err ignore;
@@ -562,9 +676,13 @@ static void *protect_thread(void *arg)
 		pthread_mutex_lock(&p->lock);
 		if (!p->lost_ns)
 			p->lost_ns = kg_now_ns();
-		bool in_window = kg_now_ns() - p->lost_ns <
-				 (uint64_t)RECONNECT_WINDOW_MS * 1000000u;
+		uint64_t since = p->lost_ns;
 		pthread_mutex_unlock(&p->lock);
+		/* Our promise (RLINK_HOLD) runs from the last echo. */
+		if (atomic_load(&p->echo_ns) > since)
+			since = atomic_load(&p->echo_ns);
+		bool in_window = kg_now_ns() - since <
+				 (uint64_t)p->hold_ms * 1000000u;
 		/* Refused: no secondary process, so no replica to respect. */
 		bool gone = !l && protect_connect_verdict(e.kind) ==
 					  PROTECT_SECONDARY_GONE;
@@ -574,6 +692,10 @@ static void *protect_thread(void *arg)
 			 * replica for a while. Outputs stay held — the guest
 			 * runs on, unseen — until a new session covers them or
 			 * the window closes. */
+			if (l)
+				kg_log(KG_LOG_INFO, "replication to %s lost: %s; "
+				       "reconnecting, outputs held", p->o.peer,
+				       e.msg);
 			set_state(p, "reconnecting", e.msg);
 			sleep_ms(50);
 			continue;
@@ -586,6 +708,7 @@ static void *protect_thread(void *arg)
 			outbuf_discard(p->vm->out);
 		else
 			outbuf_hold(p->vm->out, false);
+		p->rel_intact = false;
 		pthread_mutex_lock(&p->lock);
 		p->st.protected_ = false;
 		pthread_mutex_unlock(&p->lock);
@@ -671,6 +794,14 @@ struct protect *protect_start(struct vm *vm, const struct protect_opts *o,
 		p->o.interval_ms = 1000;
 	if (!p->o.failover_ms)
 		p->o.failover_ms = 100;
+	/* With a lease the secondary can resume only once ours has run
+	 * out, which may take a ttl after our death, and its tries take
+	 * up to two more: it must still hold our promise by then (FT; the
+	 * window stays as it was for lockstep). */
+	unsigned ttl = guard_ttl_ms(o->guard);
+	p->hold_ms = RECONNECT_WINDOW_MS;
+	if (o->mode == PROTECT_FT && 3 * ttl + 2 * p->o.failover_ms > p->hold_ms)
+		p->hold_ms = 3 * ttl + 2 * p->o.failover_ms;
 	if (o->mode == PROTECT_LOCKSTEP && start_lockstep(p, e) < 0) {
 		free(p);
 		return NULL;

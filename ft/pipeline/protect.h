@@ -61,6 +61,9 @@ struct protect_status {
 	double ack_p50_us, ack_p99_us; /* epoch paused to its ACK */
 	double bytes_per_epoch;
 	double hold_p50_us, hold_p99_us; /* outputs held (FT) */
+	/* sessions that ended in a failure while the VM ran (the link cut,
+	 * silent or corrupted, or the secondary's ABORT) */
+	uint64_t links_lost;
 	/* The RAM bytes that brought a secondary's RAM in place, the last
 	 * time: a full first round; a log-assisted one (page hashes plus the
 	 * round with the pages that differed and those dirtied meanwhile). */

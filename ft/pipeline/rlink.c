@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,8 @@ struct rlink {
 	pthread_cond_t q_cond;
 	struct rlink_msg q[QUEUE_LEN];
 	unsigned q_head, q_len;
+	/* signs of life (rlink_last_rx_ns ...) */
+	_Atomic uint64_t last_rx_ns, rx_wait_ns, peer_stamp, echo;
 	/* the reader thread (message-only side) */
 	pthread_t reader;
 	bool reader_on, reader_done;
@@ -47,6 +50,8 @@ const char *rlink_msg_name(uint32_t type)
 		[RLINK_QUERY] = "query", [RLINK_ANSWER] = "answer",
 		[RLINK_BEAT] = "beat", [RLINK_DISK] = "disk",
 		[RLINK_HAVE] = "have", [RLINK_NEED] = "need",
+		[RLINK_HOLD] = "hold", [RLINK_HELD] = "held",
+		[RLINK_AGAIN] = "again",
 	};
 	if (type < sizeof(names) / sizeof(names[0]) && names[type])
 		return names[type];
@@ -226,14 +231,20 @@ static int io_writev(void *ctx, const struct iovec *iov, int cnt,
 	return r;
 }
 
-int rlink_send(struct rlink *l, uint32_t type, uint64_t a, uint64_t b,
-	       const char *text, struct kg_err *e)
+void rlink_msg_pack(uint8_t hdr[RLINK_MSG_HEADER], uint32_t type, uint64_t a,
+		    uint64_t b)
 {
-	uint8_t hdr[RLINK_MSG_HEADER];
 	le32_put(hdr, type);
 	le32_put(hdr + 4, 0);
 	le64_put(hdr + 8, a);
 	le64_put(hdr + 16, b);
+}
+
+int rlink_send(struct rlink *l, uint32_t type, uint64_t a, uint64_t b,
+	       const char *text, struct kg_err *e)
+{
+	uint8_t hdr[RLINK_MSG_HEADER];
+	rlink_msg_pack(hdr, type, a, b);
 	size_t tl = text ? strnlen(text, RLINK_TEXT_MAX) : 0;
 	struct iovec v[2] = { { hdr, sizeof(hdr) }, { (void *)text, tl } };
 	struct kg_tp_frame f = { v, tl ? 2 : 1, RLINK_MSG };
@@ -251,23 +262,69 @@ int rlink_send(struct rlink *l, uint32_t type, uint64_t a, uint64_t b,
 
 /* --- receiving --- */
 
-static int parse_msg(const struct rlink *l, const uint8_t *p, size_t len,
-		     struct rlink_msg *m, struct kg_err *e)
+int rlink_msg_parse(const char *peer, const uint8_t *p, size_t len,
+		    struct rlink_msg *m, struct kg_err *e)
 {
 	if (len < RLINK_MSG_HEADER || len > RLINK_MSG_HEADER + RLINK_TEXT_MAX)
 		return kg_errk(e, KG_ERR_CORRUPT, "%s: control message of %zu bytes",
-			       l->peer, len);
+			       peer, len);
 	m->type = (uint32_t)le64_get(p) & 0xffffffffu;
 	m->a = le64_get(p + 8);
 	m->b = le64_get(p + 16);
 	size_t tl = len - RLINK_MSG_HEADER;
 	memcpy(m->text, p + RLINK_MSG_HEADER, tl);
 	m->text[tl] = 0;
-	if (m->type < RLINK_HELLO || m->type > RLINK_NEED)
+	if (m->type < RLINK_HELLO || m->type > RLINK_AGAIN)
 		return kg_errk(e, KG_ERR_CORRUPT,
 			       "%s: unknown control message type %u",
-			       l->peer, m->type);
+			       peer, m->type);
 	return 0;
+}
+
+/* A message for this link: its BEATs are signs of life too. */
+static int parse_msg(struct rlink *l, const uint8_t *p, size_t len,
+		     struct rlink_msg *m, struct kg_err *e)
+{
+	if (rlink_msg_parse(l->peer, p, len, m, e) < 0)
+		return -1;
+	if (m->type == RLINK_BEAT) {
+		atomic_store(&l->peer_stamp, m->a);
+		if (m->b > atomic_load(&l->echo))
+			atomic_store(&l->echo, m->b);
+	}
+	return 0;
+}
+
+/* kg_tp_recv, noting when it waited and when a frame came. */
+static int timed_recv(struct rlink *l, void *buf, size_t cap,
+		      struct kg_tp_rx *rx, struct kg_err *e)
+{
+	atomic_store(&l->rx_wait_ns, kg_now_ns());
+	int r = kg_tp_recv(l->tp, buf, cap, rx, e);
+	if (r > 0)
+		atomic_store(&l->last_rx_ns, kg_now_ns());
+	atomic_store(&l->rx_wait_ns, 0);
+	return r;
+}
+
+uint64_t rlink_last_rx_ns(const struct rlink *l)
+{
+	return atomic_load(&l->last_rx_ns);
+}
+
+uint64_t rlink_rx_wait_ns(const struct rlink *l)
+{
+	return atomic_load(&l->rx_wait_ns);
+}
+
+uint64_t rlink_peer_stamp(const struct rlink *l)
+{
+	return atomic_load(&l->peer_stamp);
+}
+
+uint64_t rlink_echo(const struct rlink *l)
+{
+	return atomic_load(&l->echo);
 }
 
 /* Queues a message; a full queue drops its oldest heartbeat, or folds a
@@ -319,7 +376,7 @@ static bool dequeue(struct rlink *l, struct rlink_msg *m)
 static int recv_frame(struct rlink *l, struct rlink_msg *m, struct kg_err *e)
 {
 	struct kg_tp_rx rx;
-	int r = kg_tp_recv(l->tp, l->rbuf, RLINK_MAX_FRAME, &rx, e);
+	int r = timed_recv(l, l->rbuf, RLINK_MAX_FRAME, &rx, e);
 	if (r <= 0) {
 		if (r == 0)
 			l->closed = true;
@@ -405,7 +462,7 @@ static void *reader_thread(void *arg)
 		struct kg_tp_rx rx;
 		struct rlink_msg m;
 		struct kg_err e = { 0 };
-		int r = kg_tp_recv(l->tp, buf, sizeof(buf), &rx, &e);
+		int r = timed_recv(l, buf, sizeof(buf), &rx, &e);
 		if (r > 0 && rx.flags != RLINK_MSG)
 			r = kg_errk(&e, KG_ERR_CORRUPT, "%s: stream data where "
 				    "only control messages belong", l->peer);

@@ -62,13 +62,32 @@ enum rlink_msg_type {
 	 * lowest bit) differ; a = UINT64_MAX ends the list (b = how many
 	 * pages in all) */
 	RLINK_NEED = 12,
+	/* FT primary, after HELLO: a = ms. Each BEAT it sends with b != 0
+	 * echoes a stamp of the secondary's (a BEAT's a, CLOCK_BOOTTIME ms
+	 * there) and promises that no output the secondary has not
+	 * acknowledged is released until a ms after that echo left: the
+	 * secondary may resume its replica until its stamp b + a. */
+	RLINK_HOLD = 13,
+	/* FT primary, after HELLO: the outputs it holds are all those after
+	 * epoch b of session a, whose ACK released the last ones; nothing
+	 * since was released unacknowledged. Absent: a secondary's older
+	 * replica is stale. */
+	RLINK_HELD = 14,
+	/* primary, on the heartbeat link: this session ends and the primary,
+	 * alive, will start another: keep the replica. */
+	RLINK_AGAIN = 15,
 };
 #define RLINK_NEED_PAGES (4u * 480u) /* pages per NEED: the text's hex */
 
 /* HELLO's b: the mode in bits 0-7, flags above. */
 enum { RLINK_MODE_MIGRATE = 1, RLINK_MODE_FT = 2, RLINK_MODE_HA = 3,
-       RLINK_MODE_QUERY = 4, RLINK_MODE_LOCKSTEP = 5 };
+       RLINK_MODE_QUERY = 4, RLINK_MODE_LOCKSTEP = 5,
+       /* the heartbeat link of session a (beatlink.h) */
+       RLINK_MODE_BEAT = 6 };
 #define RLINK_F_STORAGE (1u << 8) /* disk contents travel in the stream */
+/* a heartbeat link (a second connection, HELLO mode BEAT with the same
+ * session) follows the HELLO */
+#define RLINK_F_BEATS (1u << 9)
 
 struct rlink_msg {
 	uint32_t type;
@@ -78,6 +97,14 @@ struct rlink_msg {
 
 /* "ready", "go", ...; "?" for anything else. */
 const char *rlink_msg_name(uint32_t type);
+/* A message's fixed part, for a link that carries messages only
+ * (beatlink.c). */
+void rlink_msg_pack(uint8_t hdr[RLINK_MSG_HEADER], uint32_t type, uint64_t a,
+		    uint64_t b);
+/* Parses a message frame of len bytes; a bad length or type is
+ * KG_ERR_CORRUPT naming peer. */
+int rlink_msg_parse(const char *peer, const uint8_t *p, size_t len,
+		    struct rlink_msg *m, struct kg_err *e);
 
 struct rlink;
 
@@ -104,6 +131,17 @@ int rlink_send(struct rlink *l, uint32_t type, uint64_t a, uint64_t b,
  * (read them through rlink_stream_io); 2: the peer closed in order;
  * -1: error. */
 int rlink_next(struct rlink *l, struct rlink_msg *m, struct kg_err *e);
+
+/* Signs of life for a failure detector (beatlink.h), any thread:
+ * kg_now_ns() when the last frame arrived (0: none yet), and when the
+ * receive waiting now began (0: none waits: the receiving side is busy
+ * elsewhere, or done). */
+uint64_t rlink_last_rx_ns(const struct rlink *l);
+uint64_t rlink_rx_wait_ns(const struct rlink *l);
+/* Of the BEATs received: the newest one's a (the peer's stamp), and the
+ * largest b (an echo of one of ours; 0: none). */
+uint64_t rlink_peer_stamp(const struct rlink *l);
+uint64_t rlink_echo(const struct rlink *l);
 
 /* Message-only side: a thread receives every frame; a stream frame or a
  * malformed message is an error. */

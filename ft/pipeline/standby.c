@@ -1,5 +1,6 @@
 #include "standby.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -43,7 +44,47 @@ struct standby {
 	struct kg_err why; /* why the primary is considered lost */
 	uint64_t lost_ns;
 	int status;
+	/* FT: the sessions whose epochs vm and prev hold, and what the
+	 * primary said about the output it holds past them (RLINK_HOLD,
+	 * RLINK_HELD). promises: the replica's session announced a hold
+	 * window; promise_ms: CLOCK_BOOTTIME ms until which the primary
+	 * releases no output the replica lacks (0: none known). */
+	uint64_t session, prev_session;
+	bool promises;
+	uint64_t promise_ms;
+	bool stood_down; /* HOLDING because the lease is elsewhere */
+	char hold_why[200]; /* why HOLDING began */
 };
+
+static uint64_t boot_ms(void)
+{
+	return kg_boottime_ns() / 1000000u;
+}
+
+/* The session's last word on its promise, before the session ends. */
+static void note_promise(struct standby *s)
+{
+	uint64_t echo = incoming_echo(&s->in), now = boot_ms();
+	/* A stamp from our future was never ours. */
+	if (!echo || !s->in.hold_ms || echo > now)
+		return;
+	if (echo + s->in.hold_ms > s->promise_ms)
+		s->promise_ms = echo + s->in.hold_ms;
+}
+
+/* With a lease, an FT replica is resumed only while the primary's
+ * promise lasts: after it, the primary may have gone on unprotected and
+ * released output the replica lacks. (Without a lease a cut link and a
+ * dead primary look alike anyway.) */
+static bool promise_checked(const struct standby *s)
+{
+	return s->o->lease && s->promises;
+}
+
+static long long promise_left_ms(const struct standby *s)
+{
+	return (long long)s->promise_ms - (long long)boot_ms();
+}
 
 static void drop_vm(struct vm **vm)
 {
@@ -122,10 +163,12 @@ static int build_replica(struct standby *s, const struct vm_state_config *sc,
 	if (holding) {
 		s->prev = s->vm;
 		s->prev_committed = s->committed;
+		s->prev_session = s->session;
 		replica_disks_hold(&s->cfg, s->created, true);
 	} else {
 		drop_vm(&s->vm);
 		replica_disks_remove(&s->cfg, s->created);
+		s->promise_ms = 0;
 	}
 	s->vm = NULL;
 	s->cfg.mem_size = sc->mem_size;
@@ -155,25 +198,49 @@ static enum standby_state st_accept(struct standby *s, bool holding)
 	const struct standby_opts *o = s->o;
 	struct kg_err e = { 0 };
 	struct vm_state_config sc;
+	if (holding && promise_checked(s) && promise_left_ms(s) <= 0) {
+		kg_log(KG_LOG_INFO, "the primary's promise to hold its output "
+		       "past epoch %llu ran out %lld ms ago: it may have "
+		       "released output this replica lacks; dropping it and "
+		       "waiting for a primary",
+		       (unsigned long long)s->committed, -promise_left_ms(s));
+		drop_vm(&s->vm);
+		s->stood_down = false;
+		return STANDBY_WAITING;
+	}
 	s->in = (struct incoming){ .standby = true,
 				   .beat_ms = o->failover_ms / 4,
 				   .failover_ms = (int)o->failover_ms,
 				   .max_stream_memory = o->max_stream_memory };
 	s->in.have_mem = s->ls_ram.base ? s->ls_ram.size : 0;
-	kg_tp_listener_set_timeout(o->listener,
-		holding ? (int)(o->failover_ms * 10 < 1000 ? 1000
-						       : o->failover_ms * 10)
-			: -1);
+	int wait = (int)(o->failover_ms * 10 < 1000 ? 1000
+						    : o->failover_ms * 10);
+	/* Try the lease again soon: the primary may die before it comes
+	 * back, and its promise does not last for ever. */
+	if (promise_checked(s) && wait > (int)o->lease_ttl_ms)
+		wait = o->lease_ttl_ms < 100 ? 100 : (int)o->lease_ttl_ms;
+	kg_tp_listener_set_timeout(o->listener, holding ? wait : -1);
 	if (incoming_begin(&s->in, o->listener, &sc, &e) < 0) {
 		if (standby_begin_verdict(e.kind, holding) == STANDBY_FAIL_OVER) {
-			kg_errf(&s->why, "the primary did not come back after "
-				"a corrupted link");
+			kg_errf(&s->why, "the primary did not come back "
+				"(held since: %s)", s->hold_why);
 			return STANDBY_TAKING_OVER;
 		}
 		kg_log(KG_LOG_INFO, "%s; waiting for a primary", e.msg);
 		return holding ? STANDBY_HOLDING : STANDBY_WAITING;
 	}
 	s->in_open = true;
+	s->stood_down = false;
+	/* The held replica is worth keeping only if all the primary has
+	 * released since is in it. */
+	if (holding && s->promises &&
+	    !(s->in.have_held && s->in.held_session == s->session &&
+	      s->in.held_seq <= s->committed)) {
+		kg_log(KG_LOG_INFO, "the primary released output past epoch "
+		       "%llu: dropping that replica",
+		       (unsigned long long)s->committed);
+		holding = false;
+	}
 	if (sc.ndisks != s->cfg.ndisks || sc.nnets != s->cfg.nnets) {
 		kg_errk(&e, KG_ERR_INVALID, "the protected VM has %u disk(s) "
 			"and %u network(s); give as many --disk and --net (%u "
@@ -184,6 +251,7 @@ static enum standby_state st_accept(struct standby *s, bool holding)
 	if (build_replica(s, &sc, holding, &e) < 0)
 		goto failed;
 	unsigned mode = s->in.mode & 0xff;
+	s->promises = mode == RLINK_MODE_FT && s->in.hold_ms;
 	kg_log(KG_LOG_INFO, "protecting a %s VM for %s",
 	       mode == RLINK_MODE_FT ? "FT" : mode == RLINK_MODE_HA ? "HA"
 								    : "lockstep",
@@ -204,6 +272,9 @@ static enum standby_state st_follow(struct standby *s)
 	s->in.commit_ctx = s;
 	int r = incoming_follow(&s->in, s->vm, &disk_sync_sink, s->vm, &e);
 	s->committed = s->in.committed_seq;
+	if (s->committed)
+		s->session = s->in.session;
+	note_promise(s);
 	if (r == 3) {
 		if (s->in.hash_round)
 			kg_log(KG_LOG_INFO, "log-assisted copy: %llu page(s) "
@@ -212,6 +283,7 @@ static enum standby_state st_follow(struct standby *s)
 		return STANDBY_REPLAYING;
 	}
 	end_session(s);
+	snprintf(s->hold_why, sizeof(s->hold_why), "%.190s", e.msg);
 	if (!s->committed && s->prev) {
 		/* The new copy never committed: back to the last. */
 		drop_vm(&s->vm);
@@ -220,8 +292,11 @@ static enum standby_state st_follow(struct standby *s)
 		s->vm = s->prev;
 		s->prev = NULL;
 		s->committed = s->prev_committed;
+		s->session = s->prev_session;
 		if (r > 0)
 			r = 2;
+		snprintf(s->hold_why, sizeof(s->hold_why), "its new copy "
+			 "failed: %.170s", e.msg);
 	}
 	if (r == 0) {
 		kg_log(KG_LOG_INFO, "the primary ended protection: %s", e.msg);
@@ -292,6 +367,42 @@ static enum standby_state st_replay(struct standby *s)
 	return STANDBY_WAITING;
 }
 
+/* TAKING_OVER, the lease held elsewhere: the primary lives (or could
+ * not be told from a living one). An FT replica is kept while the
+ * primary's promise lasts (it may die before its next copy commits);
+ * otherwise it goes. */
+static enum standby_state stand_down(struct standby *s,
+				     const struct kg_err *ge)
+{
+	bool keep = promise_checked(s) && promise_left_ms(s) > 0;
+	if (s->stood_down)
+		kg_log(KG_LOG_INFO, "still no lease (%s)%s", ge->msg,
+		       keep ? "" : "; dropping the replica");
+	else
+		kg_log(KG_LOG_INFO, "primary unreachable (%s), but the lease "
+		       "cannot be taken (%s): the primary may be alive and go "
+		       "on without us, so we do not take over; %s epoch %llu "
+		       "and waiting for it to reconnect", s->why.msg, ge->msg,
+		       keep ? "keeping" : "dropping",
+		       (unsigned long long)s->committed);
+	if (keep) {
+		if (!s->stood_down) {
+			kg_log(KG_LOG_INFO, "the primary holds its output past "
+			       "epoch %llu for %lld ms more: the replica stays "
+			       "until then", (unsigned long long)s->committed,
+			       promise_left_ms(s));
+			snprintf(s->hold_why, sizeof(s->hold_why), "it was "
+				 "lost with the lease in its hands: %.150s",
+				 s->why.msg);
+		}
+		s->stood_down = true;
+		return STANDBY_HOLDING;
+	}
+	drop_vm(&s->vm);
+	s->stood_down = false;
+	return STANDBY_WAITING;
+}
+
 /* TAKING_OVER: the lease, the disks made durable, then the guest runs. */
 static enum standby_state st_take_over(struct standby *s, struct guard **g)
 {
@@ -302,14 +413,20 @@ static enum standby_state st_take_over(struct standby *s, struct guard **g)
 		struct kg_err ge;
 		*g = guard_start(s->vm, o->lease, o->lease_key, o->lease_ttl_ms,
 				 2 * o->lease_ttl_ms, &ge);
-		if (!*g) {
-			kg_log(KG_LOG_INFO, "primary unreachable (%s), but the "
-			       "lease cannot be taken (%s): the primary may be "
-			       "alive and go on without us, so we do not take "
-			       "over; dropping epoch %llu and waiting for it "
-			       "to reconnect", s->why.msg, ge.msg,
-			       (unsigned long long)s->committed);
+		if (!*g)
+			return stand_down(s, &ge);
+		if (promise_checked(s) && promise_left_ms(s) <= 0) {
+			kg_log(KG_LOG_INFO, "primary unreachable (%s) and the "
+			       "lease taken, but its promise to hold its output "
+			       "past epoch %llu ran out %lld ms ago: it may "
+			       "have released output this replica lacks; "
+			       "dropping it and waiting for a primary",
+			       s->why.msg, (unsigned long long)s->committed,
+			       -promise_left_ms(s));
+			guard_stop(*g);
+			*g = NULL;
 			drop_vm(&s->vm);
+			s->stood_down = false;
 			return STANDBY_WAITING;
 		}
 	}

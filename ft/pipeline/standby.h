@@ -11,19 +11,28 @@
  *                lockstep: the first state committed             REPLAYING
  *                anything else (nothing committed)               WAITING
  *   HOLDING      a primary connects (the held replica stays      FOLLOWING
- *                until the new copy commits, or comes back)
+ *                until the new copy commits, or comes back; FT:
+ *                only if HELD says it covers what was released)
  *                no primary within 10x the failover timeout      TAKING_OVER
+ *                (FT with a lease: within its ttl)
+ *                FT with a lease: the primary's promise ran out  WAITING
  *   REPLAYING    the log ended: the replica went live, ran       (done)
  *                diverged, or the lease is elsewhere             WAITING
  *                (its RAM kept for the next copy)
  *   TAKING_OVER  the lease taken (or none), disks flushed        RUNNING
- *                the lease held elsewhere: the primary lives     WAITING
+ *                the lease held elsewhere, FT, the primary's     HOLDING
+ *                promise lasts: the replica is kept
+ *                the lease held elsewhere otherwise, or taken    WAITING
+ *                after an FT promise ran out
  *   RUNNING      the guest ends                                  (done)
  *
  * WAITING and HOLDING accept a primary; HOLDING keeps the last committed
  * replica (its images at PATH.held) while a new copy is made, and goes
  * back to it if that copy never commits, because the primary held its
- * outputs past it. Every transition is logged with the reason.
+ * outputs past it — an FT primary for as long as it promised (RLINK_HOLD:
+ * its beats echo our stamps, each promising a hold window), which is
+ * also how long a secondary that stood down keeps its replica. Every
+ * transition is logged with the reason.
  */
 #ifndef KG_STANDBY_H
 #define KG_STANDBY_H

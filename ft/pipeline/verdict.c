@@ -26,6 +26,19 @@ enum incoming_verdict incoming_error_verdict(enum kg_err_kind kind,
 	return INCOMING_DROP;
 }
 
+enum incoming_verdict incoming_beats_verdict(enum incoming_verdict v,
+					     bool heard)
+{
+	switch (v) {
+	case INCOMING_FAIL_OVER:
+		return heard ? INCOMING_KEEP : INCOMING_FAIL_OVER;
+	case INCOMING_KEEP:
+	case INCOMING_DROP:
+		break;
+	}
+	return v;
+}
+
 enum standby_verdict standby_begin_verdict(enum kg_err_kind kind,
 					   bool holding)
 {

@@ -56,6 +56,21 @@ enum incoming_verdict {
 enum incoming_verdict incoming_error_verdict(enum kg_err_kind kind,
 					     enum incoming_phase phase);
 
+/* With a heartbeat link (beatlink.h): the data link failed as a dead
+ * primary's would (v is FAIL_OVER: silent, cut, closed), but heard — a
+ * BEAT arrived after the failure, or the primary said AGAIN — shows the
+ * primary alive: keep the replica, it reconnects. Every other verdict
+ * stands, and so does FAIL_OVER when nothing was heard (or the link's
+ * watch suspected the primary: it judged both links silent).
+ *
+ *                  heard    not heard
+ *   fail over      keep     fail over
+ *   keep           keep     keep
+ *   drop           drop     drop
+ */
+enum incoming_verdict incoming_beats_verdict(enum incoming_verdict v,
+					     bool heard);
+
 /* --- waiting for a primary (incoming_begin at the secondary) --- */
 
 enum standby_verdict {

@@ -667,6 +667,100 @@ test_witness_stalls() {
 	rp_same "$ref" pri.txt
 }
 
+# ---- failure detection -------------------------------------------------
+
+# rp_gap FILE SECONDS: samples FILE's line count every 0.1 s for SECONDS;
+# GAP = the longest time (ms) it did not grow.
+rp_gap() {
+	local i n last=-1 since=0 t
+	GAP=0
+	for ((i = 0; i < $2 * 10; i++)); do
+		n=$(wc -l <"$1" 2>/dev/null || echo 0)
+		t=$((i * 100))
+		if [[ $n != "$last" ]]; then
+			last=$n since=$t
+		elif ((t - since > GAP)); then
+			GAP=$((t - since))
+		fi
+		sleep 0.1
+	done
+}
+
+# The primary's stream stops for 2.5 s (its sender paused, as a starved
+# or stuck one would be) while the primary lives: its heartbeat link,
+# apart from the stream, shows it alive, so the secondary neither takes
+# over nor stands down, and protection goes on through it (no session
+# lost); a failover after is exact. (When only the stream showed life,
+# 1 s of silence there was a dead primary: the secondary ran the guest
+# while the primary did.)
+test_stalled_stream() {
+	local ref
+	ref=$(rp_ref "$RP_LONG") || why "no reference run" || return
+	rp_sec sec 17285 --failover-timeout $RP_FO || return
+	rp_pri ft 17285 "$RP_LONG" --failover-timeout $RP_FO \
+		--test-fault pause=60000000,pause_ms=2500
+	rp_wait_protected pri.sock || return
+	# FT holds output while nothing is acknowledged: the pause shows as
+	# the primary's console standing still.
+	rp_gap pri.txt 6
+	((GAP >= 2000)) || why "the stream never paused (longest stop of the console $GAP ms)" || return
+	grep -qE "primary lost|primary unreachable|runs here" sec.err &&
+		{ why "the secondary took the pause for a death: $(tail -c 400 sec.err)"; return; }
+	rp_prot pri.sock
+	[[ $(rp_bool protected) == true && $(rp_num links_lost) == 0 ]] ||
+		why "protection was lost over the pause: $(cat prot.json)" || return
+	grep -q "memstress: done" pri.txt && { why "the guest ended before the kill (too fast)"; return; }
+	rp_kill "$PRI_PID"
+	rp_wait "$SEC_PID" 60 || return
+	[[ $WSTATUS == 0 ]] || why "secondary exited $WSTATUS: $(tail -c 400 sec.err)" || return
+	grep -q "primary lost: .*resuming epoch [1-9]" sec.err ||
+		why "no failover in the secondary's log: $(tail -c 400 sec.err)" || return
+	rp_ft_ok "$ref" pri.txt sec.txt
+}
+
+# The primary freezes (SIGSTOP) longer than the failover timeout, well
+# within its lease: the secondary suspects it, cannot take the lease, and
+# stands down keeping its replica (the primary holds its output past
+# it). The primary, thawed, reconnects for a new copy and dies during it:
+# the secondary resumes the replica it kept, and nothing the primary
+# released is lost or repeated. (A secondary that dropped its replica on
+# standing down had nothing to resume.)
+test_stood_down_keeps_replica() {
+	local ref args="mib=32 total=4000 rate=100 seed=11" ttl=3000 kept n i
+	ref=$(rp_ref "$args") || why "no reference run" || return
+	rp_trap
+	"$KAGAMI" witness --listen "tcp:$RP_HOST:17286" --grace 0 --insecure >wit.out 2>&1 &
+	RP_PIDS+=" $!"
+	rp_wait_line wit.out "serving" 100 || why "no witness: $(cat wit.out)" || return
+	local lease=(--lease "witness:tcp:$RP_HOST:17286" --lease-ttl $ttl)
+	rp_sec sec 17287 --failover-timeout $RP_FO "${lease[@]}" || return
+	rp_pri ft 17287 "$args" --failover-timeout $RP_FO "${lease[@]}"
+	rp_wait_protected pri.sock || return
+	rp_wait_line pri.txt "pass=2 " 200 || why "no pass=2 at the primary" || return
+	kill -STOP "$PRI_PID"
+	sleep 1.8
+	kill -CONT "$PRI_PID"
+	rp_wait_line sec.err "lease cannot be taken" 200 ||
+		why "the secondary did not stand down: $(tail -c 400 sec.err)" || return
+	grep -q "lease cannot be taken.*keeping epoch [1-9]" sec.err ||
+		why "the secondary did not keep its replica: $(tail -c 400 sec.err)" || return
+	kept=$(grep -o "keeping epoch [0-9]*" sec.err | head -1 | grep -o "[0-9]*$")
+	# The new copy begins: the primary dies in it.
+	for ((i = 0; i < 1500; i++)); do
+		n=$(grep -c "protecting a FT VM" sec.err)
+		((n >= 2)) && break
+		sleep 0.02
+	done
+	((n >= 2)) || why "the primary did not reconnect: $(tail -c 400 pri.err)" || return
+	rp_kill "$PRI_PID"
+	rp_wait "$SEC_PID" 90 || return
+	[[ $WSTATUS == 0 ]] || why "secondary exited $WSTATUS: $(tail -c 400 sec.err)" || return
+	grep -q "the guest runs here" sec.err || why "no failover: $(tail -c 600 sec.err)" || return
+	grep -q "resuming epoch $kept\$" sec.err ||
+		why "did not resume the kept epoch $kept (the new copy committed first?): $(grep 'resuming epoch' sec.err)" || return
+	rp_ft_ok "$ref" pri.txt sec.txt
+}
+
 
 t "replicate ft: primary killed, the secondary finishes, output exact" test_ft_failover kvm
 t "replicate ha: primary killed, no pass missing, final checksum right" test_ha_failover kvm
@@ -686,5 +780,7 @@ t_kv "drill: FT, secondary killed 3 times, nothing lost" test_drill_ft_kill_seco
 t_kv "drill: FT, link cut twice (witness), one side runs, nothing lost" test_drill_ft_kill_link release
 t "replicate ft: the witness dies, the primary fences; a failover then stands down" test_witness_loss kvm
 t "replicate ft: the witness stalls: the primary fences before its lease ends, then resumes" test_witness_stalls kvm
+t "replicate ft: the stream stalls 2.5 s, the primary beats: no takeover, no lost session" test_stalled_stream kvm
+t "replicate ft: stood down (lease elsewhere), the replica kept and resumed when the primary dies in the re-copy" test_stood_down_keeps_replica kvm
 
 rm -rf "$RP_CACHE"

@@ -109,17 +109,38 @@ test_linux_power() {
 		why "poweroff: kagami exited $(cat "$(vhost_share a)/kagami-1.rc"): $(tail -n 3 "$log")" || return
 	[[ $(lx_fact "$log" nproc) == 1 ]] || why "nproc: $(lx_fact "$log" nproc)" || return
 	grep -q "reboot: Power down" "$log" || why "no power-down: $(tail -n 3 "$log")" || return
-	vhost_kagami_linux a 1 --disk 0 --append "kg.mode=info kg.disk=none kg.end=reboot" ||
-		why "$VHOST_ERROR" || return
-	local i n=0
-	for ((i = 0; i < 600; i++)); do
-		n=$(grep -c "kagami-guest: info done" "$log" 2>/dev/null)
-		((n >= 2)) && break
-		sleep 0.5
-	done
-	((n >= 2)) || why "the guest did not boot again after reboot: $(tail -n 3 "$log")" || return
+	local r wedged
+	lx_reboot "$log"
+	r=$?
+	if ((r == 2)); then
+		# The virtual host itself locked up (seen in ~1 of 10 reboots,
+		# at the guest's reboot, which runs real-mode code under the
+		# emulated SVM): once more on a new virtual host.
+		wedged=$(vhost_wedged a)
+		vhost_kill a
+		vhost_start a --mem 2G --cpus 2 || why "$VHOST_ERROR" || return
+		lx_reboot "$log"
+		r=$?
+		((r == 0)) && note "the virtual host locked up at the first reboot ($wedged); passed on a new one"
+	fi
+	((r == 0)) || why "the guest did not boot again after reboot: $(tail -n 3 "$log")" || return
 	vhost_kagami_stop a 1 || why "$VHOST_ERROR" || return
 	[[ $VHOST_STATUS == 143 ]] || why "kagami exited $VHOST_STATUS after SIGTERM"
+}
+
+# lx_reboot LOG: the guest in virtual host a boots, reboots and boots
+# again. 0; 1 if not within 300 s; 2 if the virtual host locked up.
+lx_reboot() {
+	local log=$1 i n=0
+	vhost_kagami_linux a 1 --disk 0 --append "kg.mode=info kg.disk=none kg.end=reboot" ||
+		{ why "$VHOST_ERROR"; return 1; }
+	for ((i = 0; i < 600; i++)); do
+		n=$(grep -c "kagami-guest: info done" "$log" 2>/dev/null)
+		((n >= 2)) && return 0
+		[[ -n $(vhost_wedged a) ]] && return 2
+		sleep 0.5
+	done
+	return 1
 }
 
 tlx "Linux under kagami: 2 vCPUs, disk, NIC, redis from a client; data kept across restarts; same answers as QEMU" test_linux_redis

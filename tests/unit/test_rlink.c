@@ -498,8 +498,70 @@ static void test_msg_names(void **state)
 	assert_string_equal(rlink_msg_name(RLINK_DISK), "disk");
 	assert_string_equal(rlink_msg_name(0), "?");
 	assert_string_equal(rlink_msg_name(RLINK_NEED), "need");
-	assert_string_equal(rlink_msg_name(13), "?");
+	assert_string_equal(rlink_msg_name(RLINK_HOLD), "hold");
+	assert_string_equal(rlink_msg_name(RLINK_HELD), "held");
+	assert_string_equal(rlink_msg_name(RLINK_AGAIN), "again");
+	assert_string_equal(rlink_msg_name(RLINK_AGAIN + 1), "?");
 	assert_string_equal(rlink_msg_name(UINT32_MAX), "?");
+}
+
+/* A message packed by hand parses back; a bad length or type does not. */
+static void test_msg_pack_parse(void **state)
+{
+	(void)state;
+	uint8_t buf[RLINK_MSG_HEADER + 4];
+	struct rlink_msg m;
+	struct kg_err e = { 0 };
+	rlink_msg_pack(buf, RLINK_HELD, 0x1122334455667788ull, 42);
+	memcpy(buf + RLINK_MSG_HEADER, "abcd", 4);
+	assert_int_equal(rlink_msg_parse("p", buf, sizeof(buf), &m, &e), 0);
+	assert_int_equal(m.type, RLINK_HELD);
+	assert_true(m.a == 0x1122334455667788ull && m.b == 42);
+	assert_string_equal(m.text, "abcd");
+	assert_int_equal(rlink_msg_parse("p", buf, RLINK_MSG_HEADER - 1, &m,
+					 &e), -1);
+	assert_non_null(strstr(e.msg, "p: control message of 23 bytes"));
+	assert_int_equal(e.kind, KG_ERR_CORRUPT);
+	rlink_msg_pack(buf, RLINK_AGAIN + 1, 0, 0);
+	assert_int_equal(rlink_msg_parse("p", buf, RLINK_MSG_HEADER, &m, &e),
+			 -1);
+	assert_non_null(strstr(e.msg, "unknown control message type 16"));
+}
+
+/* Signs of life for the failure detector: when frames came, whether a
+ * receive waits, the peer's stamp and the largest echo of ours. */
+static void test_signs_of_life(void **state)
+{
+	(void)state;
+	struct rlink *a, *b;
+	plain_pair(true, &a, &b);
+	struct kg_err e = { 0 };
+	struct rlink_msg m;
+	assert_int_equal(rlink_last_rx_ns(a), 0);
+	assert_int_equal(rlink_rx_wait_ns(a), 0);
+	assert_int_equal(rlink_peer_stamp(a), 0);
+	assert_int_equal(rlink_echo(a), 0);
+	/* The consumer style: no receive waits between calls. */
+	assert_int_equal(rlink_send(b, RLINK_BEAT, 100, 7, NULL, &e), 0);
+	assert_int_equal(rlink_next(a, &m, &e), 1);
+	assert_int_equal(rlink_rx_wait_ns(a), 0);
+	uint64_t t1 = rlink_last_rx_ns(a);
+	assert_true(t1 > 0);
+	assert_int_equal(rlink_peer_stamp(a), 100);
+	assert_int_equal(rlink_echo(a), 7);
+	/* The reader thread waits all the time; echoes only grow. */
+	assert_int_equal(rlink_start_reader(a, &e), 0);
+	usleep(20000);
+	assert_true(rlink_rx_wait_ns(a) > t1);
+	assert_int_equal(rlink_send(b, RLINK_BEAT, 101, 9, NULL, &e), 0);
+	assert_int_equal(rlink_send(b, RLINK_BEAT, 102, 8, NULL, &e), 0);
+	assert_int_equal(rlink_send(b, RLINK_ACK, 1, 0, NULL, &e), 0);
+	assert_int_equal(rlink_wait_msg(a, 1u << RLINK_ACK, TMO, &m, &e), 1);
+	assert_int_equal(rlink_peer_stamp(a), 102);
+	assert_int_equal(rlink_echo(a), 9);
+	assert_true(rlink_last_rx_ns(a) > t1);
+	rlink_free(b);
+	rlink_free(a);
 }
 
 /* --- (c) the reader thread and rlink_wait_msg --- */
@@ -1136,6 +1198,8 @@ int main(void)
 		cmocka_unit_test(test_messages_queued_by_read),
 		cmocka_unit_test(test_queue_limit),
 		cmocka_unit_test(test_msg_names),
+		cmocka_unit_test(test_msg_pack_parse),
+		cmocka_unit_test(test_signs_of_life),
 		cmocka_unit_test(test_wait_msg),
 		cmocka_unit_test(test_wait_msg_peer_cut_unix),
 		cmocka_unit_test(test_wait_msg_peer_cut_tcp),

@@ -364,7 +364,14 @@ static void test_fault_parse(void **state)
 	assert_int_equal(f.stall_after, 2);
 	assert_int_equal(f.drop_frame, 1);
 	assert_int_equal(f.dup_frame, 3);
+	assert_int_equal(kg_tp_fault_parse("pause=100000,pause_ms=2500", &f, &e), 0);
+	assert_int_equal(f.on, KG_FAULT_PAUSE);
+	assert_int_equal(f.pause_after, 100000);
+	assert_int_equal(f.pause_ms, 2500);
+	assert_int_equal(kg_tp_fault_parse("pause_ms=60001", &f, &e), -1);
+	assert_non_null(strstr(e.msg, "bad number for pause_ms"));
 	assert_int_equal(kg_tp_fault_parse("bogus=1", &f, &e), -1);
+	assert_non_null(strstr(e.msg, "pause or pause_ms"));
 	assert_int_equal(kg_tp_fault_parse("cut=x", &f, &e), -1);
 	assert_non_null(strstr(e.msg, "bad number for cut"));
 	assert_int_equal(e.kind, KG_ERR_INVALID);
@@ -822,6 +829,35 @@ static void test_delay(void **state)
 	assert_int_equal(p.nframes, 5);
 }
 
+/* One pause, before the frame that crosses the byte offset: the frames
+ * on the wire are 24 + len + 16 bytes, so the second one crosses 100. */
+static void test_pause(void **state)
+{
+	(void)state;
+	struct kg_tp_fault f = { .on = KG_FAULT_PAUSE, .pause_after = 100,
+				 .pause_ms = 150 };
+	struct kg_tp_opts o;
+	opts(&o, NULL);
+	struct peer p;
+	peer_start(&p, false, &o, fn_sink);
+	p.arg = 5;
+	o.fault = &f;
+	struct kg_transport *t;
+	struct kg_err e = { 0 };
+	assert_int_equal(connect_to(&p, &o, &t, &e), 0);
+	size_t lens[5] = { 10, 20, 30, 40, 50 };
+	long long t0 = now_ms();
+	assert_int_equal(send_batch(t, lens, 5, 0, &e), 0);
+	assert_int_equal(sink_count(t), 5);
+	long long dt = now_ms() - t0;
+	assert_true(dt >= 150);
+	assert_true(dt < 2 * 150 + 100); /* once only */
+	kg_tp_close(t);
+	peer_join(&p);
+	assert_int_equal(p.rc, 0);
+	assert_int_equal(p.nframes, 5);
+}
+
 /* Frames after the stall vanish: the receiver times out (io_timeout_ms),
  * naming the frame it waits for. */
 static void test_stall(void **state)
@@ -1010,6 +1046,7 @@ int main(void)
 		cmocka_unit_test(test_addr_parse),
 		cmocka_unit_test(test_key_file),
 		cmocka_unit_test(test_fault_parse),
+		cmocka_unit_test(test_pause),
 		cmocka_unit_test(test_roundtrip_tcp),
 		cmocka_unit_test(test_roundtrip_tcp_key),
 		cmocka_unit_test(test_roundtrip_unix_key),

@@ -147,6 +147,25 @@ static struct row *add(struct row *rows, size_t *n, enum table t,
 /* A bound loopback port nobody listens on: the primary's connect to a
  * secondary that is not running, the source's QUERY to a destination
  * that is gone. */
+/* incoming_beats_verdict: only a fail-over is turned by a primary heard
+ * on the heartbeat link after the failure, and only into keep. */
+static void test_beats_verdict(void **state)
+{
+	(void)state;
+	assert_int_equal(incoming_beats_verdict(INCOMING_FAIL_OVER, true),
+			 INCOMING_KEEP);
+	assert_int_equal(incoming_beats_verdict(INCOMING_FAIL_OVER, false),
+			 INCOMING_FAIL_OVER);
+	assert_int_equal(incoming_beats_verdict(INCOMING_KEEP, true),
+			 INCOMING_KEEP);
+	assert_int_equal(incoming_beats_verdict(INCOMING_KEEP, false),
+			 INCOMING_KEEP);
+	assert_int_equal(incoming_beats_verdict(INCOMING_DROP, true),
+			 INCOMING_DROP);
+	assert_int_equal(incoming_beats_verdict(INCOMING_DROP, false),
+			 INCOMING_DROP);
+}
+
 static void test_refused_connect(void **state)
 {
 	(void)state;
@@ -280,11 +299,12 @@ int main(void)
 		add(rows, &n, T_WITNESS, k, 0, (int)other_rows[i].witness,
 		    "witness accept");
 	}
-	static struct CMUnitTest tests[NKINDS * 9 + 3];
+	static struct CMUnitTest tests[NKINDS * 9 + 4];
 	for (size_t i = 0; i < n; i++)
 		tests[i] = (struct CMUnitTest){ .name = rows[i].name,
 						.test_func = check_row,
 						.initial_state = &rows[i] };
+	tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_beats_verdict);
 	tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_refused_connect);
 	tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_no_peer_within);
 	tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_wrong_key);

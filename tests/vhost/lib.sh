@@ -305,6 +305,13 @@ vhost_kill() {
 	return 0
 }
 
+# vhost_wedged NAME: the virtual host's own kernel says a CPU of it is
+# stuck (soft lockup, RCU stall): the virtual host has failed (QEMU's
+# emulated SVM), whatever ran inside it. Prints the first such line.
+vhost_wedged() {
+	grep -m1 -E 'soft lockup|rcu_preempt detected stalls' "$(vhost_console "$1")" 2>/dev/null
+}
+
 # vhost_stop NAME: poweroff inside; QEMU's exit status in VHOST_STATUS.
 # Fails (after kill -9) if NAME is still running 15 s later.
 vhost_stop() {
