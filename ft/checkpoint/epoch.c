@@ -9,6 +9,7 @@
 
 #include "vmm/mem_lazy.h"
 #include "vmm/vm.h"
+#include "cpuid_state.h"
 #include "stream.h"
 #include "base/clock.h"
 
@@ -31,6 +32,7 @@ struct epoch_sender {
 	/* The next epoch must be full: after a guest reset (RAM was cleared
 	 * and reloaded outside the dirty log) or a failed epoch. */
 	bool need_full;
+	bool cpuid_sent; /* the "cpuid" section went out (first epoch) */
 	/* Nothing sent yet: the receiver's RAM is all zeros. */
 	bool receiver_zero;
 	uint32_t boot_count;
@@ -172,8 +174,17 @@ static int begin_epoch(struct epoch_sender *s, uint64_t seq, uint64_t flags,
 		       struct kg_err *e)
 {
 	uint64_t p[2] = { seq, flags };
-	return kg_writer_section(&s->w, KG_SEC_EPOCH_BEGIN, 0,
-				 EPOCH_BEGIN_VERSION, p, sizeof(p), e);
+	if (kg_writer_section(&s->w, KG_SEC_EPOCH_BEGIN, 0,
+			      EPOCH_BEGIN_VERSION, p, sizeof(p), e) < 0)
+		return -1;
+	/* The stream's first epoch says which CPU the guest sees, so that a
+	 * receiver lacking a feature of it refuses before any RAM moves. */
+	if (!s->cpuid_sent) {
+		if (cpuid_state_write(&s->w, s->vm, e) < 0)
+			return -1;
+		s->cpuid_sent = true;
+	}
+	return 0;
 }
 
 static int send_disk(struct epoch_sender *s, struct epoch_stats *st,
@@ -891,6 +902,9 @@ int epoch_receive(struct epoch_receiver *r, struct epoch_stats *st,
 				     "stream, but this side has no disk to "
 				     "write them to",
 				     (unsigned long long)st->seq);
+		} else if (s.kind == KG_SEC_CPUID) {
+			sr = r->vm ? cpuid_state_check(&r->r, &s, r->vm, e)
+				   : kg_section_finish(&r->r, e);
 		} else if (s.kind == KG_SEC_RAM_PAGES ||
 			   s.kind == KG_SEC_DISK_BLOCKS) {
 			sr = stage_pages(r, &s, e);
@@ -904,7 +918,7 @@ int epoch_receive(struct epoch_receiver *r, struct epoch_stats *st,
 		} else if (st->live && s.kind == KG_SEC_PAGE_HASHES &&
 			   begin[1] & EPOCH_F_HASHES) {
 			sr = compare_hashes(r, &s, e);
-		} else if (st->live) {
+		} else if (st->live && !(s.kind & KG_SEC_ANCILLARY)) {
 			sr = kg_errk(e, KG_ERR_CORRUPT,
 				     "epoch %llu: section kind 0x%x in a "
 				     "live round", (unsigned long long)st->seq,

@@ -14,6 +14,7 @@
 
 #include "vmm/virtio_mmio.h"
 #include "vmm/vm.h"
+#include "cpuid_state.h"
 #include "cpu_state.h"
 #include "base/crc32c.h"
 #include "stream.h"
@@ -283,6 +284,7 @@ int snapshot_save(struct vm *vm, const char *path, struct snapshot_stats *st,
 	}
 	if (kg_writer_header(&w, NULL, e) < 0 ||
 	    vm_state_write_config(&w, vm, e) < 0 ||
+	    cpuid_state_write(&w, vm, e) < 0 ||
 	    write_disks(&w, vm, e) < 0)
 		goto out;
 	struct ram_slot slots[GUEST_MEM_MAX_REGIONS];
@@ -554,6 +556,8 @@ int snapshot_load(struct snapshot_reader *sr, struct vm *vm, struct kg_err *e)
 			r = stage_pages(sr, &s, e);
 		} else if (s.kind == KG_SEC_DISK) {
 			r = check_disk(sr, &s, e);
+		} else if (s.kind == KG_SEC_CPUID) {
+			r = cpuid_state_check(&sr->r, &s, vm, e);
 		} else if (s.kind == KG_SEC_PAD || (s.kind & KG_SEC_ANCILLARY)) {
 			r = kg_section_finish(&sr->r, e);
 		} else {

@@ -39,6 +39,7 @@ static const struct kind_info kinds[] = {
 	{ KG_SEC_EPOCH_END, "epoch-end", false, 0 },
 	{ KG_SEC_EXEC_LOG, "exec-log", true, 0 },
 	{ KG_SEC_RAM_HASHES, "ram-hashes", true, 255 },
+	{ KG_SEC_CPUID, "cpuid", false, 0 },
 	{ KG_SEC_END, "end", false, 0 },
 };
 

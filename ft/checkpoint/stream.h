@@ -49,8 +49,8 @@
 
 #define KG_STREAM_MAGIC "KAGAMIST"
 #define KG_STREAM_MAJOR 1
-#define KG_STREAM_MINOR 3 /* 1.1: disk-blocks, epoch-begin v2; 1.2: exec-log,
-			   page-hashes; 1.3: ram-hashes */
+#define KG_STREAM_MINOR 4 /* 1.1: disk-blocks, epoch-begin v2; 1.2: exec-log,
+			   page-hashes; 1.3: ram-hashes; 1.4: cpuid */
 #define KG_STREAM_HEADER_SIZE 32
 #define KG_STREAM_HEADER_MAX 4096 /* header size a 1.x reader accepts */
 #define KG_SECTION_HEADER_SIZE 16
@@ -90,6 +90,9 @@ enum kg_sec_kind {
 	 * layout in ft/checkpoint/snapshot_ram.h): ancillary, a reader
 	 * without them verifies the RAM section's checksum instead. */
 	KG_SEC_RAM_HASHES = 0x8013,
+	/* The CPUID the guest sees (vCPU 0; ft/checkpoint/cpuid_state.h):
+	 * a receiver lacking one of its features refuses the VM. */
+	KG_SEC_CPUID = 0x8014,
 };
 
 /* An unknown kind with this bit set is ancillary: a consumer may skip it.

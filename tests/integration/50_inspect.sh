@@ -45,7 +45,7 @@ test_inspect_valid() {
 	sample s.kst || return
 	kg inspect s.kst
 	expect_status 0 || return
-	out_has "kagami stream format 1.3, x86_64, 4096-byte pages" || return
+	out_has "kagami stream format 1.4, x86_64, 4096-byte pages" || return
 	local k
 	for k in vm-config vcpu irqchip pit clock device pad ram disk \
 		epoch-begin ram-pages epoch-end end "unknown 0x8123 (anc)"; do
@@ -71,7 +71,7 @@ test_inspect_json() {
 			import json, sys
 			d = json.load(open(sys.argv[1]))
 			assert d["valid"] is True and d["error"] is None
-			assert d["header"]["version"] == "1.3" and d["header"]["arch"] == "x86_64"
+			assert d["header"]["version"] == "1.4" and d["header"]["arch"] == "x86_64"
 			s = d["sections"]
 			assert len(s) == 18 == d["total"]["sections"]
 			assert all(x["crc_ok"] for x in s)

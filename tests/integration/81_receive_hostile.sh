@@ -73,6 +73,25 @@ test_receive_endless_epoch() {
 	rss_below 160
 }
 
+# A source whose guest sees a CPU feature this host's KVM lacks (the
+# stream's "cpuid" section, ft/checkpoint/cpuid_state.h): refused in one
+# line naming the feature, before any RAM is taken in; nothing runs here.
+test_receive_cpu_beyond_host() {
+	hostile cpu || return
+	expect_status 1 || return
+	local lines
+	lines=$(grep -v '^kagami receive: listening on\|^kagami receive: warning: --insecure' "$TT/err" |
+		grep -vc '^==')
+	[[ $lines == 1 ]] || why "stderr has $lines lines: $(head -c 400 "$TT/err")" || return
+	err_has "incoming migration failed: the guest's CPU at the source does not fit this host: the target lacks CPU feature " ||
+		return
+	grep -qE "CPU feature (sha|rdpid|avx512f|avx2|pku) \(CPUID 0x7 E[BC]X bit [0-9]+\)" "$TT/err" ||
+		why "the feature is not named: $(cat "$TT/err")" || return
+	grep -q "^refused: .*does not fit this host" "$TT/src" ||
+		why "the source heard: $(cat "$TT/src")" || return
+	[[ ! -s $TT/out ]] || why "the guest printed here: $(head -c 200 "$TT/out")"
+}
+
 test_receive_budget_option() {
 	kg receive --listen unix:x.sock --max-stream-memory lots
 	expect_status 2 && err_has "--max-stream-memory" && err_one_line
@@ -80,4 +99,5 @@ test_receive_budget_option() {
 
 t "receive: a section announcing 1 GiB is refused unread" test_receive_huge_section kvm
 t "receive: an epoch that never ends is refused at the budget" test_receive_endless_epoch kvm
+t "receive: a guest that sees a CPU feature this host lacks is refused" test_receive_cpu_beyond_host kvm
 t "receive: --max-stream-memory takes a size" test_receive_budget_option

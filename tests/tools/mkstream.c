@@ -9,13 +9,15 @@
  * unknown ancillary kind (0x8123). Payloads are a pattern derived from the
  * section's kind and instance, so the output is the same on every run.
  *
- *   mkstream --send ADDR --hostile huge|many
+ *   mkstream --send ADDR --hostile huge|many|cpu
  *
  * plays a hostile migration source to a 'kagami receive --listen ADDR'
  * (tests/integration/81_receive_hostile.sh): HELLO, a valid header and
  * configuration (a 64 MiB VM), then either an epoch whose first section
  * announces 1 GiB (huge: 1 MiB of it is sent), or a paused epoch of 1 MiB
- * sections that never ends (many: up to 2 GiB). Prints how the receiver
+ * sections that never ends (many: up to 2 GiB), or an epoch whose CPUID
+ * section has a feature this host's KVM lacks (cpu: the first of sha,
+ * rdpid, avx512f, avx2, pku missing here; leaf 7). Prints how the receiver
  * answered ("refused: <its ABORT>", or how the link ended); exit 0 once
  * the receiver has hung up or refused.
  */
@@ -25,11 +27,16 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ft/checkpoint/cpuid_state.h"
 #include "ft/checkpoint/epoch.h"
 #include "ft/checkpoint/stream.h"
 #include "ft/checkpoint/vm_state.h"
 #include "ft/pipeline/rlink.h"
 #include "transport/transport.h"
+#include "vmm/cpuid.h"
+#include "vmm/kvm.h"
+#include "vmm/kvm_probe.h"
+#include "vmm/vm.h"
 
 static void fill(uint8_t *buf, size_t n, unsigned seed)
 {
@@ -86,6 +93,44 @@ static int write_sample(struct kg_stream_writer *w,
 	return end ? kg_writer_end(w, e) : 0;
 }
 
+/* A "cpuid" section of a 1-vCPU VM on a host with one feature more than
+ * this one (leaf 7 EBX/ECX): 0, or -1 with e set. */
+static int cpu_beyond_this_host(struct kg_stream_writer *w, struct kg_err *e)
+{
+	static const struct { char reg; unsigned bit; } extra[] = {
+		{ 'b', 29 }, { 'c', 22 }, { 'b', 16 }, { 'b', 5 }, { 'c', 3 },
+	};
+	struct vm vm = { .ncpus = 1 };
+	int fd = kvm_open(e), r = -1;
+	if (fd < 0)
+		return -1;
+	if (!(vm.cpuid = kvm_supported_cpuid(fd, e)) ||
+	    kvm_cpuid_flags(fd, vm.cpuid, true, &vm.cpuid_flags, e) < 0)
+		goto out;
+	struct kvm_cpuid_entry2 *l7 = cpuid_find(vm.cpuid, 7, 0);
+	if (!l7) {
+		kg_errf(e, "this host's KVM reports no CPUID leaf 7");
+		goto out;
+	}
+	size_t i;
+	for (i = 0; i < sizeof(extra) / sizeof(extra[0]); i++) {
+		uint32_t *reg = extra[i].reg == 'b' ? &l7->ebx : &l7->ecx;
+		if (!(*reg & (1u << extra[i].bit))) {
+			*reg |= 1u << extra[i].bit;
+			break;
+		}
+	}
+	if (i == sizeof(extra) / sizeof(extra[0])) {
+		kg_errf(e, "this host has every feature mkstream would add");
+		goto out;
+	}
+	r = cpuid_state_write(w, &vm, e);
+out:
+	free(vm.cpuid);
+	close(fd);
+	return r;
+}
+
 /* The hostile source: 0 when the receiver refused or hung up. */
 static int send_hostile(const char *addr, const char *how)
 {
@@ -118,7 +163,12 @@ static int send_hostile(const char *addr, const char *how)
 	    kg_writer_section(&w, KG_SEC_EPOCH_BEGIN, 0, 2, begin,
 			      sizeof(begin), &e) < 0)
 		r = -1;
-	if (r == 0 && many) {
+	if (r == 0 && !strcmp(how, "cpu")) {
+		r = cpu_beyond_this_host(&w, &e);
+		if (r == 0)
+			r = kg_writer_section(&w, KG_SEC_RAM_PAGES, 0, 1, mib,
+					      sizeof(mib), &e);
+	} else if (r == 0 && many) {
 		for (unsigned i = 0; i < 2048 && r == 0; i++)
 			r = kg_writer_section(&w, KG_SEC_RAM_PAGES, 0, 1, mib,
 					      sizeof(mib), &e);
@@ -149,7 +199,8 @@ int main(int argc, char **argv)
 {
 	if (argc == 5 && !strcmp(argv[1], "--send") &&
 	    !strcmp(argv[3], "--hostile") &&
-	    (!strcmp(argv[4], "huge") || !strcmp(argv[4], "many")))
+	    (!strcmp(argv[4], "huge") || !strcmp(argv[4], "many") ||
+	     !strcmp(argv[4], "cpu")))
 		return send_hostile(argv[2], argv[4]);
 	struct kg_stream_header h;
 	struct kg_stream_writer w;
@@ -199,6 +250,6 @@ int main(int argc, char **argv)
 usage:
 	fprintf(stderr, "usage: mkstream [--arch ID] [--version MAJOR.MINOR] "
 		"[--no-end] FILE|-\n"
-		"       mkstream --send ADDR --hostile huge|many\n");
+		"       mkstream --send ADDR --hostile huge|many|cpu\n");
 	return 2;
 }
