@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -434,31 +433,15 @@ fail:
 	return NULL;
 }
 
-/* This file's own errors about section s name it ("section 3 (ram #0)
- * at offset 4096: ..."), as the stream reader's and vm_state's do: every
- * error of a section names it once, where it is made. */
-__attribute__((format(printf, 4, 5)))
-static int sec_err(struct kg_err *e, const struct kg_section *s,
-		   enum kg_err_kind kind, const char *fmt, ...)
-{
-	char what[384], where[128];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(what, sizeof(what), fmt, ap);
-	va_end(ap);
-	kg_section_where(where, sizeof(where), s);
-	return kg_errk(e, kind, "%s: %s", where, what);
-}
-
 /* Checked and kept: RAM is not in yet. */
 static int stage_pages(struct snapshot_reader *sr, const struct kg_section *s,
 		       struct kg_err *e)
 {
 	if (s->length < 8 || (s->length - 8) % (8 + PAGE))
-		return sec_err(e, s, KG_ERR_CORRUPT, "page section of bad length");
+		return kg_sec_err(e, s, KG_ERR_CORRUPT, "page section of bad length");
 	struct staged_pages *p = calloc(1, sizeof(*p));
 	if (!p)
-		return sec_err(e, s, KG_ERR_NOMEM, "out of memory");
+		return kg_sec_err(e, s, KG_ERR_NOMEM, "out of memory");
 	p->sec = *s;
 	if (!(p->buf = kg_section_read_all(&sr->r, s, e))) {
 		free(p);
@@ -469,15 +452,15 @@ static int stage_pages(struct snapshot_reader *sr, const struct kg_section *s,
 	uint64_t n;
 	memcpy(&n, p->buf, 8);
 	if (n != (s->length - 8) / (8 + PAGE))
-		return sec_err(e, s, KG_ERR_CORRUPT, "page count %llu does not "
-			       "match the length", (unsigned long long)n);
+		return kg_sec_err(e, s, KG_ERR_CORRUPT, "page count %llu does not "
+				  "match the length", (unsigned long long)n);
 	for (uint64_t i = 0; i < n; i++) {
 		uint64_t gpa;
 		memcpy(&gpa, p->buf + 8 + i * (8 + PAGE), 8);
 		if (gpa % PAGE || !guest_mem_contains(&sr->vm->mem, gpa, PAGE))
-			return sec_err(e, s, KG_ERR_CORRUPT, "page at 0x%llx "
-				       "is outside guest RAM",
-				       (unsigned long long)gpa);
+			return kg_sec_err(e, s, KG_ERR_CORRUPT, "page at 0x%llx "
+					  "is outside guest RAM",
+					  (unsigned long long)gpa);
 	}
 	return 0;
 }
@@ -503,8 +486,8 @@ static int check_disk(struct snapshot_reader *sr, const struct kg_section *s,
 {
 	struct snap_disk d;
 	if (s->instance >= sr->config.ndisks)
-		return sec_err(e, s, KG_ERR_CORRUPT,
-			       "disk %u not in the configuration", s->instance);
+		return kg_sec_err(e, s, KG_ERR_CORRUPT,
+				  "disk %u not in the configuration", s->instance);
 	if (vm_state_get_table(&sr->r, s, &disk_vs, &d, NULL, e) < 0)
 		return -1;
 	const char *path = sr->vm->cfg.disks[s->instance].path;
@@ -516,10 +499,10 @@ static int check_disk(struct snapshot_reader *sr, const struct kg_section *s,
 		return kg_err_prefix(e, "%s", where);
 	}
 	if ((uint64_t)st.st_size != d.size)
-		return sec_err(e, s, KG_ERR_INVALID, "disk %s is %lld bytes, "
-			       "the snapshot's was %llu", path,
-			       (long long)st.st_size,
-			       (unsigned long long)d.size);
+		return kg_sec_err(e, s, KG_ERR_INVALID, "disk %s is %lld bytes, "
+				  "the snapshot's was %llu", path,
+				  (long long)st.st_size,
+				  (unsigned long long)d.size);
 	uint64_t mt = (uint64_t)st.st_mtim.tv_sec * 1000000000ull +
 		      (uint64_t)st.st_mtim.tv_nsec;
 	if (mt != d.mtime_ns)

@@ -142,34 +142,21 @@ void snap_ram_free(struct snap_ram *sr)
 	free(sr);
 }
 
-__attribute__((format(printf, 4, 5)))
-static int sec_err(struct kg_err *e, const struct kg_section *s,
-		   enum kg_err_kind kind, const char *fmt, ...)
-{
-	char what[384], where[128];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(what, sizeof(what), fmt, ap);
-	va_end(ap);
-	kg_section_where(where, sizeof(where), s);
-	return kg_errk(e, kind, "%s: %s", where, what);
-}
-
 int snap_ram_region(struct snap_ram *sr, struct kg_stream_reader *r,
 		    const struct kg_section *s, struct kg_err *e)
 {
 	const struct guest_mem *m = sr->m;
 	uint64_t payload = s->offset + KG_SECTION_HEADER_SIZE;
 	if (s->instance >= m->nregions || s->length != m->regions[s->instance].size)
-		return sec_err(e, s, KG_ERR_CORRUPT, "RAM section does not "
-			       "match region %u", s->instance);
+		return kg_sec_err(e, s, KG_ERR_CORRUPT, "RAM section does not "
+				  "match region %u", s->instance);
 	if (payload % PAGE)
-		return sec_err(e, s, KG_ERR_CORRUPT,
-			       "RAM payload not page aligned");
+		return kg_sec_err(e, s, KG_ERR_CORRUPT,
+				  "RAM payload not page aligned");
 	struct region *g = &sr->reg[s->instance];
 	if (g->have)
-		return sec_err(e, s, KG_ERR_CORRUPT, "RAM region %u given "
-			       "twice", s->instance);
+		return kg_sec_err(e, s, KG_ERR_CORRUPT, "RAM region %u given "
+				  "twice", s->instance);
 	if (kg_section_skip_unverified(r, &g->crc, e) < 0)
 		return -1;
 	g->have = true;
@@ -183,15 +170,15 @@ int snap_ram_hashes(struct snap_ram *sr, struct kg_stream_reader *r,
 	const struct guest_mem *m = sr->m;
 	uint8_t head[HEAD];
 	if (s->version != SNAP_HASH_VERSION)
-		return sec_err(e, s, KG_ERR_INVALID, "RAM hashes version %u "
-			       "(this kagami reads %d)", s->version,
-			       SNAP_HASH_VERSION);
+		return kg_sec_err(e, s, KG_ERR_INVALID, "RAM hashes version %u "
+				  "(this kagami reads %d)", s->version,
+				  SNAP_HASH_VERSION);
 	if (s->instance >= m->nregions)
-		return sec_err(e, s, KG_ERR_CORRUPT, "RAM hashes of region %u, "
-			       "which the VM lacks", s->instance);
+		return kg_sec_err(e, s, KG_ERR_CORRUPT, "RAM hashes of region %u, "
+				  "which the VM lacks", s->instance);
 	if (s->length < HEAD)
-		return sec_err(e, s, KG_ERR_CORRUPT, "RAM hashes of %" PRIu64
-			       " bytes", s->length);
+		return kg_sec_err(e, s, KG_ERR_CORRUPT, "RAM hashes of %" PRIu64
+				  " bytes", s->length);
 	if (kg_section_read(r, head, HEAD, e) < 0)
 		return -1;
 	uint64_t first = le64_get(head), n = le64_get(head + 8);
@@ -199,24 +186,24 @@ int snap_ram_hashes(struct snap_ram *sr, struct kg_stream_reader *r,
 	uint64_t pages = m->regions[s->instance].size / PAGE;
 	if (group < 64 || group > 65536 || (group & (group - 1)) ||
 	    first % group || n == 0 || first > pages || n > pages - first)
-		return sec_err(e, s, KG_ERR_CORRUPT, "RAM hashes for pages "
-			       "%" PRIu64 "+%" PRIu64 " in groups of %u (the "
-			       "region has %" PRIu64 " pages)", first, n,
-			       group, pages);
+		return kg_sec_err(e, s, KG_ERR_CORRUPT, "RAM hashes for pages "
+				  "%" PRIu64 "+%" PRIu64 " in groups of %u (the "
+				  "region has %" PRIu64 " pages)", first, n,
+				  group, pages);
 	uint64_t ngroups = (n + group - 1) / group;
 	if (s->length != HEAD + ngroups * 8 + 8 + n * 8)
-		return sec_err(e, s, KG_ERR_CORRUPT, "RAM hashes of %" PRIu64
-			       " bytes for %" PRIu64 " pages", s->length, n);
+		return kg_sec_err(e, s, KG_ERR_CORRUPT, "RAM hashes of %" PRIu64
+				  " bytes for %" PRIu64 " pages", s->length, n);
 	struct region *g = &sr->reg[s->instance];
 	for (unsigned i = 0; i < g->nspans; i++)
 		if (first < g->spans[i].first + g->spans[i].n &&
 		    g->spans[i].first < first + n)
-			return sec_err(e, s, KG_ERR_CORRUPT, "RAM hashes for "
-				       "pages %" PRIu64 "+%" PRIu64 " given "
-				       "twice", first, n);
+			return kg_sec_err(e, s, KG_ERR_CORRUPT, "RAM hashes for "
+					  "pages %" PRIu64 "+%" PRIu64 " given "
+					  "twice", first, n);
 	struct span *sp = realloc(g->spans, (g->nspans + 1) * sizeof(*sp));
 	if (!sp)
-		return sec_err(e, s, KG_ERR_NOMEM, "out of memory");
+		return kg_sec_err(e, s, KG_ERR_NOMEM, "out of memory");
 	g->spans = sp;
 	sp = &g->spans[g->nspans];
 	memset(sp, 0, sizeof(*sp));
@@ -230,8 +217,8 @@ int snap_ram_hashes(struct snap_ram *sr, struct kg_stream_reader *r,
 		free(sp->group_hash);
 		free(sp->hashes);
 		free(sp->loaded);
-		return sec_err(e, s, KG_ERR_NOMEM, "out of memory for RAM "
-			       "hashes");
+		return kg_sec_err(e, s, KG_ERR_NOMEM, "out of memory for RAM "
+				  "hashes");
 	}
 	g->nspans++; /* freed with the others from here */
 	memcpy(index, head, HEAD);
@@ -244,8 +231,8 @@ int snap_ram_hashes(struct snap_ram *sr, struct kg_stream_reader *r,
 		sp->group_hash[i] = le64_get(index + HEAD + i * 8);
 	free(index);
 	if (!ok)
-		return sec_err(e, s, KG_ERR_CORRUPT, "RAM hashes: index "
-			       "checksum mismatch");
+		return kg_sec_err(e, s, KG_ERR_CORRUPT, "RAM hashes: index "
+				  "checksum mismatch");
 	sp->first = first;
 	sp->n = n;
 	sp->group = group;
@@ -457,10 +444,10 @@ static int load_checked(struct snap_ram *sr, struct guest_mem *m,
 				break;
 			}
 			if ((size_t)got < n) {
-				rc = sec_err(e, s, KG_ERR_CORRUPT, "truncated: "
-					     "declares %" PRIu64 " bytes, %"
-					     PRIu64 " present", s->length,
-					     off + (uint64_t)got);
+				rc = kg_sec_err(e, s, KG_ERR_CORRUPT, "truncated: "
+						"declares %" PRIu64 " bytes, %"
+						PRIu64 " present", s->length,
+						off + (uint64_t)got);
 				break;
 			}
 			crc = kg_crc32c(crc, buf, n);
@@ -471,7 +458,7 @@ static int load_checked(struct snap_ram *sr, struct guest_mem *m,
 			off += n;
 		}
 		if (rc == 0 && crc != sr->reg[r].crc)
-			rc = sec_err(e, s, KG_ERR_CORRUPT, "checksum mismatch");
+			rc = kg_sec_err(e, s, KG_ERR_CORRUPT, "checksum mismatch");
 	}
 	free(buf);
 	if (rc < 0)

@@ -6,6 +6,7 @@
 #include "stream.h"
 
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -136,6 +137,18 @@ void kg_section_where(char *buf, size_t n, const struct kg_section *s)
 	kg_sec_describe(d, sizeof(d), s->kind, s->instance);
 	snprintf(buf, n, "section %" PRIu64 " (%s) at offset %" PRIu64,
 		 s->index, d, s->offset);
+}
+
+int kg_sec_err(struct kg_err *e, const struct kg_section *s,
+		   enum kg_err_kind kind, const char *fmt, ...)
+{
+	char what[384], where[128];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	kg_section_where(where, sizeof(where), s);
+	return kg_errk(e, kind, "%s: %s", where, what);
 }
 
 int kg_section_check(const struct kg_stream_opts *o,

@@ -156,6 +156,11 @@ void kg_sec_describe(char *buf, size_t n, uint16_t kind, uint16_t instance);
 
 /* "section 3 (vcpu #1) at offset 8192": how every error names a section. */
 void kg_section_where(char *buf, size_t n, const struct kg_section *s);
+/* An error about section s, named once where it is made: "section 3 (ram
+ * #0) at offset 4096: <fmt...>", with the given kind. Returns -1. */
+int kg_sec_err(struct kg_err *e, const struct kg_section *s,
+		   enum kg_err_kind kind, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
 /* The per-section rules shared by reader and writer: kind not 0, instance
  * and length within bounds, END's length. Fills e with the rule broken,
  * without the section's name (the caller prefixes kg_section_where). */
