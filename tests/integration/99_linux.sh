@@ -46,9 +46,9 @@ lx_redis() {
 
 # Linux under kagami, 2 vCPUs, a new disk and a NIC: it boots to its init,
 # sees its CPUs, disk and NIC, keeps time with kvm-clock and the right
-# year, and its redis answers a client on this machine; its data is on
-# the disk after kagami is stopped and started again; QEMU microvm with the
-# same kernel and devices gives the same answers.
+# year, answers ping, and its redis answers a client on this machine; its
+# data is on the disk after kagami is stopped and started again; QEMU
+# microvm with the same kernel and devices gives the same answers.
 test_linux_redis() {
 	lx_build || return
 	vhost_start a --mem 2G --cpus 2 || why "$VHOST_ERROR" || return
@@ -72,6 +72,8 @@ test_linux_redis() {
 		{ why "kernel complaint: $(grep -E 'XSAVE|BUG:|Oops|lockup' "$log" | head -2)"; return; }
 	lx_redis "$ip" >kagami.answers
 	grep -q '^OK$' kagami.answers || why "redis under kagami: $(tr '\n' ' ' <kagami.answers)" || return
+	netns_exec client ping -c 3 -i 0.2 -W 5 "$ip" >ping.out 2>&1 ||
+		why "ping $ip from the client: $(tail -n 2 ping.out | tr '\n' ' ')" || return
 	# Stopped and started again on the same disk: redis finds its data.
 	vhost_kagami_stop a 1 || why "$VHOST_ERROR" || return
 	[[ $VHOST_STATUS == 143 ]] || why "kagami exited $VHOST_STATUS after SIGTERM" || return
