@@ -243,14 +243,14 @@ qemu-system-x86_64 -M microvm,acpi=on -accel kvm -cpu host -smp $cpus -m $mem \\
 }
 
 # vhost_kagami_linux NAME K [--cpus N] [--mem M] [--disk MiB|keep]
-#                    [--append ARGS] [--kagami PATH]:
+#                    [--append ARGS] [--kagami PATH] [--args KAGAMI-ARGS]:
 # starts kagami (KVM inside NAME) in the background on build/linux, the
 # same guest vhost_qemu_linux boots: TAP ktK on br0, address
 # vhost_guest_ip NAME K, console (and kagami's stderr) in vhost_share
 # NAME/kagami-K.log, its exit status in kagami-K.rc once it ends; disk
 # /root/kagami-K.img, made fresh (MiB), reused (keep) or none (0).
 vhost_kagami_linux() {
-	local name=$1 k=$2 cpus=1 mem=512M disk=256 extra="" kg=kagami
+	local name=$1 k=$2 cpus=1 mem=512M disk=256 extra="" kg=kagami kargs=""
 	shift 2
 	while (($#)); do
 		case $1 in
@@ -259,6 +259,7 @@ vhost_kagami_linux() {
 		--disk) disk=$2; shift 2 ;;
 		--append) extra=$2; shift 2 ;;
 		--kagami) kg=$2; shift 2 ;;
+		--args) kargs=$2; shift 2 ;;
 		*) vhost_fail "vhost_kagami_linux: unknown option '$1'"; return 1 ;;
 		esac
 	done
@@ -275,7 +276,7 @@ rm -f /kg/share/kagami-$k.log /kg/share/kagami-$k.rc"
 rm -f /root/kagami-$k.img && truncate -s ${disk}M /root/kagami-$k.img || exit 1"
 	fi
 	script+="
-($kg run --cpus $cpus --mem $mem $dopt \\
+($kg run --cpus $cpus --mem $mem $dopt $kargs \\
 	--net tap:kt$k,mac=$mac --initrd /kg/build/linux/initramfs.cpio.gz \\
 	--cmdline 'console=ttyS0 loglevel=4 kg.ip=$ip/24 $extra' \\
 	/kg/build/linux/bzImage >/kg/share/kagami-$k.log 2>&1 &
