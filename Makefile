@@ -223,6 +223,7 @@ bench: bench-build
 	bench/migration.sh
 	bench/replication.sh
 	bench/record.sh
+	bench/linux.sh
 	$(BUILD)/bench/codec
 	$(BUILD)/bench/checkpoint 3
 

@@ -78,17 +78,22 @@ lx_stop() {
 	if [[ $1 == kagami ]]; then
 		vhost_kagami_stop a 1 >/dev/null 2>&1
 	else
-		vhost_exec a 'pkill -f "microvm,acpi=on"; sleep 1; pkill -9 -f "microvm,acpi=on"; true' >/dev/null 2>&1
+		# Until it is gone: the next QEMU needs its TAP.
+		vhost_exec a 'pkill -f "microvm,acpi=on"
+for i in $(seq 50); do pgrep -f "microvm,acpi=on" >/dev/null || exit 0; sleep 0.2; done
+pkill -9 -f "microvm,acpi=on"; sleep 1' >/dev/null 2>&1
 	fi
 }
 
 # lx_wait_line PATTERN START: seconds from START (epoch seconds) until
-# PATTERN is in LOGF, or "" after 300 s.
+# PATTERN is in LOGF, or "" after 300 s or once the VMM has said an error.
 lx_wait_line() {
 	local i
 	for ((i = 0; i < 3000; i++)); do
 		grep -q "$1" "$LOGF" 2>/dev/null && { calc %.1f "$(now) - $2"; return; }
 		grep -q "kagami-guest: error" "$LOGF" 2>/dev/null && break
+		grep -q "^qemu-system-x86_64: " "$SHARE/qemu-2.out" 2>/dev/null && break
+		[[ -s $SHARE/kagami-1.rc ]] && break
 		sleep 0.1
 	done
 	echo ""
@@ -106,12 +111,12 @@ add() { V[$1,$2]+="${3:-} "; }
 for ((run = 1; run <= R; run++)); do
 	for vmm in kagami qemu; do
 		log "run $run/$R: $vmm"
-		rm -f "$SHARE/kagami-1.log" "$SHARE/qemu-2.log"
+		rm -f "$SHARE/kagami-1.log" "$SHARE/kagami-1.rc" "$SHARE/qemu-2.log" "$SHARE/qemu-2.out"
 		t0=$(now)
 		lx_start "$vmm" || die "$VHOST_ERROR"
 		init=$(lx_wait_line "kagami-guest: init" "$t0")
 		ready=$(lx_wait_line "kagami-guest: redis ready" "$t0")
-		[[ -n $ready ]] || die "$vmm: no 'redis ready' in 300 s: $(tail -n 3 "$LOGF" | oneline)"
+		[[ -n $ready ]] || die "$vmm: no 'redis ready' in 300 s: $(tail -n 3 "$LOGF" | oneline) $(cat "$SHARE/qemu-2.out" 2>/dev/null | oneline)"
 		add "$vmm" init "$init"
 		add "$vmm" ready "$ready"
 		dd=$(sed -n 's/^kagami-guest: dd: .* s, \([0-9.]*\) MB\/s.*/\1/p' "$LOGF" | tr -d '\r' | head -1)
