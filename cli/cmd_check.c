@@ -1,7 +1,10 @@
 /* kagami check: the verdict on client histories (check/checker.h). */
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include <cjson/cJSON.h>
 
 #include "check/checker.h"
 #include "cli.h"
@@ -27,29 +30,46 @@ static void check_usage(FILE *f)
 "unreadable or malformed history (one line naming the file and line).\n");
 }
 
+/* One JSON object; cJSON escapes the verdict and the problem text. */
+static void print_json(const struct check_report *r)
+{
+	cJSON *o = cJSON_CreateObject();
+	if (!o) {
+		fprintf(stderr, "kagami check: out of memory\n");
+		return;
+	}
+	cJSON_AddBoolToObject(o, "pass", r->pass);
+	cJSON_AddStringToObject(o, "verdict", r->verdict);
+	cJSON_AddNumberToObject(o, "ops", (double)r->ops);
+	cJSON_AddNumberToObject(o, "ok", (double)r->ok);
+	cJSON_AddNumberToObject(o, "failed", (double)r->failed);
+	cJSON_AddNumberToObject(o, "unknown", (double)r->unknown);
+	cJSON_AddNumberToObject(o, "acked_writes", (double)r->acked_writes);
+	cJSON_AddNumberToObject(o, "reads", (double)r->reads);
+	cJSON_AddNumberToObject(o, "keys", (double)r->keys);
+	cJSON_AddNumberToObject(o, "keys_bad", (double)r->keys_bad);
+	cJSON_AddNumberToObject(o, "keys_undecided", (double)r->keys_undecided);
+	cJSON_AddNumberToObject(o, "outage_ms", (double)r->outage_ns / 1e6);
+	cJSON_AddNumberToObject(o, "outage_from_ms",
+				(double)r->outage_from_ns / 1e6);
+	cJSON_AddBoolToObject(o, "outage_trailing", r->outage_trailing);
+	cJSON_AddNumberToObject(o, "window_ms", (double)r->window_ns / 1e6);
+	cJSON_AddStringToObject(o, "problem", r->problem);
+	char *text = cJSON_PrintUnformatted(o);
+	if (text)
+		printf("%s\n", text);
+	else
+		fprintf(stderr, "kagami check: out of memory\n");
+	free(text);
+	cJSON_Delete(o);
+}
+
 static void print_report(const struct check_report *r, bool json)
 {
 	double outage_ms = (double)r->outage_ns / 1e6;
 	double from_ms = (double)r->outage_from_ns / 1e6;
 	if (json) {
-		printf("{\"pass\":%s,\"verdict\":\"%s\",\"ops\":%zu,\"ok\":%zu,"
-		       "\"failed\":%zu,\"unknown\":%zu,\"acked_writes\":%zu,"
-		       "\"reads\":%zu,\"keys\":%zu,\"keys_bad\":%zu,"
-		       "\"keys_undecided\":%zu,\"outage_ms\":%.1f,"
-		       "\"outage_from_ms\":%.1f,\"outage_trailing\":%s,"
-		       "\"window_ms\":%.1f,\"problem\":\"",
-		       r->pass ? "true" : "false", r->verdict, r->ops, r->ok,
-		       r->failed, r->unknown, r->acked_writes, r->reads,
-		       r->keys, r->keys_bad, r->keys_undecided, outage_ms,
-		       from_ms, r->outage_trailing ? "true" : "false",
-		       (double)r->window_ns / 1e6);
-		for (const char *p = r->problem; *p; p++) {
-			if (*p == '"' || *p == '\\')
-				putchar('\\');
-			if ((unsigned char)*p >= 0x20)
-				putchar(*p);
-		}
-		printf("\"}\n");
+		print_json(r);
 		return;
 	}
 	printf("%s: %s\n", r->pass ? "PASS" : "FAIL", r->verdict);
