@@ -30,6 +30,12 @@ static void check_usage(FILE *f)
 "unreadable or malformed history (one line naming the file and line).\n");
 }
 
+/* ns as ms to 0.1 ms, as the text report prints them (drills quote them). */
+static double ms_tenths(uint64_t ns)
+{
+	return (double)((ns + 50000) / 100000) / 10.0;
+}
+
 /* One JSON object; cJSON escapes the verdict and the problem text. */
 static void print_json(const struct check_report *r)
 {
@@ -49,11 +55,11 @@ static void print_json(const struct check_report *r)
 	cJSON_AddNumberToObject(o, "keys", (double)r->keys);
 	cJSON_AddNumberToObject(o, "keys_bad", (double)r->keys_bad);
 	cJSON_AddNumberToObject(o, "keys_undecided", (double)r->keys_undecided);
-	cJSON_AddNumberToObject(o, "outage_ms", (double)r->outage_ns / 1e6);
+	cJSON_AddNumberToObject(o, "outage_ms", ms_tenths(r->outage_ns));
 	cJSON_AddNumberToObject(o, "outage_from_ms",
-				(double)r->outage_from_ns / 1e6);
+				ms_tenths(r->outage_from_ns));
 	cJSON_AddBoolToObject(o, "outage_trailing", r->outage_trailing);
-	cJSON_AddNumberToObject(o, "window_ms", (double)r->window_ns / 1e6);
+	cJSON_AddNumberToObject(o, "window_ms", ms_tenths(r->window_ns));
 	cJSON_AddStringToObject(o, "problem", r->problem);
 	char *text = cJSON_PrintUnformatted(o);
 	if (text)
