@@ -21,7 +21,28 @@ tlx() {
 		cannot_run "$1" "$VHOST_MISSING"
 		return
 	fi
-	t "$1" "$2" qemu
+	LX_FN=$2 t "$1" lx_once_more qemu
+}
+
+# lx_once_more: runs $LX_FN; if it failed while virtual host a itself
+# broke (vhost_broken: seen now and then on these nested hosts, under QEMU
+# microvm too; docs/architecture.md), once more on a new virtual host,
+# and the ok line's note says so. A failure inside a working virtual host
+# is final.
+lx_once_more() {
+	"$LX_FN" && [[ ! -s $TT/.why ]] && return 0
+	local broken first
+	broken=$(vhost_broken a) || return 1
+	first=$(cat "$TT/.why" 2>/dev/null)
+	rm -f "$TT/.why"
+	vhost_kill a
+	"$LX_FN" && [[ ! -s $TT/.why ]] || return 1
+	note "virtual host a broke ($broken; the first try: $first); passed on a new one"
+}
+
+# lx_client: the client namespace 10.77.0.2 (once per test).
+lx_client() {
+	[[ " ${NETNS_HOSTS[*]} " == *" client "* ]] || netns_add_host client 10.77.0.2
 }
 
 lx_build() {
@@ -52,7 +73,7 @@ lx_redis() {
 test_linux_redis() {
 	lx_build || return
 	vhost_start a --mem 2G --cpus 2 || why "$VHOST_ERROR" || return
-	netns_add_host client 10.77.0.2 || why "no client namespace" || return
+	lx_client || why "no client namespace" || return
 	local ip log share
 	ip=$(vhost_guest_ip a 1)
 	share=$(vhost_share a)
@@ -154,7 +175,7 @@ lx_reboot() {
 test_linux_snapshot() {
 	lx_build || return
 	vhost_start a --mem 2G --cpus 2 || why "$VHOST_ERROR" || return
-	netns_add_host client 10.77.0.2 || why "no client namespace" || return
+	lx_client || why "no client namespace" || return
 	local ip share log mac out
 	ip=$(vhost_guest_ip a 1)
 	share=$(vhost_share a)

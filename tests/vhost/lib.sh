@@ -313,6 +313,19 @@ vhost_wedged() {
 	grep -m1 -E 'soft lockup|rcu_preempt detected stalls' "$(vhost_console "$1")" 2>/dev/null
 }
 
+# vhost_broken NAME: succeeds, printing why, when virtual host NAME has
+# failed itself: QEMU exited, its kernel reports a stuck CPU, or its agent
+# or its 9p share does not answer within 20 s. (A VMM that hangs inside a
+# working virtual host is not this.)
+vhost_broken() {
+	local w
+	kill -0 "${VHOST_PID[$1]:-0}" 2>/dev/null || { echo "QEMU has exited"; return 0; }
+	w=$(vhost_wedged "$1") && { echo "its kernel: $w"; return 0; }
+	w=$(VHOST_EXEC_TIMEOUT=20 vhost_exec "$1" 'test -d /kg/share/. && touch /kg/share/.alive && echo alive' 2>&1)
+	[[ $w == alive ]] && return 1
+	echo "its agent or share: $(echo "$w" | tail -n 1 | cut -c1-200)"
+}
+
 # vhost_stop NAME: poweroff inside; QEMU's exit status in VHOST_STATUS.
 # Fails (after kill -9) if NAME is still running 15 s later.
 vhost_stop() {
