@@ -223,5 +223,4 @@ test_linux_snapshot() {
 }
 
 tlx "Linux under kagami: 2 vCPUs, disk, NIC, redis from a client; data kept across restarts; same answers as QEMU" test_linux_redis
-tlx "Linux under kagami: snapshot of a running 2-vCPU guest, kill -9, restore: redis goes on with its data" test_linux_snapshot
 tlx "Linux under kagami: poweroff exits 0, reboot boots again" test_linux_power
