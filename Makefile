@@ -75,6 +75,7 @@ UNIT_LAYERS_test_devspec := vmm
 UNIT_LAYERS_test_disk_switch := vmm
 UNIT_LAYERS_test_elf := vmm
 UNIT_LAYERS_test_faultpoint := base
+UNIT_LAYERS_test_history_check := base
 UNIT_LAYERS_test_epoch := checkpoint
 UNIT_LAYERS_test_epoch_live := checkpoint
 UNIT_LAYERS_test_kv := kv
@@ -103,6 +104,8 @@ UNIT_LAYERS_test_uart := vmm
 UNIT_LAYERS_test_verdict := pipeline
 UNIT_LAYERS_test_virtq := vmm
 UNIT_LAYERS_test_vm := vmm
+# Objects outside the layers that a unit test links besides them.
+UNIT_OBJS_test_history_check := $(BUILD)/asan/tests/tools/history.o
 UNIT_NAMES := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 UNIT_TESTS := $(UNIT_NAMES:%=$(BUILD)/tests/%)
 
@@ -141,7 +144,7 @@ $(BUILD)/asan/kagami: $(CLI_SRC:%.c=$(BUILD)/asan/%.o) $(ALL_LIBS_asan)
 	$(CC) $(SAN) -o $@ $^ $(HOST_LIBS)
 
 define unit
-$(BUILD)/tests/$(1): $(BUILD)/asan/tests/unit/$(1).o $(call layer_libs,$(UNIT_LAYERS_$(1)),asan)
+$(BUILD)/tests/$(1): $(BUILD)/asan/tests/unit/$(1).o $(UNIT_OBJS_$(1)) $(call layer_libs,$(UNIT_LAYERS_$(1)),asan)
 	@mkdir -p $$(@D)
 	$$(CC) $$(SAN) -o $$@ $$^ -lcmocka $$(HOST_LIBS)
 endef
@@ -177,6 +180,18 @@ $(BUILD)/tests/disksum: $(BUILD)/rel/tests/tools/disksum.o
 	@mkdir -p $(@D)
 	$(CC) -o $@ $^
 
+# A redis client that records a history, and the history's checker, which
+# share nothing with kagami kv/check (tests/integration/46_history.sh).
+$(BUILD)/tests/redis-history: $(BUILD)/asan/tests/tools/redis_history.o \
+		$(BUILD)/asan/tests/tools/history.o $(call layer_libs,base,asan)
+	@mkdir -p $(@D)
+	$(CC) $(SAN) -o $@ $^ -lhiredis $(HOST_LIBS)
+
+$(BUILD)/tests/history-check: $(BUILD)/asan/tests/tools/history_check.o \
+		$(BUILD)/asan/tests/tools/history.o $(call layer_libs,base,asan)
+	@mkdir -p $(@D)
+	$(CC) $(SAN) -o $@ $^ $(HOST_LIBS)
+
 # --- benchmarks ---
 $(BUILD)/bench/memstress_host: $(BUILD)/rel/bench/memstress_host.o
 	@mkdir -p $(@D)
@@ -208,7 +223,8 @@ unit: $(UNIT_TESTS)
 # linking turns the suite red.
 test: deps
 	$(MAKE) all $(BUILD)/asan/kagami $(UNIT_TESTS) $(BUILD)/tests/mkstream \
-		$(BUILD)/tests/disksum $(BUILD)/tests/acpidump $(BENCH_BINS)
+		$(BUILD)/tests/disksum $(BUILD)/tests/acpidump \
+		$(BUILD)/tests/redis-history $(BUILD)/tests/history-check $(BENCH_BINS)
 	tests/run.sh
 
 demo: deps
