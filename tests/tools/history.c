@@ -88,7 +88,7 @@ static void strtab_free(struct strtab *t)
 
 /* --- escaping --- */
 
-char *hist_escape(const char *s, size_t len, char *out)
+char *rh_escape(const char *s, size_t len, char *out)
 {
 	static const char hex[] = "0123456789ABCDEF";
 	char *o = out;
@@ -179,7 +179,7 @@ static int parse_signed(const char *s, long long *v)
 }
 
 struct parser {
-	struct history *h;
+	struct rh_history *h;
 	struct strtab keytab;
 	struct strtab writes; /* (key, arg) of set and append */
 	struct kg_err *e;
@@ -211,10 +211,10 @@ static int intern_key(struct parser *p, const char *name, size_t *idx)
 		*idx = *got;
 		return 0;
 	}
-	struct history *h = p->h;
+	struct rh_history *h = p->h;
 	if (h->nkeys == h->keys_cap) {
 		size_t nc = h->keys_cap ? 2 * h->keys_cap : 64;
-		struct hist_key *nk = realloc(h->keys, nc * sizeof(*nk));
+		struct rh_key *nk = realloc(h->keys, nc * sizeof(*nk));
 		if (!nk)
 			return nomem(p);
 		h->keys = nk;
@@ -223,7 +223,7 @@ static int intern_key(struct parser *p, const char *name, size_t *idx)
 	char *copy = strdup(name);
 	if (!copy)
 		return nomem(p);
-	h->keys[h->nkeys] = (struct hist_key){ .name = copy };
+	h->keys[h->nkeys] = (struct rh_key){ .name = copy };
 	/* The table points into the key's own copy, which lives as long. */
 	if (strtab_put(&p->keytab, 0, copy, strlen(copy), h->nkeys) < 0) {
 		free(copy);
@@ -237,8 +237,8 @@ static const char *const op_names[] = { "set", "get", "incr", "append" };
 
 static int parse_op(struct parser *p, char **f)
 {
-	struct history *h = p->h;
-	struct hist_entry o = { .line = p->line };
+	struct rh_history *h = p->h;
+	struct rh_entry o = { .line = p->line };
 	int64_t v;
 	if (parse_i64(f[0], &v) || v > INT32_MAX)
 		return bad(p, "bad client '%s'", f[0]);
@@ -252,7 +252,7 @@ static int parse_op(struct parser *p, char **f)
 			op = i;
 	if (op < 0)
 		return bad(p, "unknown operation '%s'", f[2]);
-	o.op = (enum hist_op)op;
+	o.op = (enum rh_op)op;
 	{
 		char *k;
 		size_t kl;
@@ -267,7 +267,7 @@ static int parse_op(struct parser *p, char **f)
 	if (parse_i64(f[5], &o.inv))
 		return bad(p, "bad invocation time '%s'", f[5]);
 	if (!strcmp(f[6], "-")) {
-		o.ret = HIST_NEVER;
+		o.ret = RH_NEVER;
 	} else if (parse_i64(f[6], &o.ret) || o.ret < o.inv) {
 		return bad(p, "bad completion time '%s' (invoked at %s)", f[6], f[5]);
 	}
@@ -275,54 +275,54 @@ static int parse_op(struct parser *p, char **f)
 		return bad(p, "invoked at %" PRId64 ", before the start %" PRId64, o.inv, h->start);
 
 	/* The argument. */
-	if (o.op == HIST_SET || o.op == HIST_APPEND) {
+	if (o.op == RH_SET || o.op == RH_APPEND) {
 		if (unescape(f[4], &o.arg, &o.arg_len))
 			return errno == ENOMEM ? nomem(p) : bad(p, "bad escape in '%s'", f[4]);
-		if (o.op == HIST_APPEND &&
+		if (o.op == RH_APPEND &&
 		    (!o.arg_len || o.arg[o.arg_len - 1] != ';' ||
 		     memchr(o.arg, ';', o.arg_len - 1))) {
 			free(o.arg);
 			return bad(p, "append token '%s' must end with its only ';'", f[4]);
 		}
-	} else if (o.op == HIST_GET && !strcmp(f[4], "final")) {
+	} else if (o.op == RH_GET && !strcmp(f[4], "final")) {
 		o.final = true;
 	} else if (strcmp(f[4], "-")) {
 		return bad(p, "%s takes '-'%s, not '%s'", f[2],
-			   o.op == HIST_GET ? " or 'final'" : "", f[4]);
+			   o.op == RH_GET ? " or 'final'" : "", f[4]);
 	}
 
 	/* The result; from here on o.arg is freed with the history. */
 	const char *r = f[7];
 	int rc = 0;
 	if (!strncmp(r, "?:", 2)) {
-		o.outcome = HIST_UNKNOWN;
-		if (o.ret != HIST_NEVER)
+		o.outcome = RH_UNKNOWN;
+		if (o.ret != RH_NEVER)
 			rc = bad(p, "an unknown outcome ('%s') needs completion time '-'", r);
-	} else if (o.ret == HIST_NEVER) {
+	} else if (o.ret == RH_NEVER) {
 		rc = bad(p, "completion time '-' needs an unknown outcome '?:...', not '%s'", r);
 	} else if (!strncmp(r, "err:", 4)) {
-		o.outcome = HIST_FAILED;
+		o.outcome = RH_FAILED;
 	} else {
-		o.outcome = HIST_OK;
-		if (o.op == HIST_SET && !strcmp(r, "ok")) {
-			o.rkind = HIST_R_NONE;
-		} else if (o.op == HIST_GET && !strcmp(r, "nil")) {
-			o.rkind = HIST_R_NIL;
-		} else if (o.op == HIST_GET && !strncmp(r, "v:", 2)) {
-			o.rkind = HIST_R_VALUE;
+		o.outcome = RH_OK;
+		if (o.op == RH_SET && !strcmp(r, "ok")) {
+			o.rkind = RH_R_NONE;
+		} else if (o.op == RH_GET && !strcmp(r, "nil")) {
+			o.rkind = RH_R_NIL;
+		} else if (o.op == RH_GET && !strncmp(r, "v:", 2)) {
+			o.rkind = RH_R_VALUE;
 			if (unescape(r + 2, &o.value, &o.value_len))
 				rc = errno == ENOMEM ? nomem(p) : bad(p, "bad escape in result");
-		} else if ((o.op == HIST_INCR || o.op == HIST_APPEND) && !strncmp(r, "i:", 2)) {
-			o.rkind = HIST_R_INT;
+		} else if ((o.op == RH_INCR || o.op == RH_APPEND) && !strncmp(r, "i:", 2)) {
+			o.rkind = RH_R_INT;
 			if (parse_signed(r + 2, &o.ival))
 				rc = bad(p, "bad integer result '%s'", r);
 		} else {
 			rc = bad(p, "result '%.40s' does not fit %s", r, f[2]);
 		}
 	}
-	if (!rc && (o.op == HIST_SET || o.op == HIST_APPEND)) {
-		struct hist_key *k = &h->keys[o.key];
-		enum hist_kind kind = o.op == HIST_SET ? HIST_KEY_REGISTER : HIST_KEY_LOG;
+	if (!rc && (o.op == RH_SET || o.op == RH_APPEND)) {
+		struct rh_key *k = &h->keys[o.key];
+		enum rh_kind kind = o.op == RH_SET ? RH_KEY_REGISTER : RH_KEY_LOG;
 		if (k->first_write_line && k->kind != kind)
 			rc = bad(p, "key %s: %s mixed with the writes of line %u",
 				 k->name, f[2], k->first_write_line);
@@ -333,15 +333,15 @@ static int parse_op(struct parser *p, char **f)
 			rc = bad(p, "key %s: '%s' written twice (line %u)", k->name, f[4],
 				 h->ops[*strtab_get(&p->writes, o.key, o.arg, o.arg_len)].line);
 	}
-	if (!rc && o.op == HIST_INCR) {
-		struct hist_key *k = &h->keys[o.key];
-		if (k->first_write_line && k->kind != HIST_KEY_COUNTER)
+	if (!rc && o.op == RH_INCR) {
+		struct rh_key *k = &h->keys[o.key];
+		if (k->first_write_line && k->kind != RH_KEY_COUNTER)
 			rc = bad(p, "key %s: incr mixed with the writes of line %u",
 				 k->name, k->first_write_line);
 	}
 	if (!rc && h->n == h->cap) {
 		size_t nc = h->cap ? 2 * h->cap : 1024;
-		struct hist_entry *no = realloc(h->ops, nc * sizeof(*no));
+		struct rh_entry *no = realloc(h->ops, nc * sizeof(*no));
 		if (!no)
 			rc = nomem(p);
 		else {
@@ -354,12 +354,12 @@ static int parse_op(struct parser *p, char **f)
 		free(o.value);
 		return -1;
 	}
-	if (o.op != HIST_GET) {
-		struct hist_key *k = &h->keys[o.key];
+	if (o.op != RH_GET) {
+		struct rh_key *k = &h->keys[o.key];
 		if (!k->first_write_line) {
 			k->first_write_line = p->line;
-			k->kind = o.op == HIST_SET ? HIST_KEY_REGISTER :
-				  o.op == HIST_INCR ? HIST_KEY_COUNTER : HIST_KEY_LOG;
+			k->kind = o.op == RH_SET ? RH_KEY_REGISTER :
+				  o.op == RH_INCR ? RH_KEY_COUNTER : RH_KEY_LOG;
 		}
 	}
 	h->ops[h->n++] = o;
@@ -385,9 +385,9 @@ static int split(char *s, char **f, int max)
 	}
 }
 
-int history_parse(struct history *h, FILE *f, struct kg_err *e)
+int rh_parse(struct rh_history *h, FILE *f, struct kg_err *e)
 {
-	*h = (struct history){ 0 };
+	*h = (struct rh_history){ 0 };
 	struct parser p = { .h = h, .e = e };
 	char *buf = NULL;
 	size_t cap = 0;
@@ -446,8 +446,8 @@ int history_parse(struct history *h, FILE *f, struct kg_err *e)
 		rc = bad(&p, "no 'end' line: the history is truncated");
 	}
 	for (size_t i = 0; !rc && i < h->n; i++) {
-		struct hist_entry *o = &h->ops[i];
-		if (o->inv > h->end || (o->ret != HIST_NEVER && o->ret > h->end)) {
+		struct rh_entry *o = &h->ops[i];
+		if (o->inv > h->end || (o->ret != RH_NEVER && o->ret > h->end)) {
 			p.line = o->line;
 			rc = bad(&p, "an operation after the end time %" PRId64, h->end);
 		}
@@ -458,7 +458,7 @@ int history_parse(struct history *h, FILE *f, struct kg_err *e)
 	return rc;
 }
 
-void history_free(struct history *h)
+void rh_free(struct rh_history *h)
 {
 	for (size_t i = 0; i < h->n; i++) {
 		free(h->ops[i].arg);
@@ -468,14 +468,14 @@ void history_free(struct history *h)
 		free(h->keys[i].name);
 	free(h->ops);
 	free(h->keys);
-	*h = (struct history){ 0 };
+	*h = (struct rh_history){ 0 };
 }
 
 /* --- checking --- */
 
 struct checker {
-	const struct history *h;
-	struct hist_report *r;
+	const struct rh_history *h;
+	struct rh_report *r;
 	struct strtab writes; /* (key, arg) -> op index */
 	bool nomem;
 	size_t key_violations; /* of the key being checked */
@@ -490,7 +490,7 @@ static const char *opname(const struct checker *c, size_t i, char *b, size_t n)
 		snprintf(b, n, "the initial state");
 		return b;
 	}
-	const struct hist_entry *o = &c->h->ops[i];
+	const struct rh_entry *o = &c->h->ops[i];
 	snprintf(b, n, "c%ld#%ld %s%s (line %u)", o->client, o->seq,
 		 o->final ? "final " : "", op_names[o->op], o->line);
 	return b;
@@ -501,7 +501,7 @@ static const char *shown(const char *s, size_t len, char *b, size_t n)
 {
 	char tmp[3 * 60 + 1];
 	bool cut = len > 60;
-	hist_escape(s, cut ? 60 : len, tmp);
+	rh_escape(s, cut ? 60 : len, tmp);
 	snprintf(b, n, "'%s%s'", tmp, cut ? "..." : "");
 	return b;
 }
@@ -511,10 +511,10 @@ static void violation(struct checker *c, size_t key, const char *fmt, ...)
 
 static void violation(struct checker *c, size_t key, const char *fmt, ...)
 {
-	struct hist_report *r = c->r;
+	struct rh_report *r = c->r;
 	r->violations_total++;
 	c->key_violations++;
-	if (r->nviolations >= HIST_MAX_REPORTED || c->nomem)
+	if (r->nviolations >= RH_MAX_REPORTED || c->nomem)
 		return;
 	char m[1024];
 	int off = snprintf(m, sizeof(m), "key %s: ", c->h->keys[key].name);
@@ -535,14 +535,14 @@ static void violation(struct checker *c, size_t key, const char *fmt, ...)
 	r->violations[r->nviolations++] = s;
 }
 
-static bool is_write(const struct hist_entry *o)
+static bool is_write(const struct rh_entry *o)
 {
-	return o->op != HIST_GET;
+	return o->op != RH_GET;
 }
 
-static bool acked_read(const struct hist_entry *o)
+static bool acked_read(const struct rh_entry *o)
 {
-	return o->op == HIST_GET && o->outcome == HIST_OK;
+	return o->op == RH_GET && o->outcome == RH_OK;
 }
 
 /* Registers: R1, R2. */
@@ -561,7 +561,7 @@ static int cmp_zone_f(const void *a, const void *b)
 	return x->f < y->f ? -1 : x->f > y->f;
 }
 
-static void cluster_add(struct cluster *cl, const struct hist_entry *ops, size_t i)
+static void cluster_add(struct cluster *cl, const struct rh_entry *ops, size_t i)
 {
 	if (!cl->used) {
 		*cl = (struct cluster){ .f = INT64_MAX, .s = INT64_MIN, .write = cl->write, .used = true };
@@ -576,7 +576,7 @@ static void cluster_add(struct cluster *cl, const struct hist_entry *ops, size_t
 	}
 }
 
-static const char *zone_value(const struct hist_entry *ops, const struct cluster *k,
+static const char *zone_value(const struct rh_entry *ops, const struct cluster *k,
 			      char *b, size_t n)
 {
 	if (k->write == NO_OP) {
@@ -588,7 +588,7 @@ static const char *zone_value(const struct hist_entry *ops, const struct cluster
 
 static void check_register(struct checker *c, size_t key, const size_t *idx, size_t n)
 {
-	const struct hist_entry *ops = c->h->ops;
+	const struct rh_entry *ops = c->h->ops;
 	char b1[160], b2[160], b3[160], b4[160], v1[200];
 	/* Cluster 0 is nil; cluster 1 + j belongs to the j-th write in idx
 	 * order: map op index -> cluster through a local table. */
@@ -602,11 +602,11 @@ static void check_register(struct checker *c, size_t key, const size_t *idx, siz
 				  .sop = NO_OP, .write = NO_OP };
 	size_t ncl = 1;
 	for (size_t j = 0; j < n; j++) {
-		const struct hist_entry *o = &ops[idx[j]];
-		if (o->op != HIST_SET || o->outcome == HIST_FAILED)
+		const struct rh_entry *o = &ops[idx[j]];
+		if (o->op != RH_SET || o->outcome == RH_FAILED)
 			continue;
 		cl[ncl] = (struct cluster){ .write = idx[j] };
-		if (o->outcome == HIST_OK)
+		if (o->outcome == RH_OK)
 			cluster_add(&cl[ncl], ops, idx[j]);
 		if (strtab_put(&pos, 0, o->arg, o->arg_len, ncl) < 0) {
 			c->nomem = true;
@@ -616,10 +616,10 @@ static void check_register(struct checker *c, size_t key, const size_t *idx, siz
 	}
 	for (size_t j = 0; j < n; j++) {
 		size_t i = idx[j];
-		const struct hist_entry *o = &ops[i];
+		const struct rh_entry *o = &ops[i];
 		if (!acked_read(o))
 			continue;
-		if (o->rkind == HIST_R_NIL) {
+		if (o->rkind == RH_R_NIL) {
 			if (!cl[0].nreads || o->inv > cl[0].s) {
 				cl[0].s = o->inv;
 				cl[0].sop = i;
@@ -634,8 +634,8 @@ static void check_register(struct checker *c, size_t key, const size_t *idx, siz
 				  opname(c, i, b1, sizeof(b1)), shown(o->value, o->value_len, v1, sizeof(v1)));
 			continue;
 		}
-		const struct hist_entry *wo = &ops[*w];
-		if (wo->outcome == HIST_FAILED) {
+		const struct rh_entry *wo = &ops[*w];
+		if (wo->outcome == RH_FAILED) {
 			violation(c, key, "read of a value never written: %s returned %s, whose %s failed",
 				  opname(c, i, b1, sizeof(b1)), shown(o->value, o->value_len, v1, sizeof(v1)),
 				  opname(c, *w, b2, sizeof(b2)));
@@ -757,9 +757,9 @@ static void sweep_max(struct pt *src, size_t ns, struct pt *tgt, size_t nt,
 }
 
 /* A GET's string as a decimal integer. */
-static bool counter_value(const struct hist_entry *o, long long *v)
+static bool counter_value(const struct rh_entry *o, long long *v)
 {
-	if (o->rkind == HIST_R_NIL) {
+	if (o->rkind == RH_R_NIL) {
 		*v = 0;
 		return true;
 	}
@@ -775,7 +775,7 @@ static int cmp_i64(const void *a, const void *b)
 /* Counters: C1..C3. */
 static void check_counter(struct checker *c, size_t key, const size_t *idx, size_t n)
 {
-	const struct hist_entry *ops = c->h->ops;
+	const struct rh_entry *ops = c->h->ops;
 	char b1[160], b2[160];
 	struct pt *src = calloc(n, sizeof(*src)), *tgt = calloc(n, sizeof(*tgt));
 	struct pt *incr = calloc(n, sizeof(*incr));
@@ -788,19 +788,19 @@ static void check_counter(struct checker *c, size_t key, const size_t *idx, size
 	size_t na = 0, ni = 0, nv = 0;
 	for (size_t j = 0; j < n; j++) {
 		size_t i = idx[j];
-		const struct hist_entry *o = &ops[i];
-		if (o->op == HIST_INCR && o->outcome != HIST_FAILED)
+		const struct rh_entry *o = &ops[i];
+		if (o->op == RH_INCR && o->outcome != RH_FAILED)
 			invs[nv++] = o->inv;
-		if (o->outcome != HIST_OK)
+		if (o->outcome != RH_OK)
 			continue;
 		long long v = o->ival;
-		if (o->op == HIST_GET && !counter_value(o, &v)) {
+		if (o->op == RH_GET && !counter_value(o, &v)) {
 			char vb[200];
 			violation(c, key, "read of a value never written: %s returned %s, not a count",
 				  opname(c, i, b1, sizeof(b1)), shown(o->value, o->value_len, vb, sizeof(vb)));
 			continue;
 		}
-		if (o->op == HIST_INCR) {
+		if (o->op == RH_INCR) {
 			if (v <= 0)
 				violation(c, key, "incr returned %lld: %s", v, opname(c, i, b1, sizeof(b1)));
 			incr[ni++] = (struct pt){ o->ret, v, i };
@@ -819,11 +819,11 @@ static void check_counter(struct checker *c, size_t key, const size_t *idx, size
 	sweep_max(src, na, tgt, na, best);
 	for (size_t j = 0; j < na; j++) {
 		const struct pt *m = best[j];
-		const struct hist_entry *t = &ops[tgt[j].op];
-		if (!m || (t->op == HIST_INCR ? m->v < tgt[j].v : m->v <= tgt[j].v))
+		const struct rh_entry *t = &ops[tgt[j].op];
+		if (!m || (t->op == RH_INCR ? m->v < tgt[j].v : m->v <= tgt[j].v))
 			continue;
-		const char *why = t->op == HIST_INCR ? "incr went backwards" :
-				  ops[m->op].op == HIST_INCR ? (t->final ? "lost incr" : "stale read") :
+		const char *why = t->op == RH_INCR ? "incr went backwards" :
+				  ops[m->op].op == RH_INCR ? (t->final ? "lost incr" : "stale read") :
 				  "counter went backwards";
 		violation(c, key, "%s: %s returned %lld and completed before %s was invoked, which returned %lld",
 			  why, opname(c, m->op, b1, sizeof(b1)), m->v, opname(c, t - ops, b2, sizeof(b2)), tgt[j].v);
@@ -831,7 +831,7 @@ static void check_counter(struct checker *c, size_t key, const size_t *idx, size
 	/* C3: no more than the incrs invoked before it completed. */
 	qsort(invs, nv, sizeof(*invs), cmp_i64);
 	for (size_t j = 0; j < na; j++) {
-		const struct hist_entry *o = &ops[tgt[j].op];
+		const struct rh_entry *o = &ops[tgt[j].op];
 		size_t lo = 0, hi = nv;
 		while (lo < hi) {
 			size_t mid = (lo + hi) / 2;
@@ -856,7 +856,7 @@ out:
 static void check_log(struct checker *c, size_t key, const size_t *idx, size_t n,
 		      size_t *stamp, size_t *stamp_gen)
 {
-	const struct hist_entry *ops = c->h->ops;
+	const struct rh_entry *ops = c->h->ops;
 	char b1[160], b2[160], b3[160], v1[200];
 	struct pt *acked = calloc(n, sizeof(*acked));
 	struct pt *src = calloc(n, sizeof(*src)), *tgt = calloc(n, sizeof(*tgt));
@@ -869,18 +869,18 @@ static void check_log(struct checker *c, size_t key, const size_t *idx, size_t n
 	size_t na = 0, nr = 0;
 	size_t longest = NO_OP; /* the read with the longest string */
 	for (size_t j = 0; j < n; j++) {
-		const struct hist_entry *o = &ops[idx[j]];
-		if (o->op == HIST_APPEND && o->outcome == HIST_OK)
+		const struct rh_entry *o = &ops[idx[j]];
+		if (o->op == RH_APPEND && o->outcome == RH_OK)
 			acked[na++] = (struct pt){ o->ret, 0, idx[j] };
 	}
 	qsort(acked, na, sizeof(*acked), cmp_pt_t);
 	for (size_t j = 0; j < n; j++) {
 		size_t i = idx[j];
-		const struct hist_entry *o = &ops[i];
+		const struct rh_entry *o = &ops[i];
 		if (!acked_read(o))
 			continue;
-		const char *s = o->rkind == HIST_R_VALUE ? o->value : "";
-		size_t len = o->rkind == HIST_R_VALUE ? o->value_len : 0;
+		const char *s = o->rkind == RH_R_VALUE ? o->value : "";
+		size_t len = o->rkind == RH_R_VALUE ? o->value_len : 0;
 		size_t gen = ++*stamp_gen, nt = 0;
 		bool ok = true;
 		/* L1 */
@@ -892,7 +892,7 @@ static void check_log(struct checker *c, size_t key, const size_t *idx, size_t n
 			if (!w)
 				violation(c, key, "read of a value never written: %s returned a log with %s at byte %zu, which no append on this key wrote",
 					  opname(c, i, b1, sizeof(b1)), shown(s + p, tl, v1, sizeof(v1)), p);
-			else if (ops[*w].outcome == HIST_FAILED)
+			else if (ops[*w].outcome == RH_FAILED)
 				violation(c, key, "read of a value never written: %s returned %s, whose %s failed",
 					  opname(c, i, b1, sizeof(b1)), shown(s + p, tl, v1, sizeof(v1)),
 					  opname(c, *w, b2, sizeof(b2)));
@@ -959,11 +959,11 @@ static void check_log(struct checker *c, size_t key, const size_t *idx, size_t n
 	/* L4 */
 	if (longest == NO_OP)
 		goto out;
-	const struct hist_entry *lo = &ops[longest];
-	const char *ls = lo->rkind == HIST_R_VALUE ? lo->value : "";
+	const struct rh_entry *lo = &ops[longest];
+	const char *ls = lo->rkind == RH_R_VALUE ? lo->value : "";
 	for (size_t j = 0; j < nr; j++) {
-		const struct hist_entry *o = &ops[src[j].op];
-		if (o->rkind == HIST_R_VALUE && memcmp(o->value, ls, o->value_len)) {
+		const struct rh_entry *o = &ops[src[j].op];
+		if (o->rkind == RH_R_VALUE && memcmp(o->value, ls, o->value_len)) {
 			violation(c, key, "reads disagree: what %s read is not a prefix of what %s read",
 				  opname(c, src[j].op, b1, sizeof(b1)), opname(c, longest, b2, sizeof(b2)));
 			break;
@@ -977,9 +977,9 @@ static void check_log(struct checker *c, size_t key, const size_t *idx, size_t n
 				  opname(c, tgt[j].op, b2, sizeof(b2)), tgt[j].v);
 			break;
 		}
-	size_t llen = lo->rkind == HIST_R_VALUE ? lo->value_len : 0;
+	size_t llen = lo->rkind == RH_R_VALUE ? lo->value_len : 0;
 	for (size_t k = 0; k < na; k++) {
-		const struct hist_entry *a = &ops[acked[k].op];
+		const struct rh_entry *a = &ops[acked[k].op];
 		if (a->ival < 0 || (unsigned long long)a->ival > llen)
 			continue;
 		size_t end = (size_t)a->ival;
@@ -995,7 +995,7 @@ out:
 	free(toks);
 }
 
-static void outage(const struct history *h, struct hist_report *r, int64_t *rets, size_t n)
+static void outage(const struct rh_history *h, struct rh_report *r, int64_t *rets, size_t n)
 {
 	qsort(rets, n, sizeof(*rets), cmp_i64);
 	int64_t prev = h->start;
@@ -1011,9 +1011,9 @@ static void outage(const struct history *h, struct hist_report *r, int64_t *rets
 	}
 }
 
-int history_check(const struct history *h, struct hist_report *r, struct kg_err *e)
+int rh_check(const struct rh_history *h, struct rh_report *r, struct kg_err *e)
 {
-	*r = (struct hist_report){ .ops = h->n, .keys = h->nkeys };
+	*r = (struct rh_report){ .ops = h->n, .keys = h->nkeys };
 	struct checker c = { .h = h, .r = r };
 	size_t *start = calloc(h->nkeys + 1, sizeof(*start));
 	size_t *by_key = calloc(h->n ? h->n : 1, sizeof(*by_key));
@@ -1025,9 +1025,9 @@ int history_check(const struct history *h, struct hist_report *r, struct kg_err 
 	if (!start || !by_key || !stamp || !rets || !final_read || !acked_write)
 		c.nomem = true;
 	for (size_t i = 0; !c.nomem && i < h->n; i++) {
-		const struct hist_entry *o = &h->ops[i];
+		const struct rh_entry *o = &h->ops[i];
 		start[o->key + 1]++;
-		if (o->outcome == HIST_OK) {
+		if (o->outcome == RH_OK) {
 			r->acked++;
 			rets[nrets++] = o->ret;
 			if (is_write(o)) {
@@ -1036,7 +1036,7 @@ int history_check(const struct history *h, struct hist_report *r, struct kg_err 
 			} else if (o->final) {
 				final_read[o->key] = true;
 			}
-		} else if (o->outcome == HIST_FAILED) {
+		} else if (o->outcome == RH_FAILED) {
 			r->failed++;
 		} else {
 			r->unknown++;
@@ -1063,13 +1063,13 @@ int history_check(const struct history *h, struct hist_report *r, struct kg_err 
 		size_t n = start[k + 1] - start[k];
 		c.key_violations = 0;
 		switch (h->keys[k].kind) {
-		case HIST_KEY_REGISTER:
+		case RH_KEY_REGISTER:
 			check_register(&c, k, idx, n);
 			break;
-		case HIST_KEY_COUNTER:
+		case RH_KEY_COUNTER:
 			check_counter(&c, k, idx, n);
 			break;
-		case HIST_KEY_LOG:
+		case RH_KEY_LOG:
 			check_log(&c, k, idx, n, stamp, &gen);
 			break;
 		}
@@ -1088,10 +1088,10 @@ int history_check(const struct history *h, struct hist_report *r, struct kg_err 
 	return 0;
 }
 
-void hist_report_free(struct hist_report *r)
+void rh_report_free(struct rh_report *r)
 {
 	for (size_t i = 0; i < r->nviolations; i++)
 		free(r->violations[i]);
 	free(r->violations);
-	*r = (struct hist_report){ 0 };
+	*r = (struct rh_report){ 0 };
 }

@@ -1,6 +1,6 @@
 /*
  * Histories written by build/tests/redis-history (tests/tools/redis_history.c)
- * and their check (build/tests/history-check, tests/tools/history_check.c).
+ * and their check (build/tests/history-check, tests/tools/rh_check.c).
  * The checker is independent of kagami's own load generator and checker
  * (kv/, check/): it judges what a stock redis client saw.
  *
@@ -82,41 +82,41 @@
 
 #include "base/err.h"
 
-enum hist_op { HIST_SET, HIST_GET, HIST_INCR, HIST_APPEND };
-enum hist_outcome { HIST_OK, HIST_FAILED, HIST_UNKNOWN };
+enum rh_op { RH_SET, RH_GET, RH_INCR, RH_APPEND };
+enum rh_outcome { RH_OK, RH_FAILED, RH_UNKNOWN };
 /* What an acknowledged op returned. */
-enum hist_result { HIST_R_NONE, HIST_R_NIL, HIST_R_VALUE, HIST_R_INT };
+enum rh_result { RH_R_NONE, RH_R_NIL, RH_R_VALUE, RH_R_INT };
 
-#define HIST_NEVER INT64_MAX /* ret of an op whose outcome is unknown */
+#define RH_NEVER INT64_MAX /* ret of an op whose outcome is unknown */
 
-struct hist_entry {
+struct rh_entry {
 	unsigned line; /* in the file, for messages */
 	long client, seq;
-	enum hist_op op;
+	enum rh_op op;
 	size_t key;  /* index into history.keys */
 	char *arg;   /* set value, append token; NULL otherwise */
 	size_t arg_len;
 	bool final;  /* a get of the final read phase */
 	int64_t inv, ret;
-	enum hist_outcome outcome;
-	enum hist_result rkind;
-	char *value; /* HIST_R_VALUE, decoded (may hold any byte) */
+	enum rh_outcome outcome;
+	enum rh_result rkind;
+	char *value; /* RH_R_VALUE, decoded (may hold any byte) */
 	size_t value_len;
-	long long ival; /* HIST_R_INT */
+	long long ival; /* RH_R_INT */
 };
 
-enum hist_kind { HIST_KEY_REGISTER, HIST_KEY_COUNTER, HIST_KEY_LOG };
+enum rh_kind { RH_KEY_REGISTER, RH_KEY_COUNTER, RH_KEY_LOG };
 
-struct hist_key {
+struct rh_key {
 	char *name; /* escaped, as in the file */
-	enum hist_kind kind;
+	enum rh_kind kind;
 	unsigned first_write_line; /* 0: no write */
 };
 
-struct history {
-	struct hist_entry *ops;
+struct rh_history {
+	struct rh_entry *ops;
 	size_t n, cap;
-	struct hist_key *keys;
+	struct rh_key *keys;
 	size_t nkeys, keys_cap;
 	int64_t start, end;
 };
@@ -124,32 +124,32 @@ struct history {
 /* Reads a whole history from f (name is for messages only). On a malformed
  * file returns -1 with "line N: why" in e (kind KG_ERR_INVALID; KG_ERR_IO
  * or KG_ERR_NOMEM for a read error or lack of memory). h is initialised
- * here; free it with history_free, also after a failure. */
-int history_parse(struct history *h, FILE *f, struct kg_err *e);
-void history_free(struct history *h);
+ * here; free it with rh_free, also after a failure. */
+int rh_parse(struct rh_history *h, FILE *f, struct kg_err *e);
+void rh_free(struct rh_history *h);
 
-struct hist_report {
+struct rh_report {
 	size_t ops, acked, failed, unknown;
 	size_t acked_writes;
 	size_t keys, final_unread;
 	int64_t outage_ns;           /* longest stretch, see above */
 	int64_t outage_from_ns;      /* from the start of the run */
 	bool outage_trailing;        /* it lasted to the end */
-	char **violations;           /* one line each, at most HIST_MAX_REPORTED */
+	char **violations;           /* one line each, at most RH_MAX_REPORTED */
 	size_t nviolations;          /* listed */
 	size_t violations_total;     /* found */
 };
 
-#define HIST_MAX_REPORTED 100
+#define RH_MAX_REPORTED 100
 
 /* Checks h by the rules above. Returns 0 (violations are in r, not an
- * error), or -1 when out of memory. Free r with hist_report_free. */
-int history_check(const struct history *h, struct hist_report *r,
+ * error), or -1 when out of memory. Free r with rh_report_free. */
+int rh_check(const struct rh_history *h, struct rh_report *r,
 		  struct kg_err *e);
-void hist_report_free(struct hist_report *r);
+void rh_report_free(struct rh_report *r);
 
 /* Escapes len bytes of s for a history field into out (3 * len + 1
  * bytes); returns out. Shared with the client. */
-char *hist_escape(const char *s, size_t len, char *out);
+char *rh_escape(const char *s, size_t len, char *out);
 
 #endif

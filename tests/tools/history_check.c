@@ -13,7 +13,7 @@
 
 #include "history.h"
 
-static void print_text(const char *file, const struct hist_report *r, bool pass,
+static void print_text(const char *file, const struct rh_report *r, bool pass,
 		       const char *verdict)
 {
 	printf("history-check: %s: %zu ops, %zu acked (%zu writes), %zu failed, "
@@ -31,7 +31,7 @@ static void print_text(const char *file, const struct hist_report *r, bool pass,
 	printf("%s: %s\n", pass ? "PASS" : "FAIL", verdict);
 }
 
-static int print_json(const struct hist_report *r, bool pass, const char *verdict)
+static int print_json(const struct rh_report *r, bool pass, const char *verdict)
 {
 	cJSON *o = cJSON_CreateObject();
 	cJSON *v = cJSON_CreateArray();
@@ -94,19 +94,19 @@ int main(int argc, char **argv)
 		fprintf(stderr, "history-check: %s: %s\n", file, strerror(errno));
 		return 2;
 	}
-	struct history h;
+	struct rh_history h;
 	struct kg_err e = { 0 };
-	int rc = history_parse(&h, f, &e);
+	int rc = rh_parse(&h, f, &e);
 	fclose(f);
 	if (rc) {
-		history_free(&h);
+		rh_free(&h);
 		fprintf(stderr, "history-check: %s %s\n", file, e.msg);
 		return 2;
 	}
-	struct hist_report r;
-	if (history_check(&h, &r, &e)) {
-		history_free(&h);
-		hist_report_free(&r);
+	struct rh_report r;
+	if (rh_check(&h, &r, &e)) {
+		rh_free(&h);
+		rh_report_free(&r);
 		fprintf(stderr, "history-check: %s: %s\n", file, e.msg);
 		return 2;
 	}
@@ -129,8 +129,8 @@ int main(int argc, char **argv)
 	} else {
 		print_text(file, &r, pass, verdict);
 	}
-	history_free(&h);
-	hist_report_free(&r);
+	rh_free(&h);
+	rh_report_free(&r);
 	if (rc)
 		return rc;
 	return pass ? 0 : 1;

@@ -122,9 +122,9 @@ static void record(struct client *cl, const char *op, const char *key,
 {
 	struct shared *sh = cl->sh;
 	char ek[3 * 128 + 1], ea[3 * 128 + 1], rt[24] = "-";
-	hist_escape(key, strlen(key), ek);
+	rh_escape(key, strlen(key), ek);
 	if (strcmp(arg, "-") && strcmp(arg, "final"))
-		hist_escape(arg, strlen(arg), ea);
+		rh_escape(arg, strlen(arg), ea);
 	else
 		snprintf(ea, sizeof(ea), "%s", arg);
 	if (ret >= 0)
@@ -174,12 +174,12 @@ static long long run(struct client *cl, const char *op, const char *key,
 		const char *why = cl->c->err == REDIS_ERR_IO &&
 				  (errno == EAGAIN || errno == EWOULDBLOCK) ? "timeout" : cl->c->errstr;
 		char e[3 * 100 + 1];
-		hist_escape(why, strnlen(why, 100), e);
+		rh_escape(why, strnlen(why, 100), e);
 		snprintf(small, sizeof(small), "?:%s", e);
 		ret = -1;
 	} else if (r->type == REDIS_REPLY_ERROR) {
 		char e[3 * 100 + 1];
-		hist_escape(r->str, r->len < 100 ? r->len : 100, e);
+		rh_escape(r->str, r->len < 100 ? r->len : 100, e);
 		snprintf(small, sizeof(small), "err:%s", e);
 	} else if (!strcmp(op, "set") && r->type == REDIS_REPLY_STATUS && !strcmp(r->str, "OK")) {
 		snprintf(small, sizeof(small), "ok");
@@ -189,7 +189,7 @@ static long long run(struct client *cl, const char *op, const char *key,
 		big = malloc(3 * r->len + 3);
 		if (big) {
 			memcpy(big, "v:", 2);
-			hist_escape(r->str, r->len, big + 2);
+			rh_escape(r->str, r->len, big + 2);
 			res = big;
 		} else {
 			snprintf(small, sizeof(small), "?:out%%20of%%20memory");
