@@ -478,7 +478,6 @@ struct checker {
 	struct rh_report *r;
 	struct strtab writes; /* (key, arg) -> op index */
 	bool nomem;
-	size_t key_violations; /* of the key being checked */
 };
 
 #define NO_OP SIZE_MAX /* the virtual initial write (nil) */
@@ -513,7 +512,6 @@ static void violation(struct checker *c, size_t key, const char *fmt, ...)
 {
 	struct rh_report *r = c->r;
 	r->violations_total++;
-	c->key_violations++;
 	if (r->nviolations >= RH_MAX_REPORTED || c->nomem)
 		return;
 	char m[1024];
@@ -1061,7 +1059,6 @@ int rh_check(const struct rh_history *h, struct rh_report *r, struct kg_err *e)
 	for (size_t k = 0; !c.nomem && k < h->nkeys; k++) {
 		const size_t *idx = by_key + start[k];
 		size_t n = start[k + 1] - start[k];
-		c.key_violations = 0;
 		switch (h->keys[k].kind) {
 		case RH_KEY_REGISTER:
 			check_register(&c, k, idx, n);
