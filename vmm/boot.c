@@ -116,6 +116,16 @@ int boot_read_inputs(struct vm *vm, struct kg_err *e)
 		struct lb_image li;
 		if (lb_parse(vm->image, vm->image_size, &li, e) < 0)
 			return kg_err_prefix(e, "image %s", c->kernel_path);
+		if (c->deterministic)
+			return kg_errk(e, KG_ERR_INVALID,
+				       "image %s is a Linux kernel, which "
+				       "cannot run deterministically (record, "
+				       "--deterministic, --replicate lockstep):"
+				       " it reads the TSC and takes "
+				       "asynchronous interrupts that this KVM "
+				       "cannot deliver at an exact instruction;"
+				       " protect it with --replicate ft or ha",
+				       c->kernel_path);
 		warn_ring0(c->kernel_path);
 	} else {
 		struct elf_image img;
