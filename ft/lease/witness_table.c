@@ -117,7 +117,9 @@ static void acquire(struct witness_table *t, const struct witness_req *r,
 	if (!x && now < t->grace_end_ms) {
 		/* We restarted: only the holder renewing may have it. */
 		if (!r->holding || !witness_token_ok(r->token)) {
-			refuse(NULL, r, "(unknown: the witness restarted)",
+			/* A holder name as the protocol has them (no
+			 * spaces): the client checks every name it gets. */
+			refuse(NULL, r, "(unknown:the-witness-restarted)",
 			       t->grace_end_ms - now, rep, log, logcap);
 			return;
 		}

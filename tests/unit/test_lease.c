@@ -895,6 +895,14 @@ static void test_table_restart_grace(void **state)
 	assert_int_equal(rep.status, WITNESS_HELD);
 	assert_non_null(strstr(rep.holder, "restarted"));
 	assert_int_equal(rep.remaining_ms, 990);
+	/* The refusal reaches the client as one: before, its holder had
+	 * spaces and the client's decoder took the reply for a bad one. */
+	char wire[1024];
+	struct witness_reply back;
+	assert_int_equal(witness_reply_encode(&rep, wire, sizeof(wire), &e), 0);
+	assert_int_equal(witness_reply_decode(wire, strlen(wire), &back, &e), 0);
+	assert_int_equal(back.status, WITNESS_HELD);
+	assert_string_equal(back.holder, rep.holder);
 	/* Holding without a token proves nothing. */
 	req(&r, WITNESS_ACQUIRE, "b", 1000, 4, true, NULL);
 	witness_table_apply(t, &r, 15, TOK2, &rep, log, sizeof(log));
