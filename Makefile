@@ -70,6 +70,7 @@ UNIT_LAYERS_test_beatlink := pipeline
 UNIT_LAYERS_test_check := check
 UNIT_LAYERS_test_cpuid := vmm
 UNIT_LAYERS_test_cpuid_state := checkpoint
+UNIT_LAYERS_test_cpu_state := checkpoint
 UNIT_LAYERS_test_detector := pipeline
 UNIT_LAYERS_test_devspec := vmm
 UNIT_LAYERS_test_disk_switch := vmm

@@ -4,12 +4,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/ioctl.h>
 #include <asm/kvm_para.h>
 
 #include "vmm/kvm.h"
 #include "vmm/vm.h"
 #include "base/log.h"
+
+static uint64_t realtime_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_REALTIME, &t);
+	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
 
 int cpu_msr_index_list(int kvm_fd, uint32_t *idx, uint32_t *n,
 		       struct kg_err *e)
@@ -169,7 +177,13 @@ int vm_kvm_state_save(struct vm *vm, struct vm_kvm_state *s, struct kg_err *e)
 	    kvm_ioctl(vm->vm_fd, KVM_GET_PIT2, &s->pit, e) < 0 ||
 	    kvm_ioctl(vm->vm_fd, KVM_GET_CLOCK, &s->clock, e) < 0)
 		return -1;
+	s->realtime_ns = realtime_ns();
 	return 0;
+}
+
+uint64_t kvmclock_advanced(uint64_t clock, uint64_t since, uint64_t now)
+{
+	return since && now > since ? clock + (now - since) : clock;
 }
 
 int vm_kvm_state_load(struct vm *vm, const struct vm_kvm_state *s,
@@ -180,7 +194,10 @@ int vm_kvm_state_load(struct vm *vm, const struct vm_kvm_state *s,
 			       "irqchip or PIT to load");
 	struct vm_kvm_state c = *s;
 	/* Only the value is restored; the host-side fields are this host's. */
-	struct kvm_clock_data clock = { .clock = c.clock.clock };
+	struct kvm_clock_data clock = {
+		.clock = kvmclock_advanced(c.clock.clock, c.realtime_ns,
+					    realtime_ns()),
+	};
 	if (c.pic_master.chip_id != KVM_IRQCHIP_PIC_MASTER ||
 	    c.pic_slave.chip_id != KVM_IRQCHIP_PIC_SLAVE ||
 	    c.ioapic.chip_id != KVM_IRQCHIP_IOAPIC)
@@ -191,5 +208,14 @@ int vm_kvm_state_load(struct vm *vm, const struct vm_kvm_state *s,
 	    kvm_ioctl(vm->vm_fd, KVM_SET_PIT2, &c.pit, e) < 0 ||
 	    kvm_ioctl(vm->vm_fd, KVM_SET_CLOCK, &clock, e) < 0)
 		return -1;
+	return 0;
+}
+
+int vm_kvm_clock_stopped(struct vm *vm, struct kg_err *e)
+{
+	for (unsigned i = 0; i < vm->ncpus; i++)
+		if (ioctl(vm->vcpus[i].fd, KVM_KVMCLOCK_CTRL, 0) < 0 &&
+		    errno != EINVAL) /* EINVAL: the guest has no kvmclock */
+			return kg_errno(e, "vCPU %u: KVM_KVMCLOCK_CTRL", i);
 	return 0;
 }

@@ -42,7 +42,18 @@ struct vm_kvm_state {
 	struct kvm_irqchip pic_master, pic_slave, ioapic;
 	struct kvm_pit_state2 pit;
 	struct kvm_clock_data clock;
+	/* The saving host's CLOCK_REALTIME when kvmclock was read: a load
+	 * advances kvmclock by the real time since (0: not known, not
+	 * advanced), so that the guest's clocks run on across a migration,
+	 * a failover or a restore as if it had not stopped, and never go
+	 * back. Hosts' clocks are assumed synchronised (NTP). */
+	uint64_t realtime_ns;
 };
+
+/* kvmclock value `clock`, read at real time `since` (0: unknown), as
+ * loaded at real time `now`: advanced by the time that passed, but never
+ * set back (a host whose clock is behind the saver's loads it as is). */
+uint64_t kvmclock_advanced(uint64_t clock, uint64_t since, uint64_t now);
 
 /* KVM's list of MSRs to save (KVM_GET_MSR_INDEX_LIST), up to the limit. */
 int cpu_msr_index_list(int kvm_fd, uint32_t *idx, uint32_t *n,
@@ -55,5 +66,10 @@ int cpu_state_load(struct vcpu *v, const struct cpu_state *s,
 int vm_kvm_state_save(struct vm *vm, struct vm_kvm_state *s, struct kg_err *e);
 int vm_kvm_state_load(struct vm *vm, const struct vm_kvm_state *s,
 		      struct kg_err *e);
+/* Tells each vCPU's kvmclock that the guest was stopped
+ * (KVM_KVMCLOCK_CTRL), so that its watchdogs do not take the time that
+ * passed for a lockup. After cpu_state_load (the guest's kvmclock MSRs);
+ * a vCPU whose guest has not enabled kvmclock is skipped. */
+int vm_kvm_clock_stopped(struct vm *vm, struct kg_err *e);
 
 #endif

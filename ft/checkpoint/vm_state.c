@@ -26,6 +26,8 @@ static const struct vs_field kvm_fields[] = {
 	VS_BYTES_FIELD(struct vm_kvm_state, ioapic),
 	VS_BYTES_FIELD(struct vm_kvm_state, pit),
 	VS_BYTES_FIELD(struct vm_kvm_state, clock),
+	/* Added later; a stream without it loads kvmclock unadvanced. */
+	VS_FIELD(struct vm_kvm_state, realtime_ns, VS_U64),
 };
 static const struct vs_desc kvm_vs = { "irqchip", 1, VS_TABLE(kvm_fields),
 				       NULL };
@@ -375,6 +377,8 @@ int vm_state_apply(struct vm *vm, struct vm_state_stage *st, struct kg_err *e)
 	for (unsigned i = 0; i < vm->ncpus; i++)
 		if (cpu_state_load(&vm->vcpus[i], &st->cpu[i], e) < 0)
 			return -1;
+	if (!vm->cfg.deterministic && vm_kvm_clock_stopped(vm, e) < 0)
+		return -1;
 	/* A parked replica's devices are held already, and must not act
 	 * on what the state says is pending until the VM is activated. */
 	if (!vm->parked)
