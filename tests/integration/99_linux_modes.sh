@@ -1,0 +1,148 @@
+# The Linux redis guest (tests/integration/99_linux.sh) through the
+# replication pipeline, across two virtual hosts on one switch: live
+# migration with its disk, and FT failover when the primary's virtual host
+# loses power. A client on this machine drives redis throughout and
+# records every request (tests/tools/redis-history); history-check says
+# afterwards whether anything acknowledged was lost or read wrong.
+#
+#   switch ns ── sw0 ─┬─ virtual host a (10.77.0.101): kagami, the guest
+#                     ├─ virtual host b (10.77.0.102): kagami receive|secondary
+#                     └─ client (10.77.0.2): redis-history
+#
+# The guest keeps its address (10.77.0.11) and MAC wherever it runs: the
+# side that takes it announces the MAC, and the switch learns the port.
+
+source tests/vhost/lib.sh
+source tests/vhost/lx.sh
+
+# The guest: 2 vCPUs, a disk, redis (appendfsync always), a tick a second
+# on its console (loglevel 5: the kernel's warnings too).
+lx_guest_a() {
+	vhost_kagami_linux a 1 --cpus 2 --append "loglevel=5 kg.tick=1" \
+		--args "--control /root/kagami-1.sock $*" || why "$VHOST_ERROR" || return
+}
+
+# A running 2-vCPU Linux guest under redis load moves from virtual host a
+# to b with its disk (ctl migrate --with-storage, authenticated): the
+# client's history is linearizable with nothing acknowledged lost, the
+# guest's clocks go on (uptime never back, wall clock right), its kernel
+# complains of nothing, the source exits 0 and the guest runs on at b.
+test_linux_migrate() {
+	lx_build || return
+	vhost_start a --mem 2G --cpus 2 || why "$VHOST_ERROR" || return
+	vhost_start b --mem 2G --cpus 2 || why "$VHOST_ERROR" || return
+	lx_client || why "no client namespace" || return
+	lx_key kg.key a b || return
+	local ip sa sb out
+	ip=$(vhost_guest_ip a 1)
+	sa=$(vhost_share a)
+	sb=$(vhost_share b)
+	lx_guest_a || return
+	vhost_exec b "kg-tap kt1" >/dev/null || why "no TAP in b" || return
+	lx_bg b recv receive --listen tcp:0.0.0.0:7100 --key /root/kg.key \
+		--disk /root/recv.img --net "tap:kt1,mac=$(lx_mac a 1)" \
+		--console file:/kg/share/recv.log --control /root/recv.sock || return
+	vhost_wait a kagami-1.log "kagami-guest: (redis ready|error)" 300 ||
+		why "$VHOST_ERROR" || return
+	lx_history "$ip" 45
+	sleep 10
+	out=$(vhost_exec a "kagami ctl /root/kagami-1.sock migrate tcp:$(vhost_ip b):7100 --with-storage --key /root/kg.key" 2>&1)
+	grep -q '"ok":[[:space:]]*true' <<<"$out" || why "ctl migrate: $(tail -c 300 <<<"$out")" || return
+	local total down
+	total=$(sed -n 's/.*"total_ms":[[:space:]]*\([0-9]*\).*/\1/p' <<<"$out")
+	down=$(sed -n 's/.*"downtime_ms":[[:space:]]*\([0-9]*\).*/\1/p' <<<"$out")
+	vhost_wait a kagami-1.rc '^[0-9]+$' 30 || why "the source did not exit: $VHOST_ERROR" || return
+	[[ $(cat "$sa/kagami-1.rc") == 0 ]] || why "the source exited $(cat "$sa/kagami-1.rc")" || return
+	lx_history_check || return
+	lx_ticks "$sa/kagami-1.log" "$sb/recv.log" || return
+	local c
+	c=$(lx_complaints "$sa/kagami-1.log" "$sb/recv.log")
+	[[ -z $c ]] || why "kernel complaint: $c" || return
+	out=$(vhost_exec b "kagami ctl /root/recv.sock status" 2>&1)
+	grep -q '"state":[[:space:]]*"running"' <<<"$out" && grep -q '"vcpus":[[:space:]]*2' <<<"$out" ||
+		why "the guest at b: $out" || return
+	vhost_exec b 'kill $(cat /root/recv.pid)' >/dev/null
+	[[ $(lx_rc b recv) == 143 ]] || why "receive exited $(cat "$sb/recv.rc" 2>/dev/null): $(tail -c 300 "$sb/recv.err")" || return
+	note "total ${total} ms, downtime ${down} ms; $LX_HIST; longest outage ${LX_OUTAGE}"
+}
+
+tlx "Linux across virtual hosts: live migration with storage under redis load, history linearizable, clocks go on" test_linux_migrate
+
+# lx_protection NAME SOCK: the primary's replication figures, one line.
+lx_protection() {
+	local j
+	j=$(vhost_exec "$1" "kagami ctl $2 protection" 2>&1)
+	awk -F'[:,]' '
+		/"state"/ { gsub(/[" \t]/, "", $2); st = $2 }
+		/"epochs"/ { ep = $2 + 0 }
+		/"pause_p50_us"/ { p50 = $2 / 1000 } /"pause_p99_us"/ { p99 = $2 / 1000 }
+		/"ack_p50_us"/ { a50 = $2 / 1000 } /"ack_p99_us"/ { a99 = $2 / 1000 }
+		/"output_hold_p50_us"/ { h50 = $2 / 1000 } /"output_hold_p99_us"/ { h99 = $2 / 1000 }
+		/"bytes_per_epoch"/ { b = $2 / 1024 }
+		END { printf "%s, %d epochs, pause p50/p99 %.1f/%.1f ms, ACK %.1f/%.1f ms, output held %.1f/%.1f ms, %.0f KiB/epoch\n",
+			st, ep, p50, p99, a50, a99, h50, h99, b }' <<<"$j"
+}
+
+# Checkpoint FT of the 2-vCPU Linux guest, primary in virtual host a,
+# secondary in b, a lease witness on this machine: under redis load, a's
+# whole virtual host loses power (kill -9 of its QEMU). b takes over
+# once the lease has run out; the client's history is linearizable with
+# nothing acknowledged lost (the output rule held every reply until b
+# had the state behind it), redis answers again, the clocks go on and
+# the kernel complains of nothing.
+test_linux_ft_failover() {
+	lx_build || return
+	vhost_start a --mem 2G --cpus 2 || why "$VHOST_ERROR" || return
+	vhost_start b --mem 2G --cpus 2 || why "$VHOST_ERROR" || return
+	lx_client || why "no client namespace" || return
+	lx_key kg.key a b && lx_key lease.key a b || return
+	netns_exec client "$KAGAMI" witness --listen tcp:10.77.0.2:7300 --lease-key lease.key --grace 0 \
+		>witness.out 2>witness.err &
+	local ip sa sb out lease="--lease witness:tcp:10.77.0.2:7300#linux --lease-key /root/lease.key"
+	ip=$(vhost_guest_ip a 1)
+	sa=$(vhost_share a)
+	sb=$(vhost_share b)
+	# The guest boots unprotected: its primary finds the secondary
+	# once that listens (it retries every second). (A boot under FT
+	# epochs ends in a guest triple fault on these virtual hosts, not
+	# yet understood: docs/architecture.md, "Known failures".)
+	lx_guest_a --replicate ft --peer tcp:$(vhost_ip b):7200 --key /root/kg.key $lease \
+		--failover-timeout 1000 || return
+	vhost_wait a kagami-1.log "kagami-guest: (redis ready|error)" 300 ||
+		why "$VHOST_ERROR" || return
+	vhost_exec b "kg-tap kt1" >/dev/null || why "no TAP in b" || return
+	lx_bg b sec secondary --listen tcp:0.0.0.0:7200 --key /root/kg.key $lease \
+		--failover-timeout 1000 --disk /root/sec.img --net "tap:kt1,mac=$(lx_mac a 1)" \
+		--console file:/kg/share/sec.log --control /root/sec.sock || return
+	local prot i
+	for ((i = 0; i < 120; i++)); do
+		prot=$(lx_protection a /root/kagami-1.sock)
+		[[ $prot == protected,* ]] && break
+		sleep 1
+	done
+	[[ $prot == protected,* ]] || why "the primary: $prot; secondary: $(tail -c 200 "$sb/sec.err")" || return
+	lx_history "$ip" 60
+	sleep 15
+	prot=$(lx_protection a /root/kagami-1.sock)
+	[[ $prot == protected,* ]] || why "the primary under load: $prot" || return
+	local t0 t1
+	t0=$(date +%s%N)
+	LX_KILLED="a"
+	vhost_kill a
+	vhost_wait b sec.err "the guest runs here" 60 ||
+		why "no takeover at b: $(tail -c 300 "$sb/sec.err")" || return
+	t1=$(date +%s%N)
+	lx_history_check || return
+	lx_ticks "$sa/kagami-1.log" "$sb/sec.log" || return
+	local c
+	c=$(lx_complaints "$sa/kagami-1.log" "$sb/sec.log")
+	[[ -z $c ]] || why "kernel complaint: $c" || return
+	out=$(vhost_exec b "kagami ctl /root/sec.sock status" 2>&1)
+	grep -q '"state":[[:space:]]*"running"' <<<"$out" && grep -q '"vcpus":[[:space:]]*2' <<<"$out" ||
+		why "the guest at b: $out" || return
+	vhost_exec b 'kill $(cat /root/sec.pid)' >/dev/null
+	[[ $(lx_rc b sec) == 143 ]] || why "secondary exited $(cat "$sb/sec.rc" 2>/dev/null): $(tail -c 300 "$sb/sec.err")" || return
+	note "before the kill: $prot; $(grep -o "the guest runs here.*" "$sb/sec.err" | head -1), seen here $(((t1 - t0) / 1000000)) ms after the kill; $LX_HIST; longest outage ${LX_OUTAGE}"
+}
+
+tlx "Linux across virtual hosts: FT (2 vCPUs) under redis load, the primary's host loses power, nothing acknowledged lost" test_linux_ft_failover
