@@ -64,6 +64,10 @@ test_linux_redis() {
 	vhost_wait a qemu-2.log "kagami-guest: (redis ready|error)" 300 ||
 		why "$VHOST_ERROR" || return
 	lx_redis "$(vhost_guest_ip a 2)" >qemu.answers
+	# The reference guest stopping to answer (seen now and then on the
+	# nested hosts) is not a difference of kagami's.
+	grep -q "Could not connect" qemu.answers &&
+		lx_env_failure "QEMU microvm's guest stopped answering: $(grep -m1 'Could not' qemu.answers)"
 	diff -u qemu.answers kagami.answers >answers.diff ||
 		why "kagami and QEMU answer differently: $(tr '\n' ' ' <answers.diff)" || return
 	[[ $(lx_fact "$share/qemu-2.log" nproc) == 2 ]] || why "QEMU guest nproc"

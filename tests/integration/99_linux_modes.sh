@@ -22,11 +22,14 @@ lx_guest_a() {
 		--args "--control /root/kagami-1.sock $*" || why "$VHOST_ERROR" || return
 }
 
-# A running 2-vCPU Linux guest under redis load moves from virtual host a
-# to b with its disk (ctl migrate --with-storage, authenticated): the
-# client's history is linearizable with nothing acknowledged lost, the
-# guest's clocks go on (uptime never back, wall clock right), its kernel
-# complains of nothing, the source exits 0 and the guest runs on at b.
+# A running 2-vCPU Linux guest under redis load: its disk moves to a new
+# image (ctl storage-migrate) while redis writes; a migration to a
+# receiver killed during the pre-copy rounds fails and the guest runs on;
+# then it moves from virtual host a to b with its disk (ctl migrate
+# --with-storage, authenticated). Throughout, the client's history is
+# linearizable with nothing acknowledged lost; the guest's clocks go on
+# (uptime never back, wall clock right), its kernel complains of nothing,
+# the source exits 0 and the guest runs on at b.
 test_linux_migrate() {
 	lx_build || return
 	vhost_start a --mem 2G --cpus 2 || why "$VHOST_ERROR" || return
@@ -39,13 +42,28 @@ test_linux_migrate() {
 	sb=$(vhost_share b)
 	lx_guest_a || return
 	vhost_exec b "kg-tap kt1" >/dev/null || why "no TAP in b" || return
+	vhost_wait a kagami-1.log "kagami-guest: (redis ready|error)" 300 ||
+		why "$VHOST_ERROR" || return
+	lx_history "$ip" 75
+	sleep 5
+	# Storage migration of the guest's disk while redis writes to it.
+	out=$(vhost_exec a "kagami ctl /root/kagami-1.sock storage-migrate /root/moved.img" 2>&1)
+	grep -q '"ok":[[:space:]]*true' <<<"$out" || why "ctl storage-migrate: $(tail -c 300 <<<"$out")" || return
+	# A receiver killed during the pre-copy rounds: the migration fails
+	# and the guest runs on at a.
+	lx_bg b recv receive --listen tcp:0.0.0.0:7100 --key /root/kg.key --test-die-at round \
+		--disk /root/recv.img --net "tap:kt1,mac=$(lx_mac a 1)" \
+		--console file:/kg/share/recv.log --control /root/recv.sock || return
+	sleep 1
+	out=$(vhost_exec a "kagami ctl /root/kagami-1.sock migrate tcp:$(vhost_ip b):7100 --with-storage --key /root/kg.key" 2>&1)
+	grep -q "failed (the guest keeps running here)" <<<"$out" || why "a migration to a dying receiver: $(tail -c 300 <<<"$out")" || return
+	out=$(vhost_exec a "kagami ctl /root/kagami-1.sock status" 2>&1)
+	grep -q '"state":[[:space:]]*"running"' <<<"$out" || why "after the failed migration, at a: $out" || return
+	lx_rc b recv >/dev/null || why "the dying receiver did not end" || return
 	lx_bg b recv receive --listen tcp:0.0.0.0:7100 --key /root/kg.key \
 		--disk /root/recv.img --net "tap:kt1,mac=$(lx_mac a 1)" \
 		--console file:/kg/share/recv.log --control /root/recv.sock || return
-	vhost_wait a kagami-1.log "kagami-guest: (redis ready|error)" 300 ||
-		why "$VHOST_ERROR" || return
-	lx_history "$ip" 45
-	sleep 10
+	sleep 1
 	out=$(vhost_exec a "kagami ctl /root/kagami-1.sock migrate tcp:$(vhost_ip b):7100 --with-storage --key /root/kg.key" 2>&1)
 	grep -q '"ok":[[:space:]]*true' <<<"$out" || why "ctl migrate: $(tail -c 300 <<<"$out")" || return
 	local total down
@@ -66,7 +84,7 @@ test_linux_migrate() {
 	note "total ${total} ms, downtime ${down} ms; $LX_HIST; longest outage ${LX_OUTAGE}"
 }
 
-tlx "Linux across virtual hosts: live migration with storage under redis load, history linearizable, clocks go on" test_linux_migrate
+tlx "Linux across virtual hosts: storage migration, a failed and a live migration with storage under redis load, history linearizable, clocks go on" test_linux_migrate
 
 # lx_protection NAME SOCK: the primary's replication figures, one line.
 lx_protection() {

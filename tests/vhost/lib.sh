@@ -25,7 +25,8 @@
 # histories out). Keep disk images in /root or /tmp (RAM), not on 9p.
 # vhost_exec talks to an agent over QEMU user networking: a TCP port
 # forwarded from 127.0.0.1:7000 in the host's namespace (see kg-agent);
-# requests run concurrently; VHOST_EXEC_TIMEOUT (s, default 600) bounds one.
+# requests run concurrently; VHOST_EXEC_TIMEOUT (s, default 180) bounds one
+# (a virtual host whose agent stopped answering fails the call then).
 # The agent listens on all addresses: anything on the test network can run
 # commands in a virtual host (the network exists only inside namespaces).
 #
@@ -162,7 +163,7 @@ vhost_exec() {
 	resp=$req.resp
 	if (($# == 1)); then printf '%s' "$1" >"$req.sh"; else printf '%q ' "$@" >"$req.sh"; fi
 	{ printf 'KGX1 %d\n' "$(stat -c %s "$req.sh")"; cat "$req.sh"; } >"$req"
-	timeout -k 5 "${VHOST_EXEC_TIMEOUT:-600}" ip netns exec "$(netns_name "$name")" \
+	timeout -k 5 "${VHOST_EXEC_TIMEOUT:-180}" ip netns exec "$(netns_name "$name")" \
 		socat -t 86400 - TCP:127.0.0.1:7000 <"$req" >"$resp" 2>"$resp.err"
 	hdr=$(head -n 1 "$resp")
 	read -r magic rc olen elen <<<"$hdr"
