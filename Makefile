@@ -232,7 +232,7 @@ demo: deps
 	$(MAKE) all
 	scripts/demo.sh
 
-bench-build: all $(BENCH_BINS)
+bench-build: all $(BENCH_BINS) $(BUILD)/tests/redis-history $(BUILD)/tests/history-check
 
 bench: bench-build
 	bench/run.sh
@@ -241,6 +241,7 @@ bench: bench-build
 	bench/replication.sh
 	bench/record.sh
 	bench/linux.sh
+	bench/linux_modes.sh
 	$(BUILD)/bench/codec
 	$(BUILD)/bench/checkpoint 3
 
