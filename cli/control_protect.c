@@ -1,6 +1,7 @@
 /* The control socket's replication commands: protection (the state of
  * ft/pipeline/protect.c's replication) and protect (start it). */
 #include <stdio.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "control.h"
@@ -85,6 +86,30 @@ static int protect_restart(struct serve_ctx *sc, struct control_call *call,
 	return 0;
 }
 
+/* --failover-timeout, --epoch-ms, --interval (MS) into o, when given:
+ * a primary made by a takeover has the defaults (100, 10, 1000), which
+ * a slow link may need to lengthen. 0, or -1 with e set. */
+static int protect_timing(struct control_call *call, struct protect_opts *o,
+			  struct kg_err *e)
+{
+	static const struct {
+		const char *name;
+		size_t off;
+	} t[] = {
+		{ "failover_timeout", offsetof(struct protect_opts, failover_ms) },
+		{ "epoch_ms", offsetof(struct protect_opts, epoch_ms) },
+		{ "interval", offsetof(struct protect_opts, interval_ms) },
+	};
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		double v = -1;
+		if (control_num(call, t[i].name, 1, 600000, &v, e) < 0)
+			return -1;
+		if (v >= 0)
+			*(unsigned *)((char *)o + t[i].off) = (unsigned)v;
+	}
+	return 0;
+}
+
 int ctl_protect(struct control_call *call, struct kg_err *e)
 {
 	struct serve_ctx *sc = call->ctx;
@@ -103,15 +128,20 @@ int ctl_protect(struct control_call *call, struct kg_err *e)
 		o = (struct protect_opts){ .mode = PROTECT_FT };
 	int rc = -1;
 	if (sc->prot) {
+		/* A protection still trying to reach its secondary (dead,
+		 * or never there) gives way: its log line sends the user
+		 * here for another secondary. One that protects stays. */
 		struct protect_status st;
 		protect_get_status(sc->prot, &st);
-		if (st.running) {
+		if (st.running && st.protected_) {
 			kg_errf(e, "protect: already replicating to %s (%s)",
 				sc->popts.peer, st.state);
 			goto out;
 		}
 	}
 	if (mode && parse_mode(mode, &o.mode, e) < 0)
+		goto out;
+	if (protect_timing(call, &o, e) < 0)
 		goto out;
 	if (!key && !o.have_key && !control_flag(call, "insecure")) {
 		kg_errf(e, "protect: the link is unauthenticated without "

@@ -154,9 +154,10 @@ const struct control_cmd vm_commands[] = {
 	{ "protection", "the replication state: protected or not, and why; "
 			"epoch pause, ACK and output-hold latencies",
 	  ctl_protection, false },
-	{ "protect", "--peer ADDR [--mode ft|ha] [--key FILE | --insecure]: "
-		     "protect the "
-		     "VM onto a (new) secondary without stopping it",
+	{ "protect", "--peer ADDR [--mode ft|ha] [--key FILE | --insecure] "
+		     "[--failover-timeout MS] [--epoch-ms MS] [--interval MS]: "
+		     "protect the VM onto a (new) secondary without stopping "
+		     "it (one still trying to reach a lost secondary gives way)",
 	  ctl_protect, false },
 	{ "storage-migrate", "NEWPATH [--disk N]: move disk N (default 0) "
 			     "to a new image while the guest runs",

@@ -312,6 +312,31 @@ test_corrupt_frame() {
 	rp_ft_ok "$ref" pri.txt sec.txt
 }
 
+# A primary whose secondary never came: it runs UNPROTECTED and keeps
+# trying; `ctl protect --peer` onto another secondary replaces that
+# attempt (the UNPROTECTED line says to do so; it was refused as
+# "already replicating") and takes the timings given; a protection that
+# protects is not replaced; bad timings are one line.
+test_protect_replaces_lost_secondary() {
+	rp_pri ft 17230 "$RP_LONG" --failover-timeout $RP_FO
+	rp_wait_line pri.err "UNPROTECTED" 100 || why "no UNPROTECTED line: $(tail -c 300 pri.err)" || return
+	rp_sec sec2 17231 --failover-timeout 600 || return
+	timeout -k 2 20 "$KAGAMI" ctl pri.sock protect --peer "tcp:$RP_HOST:17231" --insecure \
+		--failover-timeout 0 >protect.json 2>protect.err &&
+		{ why "--failover-timeout 0 was accepted"; return; }
+	grep -q "protect: --failover_timeout: expected a number from 1 to 600000" protect.err ||
+		why "bad timing: $(cat protect.err)" || return
+	timeout -k 2 20 "$KAGAMI" ctl pri.sock protect --peer "tcp:$RP_HOST:17231" --insecure \
+		--failover-timeout 400 >protect.json 2>protect.err ||
+		why "ctl protect onto another secondary: $(cat protect.err)" || return
+	rp_wait_protected pri.sock || return
+	[[ $(rp_str peer) == "tcp:$RP_HOST:17231" ]] || why "the peer: $(cat prot.json)" || return
+	timeout -k 2 20 "$KAGAMI" ctl pri.sock protect --peer "tcp:$RP_HOST:17230" --insecure \
+		>protect.json 2>protect.err && { why "a protecting link was replaced"; return; }
+	grep -q "already replicating to tcp:$RP_HOST:17231 (protected)" protect.err ||
+		why "while protected: $(cat protect.err)"
+}
+
 test_reprotect_after_failover() {
 	local ref
 	ref=$(rp_ref "$RP_LONG") || why "no reference run" || return
@@ -767,6 +792,7 @@ t "replicate ha: primary killed, no pass missing, final checksum right" test_ha_
 t "replicate ft: secondary killed, the primary runs on unprotected" test_kill_secondary kvm
 t "replicate ft: a corrupted frame, reconnect, then failover exact" test_corrupt_frame kvm
 t "replicate ft: protect again after a failover, second failover exact" test_reprotect_after_failover kvm
+t "replicate ft: ctl protect replaces a protection whose secondary is lost, not one that protects" test_protect_replaces_lost_secondary kvm
 t "replicate ft: the guest ends, the secondary exits 0 without running" test_guest_ends_under_protection kvm
 t "replicate: a wrong key leaves the VM unprotected, the guest completes" test_wrong_key kvm
 t "replicate: CLI errors are one line, exit 2" test_cli_errors
