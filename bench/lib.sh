@@ -31,6 +31,24 @@ bench_key() {
 	echo "$k"
 }
 
+# json_runs ARRAY FILE: writes the associative array named ARRAY (key ->
+# "value value ...", one value per run) to FILE as a JSON object of arrays.
+json_runs() {
+	local -n runs=$1
+	local key first=1
+	mkdir -p "$(dirname "$2")" || return 1
+	{
+		echo "{"
+		for key in "${!runs[@]}"; do
+			((first)) || echo ","
+			first=0
+			printf '  "%s": [%s]' "$key" "$(echo ${runs[$key]} | sed 's/ /, /g')"
+		done
+		echo
+		echo "}"
+	} >"$2"
+}
+
 # posint VALUE: true when VALUE is a positive integer.
 posint() { [[ $1 =~ ^[1-9][0-9]*$ ]]; }
 # need_files FILE...: dies unless every FILE exists (`make bench` builds them).

@@ -170,16 +170,5 @@ echo "(times: lower is better; ops/s and MB/s: higher is better)"
 [[ -z ${V[kagami,lost]:-}${V[qemu,lost]:-} ]] ||
 	echo "guests that stopped answering redis-benchmark (boot numbers): kagami ${V[kagami,lost]:-none}, QEMU ${V[qemu,lost]:-none}"
 
-mkdir -p "$(dirname "$JSON")"
-{
-	echo "{"
-	first=1
-	for key in "${!V[@]}"; do
-		((first)) || echo ","
-		first=0
-		printf '  "%s": [%s]' "$key" "$(echo ${V[$key]} | sed 's/ /, /g; s/^$//')"
-	done
-	echo
-	echo "}"
-} >"$JSON"
+json_runs V "$JSON"
 log "every run: $JSON"
