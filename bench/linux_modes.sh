@@ -215,7 +215,7 @@ drill_once() {
 	local t1
 	t1=$(now)
 	sleep 1
-	out=$(vhost_exec "$s" "kagami ctl /root/g.sock protect --peer tcp:$(vhost_ip "$p"):7200 --mode ft --key /root/kg.key" 2>&1)
+	out=$(vhost_exec "$s" "kagami ctl /root/g.sock protect --peer tcp:$(vhost_ip "$p"):7200 --mode ft --key /root/kg.key --failover-timeout 1000" 2>&1)
 	grep -q '"ok":[[:space:]]*true' <<<"$out" || { log "drill $n: ctl protect: $(oneline <<<"$out")"; return 1; }
 	wait_protected "$s" || { log "drill $n: not protected again: $(protection "$s")"; return 1; }
 	add "drill,reprotect_s" "$(calc %.1f "$(now) - $t1")"

@@ -28,7 +28,7 @@ lx_once_more() {
 		b=$(vhost_broken "$n") && broken+="virtual host $n broke: $b; "
 	done
 	for n in "${!VHOST_SLOT[@]}"; do
-		grep -qs "guest triple fault" "$(vhost_share "$n")"/*.log &&
+		grep -qs "guest triple fault" "$(vhost_share "$n")"/*.log "$(vhost_share "$n")"/*.err &&
 			broken+="the guest triple-faulted in $n; "
 	done
 	[[ -s $TT/.envfail ]] && broken+="$(cat "$TT/.envfail"); "
@@ -126,7 +126,8 @@ lx_history() {
 # lx_history_check: waits for the client, runs history-check; fails
 # unless the history is linearizable and the service answered again
 # before the end. LX_OUTAGE: the longest outage and when it began (from
-# the client's start), LX_HIST: the summary.
+# the client's start), LX_HIST: the summary. LX_WHERE: a file whose tail
+# a failure quotes (the stderr of the kagami that should serve).
 lx_history_check() {
 	wait "$LX_HIST_PID"
 	"$BUILD/tests/history-check" hist.txt >check.out 2>&1 ||
@@ -134,7 +135,7 @@ lx_history_check() {
 	LX_OUTAGE=$(sed -n 's/^outage: \([0-9.]*\) s with nothing acknowledged, from \([0-9.]*\) s.*/\1 s from \2 s/p' check.out)
 	LX_HIST=$(head -n 1 check.out | sed 's/^history-check: [^:]*: //')
 	! grep -q "lasted to the end" check.out ||
-		{ why "the service did not come back: $(grep '^outage' check.out)"; return 1; }
+		{ why "the service did not come back: $(grep '^outage' check.out)${LX_WHERE:+; $(tail -c 300 "$LX_WHERE" | tr '\n' ' ')}"; return 1; }
 }
 
 # lx_ticks LOG...: the kg.tick lines of the guest's consoles in order go
