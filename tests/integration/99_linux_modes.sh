@@ -66,8 +66,9 @@ test_linux_migrate() {
 	out=$(vhost_exec a "kagami ctl /root/kagami-1.sock storage-migrate /root/moved.img" 2>&1)
 	grep -q '"ok":[[:space:]]*true' <<<"$out" || why "ctl storage-migrate: $(tail -c 300 <<<"$out")" || return
 	# (A migration to a receiver killed in the pre-copy rounds, then a
-	# second one, left redis silent at the destination in 2 of 3 runs:
-	# an open bug, docs/architecture.md "Known failures"; not in here.)
+	# second one, left redis silent at the destination in 2 of 3 runs,
+	# most likely the guest triple fault of docs/architecture.md "Known
+	# failures"; not in here until that is found.)
 	lx_bg b recv receive --listen tcp:0.0.0.0:7100 --key /root/kg.key \
 		--disk /root/recv.img --net "tap:kt1,mac=$(lx_mac a 1)" \
 		--console file:/kg/share/recv.log --control /root/recv.sock || return
