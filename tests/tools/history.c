@@ -151,9 +151,10 @@ static int unescape(const char *s, char **out, size_t *len)
 
 /* --- parsing --- */
 
-static int parse_i64(const char *s, int64_t *v)
+static int parse_signed(const char *s, long long *v)
 {
-	if (!*s || (*s < '0' || *s > '9'))
+	const char *d = *s == '-' ? s + 1 : s;
+	if (*d < '0' || *d > '9')
 		return -1;
 	errno = 0;
 	char *end;
@@ -164,15 +165,11 @@ static int parse_i64(const char *s, int64_t *v)
 	return 0;
 }
 
-static int parse_signed(const char *s, long long *v)
+/* Times and ids: parse_signed without the sign. */
+static int parse_i64(const char *s, int64_t *v)
 {
-	const char *d = *s == '-' ? s + 1 : s;
-	if (*d < '0' || *d > '9')
-		return -1;
-	errno = 0;
-	char *end;
-	long long x = strtoll(s, &end, 10);
-	if (*end || errno)
+	long long x;
+	if (*s == '-' || parse_signed(s, &x))
 		return -1;
 	*v = x;
 	return 0;
