@@ -7,13 +7,16 @@
 #            under FT at each epoch length, the secondary on the other
 #            virtual host; the primary's epoch pause, ACK latency, output
 #            hold and bytes per epoch after the load (ctl protection);
-#   drill    FT failover drills: redis-history drives the guest, the
-#            primary's kagami is killed (-9), the secondary takes over,
-#            history-check judges the history; client-visible recovery
-#            (the longest stretch with nothing acknowledged) and the
-#            secondary's own takeover time; then the guest is protected
-#            again onto the old host (ctl protect) and the next drill
-#            kills it on the other side;
+#   drill    FT failover drills: redis-history drives the guest while a
+#            drill kills (-9) the primary's kagami or the secondary's, in
+#            turn (BENCH_LX_KILLS); history-check judges each history.
+#            Primary killed: the secondary takes over; client-visible
+#            recovery (the longest stretch with nothing acknowledged) and
+#            the secondary's own takeover time; the old host then
+#            protects the guest again (ctl protect) and the next such
+#            drill kills it on the other side. Secondary killed: the
+#            client's longest outage, then a new secondary and ctl
+#            protect on the primary;
 #   migrate  live migration of the guest (RAM only, no disk) back and
 #            forth, downtime and total time, and QEMU microvm migrating
 #            the same guest between the same virtual hosts (QMP through
@@ -28,6 +31,8 @@
 #   BENCH_LX_CLIENTS   redis-benchmark connections (default "1 8 32")
 #   BENCH_LX_REQUESTS  requests per redis-benchmark test (default 2000)
 #   BENCH_LX_DRILLS    failover drills (default 10)
+#   BENCH_LX_KILLS     what the drills kill in turn (default "primary
+#                      secondary": the primary's kagami, the secondary's)
 #   BENCH_LX_MIGRATIONS  migrations per VMM (default 4)
 #
 # Needs root, QEMU and socat (the virtual-host tier) and `make bench`'s
@@ -42,6 +47,7 @@ MODES=${BENCH_LX_MODES:-none ha ft10 ft5 ft1}
 CLIENTS=${BENCH_LX_CLIENTS:-1 8 32}
 REQS=${BENCH_LX_REQUESTS:-2000}
 DRILLS=${BENCH_LX_DRILLS:-10}
+KILLS=${BENCH_LX_KILLS:-primary secondary}
 MIGS=${BENCH_LX_MIGRATIONS:-4}
 JSON=$BUILD/bench/linux_modes.json
 
@@ -52,6 +58,9 @@ source tests/vhost/lib.sh
 
 for v in "$REQS" "$DRILLS" "$MIGS" $CLIENTS; do
 	posint "$v" || die "'$v' is not a positive integer (BENCH_LX_*)"
+done
+for k in $KILLS; do
+	[[ $k == primary || $k == secondary ]] || die "BENCH_LX_KILLS: '$k' is not primary or secondary"
 done
 for p in $PARTS; do
 	[[ $p == load || $p == drill || $p == migrate ]] || die "BENCH_LX_PARTS: '$p' is not load, drill or migrate"
@@ -189,52 +198,87 @@ part_load() {
 	stop_all
 }
 
-# One drill on the guest protected from P to S: history for 30 s, kill -9
-# of P's kagami after 10 s; then S protects onto P again.
-drill_once() {
-	local p=$1 s=$2 n=$3 t0 took out rec
+# drill_load: redis-history against the guest for 30 s, in the
+# background (DRILL_HP), into $TMP/hist.txt.
+drill_load() {
 	rm -f "$TMP/hist.txt"
 	netns_exec client "$BUILD/tests/redis-history" --host "$IP" --port 6379 --clients 4 \
 		--seconds 30 --timeout-ms 2000 --out "$TMP/hist.txt" >"$TMP/hist.out" 2>&1 &
-	local hp=$!
-	sleep 10
-	t0=$(now)
-	vhost_exec "$p" 'kill -9 $(cat /root/g.pid)' >/dev/null
-	vhost_wait "$s" s.err "the guest runs here" 60 >/dev/null || { log "drill $n: no takeover: $(tail -c 200 "$(vhost_share "$s")/s.err" | oneline)"; wait $hp; return 1; }
-	took=$(sed -n 's/.*the guest runs here (\([0-9.]*\) ms after.*/\1/p' "$(vhost_share "$s")/s.err" | tail -1)
-	wait $hp
+	DRILL_HP=$!
+}
+
+# drill_judge N KEY: waits for the load, runs history-check; the longest
+# outage goes to drill,KEY, the verdict (DRILL_VERDICT) to pass/fail.
+drill_judge() {
+	local out
+	wait "$DRILL_HP"
 	out=$("$BUILD/tests/history-check" "$TMP/hist.txt" 2>&1)
-	local verdict=${out##*$'\n'}
-	rec=$(sed -n 's/^outage: \([0-9.]*\) s.*/\1/p' <<<"$out")
-	add "drill,recovery_s" "$rec"
-	add "drill,takeover_ms" "$took"
-	[[ $verdict == PASS:* ]] && add "drill,pass" 1 || add "drill,fail" "$n"
-	log "drill $n ($p killed): client-visible outage ${rec:-?} s, takeover ${took:-?} ms after declared lost; $verdict"
-	# The old host protects the guest again.
-	secondary_start "$p"
-	local t1
+	DRILL_VERDICT=${out##*$'\n'}
+	DRILL_OUTAGE=$(sed -n 's/^outage: \([0-9.]*\) s.*/\1/p' <<<"$out")
+	add "drill,$2" "$DRILL_OUTAGE"
+	[[ $DRILL_VERDICT == PASS:* ]] && add "drill,pass" 1 || add "drill,fail" "$1"
+}
+
+# drill_reprotect P S N: a new secondary on S, ctl protect on the
+# primary P; the time until P says protected goes to drill,reprotect_s.
+drill_reprotect() {
+	local p=$1 s=$2 n=$3 out t1
+	secondary_start "$s"
 	t1=$(now)
 	sleep 1
-	out=$(vhost_exec "$s" "kagami ctl /root/g.sock protect --peer tcp:$(vhost_ip "$p"):7200 --mode ft --key /root/kg.key --failover-timeout 1000" 2>&1)
+	out=$(vhost_exec "$p" "kagami ctl /root/g.sock protect --peer tcp:$(vhost_ip "$s"):7200 --mode ft --key /root/kg.key --failover-timeout 1000" 2>&1)
 	grep -q '"ok":[[:space:]]*true' <<<"$out" || { log "drill $n: ctl protect: $(oneline <<<"$out")"; return 1; }
-	wait_protected "$s" || { log "drill $n: not protected again: $(protection "$s")"; return 1; }
+	wait_protected "$p" || { log "drill $n: not protected again: $(protection "$p")"; return 1; }
 	add "drill,reprotect_s" "$(calc %.1f "$(now) - $t1")"
+}
+
+# One drill on the guest protected from P to S: kill -9 of P's kagami
+# 10 s into the load; S takes over; then S protects onto P again.
+drill_once() {
+	local p=$1 s=$2 n=$3 took
+	drill_load
+	sleep 10
+	vhost_exec "$p" 'kill -9 $(cat /root/g.pid)' >/dev/null
+	vhost_wait "$s" s.err "the guest runs here" 60 >/dev/null || { log "drill $n: no takeover: $(tail -c 200 "$(vhost_share "$s")/s.err" | oneline)"; wait "$DRILL_HP"; return 1; }
+	took=$(sed -n 's/.*the guest runs here (\([0-9.]*\) ms after.*/\1/p' "$(vhost_share "$s")/s.err" | tail -1)
+	add "drill,takeover_ms" "$took"
+	drill_judge "$n" recovery_s
+	log "drill $n ($p killed): client-visible outage ${DRILL_OUTAGE:-?} s, takeover ${took:-?} ms after declared lost; $DRILL_VERDICT"
+	drill_reprotect "$s" "$p" "$n" || return 1
 	# The guest now runs as the primary on s: its pid file is s.pid.
 	vhost_exec "$s" 'cp /root/s.pid /root/g.pid' >/dev/null
-	return 0
+}
+
+# One drill killing the secondary of the guest protected from P to S:
+# kill -9 of S's kagami 10 s into the load; the primary goes on
+# unprotected (the client should see no outage beyond the failover
+# timeout); then S protects it again.
+drill_secondary() {
+	local p=$1 s=$2 n=$3
+	drill_load
+	sleep 10
+	vhost_exec "$s" 'kill -9 $(cat /root/s.pid)' >/dev/null
+	drill_judge "$n" sec_outage_s
+	log "drill $n ($s's secondary killed): longest client outage ${DRILL_OUTAGE:-?} s; primary: $(protection "$p"); $DRILL_VERDICT"
+	drill_reprotect "$p" "$s" "$n"
 }
 
 part_drill() {
-	log "drills: FT, 10 ms epochs, the primary's kagami killed -9"
+	log "drills: FT, 10 ms epochs; the primary's kagami killed -9 (then, by BENCH_LX_KILLS, the secondary's)"
 	stop_all
 	guest_start a "--replicate ft --peer tcp:$(vhost_ip b):7200 --key /root/kg.key --no-lease --failover-timeout 1000"
 	wait_ready a || { log "drill: the guest did not boot"; return; }
 	secondary_start b
 	wait_protected a || { log "drill: not protected: $(protection a)"; return; }
 	local p=a s=b n
+	local kinds=($KILLS)
 	for ((n = 1; n <= DRILLS; n++)); do
-		drill_once "$p" "$s" "$n" || break
-		p=$(other "$p") s=$(other "$s")
+		if [[ ${kinds[(n - 1) % ${#kinds[@]}]} == secondary ]]; then
+			drill_secondary "$p" "$s" "$n" || break
+		else
+			drill_once "$p" "$s" "$n" || break
+			p=$(other "$p") s=$(other "$s")
+		fi
 	done
 	stop_all
 }
@@ -327,10 +371,10 @@ fi
 if part drill; then
 	rec=${V[drill,recovery_s]:-}
 	echo
-	echo "FT drills (kagami killed -9, 10 ms epochs, failover timeout 1000 ms): $(wc -w <<<"${V[drill,pass]:-}") passed of $DRILLS, failed: ${V[drill,fail]:-none}"
+	echo "FT drills ($KILLS killed -9 in turn, 10 ms epochs, failover timeout 1000 ms): $(wc -w <<<"${V[drill,pass]:-}") passed of $DRILLS, failed: ${V[drill,fail]:-none}"
 	echo "| what | p50 | p99 (max) | n |"
 	echo "| --- | --- | --- | --- |"
-	for k in recovery_s takeover_ms reprotect_s; do
+	for k in recovery_s takeover_ms sec_outage_s reprotect_s; do
 		vals=${V[drill,$k]:-}
 		[[ -n $vals ]] || continue
 		printf '| %s | %s | %s | %s |\n' "$k" "$(median $vals)" "$(printf '%s\n' $vals | sort -g | tail -1)" "$(wc -w <<<"$vals")"
